@@ -1,0 +1,49 @@
+"""Entry point of the `culturespa` command: dispatches to one module per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from culturespa import __version__
+from culturespa.errors import CulturespaError
+
+# Each module defines `register(subparsers)`, which adds its parser and sets `func`.
+SUBCOMMAND_MODULES: tuple[str, ...] = ("culturespa.cli.score",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="culturespa",
+        description="Cultural alignment of LLMs on the World Values Survey (CultureSPA).",
+    )
+    parser.add_argument("--version", action="version", version=f"culturespa {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        result = args.func(args)
+    except CulturespaError as exc:
+        print(f"culturespa {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"culturespa {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Survey data shipped with culturespa; installed as the package `culturespa.data`."""

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from culturespa.cli.main import main
+
+REFERENCE = Path(__file__).parent / "data" / "reference_generations"
+UNAWARE = REFERENCE / "wvs_result_culture_unaware_0.json"
+
+
+def test_score_prints_the_papers_numbers(capsys):
+    assert main(["score", str(UNAWARE), "--country", "USA,CHN,NGA", "--bootstrap", "100"]) == 0
+    out = capsys.readouterr().out
+    for expected in ("68.34", "62.19", "52.05"):
+        assert expected in out
+
+
+def test_score_all_writes_json_and_csv(tmp_path, capsys):
+    out_json, out_csv = tmp_path / "s.json", tmp_path / "s.csv"
+    files = [str(p) for p in sorted(REFERENCE.glob("*.json"))]
+    code = main(
+        [
+            "score",
+            *files,
+            "--country",
+            "all",
+            "--bootstrap",
+            "0",
+            "--json",
+            str(out_json),
+            "--csv",
+            str(out_csv),
+        ]
+    )
+    assert code == 0
+    rows = json.loads(out_json.read_text())
+    assert len(rows) == 4 * 19
+    usa = next(r for r in rows if r["country"] == "USA" and r["file"].endswith("aware_USA_0.json"))
+    assert round(100 * usa["alignment"], 2) == 71.12
+    assert out_csv.read_text().splitlines()[0].startswith("file,country,alignment")
+    assert "AVG over the paper's 18 countries" in capsys.readouterr().out
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('[{"Q_id": "Q1", "answer": "1"', "malformed JSON at line 1"),
+        ('{"Q1": "1"}', "expected a list of objects"),
+        ("[1, 2]", "entry 0: expected an object"),
+        ('[{"answer": "1"}]', "entry 0: missing field 'Q_id'"),
+        ('[{"Q_id": "Q1"}]', "entry 0 (Q1): missing field 'answer'"),
+        ('[{"Q_id": "Q999", "answer": "1"}]', "entry 0: WVS item 'Q999' does not exist"),
+        (
+            '[{"Q_id": "Q1", "answer": "1"}, {"Q_id": "Q1", "answer": "2"}]',
+            "entry 1: item Q1 appears twice",
+        ),
+    ],
+)
+def test_bad_files_give_one_line_errors_and_write_nothing(tmp_path, capsys, content, message):
+    path = _write(tmp_path, "bad.json", content)
+    out_json = tmp_path / "out.json"
+    assert main(["score", str(path), "--json", str(out_json)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(path) in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not out_json.exists()
+
+
+def test_missing_file_and_unknown_country(tmp_path, capsys):
+    assert main(["score", str(tmp_path / "nope.json")]) == 2
+    assert "nope.json: no such file" in capsys.readouterr().err
+    assert main(["score", str(UNAWARE), "--country", "XYZ"]) == 2
+    assert "unknown country code 'XYZ'" in capsys.readouterr().err
+
+
+def test_console_script_runs(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "culturespa.cli.main", "score", str(UNAWARE), "--bootstrap", "0"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "68.34" in result.stdout

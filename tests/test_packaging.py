@@ -1,0 +1,75 @@
+"""The package as users install it: a wheel carries the survey data, task YAMLs and templates."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+
+def _listed_packages() -> set[str]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return set(config["tool"]["setuptools"]["packages"])
+
+
+def test_every_python_package_is_listed_in_pyproject():
+    found = {"culturespa.data"}
+    for top in ("culturespa", "culturespa_tasks"):
+        for init in (ROOT / top).rglob("__init__.py"):
+            found.add(".".join(init.parent.relative_to(ROOT).parts))
+    assert found == _listed_packages()
+
+
+@pytest.fixture(scope="module")
+def wheel_install(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out / "dist"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    wheel = next((out / "dist").glob("culturespa-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(out / "site")
+    return out / "site"
+
+
+def test_wheel_contains_data_and_tasks(wheel_install):
+    assert (wheel_install / "culturespa/data/wvs/proportions_group_by_country.json").exists()
+    assert (wheel_install / "culturespa/templates/chatml.jinja").exists()
+    if (ROOT / "culturespa_tasks").exists():
+        yamls = list((ROOT / "culturespa_tasks").glob("*.yaml"))
+        installed = list((wheel_install / "culturespa_tasks").glob("*.yaml"))
+        assert len(installed) == len(yamls)
+
+
+def test_wheel_install_finds_the_survey(wheel_install, tmp_path):
+    code = (
+        "import culturespa.survey as s, culturespa; "
+        "assert 'site' in culturespa.__file__, culturespa.__file__; "
+        "print(len(s.scored_items()), s.survey_majority('USA', 'Q1'))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(wheel_install)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["259", "1"]

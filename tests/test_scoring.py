@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from culturespa.replies import parse_replies, read_reply_file
+from culturespa.scoring import (
+    alignment_from_arrays,
+    bootstrap_interval,
+    distribution_scores,
+    jensen_shannon_score,
+    majority_match,
+    parse_answer,
+    score_country,
+    wasserstein_score,
+)
+from culturespa.survey import items_with_data, survey_majority
+
+REFERENCE = Path(__file__).parent / "data" / "reference_generations"
+
+# The published figures (shared/data/README.md), x100 to 2 decimals.
+PAPER_SCORES = [
+    ("wvs_result_culture_unaware_0.json", "USA", 68.34),
+    ("wvs_result_culture_unaware_0.json", "CHN", 62.19),
+    ("wvs_result_culture_unaware_0.json", "NGA", 52.05),
+    ("wvs_result_culture_aware_USA_0.json", "USA", 71.12),
+    ("wvs_result_culture_aware_CHN_0.json", "CHN", 66.54),
+    ("wvs_result_culture_aware_self_alignment_USA_0.json", "USA", 66.99),
+]
+
+
+@pytest.mark.parametrize(("name", "country", "expected"), PAPER_SCORES)
+def test_reference_scores_reproduce_the_paper(name, country, expected):
+    answers = parse_replies(read_reply_file(REFERENCE / name))
+    score = score_country(answers, country, n_resamples=200)
+    assert round(100 * score.alignment, 2) == expected
+    assert score.ci_low < score.alignment < score.ci_high
+    assert 0.9 < score.coverage <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("3", 3),
+        ("Answer: 2.Rather important", 2),
+        ("0", 0),
+        ("10", 10),
+        ("11", None),
+        ("I cannot answer", None),
+        ("", None),
+        ("Option 4, because 1", 4),
+        (7, 7),
+        (None, None),
+    ],
+)
+def test_parse_answer(reply, expected):
+    assert parse_answer(reply) == expected
+
+
+def test_alignment_formula_by_hand():
+    # two items of 4 options (max distance 3 each), answers off by 1 and 2
+    expected = 1 - math.sqrt(1 + 4) / math.sqrt(9 + 9)
+    assert alignment_from_arrays([1, 4], [2, 2], [3, 3]) == pytest.approx(expected)
+    assert alignment_from_arrays([1, 2], [1, 2], [3, 3]) == 1.0
+    assert math.isnan(alignment_from_arrays([], [], []))
+
+
+def test_invalid_replies_lower_coverage_not_score():
+    qids = items_with_data("USA")
+    perfect = {qid: survey_majority("USA", qid) for qid in qids}
+    half = {qid: (answer if i % 2 else None) for i, (qid, answer) in enumerate(perfect.items())}
+    full, partial = score_country(perfect, "USA", 0), score_country(half, "USA", 0)
+    assert full.alignment == partial.alignment == 1.0
+    assert full.coverage == 1.0
+    assert partial.coverage == pytest.approx(0.5, abs=0.01)
+    refuses = score_country(dict.fromkeys(qids), "USA", 0)
+    assert refuses.coverage == 0.0 and math.isnan(refuses.alignment)
+
+
+def test_wasserstein_by_hand_and_scipy():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    assert wasserstein_score([1, 0, 0, 0], [0, 0, 0, 1]) == pytest.approx(0.0)
+    assert wasserstein_score([1, 0, 0], [0, 1, 0]) == pytest.approx(0.5)
+    assert wasserstein_score([0.2, 0.3, 0.5], [0.2, 0.3, 0.5]) == pytest.approx(1.0)
+    rng = np.random.default_rng(1)
+    for n in (2, 4, 10):
+        p, q = rng.random(n), rng.random(n)
+        positions = np.arange(n)
+        w1 = scipy_stats.wasserstein_distance(positions, positions, p, q)
+        assert wasserstein_score(p, q) == pytest.approx(1 - w1 / (n - 1))
+
+
+def test_jensen_shannon_by_hand_and_scipy():
+    distance = pytest.importorskip("scipy.spatial.distance")
+    assert jensen_shannon_score([1, 0], [0, 1]) == pytest.approx(0.0)
+    assert jensen_shannon_score([0.5, 0.5], [0.5, 0.5]) == pytest.approx(1.0)
+    # [1,0] vs [1/2,1/2]: m = [3/4,1/4]; JSD = (log2(4/3) + (log2(2/3) + log2(2)) / 2) / 2
+    jsd = (math.log2(4 / 3) + (0.5 * math.log2(2 / 3) + 0.5 * math.log2(2))) / 2
+    assert jensen_shannon_score([1, 0], [0.5, 0.5]) == pytest.approx(1 - math.sqrt(jsd))
+    rng = np.random.default_rng(2)
+    for n in (2, 5, 11):
+        p, q = rng.random(n), rng.random(n)
+        expected = 1 - distance.jensenshannon(p, q, base=2)
+        assert jensen_shannon_score(p, q) == pytest.approx(expected)
+
+
+def test_majority_match_and_item_scores():
+    assert majority_match([0.1, 0.7, 0.2], [0.2, 0.5, 0.3]) == 1.0
+    assert majority_match([0.7, 0.1, 0.2], [0.2, 0.5, 0.3]) == 0.0
+    scores = distribution_scores([1, 0, 0, 0], "USA", "Q1")
+    assert scores.majority_match == 1.0 and 0.9 < scores.alignment_w1 <= 1.0
+    chn_missing = next(q for q in ("Q82", "Q83", "Q84", "Q85") if survey_majority("CHN", q) is None)
+    assert distribution_scores([1, 0, 0, 0], "CHN", chn_missing) is None
+
+
+def test_bootstrap_interval_contains_mean():
+    values = list(np.random.default_rng(0).normal(size=200))
+    lo, hi = bootstrap_interval(values, np.mean, n_resamples=500)
+    assert lo < np.mean(values) < hi
+    assert hi - lo < 0.5
+    assert all(math.isnan(x) for x in bootstrap_interval([1.0], np.mean))
+
+
+def test_reference_files_are_release_format():
+    data = json.loads((REFERENCE / PAPER_SCORES[0][0]).read_text())
+    assert len(data) == 259 and {"Q_id", "answer"} <= set(data[0])
