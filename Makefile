@@ -5,7 +5,7 @@ PIP := $(PYTHON) -m pip
 # an unpinned torch would download a multi-GB CUDA build. GPU users: `make install-gpu`.
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: install-cpu install-gpu install-dev test lint
+.PHONY: install-cpu install-gpu install-dev test lint demo
 
 install-cpu:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install -q $(TORCH_CPU)
@@ -17,6 +17,12 @@ install-gpu:
 install-dev:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install -q $(TORCH_CPU)
 	$(PIP) install -q -e '.[dev]'
+
+# The main job: SmolLM2-135M-Instruct (from PyPI), culture-unaware and culture-aware prompting,
+# all 259 items, USA CHN NGA DEU BRA. Options: make demo DEMO_ARGS="--countries paper".
+DEMO_ARGS ?=
+demo: install-cpu
+	$(PYTHON) -m culturespa.cli.main demo $(DEMO_ARGS)
 
 test: install-dev
 	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q

@@ -11,7 +11,14 @@ from culturespa import __version__
 from culturespa.errors import CulturespaError
 
 # Each module defines `register(subparsers)`, which adds its parser and sets `func`.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("culturespa.cli.score",)
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "culturespa.cli.score",
+    "culturespa.cli.build_data",
+    "culturespa.cli.model",
+    "culturespa.cli.report",
+    "culturespa.cli.demo",
+    "culturespa.cli.tasks",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

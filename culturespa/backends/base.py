@@ -1,0 +1,121 @@
+"""The inference interface every backend implements: batched chat generation and option scoring."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from culturespa.errors import CulturespaError
+
+Conversation = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """Decoding settings of one batched generation call."""
+
+    max_new_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int = 0
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0.0
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A model behind one interface. Every method takes a whole batch; none is called per item."""
+
+    name: str
+
+    def generate(
+        self, conversations: Sequence[Conversation], settings: SamplingSettings
+    ) -> list[str]:
+        """One sampled reply per conversation (the assistant turn is opened by the chat template)."""
+        ...
+
+    def option_logprobs(
+        self, conversations: Sequence[Conversation], labels: Sequence[Sequence[str]]
+    ) -> list[list[float]]:
+        """log p(label, end of turn | conversation) for every label of every conversation."""
+        ...
+
+    def close(self) -> None:
+        """Free the model (GPU memory, worker processes, HTTP sessions)."""
+        ...
+
+
+class ChatTokens:
+    """Prompt and answer tokenisation shared by the local backends (transformers and vLLM).
+
+    An answer `label` is scored as the tokens the chat template writes for an assistant turn whose
+    content is `label`, up to and including the first token after the label (the end of turn), so
+    that '1' is not favoured over '10' by tokenizers that split digits.
+    """
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+        if not getattr(tokenizer, "chat_template", None):
+            raise CulturespaError(
+                "the model's tokenizer has no chat template; the pipeline needs an instruct model"
+            )
+        self._label_cache: dict[str, list[int]] = {}
+        self.end_of_turn: int | None = None
+        """The token that closes an assistant turn (set once a label has been encoded)."""
+        self._check_system_role()
+
+    def _check_system_role(self) -> None:
+        probe = [{"role": "system", "content": "SYSTEM-PROBE"}, {"role": "user", "content": "hi"}]
+        try:
+            text = self.render(probe)
+        except Exception as exc:  # templates raise TemplateError for an unsupported system role
+            raise CulturespaError(f"the chat template rejects a system message: {exc}") from exc
+        if "SYSTEM-PROBE" not in text:
+            raise CulturespaError(
+                "the chat template drops the system message, which would remove the culture persona"
+            )
+
+    def render(self, conversation: Conversation) -> str:
+        """The prompt text with the assistant turn opened."""
+        return self.tokenizer.apply_chat_template(
+            conversation, tokenize=False, add_generation_prompt=True
+        )
+
+    def encode_prompts(self, conversations: Sequence[Conversation]) -> list[list[int]]:
+        """Token ids of the rendered prompts, in one tokenizer call."""
+        texts = [self.render(c) for c in conversations]
+        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+    def label_tokens(self, label: str) -> list[int]:
+        """The answer tokens for a label: its own tokens plus the end-of-turn token (cached)."""
+        cached = self._label_cache.get(label)
+        if cached is not None:
+            return cached
+        probe = [{"role": "user", "content": "Q"}]
+        prompt = self.render(probe)
+        full = self.tokenizer.apply_chat_template(
+            [*probe, {"role": "assistant", "content": label}], tokenize=False
+        )
+        if not full.startswith(prompt):
+            raise CulturespaError(
+                "the chat template renders the assistant turn differently from its generation "
+                "prompt; option scoring cannot locate the answer tokens"
+            )
+        encode = self.tokenizer.encode
+        prompt_ids = encode(prompt, add_special_tokens=False)
+        with_label = encode(prompt + label, add_special_tokens=False)
+        full_ids = encode(full, add_special_tokens=False)
+        n = len(prompt_ids)
+        if with_label[:n] != prompt_ids or full_ids[: len(with_label)] != with_label:
+            raise CulturespaError(f"answer {label!r} merges with the chat template's tokens")
+        tokens = with_label[n:]
+        if len(full_ids) > len(with_label):
+            self.end_of_turn = full_ids[len(with_label)]
+            tokens = [*tokens, self.end_of_turn]
+        if not tokens:
+            raise CulturespaError(f"answer {label!r} encodes to no tokens")
+        self._label_cache[label] = tokens
+        return tokens

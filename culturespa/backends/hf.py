@@ -1,0 +1,204 @@
+"""Transformers backend: batched sampling and batched option scoring with a shared prompt cache."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Sequence
+
+from culturespa.backends.base import ChatTokens, Conversation, SamplingSettings
+from culturespa.errors import CulturespaError
+
+logger = logging.getLogger(__name__)
+
+
+def _pick_device(device: str) -> str:
+    import torch
+
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+class HFBackend:
+    """A causal LM from a local folder (or the `default` model), run with transformers.
+
+    Prompts are sorted by length inside each call and cut into micro-batches of `batch_size`,
+    so padding stays small; the result order is the input order.
+    """
+
+    name = "hf"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        batch_size: int = 16,
+        dtype: str = "auto",
+        device: str = "auto",
+        num_threads: int = 0,
+        trust_remote_code: bool = False,
+    ) -> None:
+        import torch
+
+        if num_threads > 0:
+            torch.set_num_threads(num_threads)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from culturespa.backends import resolve_model
+
+        path = resolve_model(model)
+        self.device = _pick_device(device)
+        torch_dtype = {
+            "auto": torch.float32 if self.device == "cpu" else torch.bfloat16,
+            "float32": torch.float32,
+            "bfloat16": torch.bfloat16,
+            "float16": torch.float16,
+        }.get(dtype)
+        if torch_dtype is None:
+            raise CulturespaError(
+                f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16"
+            )
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                path, trust_remote_code=trust_remote_code
+            )
+            self.model = AutoModelForCausalLM.from_pretrained(
+                path, dtype=torch_dtype, trust_remote_code=trust_remote_code
+            )
+        except OSError as exc:
+            raise CulturespaError(f"cannot load model {model!r} from {path}: {exc}") from exc
+        self.model.to(self.device).eval()
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.pad_id = self.tokenizer.pad_token_id
+        self.batch_size = batch_size
+        self.chat = ChatTokens(self.tokenizer)
+        params = inspect.signature(self.model.forward).parameters
+        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
+        self.model_path = str(path)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def _left_pad(self, rows: Sequence[Sequence[int]]):
+        import torch
+
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+            mask[i, width - len(row) :] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    # -- the interface ------------------------------------------------------------------------
+
+    def generate(
+        self, conversations: Sequence[Conversation], settings: SamplingSettings
+    ) -> list[str]:
+        """Sample one reply per conversation; the seed fixes the whole call's randomness."""
+        import torch
+
+        prompts = self.chat.encode_prompts(conversations)
+        replies: list[str] = [""] * len(prompts)
+        torch.manual_seed(settings.seed)
+        kwargs = {"max_new_tokens": settings.max_new_tokens, "pad_token_id": self.pad_id}
+        if settings.greedy:
+            kwargs.update(do_sample=False)
+        else:
+            kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p)
+        self.chat.label_tokens("0")  # sets chat.end_of_turn from the chat template
+        eos = {self.tokenizer.eos_token_id, self.chat.end_of_turn}
+        kwargs["eos_token_id"] = sorted(i for i in eos if i is not None)
+        with torch.inference_mode():
+            for batch in self._batches([len(p) for p in prompts]):
+                ids, mask = self._left_pad([prompts[i] for i in batch])
+                out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+                new = out[:, ids.shape[1] :]
+                texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+                for i, text in zip(batch, texts):
+                    replies[i] = text
+        return replies
+
+    def option_logprobs(
+        self, conversations: Sequence[Conversation], labels: Sequence[Sequence[str]]
+    ) -> list[list[float]]:
+        """One prompt pass per micro-batch (last position only), then one pass over all answers.
+
+        The prompt's key/value cache is reused for the answer tokens of every option, so a prompt
+        is run once however many options it has; only logits that are read are computed.
+        """
+        import torch
+
+        if len(labels) != len(conversations):
+            raise ValueError("one label list per conversation")
+        prompts = self.chat.encode_prompts(conversations)
+        answers = [[self.chat.label_tokens(lab) for lab in labs] for labs in labels]
+        scores: list[list[float]] = [[] for _ in prompts]
+        with torch.inference_mode():
+            for batch in self._batches([len(p) for p in prompts]):
+                ids, mask = self._left_pad([prompts[i] for i in batch])
+                positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+                out = self.model(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
+                first = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
+                cache = out.cache if hasattr(out, "cache") else out.past_key_values
+                rows = [(b, k) for b, i in enumerate(batch) for k in range(len(answers[i]))]
+                totals = {(b, k): float(first[b, answers[batch[b]][k][0]]) for b, k in rows}
+                longer = [(b, k) for b, k in rows if len(answers[batch[b]][k]) > 1]
+                if longer:
+                    self._score_rest(batch, answers, longer, cache, mask, totals)
+                for b, i in enumerate(batch):
+                    scores[i] = [totals[(b, k)] for k in range(len(answers[i]))]
+        return scores
+
+    def _score_rest(self, batch, answers, longer, cache, mask, totals) -> None:
+        """Add log p of answer tokens 2..m, continuing from the prompt cache.
+
+        One pass per option index over the whole micro-batch; the cache is cut back to the
+        prompts after each pass, so it is never copied once per option (16 prompts of 11
+        options would otherwise hold 176 copies of a prompt's cache at once).
+        """
+        import torch
+
+        start = mask.sum(dim=1, keepdim=True)
+        for k in sorted({k for _, k in longer}):
+            tails = {b: answers[batch[b]][kk] for b, kk in longer if kk == k}
+            width = max(len(t) for t in tails.values()) - 1
+            ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+            for b, tail in tails.items():
+                ids[b, : len(tail) - 1] = torch.tensor(tail[:-1], dtype=torch.long)
+            attention = torch.cat([mask, torch.ones_like(ids, device=mask.device)], dim=1)
+            positions = start + torch.arange(width, device=mask.device)[None, :]
+            out = self.model(
+                input_ids=ids.to(self.device),
+                attention_mask=attention,
+                position_ids=positions,
+                use_cache=True,
+                **{self._cache_kwarg: cache},
+            )
+            cache.crop(-width)
+            logp = torch.log_softmax(out.logits.float(), dim=-1)
+            for b, tail in tails.items():
+                for j in range(1, len(tail)):
+                    totals[(b, k)] += float(logp[b, j - 1, tail[j]])
+
+    def close(self) -> None:
+        del self.model
+        import gc
+
+        gc.collect()

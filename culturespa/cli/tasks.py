@@ -1,0 +1,157 @@
+"""`culturespa tasks-path`, `culturespa tasks` and `culturespa eval`: the lm-eval tasks from the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from culturespa.errors import CulturespaError
+from culturespa.evaluation import BACKENDS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    path = subparsers.add_parser(
+        "tasks-path",
+        help="print the installed lm-eval task folder (for lm_eval --include_path)",
+        description="Print the folder of the WVS lm-eval tasks, for `lm_eval --include_path`.",
+    )
+    path.set_defaults(func=run_tasks_path)
+
+    listing = subparsers.add_parser(
+        "tasks",
+        help="list the WVS lm-eval tasks and groups",
+        description="List the WVS task and group names, optionally filtered by globs.",
+    )
+    listing.add_argument("patterns", nargs="*", help="globs such as 'wvs_culture_aware_*'")
+    listing.set_defaults(func=run_tasks)
+
+    ev = subparsers.add_parser(
+        "eval",
+        help="evaluate a model on WVS tasks with lm-eval (globs allowed)",
+        description=(
+            "Run lm-eval's simple_evaluate on the WVS tasks: expands globs, applies the chat "
+            "template, runs requests shared by several tasks once, and adds bootstrap 95%% "
+            "intervals of each task's alignment. Example: culturespa eval --model "
+            "meta-llama/Meta-Llama-3-8B-Instruct --tasks 'wvs_culture_aware_*' --output-path runs/eval"
+        ),
+    )
+    ev.add_argument("--model", required=True, help="HF id, local dir, 'default', or API model name")
+    ev.add_argument("--tasks", required=True, help="task/group names or globs, comma-separated")
+    ev.add_argument("--backend", default="hf", choices=BACKENDS, help="lm-eval model type")
+    ev.add_argument("--model-args", default=None, help="extra lm-eval model_args, k=v,k2=v2")
+    ev.add_argument(
+        "--peft", default=None, help="LoRA adapter dir (hf: peft=, vllm: lora_local_path=)"
+    )
+    ev.add_argument(
+        "--no-chat-template",
+        dest="apply_chat_template",
+        action="store_false",
+        help="feed plain text (base models); by default the chat template is applied",
+    )
+    ev.add_argument("--batch-size", default="1", help="batch size or 'auto'")
+    ev.add_argument("--seed", type=int, default=42, help="seed of Python, numpy, torch (and vllm)")
+    ev.add_argument("--limit", type=float, default=None, help="items per task (testing only)")
+    ev.add_argument(
+        "--output-path", type=Path, default=None, help="folder for lm-eval's results JSON"
+    )
+    ev.add_argument("--log-samples", action="store_true", help="also write per-item sample logs")
+    ev.add_argument("--use-cache", default=None, help="sqlite path of lm-eval's request cache")
+    ev.add_argument("--device", default=None, help="cpu, cuda, cuda:0 (default: cuda if present)")
+    ev.add_argument(
+        "--no-dedup",
+        dest="deduplicate",
+        action="store_false",
+        help="send identical requests of different tasks to the model each time",
+    )
+    ev.set_defaults(func=run_eval)
+
+
+def run_tasks_path(args: argparse.Namespace) -> int:
+    from culturespa.evaluation import task_dir
+
+    print(task_dir())
+    return 0
+
+
+def run_tasks(args: argparse.Namespace) -> int:
+    from culturespa.evaluation import expand_tasks, task_manager
+
+    names = task_manager().all_tasks
+    selected = expand_tasks(args.patterns, names) if args.patterns else names
+    for name in selected:
+        print(name)
+    return 0
+
+
+def _batch_size(text: str) -> int | str:
+    if text.startswith("auto"):
+        return text
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise CulturespaError(f"--batch-size must be an integer or 'auto', not {text!r}") from exc
+
+
+def _limit(value: float | None) -> int | float | None:
+    if value is None:
+        return None
+    if value <= 0:
+        raise CulturespaError("--limit must be positive")
+    return int(value) if value >= 1 else value
+
+
+def _fmt(value: object) -> str:
+    if not isinstance(value, (int, float)) or math.isnan(value):
+        return "-"
+    return f"{100 * value:.2f}"
+
+
+def format_summary(results: dict) -> str:
+    """One line per task and group: alignment x100 with its bootstrap interval, then the others."""
+    intervals = results.get("culturespa", {}).get("alignment_ci95", {})
+    lines = [f"{'task':<40} {'alignment':>9} {'95% CI':>16}  other metrics (x100)"]
+    for name, metrics in results["results"].items():
+        ci = intervals.get(name)
+        ci_text = f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else ""
+        others = ", ".join(
+            f"{key.split(',')[0]} {_fmt(value)}"
+            for key, value in metrics.items()
+            if key.endswith(",none") and "stderr" not in key and not key.startswith("alignment,")
+        )
+        lines.append(f"{name:<40} {_fmt(metrics.get('alignment,none')):>9} {ci_text:>16}  {others}")
+    return "\n".join(lines)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from culturespa.evaluation import run_evaluation
+
+    results = run_evaluation(
+        model=args.model,
+        tasks=args.tasks,
+        backend=args.backend,
+        model_args=args.model_args,
+        peft=args.peft,
+        apply_chat_template=args.apply_chat_template,
+        batch_size=_batch_size(args.batch_size),
+        seed=args.seed,
+        limit=_limit(args.limit),
+        output_path=args.output_path,
+        log_samples=args.log_samples,
+        use_cache=args.use_cache,
+        device=args.device,
+        deduplicate=args.deduplicate,
+    )
+    if not results:
+        return 0
+    print(format_summary(results))
+    requests = results["culturespa"]["requests"]
+    if requests["received"]:
+        print("model requests (received -> sent):", json.dumps(requests))
+    if args.output_path:
+        print(f"results written under {args.output_path}")
+    return 0
+
+
+__all__ = ["format_summary", "register", "run_eval", "run_tasks", "run_tasks_path"]

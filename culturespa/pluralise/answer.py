@@ -1,0 +1,242 @@
+"""Stage 3: answer every kept question culture-unaware once and, per country, culture-aware and
+with cross-culture thinking (CCT), with the paper's system prompts and plain user message.
+
+Two methods behind one call, `answer_questions(backend, questions, countries, method)`:
+
+- `loglik` (default): one scoring pass per batch gives log p of every option number (plus the end
+  of turn); the answer is the argmax and the softmax over options is kept as a distribution.
+- `sample`: the paper's way: sample a reply (temperature 0.6, top_p 0.9) and take the first
+  integer; a reply without a valid option number gives no answer.
+
+Work is cut into fixed chunks of prompts (`chunk_size`) in a deterministic order; a chunk is one
+backend call and one unit of the append-only log, and chunk c belongs to shard c mod n.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from culturespa.backends.base import Backend, SamplingSettings
+from culturespa.errors import CulturespaError
+from culturespa.pluralise.questions import Question
+from culturespa.pluralise.store import UnitLog, open_logs, shard_suffix, write_jsonl_atomic
+from culturespa.prompts import system_prompt
+from culturespa.scoring import parse_answer
+
+logger = logging.getLogger(__name__)
+
+METHODS: tuple[str, ...] = ("loglik", "sample")
+KINDS: dict[str, str] = {"unaware": "unaware", "aware": "aware", "cct": "cross_culture"}
+"""Answer kinds and the system prompt kind of `culturespa.prompts.system_prompt` each uses."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One prompt: a question asked with one system prompt (for one country or none)."""
+
+    question: Question
+    kind: str
+    country: str | None
+
+    @property
+    def id(self) -> str:
+        return f"{self.question.question_id}|{self.kind}|{self.country or '-'}"
+
+    def conversation(self) -> list[dict[str, str]]:
+        return [
+            {"role": "system", "content": system_prompt(KINDS[self.kind], self.country)},
+            {"role": "user", "content": self.question.user_message()},
+        ]
+
+
+def plan_jobs(
+    questions: Sequence[Question], countries: Sequence[str], cct: bool = True
+) -> list[Job]:
+    """Every prompt of the stage in a fixed order: per question, unaware, aware x countries, CCT."""
+    jobs = []
+    for q in questions:
+        jobs.append(Job(q, "unaware", None))
+        jobs.extend(Job(q, "aware", c) for c in countries)
+        if cct:
+            jobs.extend(Job(q, "cct", c) for c in countries)
+    return jobs
+
+
+def _softmax(scores: Sequence[float]) -> list[float]:
+    top = max(scores)
+    weights = [math.exp(s - top) for s in scores]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def answer_chunk(
+    backend: Backend,
+    jobs: Sequence[Job],
+    method: str,
+    settings: SamplingSettings | None = None,
+) -> list[dict]:
+    """Answer a batch of prompts with one backend call; one record per prompt."""
+    conversations = [job.conversation() for job in jobs]
+    records = []
+    if method == "loglik":
+        labels = [[str(n) for n in job.question.option_numbers] for job in jobs]
+        scores = backend.option_logprobs(conversations, labels)
+        for job, row in zip(jobs, scores):
+            probs = _softmax(row)
+            best = max(range(len(probs)), key=lambda i: (probs[i], -i))
+            records.append(
+                {
+                    "id": job.id,
+                    "question_id": job.question.question_id,
+                    "kind": job.kind,
+                    "country": job.country,
+                    "answer": job.question.option_numbers[best],
+                    "probs": [round(p, 6) for p in probs],
+                }
+            )
+    elif method == "sample":
+        if settings is None:
+            raise ValueError("sampling needs settings")
+        replies = backend.generate(conversations, settings)
+        for job, reply in zip(jobs, replies):
+            number = parse_answer(reply)
+            if number not in job.question.option_numbers:
+                number = None
+            records.append(
+                {
+                    "id": job.id,
+                    "question_id": job.question.question_id,
+                    "kind": job.kind,
+                    "country": job.country,
+                    "answer": number,
+                    "reply": reply[:200],
+                }
+            )
+    else:
+        raise CulturespaError(f"unknown answer method {method!r}; use one of {', '.join(METHODS)}")
+    return records
+
+
+def answer_questions(
+    backend: Backend,
+    questions: Sequence[Question],
+    countries: Sequence[str],
+    method: str = "loglik",
+    *,
+    cct: bool = True,
+    chunk_size: int = 256,
+    seed: int = 42,
+    temperature: float = 0.6,
+    top_p: float = 0.9,
+    max_new_tokens: int = 32,
+    log_path: str | Path | None = None,
+    shard: tuple[int, int] | None = None,
+    progress: bool = False,
+) -> list[dict]:
+    """Answer questions for countries; the Python API of the stage.
+
+    With `log_path`, finished chunks are appended there and skipped when the call is repeated
+    (resume). Returns the records of the chunks this call (or shard) owns, in job order.
+    """
+    from tqdm.auto import tqdm
+
+    if method not in METHODS:
+        raise CulturespaError(f"unknown answer method {method!r}; use one of {', '.join(METHODS)}")
+    jobs = plan_jobs(questions, countries, cct)
+    chunks = [jobs[i : i + chunk_size] for i in range(0, len(jobs), chunk_size)]
+    mine = [c for c in range(len(chunks)) if shard is None or c % shard[1] == shard[0]]
+    log = UnitLog(log_path) if log_path is not None else None
+    sources = [log] if log else []
+    if log and (shard is None or shard[1] == 1):
+        # an unsharded run also counts the chunks that shards have finished
+        stem = log.path.name.split(".")[0]
+        sources += [UnitLog(p) for p in sorted(log.path.parent.glob(f"{stem}.shard-*.log.jsonl"))]
+    results: dict[int, list[dict]] = {}
+    for source in sources:
+        grouped: dict[int, list[dict]] = {}
+        for record in source.records.values():
+            grouped.setdefault(record["unit"], []).append(record)
+        for unit, records in grouped.items():
+            results.setdefault(unit, records)
+    done = set(results)
+    total = sum(len(chunks[c]) for c in mine)
+    initial = sum(len(chunks[c]) for c in mine if c in done)
+    bar = tqdm(
+        total=total, initial=initial, unit="prompt", desc=f"answer ({method})", disable=not progress
+    )
+    for c in mine:
+        if c in done:
+            continue
+        settings = None
+        if method == "sample":
+            settings = SamplingSettings(max_new_tokens, temperature, top_p, seed * 1_000_003 + c)
+        records = answer_chunk(backend, chunks[c], method, settings)
+        if log:
+            log.append_unit(c, records)
+        results[c] = records
+        bar.update(len(records))
+    bar.close()
+    out = []
+    for c in mine:
+        out.extend(_strip(r) for r in results[c])
+    return out
+
+
+def _strip(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in ("unit", "unit_size")}
+
+
+def run_answer_stage(
+    backend: Backend,
+    questions: Sequence[Question],
+    countries: Sequence[str],
+    out_dir: Path,
+    method: str,
+    *,
+    shard: tuple[int, int] | None = None,
+    **options,
+) -> dict:
+    """Answer with a resumable log under `out_dir`; merge all shards into `answers.jsonl`."""
+    log_path = out_dir / f"answers{shard_suffix(shard)}.log.jsonl"
+    records = answer_questions(
+        backend,
+        questions,
+        countries,
+        method,
+        log_path=log_path,
+        shard=shard,
+        progress=True,
+        **options,
+    )
+    summary = {
+        "prompts": len(records),
+        "method": method,
+        "invalid": sum(r["answer"] is None for r in records),
+    }
+    if shard is None or shard[1] == 1:
+        summary["written"] = finalise_answers(
+            questions, countries, out_dir, options.get("cct", True)
+        )
+    return summary
+
+
+def finalise_answers(
+    questions: Sequence[Question], countries: Sequence[str], out_dir: Path, cct: bool = True
+) -> int:
+    """Merge the logs of all shards into `answers.jsonl` in job order; all prompts must be done."""
+    merged: dict[str, dict] = {}
+    for log in open_logs(out_dir, "answers"):
+        for key, record in log.records.items():
+            merged.setdefault(key, record)
+    jobs = plan_jobs(questions, countries, cct)
+    missing = [j.id for j in jobs if j.id not in merged]
+    if missing:
+        raise CulturespaError(
+            f"{len(missing)} of {len(jobs)} prompts have no answer yet (e.g. {missing[0]}); "
+            "run the answer stage (every shard) to finish them"
+        )
+    return write_jsonl_atomic(out_dir / "answers.jsonl", (_strip(merged[j.id]) for j in jobs))

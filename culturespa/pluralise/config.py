@@ -1,0 +1,300 @@
+"""The YAML config of `culturespa build-data`: one file for the whole flow.
+
+Every section is a dataclass whose fields carry their help text; unknown keys and missing
+required values are errors that name the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from culturespa.errors import CulturespaError
+
+
+@dataclass
+class ModelSection:
+    """Which model answers, and how it is run."""
+
+    name: str = field(
+        metadata={
+            "help": "model folder, hub id (vllm/openai), or 'default' (SmolLM2-135M-Instruct)"
+        },
+        default="",
+    )
+    backend: str = field(metadata={"help": "inference backend: hf, vllm or openai"}, default="hf")
+    batch_size: int = field(metadata={"help": "hf: prompts per forward pass"}, default=16)
+    dtype: str = field(
+        metadata={"help": "hf/vllm: auto, float32, bfloat16 or float16"}, default="auto"
+    )
+    device: str = field(metadata={"help": "hf: auto, cpu, cuda, cuda:1, mps"}, default="auto")
+    num_threads: int = field(
+        metadata={
+            "help": "hf: CPU threads for torch (0: torch's default; 1 helps on busy machines)"
+        },
+        default=0,
+    )
+    tensor_parallel_size: int = field(
+        metadata={"help": "vllm: GPUs one model is split over"}, default=1
+    )
+    gpu_memory_utilization: float = field(
+        metadata={"help": "vllm: share of GPU memory to use"}, default=0.9
+    )
+    max_model_len: int = field(metadata={"help": "vllm: context length to reserve"}, default=4096)
+    api_base: str = field(
+        metadata={"help": "openai: base URL of the server"}, default="http://127.0.0.1:8000/v1"
+    )
+    api_key_env: str = field(
+        metadata={"help": "openai: environment variable holding the API key"},
+        default="OPENAI_API_KEY",
+    )
+    concurrency: int = field(metadata={"help": "openai: requests in flight"}, default=16)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise CulturespaError("config: model.name is missing (a model folder or 'default')")
+        if self.backend not in ("hf", "vllm", "openai"):
+            raise CulturespaError(
+                f"config: model.backend {self.backend!r} is not hf, vllm or openai"
+            )
+        if self.batch_size < 1 or self.tensor_parallel_size < 1:
+            raise CulturespaError("config: batch and parallel sizes must be at least 1")
+
+    def backend_options(self) -> dict:
+        if self.backend == "hf":
+            return {
+                "batch_size": self.batch_size,
+                "dtype": self.dtype,
+                "device": self.device,
+                "num_threads": self.num_threads,
+            }
+        if self.backend == "vllm":
+            return {
+                "tensor_parallel_size": self.tensor_parallel_size,
+                "dtype": self.dtype,
+                "gpu_memory_utilization": self.gpu_memory_utilization,
+                "max_model_len": self.max_model_len,
+            }
+        return {
+            "api_base": self.api_base,
+            "api_key_env": self.api_key_env,
+            "concurrency": self.concurrency,
+        }
+
+
+@dataclass
+class GenerateSection:
+    """Stage 1: self-instruct question generation (skipped when `questions_file` is set)."""
+
+    questions_per_topic: int = field(
+        metadata={"help": "new questions per WVS topic (the paper: 1000)"}, default=1000
+    )
+    requests_per_round: int = field(
+        metadata={"help": "requests per topic in one batched round"}, default=16
+    )
+    n_examples: int = field(metadata={"help": "example questions shown per request"}, default=5)
+    max_wvs_examples: int = field(
+        metadata={"help": "at most this many of them are real WVS items"}, default=3
+    )
+    temperature: float = field(metadata={"help": "sampling temperature"}, default=0.9)
+    top_p: float = field(metadata={"help": "nucleus sampling top_p"}, default=0.95)
+    max_new_tokens: int = field(metadata={"help": "reply length limit"}, default=256)
+    max_attempts_per_question: int = field(
+        metadata={"help": "stop a topic after N x this many requests"}, default=5
+    )
+
+    def __post_init__(self) -> None:
+        if self.questions_per_topic < 1 or self.requests_per_round < 1:
+            raise CulturespaError(
+                "config: generate.questions_per_topic and requests_per_round must be >= 1"
+            )
+        if not 1 <= self.max_wvs_examples <= self.n_examples:
+            raise CulturespaError("config: generate.max_wvs_examples must lie in 1..n_examples")
+        if self.max_attempts_per_question < 1:
+            raise CulturespaError("config: generate.max_attempts_per_question must be >= 1")
+
+
+@dataclass
+class FilterSection:
+    """Stage 2: filtering."""
+
+    min_options: int = field(metadata={"help": "fewest options kept"}, default=2)
+    max_options: int = field(metadata={"help": "most options kept"}, default=11)
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.min_options <= self.max_options <= 11:
+            raise CulturespaError("config: filter needs 2 <= min_options <= max_options <= 11")
+
+
+@dataclass
+class AnswerSection:
+    """Stage 3: answering."""
+
+    method: str = field(
+        metadata={"help": "loglik (option log-likelihood, default) or sample (the paper's)"},
+        default="loglik",
+    )
+    cct: bool = field(
+        metadata={"help": "also answer with cross-culture thinking (for the CCT variant)"},
+        default=True,
+    )
+    chunk_size: int = field(
+        metadata={"help": "prompts per backend call and per resumable unit"}, default=256
+    )
+    temperature: float = field(
+        metadata={"help": "sample: temperature (the paper: 0.6)"}, default=0.6
+    )
+    top_p: float = field(metadata={"help": "sample: top_p (the paper: 0.9)"}, default=0.9)
+    max_new_tokens: int = field(
+        metadata={"help": "sample: reply length limit (the paper: 256)"}, default=32
+    )
+
+    def __post_init__(self) -> None:
+        if self.method not in ("loglik", "sample"):
+            raise CulturespaError(f"config: answer.method {self.method!r} is not loglik or sample")
+        if self.chunk_size < 1:
+            raise CulturespaError("config: answer.chunk_size must be >= 1")
+
+
+@dataclass
+class BuildSection:
+    """Stage 5: training sets."""
+
+    variants: list[str] = field(
+        metadata={"help": "culture_joint, cct_joint, culture_specific"},
+        default_factory=lambda: ["culture_joint", "cct_joint", "culture_specific"],
+    )
+
+    def __post_init__(self) -> None:
+        from culturespa.pluralise.build import VARIANTS
+
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown:
+            raise CulturespaError(
+                f"config: unknown build variant(s) {unknown}; known: {list(VARIANTS)}"
+            )
+
+
+_SECTIONS = {
+    "model": ModelSection,
+    "generate": GenerateSection,
+    "filter": FilterSection,
+    "answer": AnswerSection,
+    "build": BuildSection,
+}
+
+
+@dataclass
+class DataConfig:
+    """The whole flow: model, output folder, countries, and one section per stage."""
+
+    model: ModelSection = field(metadata={"help": "the model and its backend"}, default=None)
+    output_dir: str = field(metadata={"help": "run folder for every stage's output"}, default="")
+    countries: Any = field(
+        metadata={"help": "ISO-3 codes, 'paper' (18) or 'all' (19)"}, default="paper"
+    )
+    topics: Any = field(metadata={"help": "WVS topic names, or 'all'"}, default="all")
+    seed: int = field(metadata={"help": "seed of example choice and sampling"}, default=42)
+    questions_file: str | None = field(
+        metadata={
+            "help": "a questions JSONL (topic, question, options) to use instead of generating"
+        },
+        default=None,
+    )
+    questions_limit_per_topic: int | None = field(
+        metadata={
+            "help": "use only the first N questions per topic of questions_file (small runs)"
+        },
+        default=None,
+    )
+    generate: GenerateSection = field(metadata={"help": "stage 1"}, default_factory=GenerateSection)
+    filter: FilterSection = field(metadata={"help": "stage 2"}, default_factory=FilterSection)
+    answer: AnswerSection = field(metadata={"help": "stage 3"}, default_factory=AnswerSection)
+    build: BuildSection = field(metadata={"help": "stage 5"}, default_factory=BuildSection)
+
+    def __post_init__(self) -> None:
+        from culturespa.countries import parse_countries
+        from culturespa.survey import TOPIC_NAMES
+
+        if self.model is None:
+            raise CulturespaError("config: the model section is missing (model: {name: ...})")
+        if not self.output_dir:
+            raise CulturespaError("config: output_dir is missing")
+        self.countries = list(parse_countries(self.countries))
+        if self.answer.cct and "MEX" in self.countries:
+            raise CulturespaError(
+                "config: MEX has no country-similarity row, so cross-culture thinking cannot be "
+                "prompted for it; drop MEX or set answer.cct: false"
+            )
+        if self.topics == "all":
+            self.topics = list(TOPIC_NAMES)
+        unknown = [t for t in self.topics if t not in TOPIC_NAMES]
+        if unknown:
+            raise CulturespaError(f"config: unknown topic(s) {unknown}")
+        if "cct_joint" in self.build.variants and not self.answer.cct:
+            raise CulturespaError("config: build variant cct_joint needs answer.cct: true")
+
+    @property
+    def out(self) -> Path:
+        return Path(self.output_dir)
+
+
+def _section(cls, values: Any, where: str):
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise CulturespaError(f"config: {where} must be a mapping")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise CulturespaError(
+            f"config: unknown key(s) {', '.join(f'{where}.{k}' for k in unknown)}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    return values
+
+
+def config_from_dict(data: dict, overrides: dict | None = None) -> DataConfig:
+    """Build a DataConfig from a mapping (unknown keys raise); `overrides` win over the file."""
+    data = dict(_section(DataConfig, data, "top level"))
+    overrides = dict(overrides or {})
+    model_name = overrides.pop("model_name", None)
+    for key, value in overrides.items():
+        if value is not None:
+            data[key] = value
+    if model_name:
+        model = data.get("model")
+        data["model"] = {**model, "name": model_name} if isinstance(model, dict) else model_name
+    if "model" not in data or data["model"] in (None, ""):
+        raise CulturespaError("config: model is missing (model: {name: <folder or 'default'>})")
+    if isinstance(data["model"], str):
+        data["model"] = {"name": data["model"]}
+    kwargs = {}
+    for key, value in data.items():
+        cls = _SECTIONS.get(key)
+        if cls is not None:
+            kwargs[key] = cls(**_section(cls, value, key))
+        else:
+            kwargs[key] = value
+    return DataConfig(**kwargs)
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> DataConfig:
+    """Read a YAML config file."""
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise CulturespaError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise CulturespaError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise CulturespaError(f"{path}: the config must be a mapping")
+    try:
+        return config_from_dict(data, overrides)
+    except CulturespaError as exc:
+        raise CulturespaError(f"{path}: {exc}") from exc

@@ -1,0 +1,219 @@
+"""Stage 1: self-instruct generation of new survey questions, N per WVS topic.
+
+Each request shows 5 example questions of the topic (up to 3 real WVS items, the rest drawn from
+questions already generated for it, WVS items again while there are too few) and asks for one new
+question with options as JSON. Work goes in rounds: a round sends, for every unfinished topic,
+up to `requests_per_round` requests in one batched call and appends all replies as one unit of
+the log. Replies that are not usable JSON are logged as invalid and retried in later rounds; a
+topic stops after `questions_per_topic * max_attempts_per_question` requests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+from pathlib import Path
+
+from culturespa.backends.base import Backend, SamplingSettings
+from culturespa.errors import CulturespaError
+from culturespa.pluralise.questions import topic_index
+from culturespa.pluralise.store import UnitLog, open_logs, shard_suffix, write_jsonl_atomic
+from culturespa.survey import scored_items
+
+logger = logging.getLogger(__name__)
+
+GENERATION_PROMPT = (
+    "You are helping to write a survey in the style of the World Values Survey.\n"
+    "Topic: {topic}\n"
+    "Here are example questions on this topic, each with its answer options, one JSON object "
+    "per line:\n{examples}\n"
+    "Write one new question on the same topic that differs from every example and asks about "
+    "values, attitudes or behaviour that vary across cultures. Give between 2 and 11 answer "
+    "options. Reply with a single JSON object and nothing else, in the form "
+    '{{"question": "...", "options": ["...", "..."]}}.'
+)
+"""Our wording of the self-instruct request (the paper's own prompt is not reused)."""
+
+_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+
+
+def parse_generated(reply: str) -> dict | None:
+    """{"question", "options"} from a reply, or None if it holds no usable JSON question."""
+    match = _JSON_OBJECT.search(reply or "")
+    if match is None:
+        return None
+    try:
+        obj = json.loads(match.group())
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    question, options = obj.get("question"), obj.get("options")
+    if not isinstance(question, str) or not question.strip():
+        return None
+    if not isinstance(options, list) or len(options) < 2:
+        return None
+    if any(isinstance(o, bool) or not isinstance(o, (str, int, float)) for o in options):
+        return None
+    options = [str(o).strip() for o in options]
+    if any(not o for o in options):
+        return None
+    return {"question": question.strip(), "options": options}
+
+
+def wvs_examples_by_topic() -> dict[str, list[dict]]:
+    """The scored WVS items of each topic as {"question", "options"} examples."""
+    pools: dict[str, list[dict]] = {}
+    for item in scored_items().values():
+        if item.options:
+            pools.setdefault(item.topic, []).append(
+                {"question": item.question, "options": list(item.options)}
+            )
+    return pools
+
+
+def build_request(
+    topic: str,
+    wvs_pool: list[dict],
+    generated: list[dict],
+    rng: random.Random,
+    n_examples: int = 5,
+    max_wvs: int = 3,
+) -> list[dict[str, str]]:
+    """The chat for one request: up to `max_wvs` WVS items, then generated ones, 5 in all."""
+    n_gen = min(len(generated), n_examples - min(max_wvs, len(wvs_pool)))
+    chosen = rng.sample(generated, n_gen) if n_gen > 0 else []
+    n_wvs = min(len(wvs_pool), n_examples - len(chosen))
+    examples = rng.sample(wvs_pool, n_wvs) + chosen
+    rng.shuffle(examples)
+    lines = "\n".join(
+        json.dumps({"question": e["question"], "options": e["options"]}, ensure_ascii=False)
+        for e in examples
+    )
+    return [{"role": "user", "content": GENERATION_PROMPT.format(topic=topic, examples=lines)}]
+
+
+def generation_state(records: list[dict]) -> tuple[dict[str, list[dict]], dict[str, int], int]:
+    """Valid questions per topic (in log order), requests per topic, and the next round."""
+    ordered = sorted(records, key=lambda r: (r["round"], topic_index(r["topic"]), r["slot"]))
+    valid: dict[str, list[dict]] = {}
+    tries: dict[str, int] = {}
+    next_round = 0
+    for r in ordered:
+        tries[r["topic"]] = tries.get(r["topic"], 0) + 1
+        if r["valid"]:
+            valid.setdefault(r["topic"], []).append(r)
+        next_round = max(next_round, r["round"] + 1)
+    return valid, tries, next_round
+
+
+def generate_questions(
+    backend: Backend,
+    out_dir: Path,
+    topics: list[str],
+    questions_per_topic: int,
+    *,
+    seed: int = 42,
+    requests_per_round: int = 16,
+    n_examples: int = 5,
+    max_wvs_examples: int = 3,
+    temperature: float = 0.9,
+    top_p: float = 0.95,
+    max_new_tokens: int = 256,
+    max_attempts_per_question: int = 5,
+    shard: tuple[int, int] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Run (or resume) generation; write `generated.jsonl` unless this is one shard of several."""
+    from tqdm.auto import tqdm
+
+    if shard is not None:
+        topics = [t for t in topics if topic_index(t) % shard[1] == shard[0]]
+    log = UnitLog(out_dir / f"generation{shard_suffix(shard)}.log.jsonl")
+    pools = wvs_examples_by_topic()
+    cap = questions_per_topic * max_attempts_per_question
+    records = list(log.records.values())
+    if shard is None or shard[1] == 1:  # an unsharded run continues from every shard's log
+        records = [r for other in open_logs(out_dir, "generation") for r in other.records.values()]
+    valid, tries, round_no = generation_state(records)
+    target = questions_per_topic * len(topics)
+    have = sum(min(len(valid.get(t, [])), questions_per_topic) for t in topics)
+    bar = tqdm(total=target, initial=have, unit="q", desc="generate", disable=not progress)
+    while True:
+        todo = [
+            t
+            for t in topics
+            if len(valid.get(t, [])) < questions_per_topic and tries.get(t, 0) < cap
+        ]
+        if not todo:
+            break
+        requests, slots = [], []
+        for t in todo:
+            rng = random.Random(f"{seed}:{t}:{round_no}")
+            need = questions_per_topic - len(valid.get(t, []))
+            n = min(requests_per_round, need, cap - tries.get(t, 0))
+            for s in range(n):
+                requests.append(
+                    build_request(
+                        t, pools.get(t, []), valid.get(t, []), rng, n_examples, max_wvs_examples
+                    )
+                )
+                slots.append((t, s))
+        settings = SamplingSettings(max_new_tokens, temperature, top_p, seed * 1_000_003 + round_no)
+        replies = backend.generate(requests, settings)
+        unit = []
+        for (t, s), reply in zip(slots, replies):
+            parsed = parse_generated(reply)
+            record = {
+                "id": f"{topic_index(t):02d}:{round_no:06d}:{s:03d}",
+                "topic": t,
+                "round": round_no,
+                "slot": s,
+                "valid": parsed is not None,
+            }
+            if parsed:
+                record.update(parsed)
+            else:
+                record["reply"] = reply[:500]
+            unit.append(record)
+        log.append_unit(round_no, unit)
+        for record in unit:
+            tries[record["topic"]] = tries.get(record["topic"], 0) + 1
+            if record["valid"]:
+                valid.setdefault(record["topic"], []).append(record)
+                if len(valid[record["topic"]]) <= questions_per_topic:
+                    bar.update(1)
+        round_no += 1
+    bar.close()
+    summary = {
+        "requests": sum(tries.get(t, 0) for t in topics),
+        "valid": sum(len(valid.get(t, [])) for t in topics),
+        "per_topic": {t: min(len(valid.get(t, [])), questions_per_topic) for t in topics},
+    }
+    short = [t for t in topics if len(valid.get(t, [])) < questions_per_topic]
+    if shard is None or shard[1] == 1:
+        summary["written"] = finalise_generation(out_dir, topics, questions_per_topic)
+    if short:
+        example = next((r.get("reply", "") for r in log.records.values() if not r["valid"]), "")[
+            :120
+        ]
+        raise CulturespaError(
+            f"the model gave too few usable JSON questions after {max_attempts_per_question} "
+            f"tries per question for {len(short)} topic(s) (e.g. {short[0]!r}: "
+            f"{len(valid.get(short[0], []))} of {questions_per_topic}); the valid ones are kept in "
+            f"{log.path}; a typical invalid reply: {example!r}"
+        )
+    return summary
+
+
+def finalise_generation(out_dir: Path, topics: list[str], questions_per_topic: int) -> int:
+    """Merge every generation log into `generated.jsonl` (release format), first N per topic."""
+    records = [r for log in open_logs(out_dir, "generation") for r in log.records.values()]
+    valid, _, _ = generation_state(records)
+    rows = []
+    for t in topics:
+        for r in valid.get(t, [])[:questions_per_topic]:
+            rows.append({"topic": t, "question": r["question"], "options": r["options"]})
+    return write_jsonl_atomic(out_dir / "generated.jsonl", rows)

@@ -1,0 +1,275 @@
+"""The whole flow and its stages, each resumable: generate, filter, answer, collect, build.
+
+Run folder layout (`output_dir`):
+
+    manifest.json                    settings that fix the results; a rerun must match them
+    questions/generation*.log.jsonl  stage 1 log (one unit per round)   -> generated.jsonl
+    questions/filtered.jsonl         stage 2 output, filter_report.{json,md}
+    answers/answers*.log.jsonl       stage 3 log (one unit per chunk)   -> answers.jsonl
+    collected/collected.jsonl        stage 4 output, report.{json,md}
+    sft/                             stage 5 training sets and dataset card
+    timings.json                     wall time per stage (not part of the results)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+
+from culturespa.backends import Backend, build_backend
+from culturespa.errors import CulturespaError
+from culturespa.pluralise.config import DataConfig
+from culturespa.pluralise.store import (
+    read_jsonl,
+    write_json_atomic,
+    write_jsonl_atomic,
+    write_text_atomic,
+)
+
+logger = logging.getLogger(__name__)
+
+STAGES: tuple[str, ...] = ("generate", "filter", "answer", "collect", "build")
+
+
+class Run:
+    """One pipeline run: the config, a lazily built backend, and stage bookkeeping."""
+
+    def __init__(
+        self,
+        config: DataConfig,
+        backend: Backend | None = None,
+        shard: tuple[int, int] | None = None,
+    ) -> None:
+        self.config = config
+        self._backend = backend
+        self.shard = shard
+        self.out = config.out
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._check_manifest()
+
+    # -- bookkeeping --------------------------------------------------------------------------
+
+    def _manifest(self) -> dict:
+        c = self.config
+        return {
+            "model": c.model.name,
+            "backend": c.model.backend,
+            "seed": c.seed,
+            "countries": c.countries,
+            "topics": c.topics,
+            "questions_file": c.questions_file,
+            "questions_limit_per_topic": c.questions_limit_per_topic,
+            "generate": vars(c.generate),
+            "filter": vars(c.filter),
+            "answer": vars(c.answer),
+        }
+
+    def _check_manifest(self) -> None:
+        path = self.out / "manifest.json"
+        current = json.loads(json.dumps(self._manifest()))
+        if path.exists():
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+            if changed:
+                raise CulturespaError(
+                    f"{self.out} holds a run made with other settings ({', '.join(changed)}); "
+                    "use another output_dir or delete that folder"
+                )
+        else:
+            write_json_atomic(path, current)
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            m = self.config.model
+            logger.info("loading %s with backend %s", m.name, m.backend)
+            self._backend = build_backend(m.backend, m.name, **m.backend_options())
+        return self._backend
+
+    def _timed(self, stage: str, func: Callable[[], dict]) -> dict:
+        start = time.perf_counter()
+        summary = func()
+        seconds = round(time.perf_counter() - start, 2)
+        summary["seconds"] = seconds
+        path = self.out / "timings.json"
+        timings = json.loads(path.read_text()) if path.exists() else {}
+        timings[stage] = seconds
+        write_json_atomic(path, timings)
+        return summary
+
+    # -- stages -------------------------------------------------------------------------------
+
+    def generate(self) -> dict:
+        """Stage 1 (skipped when questions_file is set)."""
+        if self.config.questions_file:
+            return {"skipped": f"questions come from {self.config.questions_file}"}
+        from culturespa.pluralise.generate import generate_questions
+
+        g = self.config.generate
+        return self._timed(
+            "generate",
+            lambda: generate_questions(
+                self.backend,
+                self.out / "questions",
+                self.config.topics,
+                g.questions_per_topic,
+                seed=self.config.seed,
+                requests_per_round=g.requests_per_round,
+                n_examples=g.n_examples,
+                max_wvs_examples=g.max_wvs_examples,
+                temperature=g.temperature,
+                top_p=g.top_p,
+                max_new_tokens=g.max_new_tokens,
+                max_attempts_per_question=g.max_attempts_per_question,
+                shard=self.shard,
+            ),
+        )
+
+    def raw_questions(self) -> list[dict]:
+        from culturespa.pluralise.questions import read_raw_questions
+
+        c = self.config
+        if c.questions_file:
+            rows = [r for r in read_raw_questions(c.questions_file) if r["topic"] in c.topics]
+            if c.questions_limit_per_topic is not None:
+                taken: dict[str, int] = {}
+                limited = []
+                for r in rows:
+                    if taken.get(r["topic"], 0) < c.questions_limit_per_topic:
+                        taken[r["topic"]] = taken.get(r["topic"], 0) + 1
+                        limited.append(r)
+                rows = limited
+            return rows
+        path = self.out / "questions" / "generated.jsonl"
+        if not path.exists():
+            raise CulturespaError(f"{path} is missing: run the generate stage first")
+        return read_raw_questions(path)
+
+    def filter(self) -> dict:
+        """Stage 2."""
+        from culturespa.pluralise.filter import filter_questions
+
+        def run() -> dict:
+            f = self.config.filter
+            kept, report = filter_questions(self.raw_questions(), f.min_options, f.max_options)
+            folder = self.out / "questions"
+            write_jsonl_atomic(folder / "filtered.jsonl", (q.as_dict() for q in kept))
+            write_json_atomic(folder / "filter_report.json", report.as_dict())
+            write_text_atomic(folder / "filter_report.md", report.markdown())
+            return {"input": report.total, "kept": report.kept, "dropped": dict(report.dropped)}
+
+        return self._timed("filter", run)
+
+    def questions(self):
+        from culturespa.pluralise.questions import Question
+
+        path = self.out / "questions" / "filtered.jsonl"
+        if not path.exists():
+            raise CulturespaError(f"{path} is missing: run the filter stage first")
+        return [Question.from_dict(r) for r in read_jsonl(path)]
+
+    def answer(self) -> dict:
+        """Stage 3."""
+        from culturespa.pluralise.answer import run_answer_stage
+
+        a = self.config.answer
+        return self._timed(
+            "answer",
+            lambda: run_answer_stage(
+                self.backend,
+                self.questions(),
+                self.config.countries,
+                self.out / "answers",
+                a.method,
+                shard=self.shard,
+                cct=a.cct,
+                chunk_size=a.chunk_size,
+                seed=self.config.seed,
+                temperature=a.temperature,
+                top_p=a.top_p,
+                max_new_tokens=a.max_new_tokens,
+            ),
+        )
+
+    def collect(self) -> dict:
+        """Stage 4."""
+        from culturespa.pluralise.collect import collect_differences, report_markdown
+
+        def run() -> dict:
+            path = self.out / "answers" / "answers.jsonl"
+            if not path.exists():
+                raise CulturespaError(f"{path} is missing: finish the answer stage first")
+            rows, report = collect_differences(
+                self.questions(), read_jsonl(path), self.config.countries, self.config.answer.cct
+            )
+            folder = self.out / "collected"
+            write_jsonl_atomic(folder / "collected.jsonl", rows)
+            write_json_atomic(folder / "report.json", report)
+            write_text_atomic(folder / "report.md", report_markdown(report))
+            return {variant: parts["kept"] for variant, parts in report.items()}
+
+        return self._timed("collect", run)
+
+    def build(self) -> dict:
+        """Stage 5."""
+        from culturespa.pluralise.build import build_training_sets
+
+        def run() -> dict:
+            path = self.out / "collected" / "collected.jsonl"
+            if not path.exists():
+                raise CulturespaError(f"{path} is missing: run the collect stage first")
+            questions = self.questions()
+            c = self.config
+            info = {
+                "model": c.model.name,
+                "backend": c.model.backend,
+                "method": c.answer.method,
+                "seed": c.seed,
+                "n_questions": len(questions),
+                "questions_source": c.questions_file or "generated by the source model",
+            }
+            return build_training_sets(
+                questions,
+                list(read_jsonl(path)),
+                c.countries,
+                self.out / "sft",
+                c.build.variants,
+                info,
+            )
+
+        return self._timed("build", run)
+
+    def run_stage(self, stage: str) -> dict:
+        if stage not in STAGES:
+            raise CulturespaError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+        if self.shard is not None and self.shard[1] > 1 and stage not in ("generate", "answer"):
+            raise CulturespaError(
+                f"stage {stage} runs unsharded; only generate and answer take --shard"
+            )
+        return getattr(self, stage)()
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+
+
+def run_pipeline(
+    config: DataConfig,
+    backend: Backend | None = None,
+    stages: tuple[str, ...] = STAGES,
+    report: Callable[[str, dict], None] | None = None,
+) -> dict[str, dict]:
+    """Run stages in order (each resumes from its log); return each stage's summary."""
+    run = Run(config, backend)
+    summaries = {}
+    try:
+        for stage in stages:
+            summaries[stage] = run.run_stage(stage)
+            if report:
+                report(stage, summaries[stage])
+    finally:
+        if backend is None:
+            run.close()
+    return summaries

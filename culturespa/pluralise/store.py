@@ -1,0 +1,152 @@
+"""Append-only JSONL logs keyed by record id, safe against a kill at any moment.
+
+A stage appends the records of one work unit (a chunk of prompts, a generation round) with a
+single write followed by fsync; every record carries its unit (`unit`) and the unit's size
+(`unit_size`). On reopening, a torn last line is cut off and the records of an incomplete last
+unit are dropped, so a unit is either fully in the log or recomputed from scratch. Recomputing
+whole units keeps batch composition, seeds and therefore results identical to an uninterrupted
+run. Final outputs are written to a temporary file and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from culturespa.errors import CulturespaError
+
+logger = logging.getLogger(__name__)
+
+
+def dumps(record: dict) -> str:
+    """One canonical JSON line (key order kept, no NaN)."""
+    return json.dumps(record, ensure_ascii=False, allow_nan=False)
+
+
+class UnitLog:
+    """An append-only log of records; `unit` groups records written together."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.records: dict[str, dict] = {}
+        self._load()
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        keep = data[: data.rfind(b"\n") + 1]
+        lines = keep.decode("utf-8").splitlines()
+        records = []
+        for number, line in enumerate(lines, start=1):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise CulturespaError(
+                    f"{self.path}:{number}: broken record in a stage log ({exc.msg}); "
+                    "delete the log to redo the stage"
+                ) from exc
+        sizes = Counter(r["unit"] for r in records)
+        incomplete = {u for u in sizes if sizes[u] < records_unit_size(records, u)}
+        if incomplete or len(keep) != len(data):
+            kept = [r for r in records if r["unit"] not in incomplete]
+            dropped = len(records) - len(kept)
+            logger.info("%s: dropped %d records of an interrupted unit", self.path, dropped)
+            text = "".join(dumps(r) + "\n" for r in kept)
+            write_text_atomic(self.path, text)
+            records = kept
+        for record in records:
+            self.records.setdefault(record["id"], record)
+
+    def done_units(self) -> set:
+        return {r["unit"] for r in self.records.values()}
+
+    def append_unit(self, unit, records: list[dict]) -> None:
+        """Append one unit's records in a single write and fsync."""
+        if not records:
+            return
+        rows = [{**r, "unit": unit, "unit_size": len(records)} for r in records]
+        text = "".join(dumps(r) + "\n" for r in rows)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        for row in rows:
+            self.records.setdefault(row["id"], row)
+
+
+def records_unit_size(records: list[dict], unit) -> int:
+    for record in records:
+        if record["unit"] == unit:
+            return int(record["unit_size"])
+    return 0
+
+
+def shard_suffix(shard: tuple[int, int] | None) -> str:
+    """'' for an unsharded run, '.shard-01-of-04' for shard 1 of 4."""
+    if shard is None or shard[1] == 1:
+        return ""
+    return f".shard-{shard[0]:02d}-of-{shard[1]:02d}"
+
+
+def open_logs(directory: Path, stem: str) -> list[UnitLog]:
+    """Every log of a stage (unsharded and all shards), for merging."""
+    return [UnitLog(p) for p in sorted(directory.glob(f"{stem}*.log.jsonl"))]
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write to a temporary sibling, fsync, and rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def write_jsonl_atomic(path: str | Path, rows: Iterable[dict]) -> int:
+    """Write rows as JSONL atomically; return the number of rows."""
+    lines = [dumps(r) + "\n" for r in rows]
+    write_text_atomic(path, "".join(lines))
+    return len(lines)
+
+
+def write_json_atomic(path: str | Path, obj) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: str | Path) -> Iterator[dict]:
+    """Rows of a finished JSONL file; a broken line is an error that names the line."""
+    path = Path(path)
+    if not path.exists():
+        raise CulturespaError(f"{path} does not exist")
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CulturespaError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+
+
+def replace_dir_atomic(staging: Path, target: Path) -> None:
+    """Move a finished folder into place, replacing an older one."""
+    if target.exists():
+        old = target.with_name(f".{target.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(target, old)
+        os.replace(staging, target)
+        shutil.rmtree(old)
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, target)

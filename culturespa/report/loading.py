@@ -1,0 +1,301 @@
+"""Read lm-eval results files (`results_<date>.json`) and their sample logs into per-task scores."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from culturespa.countries import COUNTRIES
+from culturespa.prompts import TEMPLATES
+from culturespa.scoring import parse_answer
+from culturespa.survey import scored_items
+
+logger = logging.getLogger(__name__)
+
+TASK_PATTERN = re.compile(r"^wvs_(?P<gen>gen_)?(?P<template>[a-z_]+)_(?P<cc>[a-z]{3})$")
+METRICS: tuple[str, ...] = (
+    "alignment",
+    "alignment_w1",
+    "alignment_jsd",
+    "majority_match",
+    "coverage",
+)
+_QID_KEYS = ("qid", "Q_id", "question_id", "item")
+
+
+class Notes:
+    """Problems met while reading, reported to the user instead of aborting the whole report."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def add(self, message: str) -> None:
+        logger.debug(message)
+        self.messages.append(message)
+
+    def __bool__(self) -> bool:
+        return bool(self.messages)
+
+
+@dataclass
+class TaskResult:
+    """One WVS task of one run: its aggregated metrics and, when logged, the per-item answers."""
+
+    task: str
+    template: str
+    generation: bool
+    country: str
+    metrics: dict[str, float]
+    answers: dict[str, int | None] | None = None  # item id -> option number (None: invalid reply)
+    logged_ci: tuple[float, float] | None = None  # from the results file's "culturespa" block
+    item_metrics: dict[str, dict[str, float]] | None = None  # item id -> per-item metric values
+
+
+@dataclass
+class RunScores:
+    """The WVS tasks of one lm-eval results file, with the model they belong to."""
+
+    source: Path
+    model: str
+    label: str
+    date: str
+    tasks: list[TaskResult] = field(default_factory=list)
+
+
+def parse_task_name(name: str) -> tuple[str, bool, str] | None:
+    """'wvs_gen_culture_aware_usa' -> ('culture_aware', True, 'USA'); None for other tasks."""
+    match = TASK_PATTERN.match(name)
+    if not match:
+        return None
+    template, cc = match["template"], match["cc"].upper()
+    if template not in TEMPLATES or cc not in COUNTRIES:
+        return None
+    return template, bool(match["gen"]), cc
+
+
+def find_results_files(paths: list[str | Path], notes: Notes) -> list[Path]:
+    """Expand folders to the results_*.json files under them; keep files given by name."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("results_*.json") if p.is_file())
+            if not files:
+                notes.add(f"{path}: no lm-eval results files (results_*.json) in this folder")
+            found.extend(files)
+        elif path.is_file():
+            found.append(path)
+        else:
+            notes.add(f"{path}: no such file or folder")
+    return list(dict.fromkeys(p.resolve() for p in found))
+
+
+def _model_args(config: dict[str, Any]) -> dict[str, str]:
+    args = config.get("model_args") or {}
+    if isinstance(args, dict):
+        return {str(k): str(v) for k, v in args.items()}
+    pairs = (part.split("=", 1) for part in str(args).split(",") if "=" in part)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def _short_name(path: str) -> str:
+    from culturespa.default_model import CHECKPOINT_NAME
+
+    parts = [p for p in re.split(r"[\\/]", path.rstrip("/\\")) if p]
+    if not parts:
+        return path
+    if parts[-1] == CHECKPOINT_NAME:
+        return "SmolLM2-135M-Instruct"
+    # Hub ids keep their organisation; local folders keep their last two parts.
+    return "/".join(parts[-2:]) if len(parts) >= 2 else parts[-1]
+
+
+def _country_placeholder(adapter: str, countries: set[str]) -> str:
+    """Replace a country code that names a per-country adapter ('.../usa') by '{CC}'."""
+    for cc in countries:
+        pattern = re.compile(rf"(?<![A-Za-z]){cc}(?![A-Za-z])", re.IGNORECASE)
+        if pattern.search(adapter):
+            return pattern.sub("{CC}", adapter)
+    return adapter
+
+
+def model_label(config: dict[str, Any], countries: set[str]) -> tuple[str, str]:
+    """(model id, display label) of a run: base model, plus its adapter when one is loaded."""
+    args = _model_args(config)
+    base = args.get("pretrained") or str(config.get("model_name") or config.get("model") or "?")
+    adapter = args.get("peft") or args.get("lora") or ""
+    model = f"{base}+{adapter}" if adapter else base
+    label = _short_name(base)
+    if adapter:
+        # One adapter per country (culture-specific) gets one label, so its runs merge.
+        if len(countries) == 1:
+            adapter = _country_placeholder(adapter, countries)
+        label = f"{label} + {_short_name(adapter)}"
+    return model, label
+
+
+def _metric_value(entry: dict[str, Any], metric: str) -> float | None:
+    for key, value in entry.items():
+        name = key.split(",", 1)[0]
+        if name == metric and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+def _qid_of(sample: dict[str, Any]) -> str | None:
+    doc = sample.get("doc") if isinstance(sample.get("doc"), dict) else {}
+    for source in (doc, sample):
+        for key in _QID_KEYS:
+            value = source.get(key)
+            if isinstance(value, str) and value in scored_items():
+                return value
+    return None
+
+
+def _first(value: Any) -> Any:
+    while isinstance(value, list) and value:
+        value = value[0]
+    return value
+
+
+def sample_answer(sample: dict[str, Any], qid: str, generation: bool) -> int | None:
+    """The option number a logged sample chose: its logged answer, else re-read from the responses."""
+    logged = sample.get("alignment")  # culturespa_tasks log {"answer", "majority", "max_distance"}
+    if isinstance(logged, dict) and "answer" in logged:
+        answer = logged["answer"]
+        return answer if isinstance(answer, int) and not isinstance(answer, bool) else None
+    responses = sample.get("filtered_resps") or sample.get("resps") or []
+    if generation:
+        reply = _first(responses)
+        return parse_answer(reply) if isinstance(reply, str) else None
+    scores = []
+    for resp in responses:
+        head = resp
+        while isinstance(head, list) and head:
+            head = head[0]
+        if not isinstance(head, (int, float)) or isinstance(head, bool):
+            return None
+        scores.append(float(head))
+    doc = sample.get("doc") if isinstance(sample.get("doc"), dict) else {}
+    numbers = doc.get("options") or list(scored_items()[qid].option_numbers)
+    if not scores or len(scores) != len(numbers):
+        return None
+    return int(numbers[max(range(len(scores)), key=scores.__getitem__)])
+
+
+def read_samples(path: Path, generation: bool, notes: Notes) -> tuple[dict, dict]:
+    """Per-item answers and numeric per-item metrics from one samples_<task>_<date>.jsonl."""
+    answers: dict[str, int | None] = {}
+    item_metrics: dict[str, dict[str, float]] = {}
+    bad = 0
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                sample = json.loads(line)
+                qid = _qid_of(sample)
+            except (json.JSONDecodeError, AttributeError):
+                bad += 1
+                continue
+            if qid is None:
+                bad += 1
+                continue
+            answers[qid] = sample_answer(sample, qid, generation)
+            item_metrics[qid] = {
+                m: float(sample[m])
+                for m in METRICS
+                if isinstance(sample.get(m), (int, float)) and not isinstance(sample.get(m), bool)
+            }
+    if bad:
+        notes.add(f"{path}: skipped {bad} unreadable line(s) (bad JSON or no WVS item id)")
+    return answers, item_metrics
+
+
+def _date_id(results_file: Path) -> str:
+    return results_file.stem.removeprefix("results_")
+
+
+def _logged_intervals(data: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """Intervals `culturespa eval` stores in the results file (used when sample logs are gone)."""
+    block = data.get("culturespa")
+    raw = block.get("alignment_ci95") if isinstance(block, dict) else None
+    out = {}
+    for task, pair in (raw or {}).items() if isinstance(raw, dict) else ():
+        if (
+            isinstance(pair, list)
+            and len(pair) == 2
+            and all(isinstance(v, (int, float)) for v in pair)
+        ):
+            out[task] = (float(pair[0]), float(pair[1]))
+    return out
+
+
+def load_run(path: Path, notes: Notes) -> RunScores | None:
+    """One results file -> its WVS tasks; None (with a note) if it holds nothing usable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        notes.add(f"{path}: not valid JSON (truncated?) at line {exc.lineno}: {exc.msg}; skipped")
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        notes.add(f"{path}: cannot be read ({exc}); skipped")
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
+        notes.add(f"{path}: no 'results' object, not an lm-eval results file; skipped")
+        return None
+    found = {name: parse_task_name(name) for name in data["results"]}
+    ours = {name: parsed for name, parsed in found.items() if parsed}
+    if not ours:
+        others = ", ".join(sorted(found)[:5]) or "none"
+        notes.add(f"{path}: no culturespa wvs_* tasks (found: {others}); skipped")
+        return None
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    model, label = model_label(config, {cc for _, _, cc in ours.values()})
+    run = RunScores(source=path, model=model, label=label, date=_date_id(path))
+    cis = _logged_intervals(data)
+    missing_samples = []
+    for name, (template, generation, cc) in sorted(ours.items()):
+        entry = data["results"][name]
+        metrics = {m: v for m in METRICS if (v := _metric_value(entry, m)) is not None}
+        if not any(m in metrics for m in ("alignment", "alignment_w1", "alignment_jsd")):
+            notes.add(f"{path}: task {name} has no alignment metric; skipped")
+            continue
+        task = TaskResult(name, template, generation, cc, metrics, logged_ci=cis.get(name))
+        sample_file = path.with_name(f"samples_{name}_{run.date}.jsonl")
+        if sample_file.is_file():
+            task.answers, task.item_metrics = read_samples(sample_file, generation, notes)
+            if not task.answers:
+                task.answers = task.item_metrics = None
+        else:
+            missing_samples.append(name)
+        run.tasks.append(task)
+    missing_samples = [n for n in missing_samples if n not in cis]
+    if missing_samples:
+        notes.add(
+            f"{path}: no sample logs for {len(missing_samples)} task(s) "
+            f"(e.g. samples_{missing_samples[0]}_{run.date}.jsonl): no intervals for them; "
+            "run lm-eval with --log_samples to get them"
+        )
+    return run if run.tasks else None
+
+
+def load_runs(paths: list[str | Path], notes: Notes | None = None) -> tuple[list[RunScores], Notes]:
+    """Load every results file under `paths`; problems become notes, valid runs are kept."""
+    notes = notes if notes is not None else Notes()
+    runs = []
+    for file in find_results_files(paths, notes):
+        run = load_run(file, notes)
+        if run is not None:
+            runs.append(run)
+    return runs, notes
+
+
+def finite(value: float | None) -> bool:
+    """Whether a value is a real number (not None, not NaN)."""
+    return value is not None and not math.isnan(value)

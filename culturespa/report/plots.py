@@ -1,0 +1,194 @@
+"""PNG plots of a report: country x method heatmap, paired bars with intervals, culture relations."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from culturespa.countries import ALL_COUNTRIES
+from culturespa.report.tables import Row, countries_in
+from culturespa.scoring import alignment_from_arrays
+from culturespa.survey import get_item
+
+MIN_RELATION_COUNTRIES = 3
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _tail(text: str, width: int) -> str:
+    """Keep the end of a long name (adapter and template are the telling part)."""
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
+
+
+def _two_lines(row: Row, width: int = 44) -> str:
+    """'model\ntemplate' for axis labels."""
+    return f"{_tail(row.label, width)}\n{row.method.rsplit(' | ', 1)[-1]}"
+
+
+def plot_heatmap(rows: list[Row], path: Path, metric: str) -> Path:
+    """Alignment (x100) of every method (rows) in every country (columns), AVG last."""
+    plt = _pyplot()
+    countries = countries_in(rows)
+    columns = [*countries, "AVG"]
+    data = np.full((len(rows), len(columns)), np.nan)
+    for i, row in enumerate(rows):
+        for j, cc in enumerate(countries):
+            if cc in row.cells:
+                data[i, j] = 100 * row.cells[cc].value
+        data[i, -1] = 100 * row.avg
+    width = max(7.0, 3.5 + 0.62 * len(columns))
+    fig, ax = plt.subplots(figsize=(width, 1.6 + 0.62 * len(rows)))
+    image = ax.imshow(np.ma.masked_invalid(data), cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
+    ax.set_yticks(range(len(rows)), [_two_lines(r) for r in rows], fontsize=8)
+    ax.axvline(len(columns) - 1.5, color="white", linewidth=2)
+    finite = data[np.isfinite(data)]
+    mid = (finite.min() + finite.max()) / 2 if finite.size else 0
+    for i in range(data.shape[0]):
+        for j in range(data.shape[1]):
+            if np.isfinite(data[i, j]):
+                color = "black" if data[i, j] > mid else "white"
+                ax.text(
+                    j, i, f"{data[i, j]:.1f}", ha="center", va="center", fontsize=8, color=color
+                )
+    fig.colorbar(image, ax=ax, label=f"{metric} x100", fraction=0.03, pad=0.02)
+    ax.set_title(f"Cultural alignment ({metric} x100) by method and country")
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def plot_paired_bars(first: Row, second: Row, path: Path, metric: str) -> Path:
+    """Per-country bars of two rows side by side, with 95% bootstrap intervals where known."""
+    plt = _pyplot()
+    countries = [cc for cc in ALL_COUNTRIES if cc in first.cells or cc in second.cells]
+    x = np.arange(len(countries) + 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.5 + 0.75 * len(x)), 4.2))
+    lows = []
+    for offset, row, color in ((-0.2, first, "#4C72B0"), (0.2, second, "#DD8452")):
+        values, err = [], [[], []]
+        for cc in countries:
+            cell = row.cells.get(cc)
+            value = 100 * cell.value if cell else np.nan
+            lo = 100 * cell.ci_low if cell and not math.isnan(cell.ci_low) else value
+            hi = 100 * cell.ci_high if cell and not math.isnan(cell.ci_high) else value
+            values.append(value)
+            err[0].append(value - lo)
+            err[1].append(hi - value)
+        avg = 100 * row.avg
+        values.append(avg)
+        err[0].append(avg - 100 * row.avg_low if not math.isnan(row.avg_low) else 0)
+        err[1].append(100 * row.avg_high - avg if not math.isnan(row.avg_high) else 0)
+        # A percentile interval may miss the point estimate on tiny samples: clip at zero.
+        err = np.clip(np.nan_to_num(np.array(err)), 0, None)
+        ax.bar(
+            x + offset,
+            values,
+            width=0.4,
+            color=color,
+            label=_tail(row.method, 90),
+            yerr=err,
+            capsize=3,
+            error_kw={"linewidth": 1},
+        )
+        lows.extend(v - e for v, e in zip(values, err[0]) if np.isfinite(v))
+    floor = max(0.0, 10 * math.floor((min(lows) - 5) / 10)) if lows else 0.0
+    ax.set_ylim(bottom=floor)
+    ax.set_xticks(x, [*countries, "AVG"])
+    ax.axvline(len(countries) - 0.5, color="grey", linestyle=":", linewidth=1)
+    ax.set_ylabel(f"{metric} x100 (axis from {floor:.0f})")
+    has_ci = any(not math.isnan(c.ci_low) for r in (first, second) for c in r.cells.values())
+    note = "error bars: 95% bootstrap intervals" if has_ci else "no sample logs: no intervals"
+    ax.set_title(f"Alignment per country ({note})", fontsize=10)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=1, fontsize=8, frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def model_similarity(answers: dict[str, dict[str, int | None]], first: str, second: str) -> float:
+    """Alignment score (x100) between the model's answers for two countries, on shared items."""
+    a, b, spans = [], [], []
+    for qid, answer in answers[first].items():
+        other = answers[second].get(qid)
+        if answer is None or other is None:
+            continue
+        a.append(answer)
+        b.append(other)
+        spans.append(get_item(qid).max_distance)
+    return 100.0 * alignment_from_arrays(a, b, spans) if a else math.nan
+
+
+def relation_matrices(row: Row) -> tuple[list[str], np.ndarray, np.ndarray, float]:
+    """Country similarity implied by the model's answers, the survey's, and their correlation."""
+    from culturespa.similarity import similarity_matrix
+
+    countries = [cc for cc in ALL_COUNTRIES if cc in row.answers]
+    model = np.array([[model_similarity(row.answers, a, b) for b in countries] for a in countries])
+    survey = np.array(similarity_matrix(tuple(countries)))
+    upper = np.triu_indices(len(countries), k=1)
+    x, y = model[upper], survey[upper]
+    keep = np.isfinite(x) & np.isfinite(y)
+    r = (
+        float(np.corrcoef(x[keep], y[keep])[0, 1])
+        if keep.sum() > 2 and np.std(x[keep]) > 0
+        else math.nan
+    )
+    return countries, model, survey, r
+
+
+def plot_relations(row: Row, path: Path) -> tuple[Path, float]:
+    """The paper's 'relations between cultures': model vs survey country similarity, with r."""
+    plt = _pyplot()
+    countries, model, survey, r = relation_matrices(row)
+    size = 2.5 + 0.3 * len(countries)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1.5, size + 0.9))
+    off_diagonal = ~np.eye(len(countries), dtype=bool)
+    for ax, matrix, title in (
+        (axes[0], model, "model (culture-aware answers)"),
+        (axes[1], survey, "survey (WVS majority answers)"),
+    ):
+        # The diagonal (100) is left blank so that the colours spread over the pairs.
+        shown = np.where(off_diagonal, matrix, np.nan)
+        image = ax.imshow(np.ma.masked_invalid(shown), cmap="magma")
+        ax.set_xticks(range(len(countries)), countries, rotation=90)
+        ax.set_yticks(range(len(countries)), countries)
+        ax.set_title(title, fontsize=10)
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="similarity x100")
+        if len(countries) <= 8:
+            for i in range(len(countries)):
+                for j in range(len(countries)):
+                    value = shown[i, j]
+                    if np.isfinite(value):
+                        ax.text(
+                            j,
+                            i,
+                            f"{value:.0f}",
+                            ha="center",
+                            va="center",
+                            fontsize=8,
+                            color="black" if value > np.nanmean(shown) else "white",
+                        )
+    r_text = "n/a" if math.isnan(r) else f"{r:.2f}"
+    fig.suptitle(
+        f"Relations between cultures: {_tail(row.label, 70)}, {row.method.rsplit(' | ', 1)[-1]}\n"
+        f"country similarity (alignment score x100 between two countries' answers); "
+        f"Pearson r between the two matrices = {r_text}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path, r

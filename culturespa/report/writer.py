@@ -1,0 +1,125 @@
+"""Write a whole report folder: leaderboard (MD/CSV/JSON), the paper's comparison table, plots."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from culturespa.errors import CulturespaError
+from culturespa.prompts import TEMPLATES
+from culturespa.report import plots, tables
+from culturespa.report.loading import Notes, load_runs
+from culturespa.report.plots import MIN_RELATION_COUNTRIES
+from culturespa.report.tables import Row
+
+
+@dataclass
+class Report:
+    """What a report run produced: ranked rows, files written, relation correlations, notes."""
+
+    rows: list[Row]
+    notes: Notes
+    files: list[Path] = field(default_factory=list)
+    correlations: dict[str, float] = field(default_factory=dict)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:80]
+
+
+def select_row(rows: list[Row], selector: str) -> Row:
+    """The row whose method contains `selector` (case-insensitive); must be exactly one."""
+    hits = [r for r in rows if selector.lower() in r.method.lower()]
+    exact = [r for r in hits if r.method.lower() == selector.lower()]
+    if len(exact) == 1 or len(hits) == 1:
+        return (exact or hits)[0]
+    known = "; ".join(r.method for r in rows)
+    reason = "matches no row" if not hits else f"matches {len(hits)} rows"
+    raise CulturespaError(f"--compare {selector!r} {reason}; rows are: {known}")
+
+
+def _markdown_document(rows: list[Row], metric: str, notes: Notes) -> str:
+    parts = [
+        "# WVS cultural alignment leaderboard\n",
+        f"Metric: `{metric}` x100 (the paper's alignment score when `alignment`). AVG is the mean "
+        "over the paper's 18 countries present in the row (the `countries` column says how "
+        "many); rows with all 18 rank first. Brackets: 95% bootstrap intervals over items, from "
+        "the sample logs (none without `--log_samples`).\n",
+        tables.leaderboard_markdown(rows),
+    ]
+    if notes:
+        parts.append("## Notes\n\n" + "\n".join(f"- {m}" for m in notes.messages) + "\n")
+    return "\n".join(parts)
+
+
+def build_report(
+    paths: list[str | Path],
+    out_dir: str | Path,
+    metric: str = "alignment",
+    compare: tuple[str, str] | None = None,
+    seed: int = 0,
+    plot: bool = True,
+) -> Report:
+    """Read every results file under `paths` and write the report into `out_dir`."""
+    runs, notes = load_runs(paths)
+    if not runs:
+        detail = "; ".join(notes.messages) or "nothing given"
+        raise CulturespaError(f"no usable culturespa results found ({detail})")
+    rows = tables.rank_rows(tables.build_rows(runs, metric, notes, seed=seed))
+    if not rows:
+        raise CulturespaError(f"no result carries the metric {metric!r}")
+    out = Path(out_dir)
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    report = Report(rows=rows, notes=notes)
+
+    def write(name: str, text: str) -> None:
+        path = out / name
+        path.write_text(text, encoding="utf-8")
+        report.files.append(path)
+
+    write("comparison.md", tables.comparison_markdown(rows))
+    write("comparison.csv", tables.comparison_csv(rows))
+    if plot:
+        _write_plots(report, out / "plots", metric, compare)
+    records = tables.leaderboard_records(rows, metric)
+    payload = {
+        "metric": metric,
+        "rows": records,
+        "correlations": report.correlations,
+        "notes": notes.messages,
+    }
+    write("leaderboard.json", json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    write("leaderboard.csv", tables.leaderboard_csv(rows))
+    write("leaderboard.md", _markdown_document(rows, metric, notes))
+    return report
+
+
+def _write_plots(
+    report: Report, folder: Path, metric: str, compare: tuple[str, str] | None
+) -> None:
+    rows, notes = report.rows, report.notes
+    report.files.append(plots.plot_heatmap(rows, folder / "heatmap.png", metric))
+    if compare:
+        pair = (select_row(rows, compare[0]), select_row(rows, compare[1]))
+    elif len(rows) >= 2:
+        pair = (rows[1], rows[0])
+    else:
+        pair = None
+        notes.add("only one row: no side-by-side bar plot")
+    if pair:
+        report.files.append(plots.plot_paired_bars(*pair, folder / "bars.png", metric))
+    for row in rows:
+        if not TEMPLATES[row.template].country_dependent:
+            continue
+        if len(row.answers) < MIN_RELATION_COUNTRIES:
+            reason = "no sample logs" if not row.answers else f"answers for {len(row.answers)}"
+            notes.add(
+                f"{row.method}: no culture-relations plot ({reason}; needs "
+                f"per-item answers for {MIN_RELATION_COUNTRIES}+ countries)"
+            )
+            continue
+        path, r = plots.plot_relations(row, folder / f"relations_{_slug(row.method)}.png")
+        report.files.append(path)
+        report.correlations[row.method] = None if r != r else round(r, 4)

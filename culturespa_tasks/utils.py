@@ -1,0 +1,126 @@
+"""Functions the WVS task YAMLs call: docs from the installed survey, per-item scores, aggregations.
+
+lm-eval loads this file by path, so every import is absolute (`culturespa`, `culturespa_tasks`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from culturespa.prompts import get_template, render
+from culturespa.scoring import alignment_from_arrays, distribution_scores, parse_answer
+from culturespa.survey import get_item, items_with_data, survey_majority
+from culturespa_tasks.wvs_task import WVSTask
+
+__all__ = [
+    "WVSTask",
+    "alignment_aggregate",
+    "build_doc",
+    "doc_to_choice",
+    "doc_to_target",
+    "doc_to_text",
+    "load_docs",
+    "mean_of_valid",
+    "process_generation_results",
+    "process_loglikelihood_results",
+]
+
+
+def build_doc(template: str, country: str, qid: str) -> dict[str, Any]:
+    """One eval doc: the item's user message for the template and country, and its survey answer."""
+    item = get_item(qid)
+    return {
+        "qid": qid,
+        "template": template,
+        "country": country,
+        "user": render(template, qid, country).user,
+        "options": list(item.option_numbers),
+        "majority": survey_majority(country, qid),
+        "max_distance": item.max_distance,
+    }
+
+
+def load_docs(template: str, country: str, **_: Any):
+    """The task's dataset (`custom_dataset`): the items that have survey data for the country."""
+    import datasets
+
+    get_template(template)
+    rows = [build_doc(template, country, qid) for qid in items_with_data(country)]
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
+
+
+def doc_to_text(doc: dict[str, Any]) -> str:
+    """The user turn (the persona is the task's `description`, i.e. the system message)."""
+    return doc["user"]
+
+
+def doc_to_choice(doc: dict[str, Any]) -> list[str]:
+    """The option numbers as the model would write them."""
+    return [str(n) for n in doc["options"]]
+
+
+def doc_to_target(doc: dict[str, Any]) -> int:
+    """Index of the survey's majority option (logged as the sample's target)."""
+    return doc["options"].index(doc["majority"])
+
+
+def _alignment_row(doc: dict[str, Any], answer: int | None) -> dict[str, Any]:
+    return {"answer": answer, "majority": doc["majority"], "max_distance": doc["max_distance"]}
+
+
+def _softmax(logliks: Sequence[float]) -> np.ndarray:
+    arr = np.asarray(logliks, dtype=float)
+    arr = np.exp(arr - arr.max())
+    return arr / arr.sum()
+
+
+def process_loglikelihood_results(
+    doc: dict[str, Any], results: Sequence[tuple[float, bool]]
+) -> dict[str, Any]:
+    """Scores of one item from its options' log-likelihoods (one per option, in option order)."""
+    probs = _softmax([ll for ll, _ in results])
+    answer = doc["options"][int(np.argmax(probs))]
+    scores = distribution_scores(probs, doc["country"], doc["qid"])
+    return {
+        "alignment": _alignment_row(doc, answer),
+        "alignment_w1": scores.alignment_w1,
+        "alignment_jsd": scores.alignment_jsd,
+        "majority_match": scores.majority_match,
+    }
+
+
+def process_generation_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str, Any]:
+    """Scores of one sampled reply, parsed as in the paper (first integer in 0..10, else invalid)."""
+    answer = parse_answer(results[0])
+    w1 = jsd = None
+    if answer in doc["options"]:
+        point = np.zeros(len(doc["options"]))
+        point[doc["options"].index(answer)] = 1.0
+        scores = distribution_scores(point, doc["country"], doc["qid"])
+        w1, jsd = scores.alignment_w1, scores.alignment_jsd
+    return {
+        "alignment": _alignment_row(doc, answer),
+        "alignment_w1": w1,
+        "alignment_jsd": jsd,
+        "coverage": float(answer is not None),
+    }
+
+
+def alignment_aggregate(rows: Sequence[dict[str, Any]]) -> float:
+    """The paper's alignment score over the task's valid answers (0..1; the paper reports x100)."""
+    valid = [r for r in rows if r["answer"] is not None]
+    return alignment_from_arrays(
+        [r["answer"] for r in valid],
+        [r["majority"] for r in valid],
+        [r["max_distance"] for r in valid],
+    )
+
+
+def mean_of_valid(values: Sequence[float | None]) -> float:
+    """Mean over the items that have a value (invalid replies give None)."""
+    kept = [v for v in values if v is not None and not math.isnan(v)]
+    return float(np.mean(kept)) if kept else float("nan")

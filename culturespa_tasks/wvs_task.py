@@ -1,0 +1,179 @@
+"""The lm-eval task class of the WVS tasks: persona kept in the prompt, option numbers scored whole.
+
+Two things the stock `ConfigurableTask` does not do, and why (see README.md):
+
+- The persona is the system message. lm-eval's hf backend drops a system message that the chat
+  template rejects, with only a warning; here the rendered prompt is checked, and if the persona is
+  missing it is moved to the top of the user turn (logged), or the run stops.
+- An option number is scored together with the end of the answer: "1<|im_end|>" against
+  "10<|im_end|>", so with a digit-splitting tokenizer "10" does not lose to "1" for being longer.
+  The end of the answer is read off the model's own chat template; without a chat template it is a
+  newline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from lm_eval.api.instance import Instance
+from lm_eval.api.task import ConfigurableTask
+
+from culturespa.errors import CulturespaError
+
+logger = logging.getLogger(__name__)
+
+PLAIN_TEXT_SEPARATOR = "\n\n"
+"""Between the persona and the question when no chat template is applied."""
+PLAIN_TEXT_ANSWER_END = "\n"
+"""What closes the answer when no chat template is applied."""
+
+
+def rendered_text(ctx: Any) -> str:
+    """The text of a rendered prompt: a string, lm-eval's JsonChatStr, or a list of messages."""
+    if isinstance(ctx, str):
+        return ctx
+    if hasattr(ctx, "prompt"):
+        return ctx.prompt
+    return json.dumps(ctx, ensure_ascii=False)
+
+
+def persona_kept(ctx: Any, system: str) -> bool:
+    """Whether the system text survived the chat template (plain or JSON-escaped)."""
+    text = rendered_text(ctx)
+    needle = system.strip()
+    return needle in text or json.dumps(needle, ensure_ascii=False)[1:-1] in text
+
+
+def answer_frame(
+    messages: list[dict[str, str]], ctx: str, probe: str, chat_template: Any
+) -> tuple[str, str] | None:
+    """(text before, text after) an answer in the assistant turn, from the model's chat template.
+
+    `chat_template` is the bound `apply_chat_template` of the lm-eval model; its tokenizer renders
+    the conversation with a finished assistant turn holding `probe`. None if that cannot be done.
+    """
+    lm = getattr(chat_template, "__self__", None)
+    tokenizer = getattr(lm, "tokenizer", None)
+    if not isinstance(ctx, str) or not hasattr(tokenizer, "apply_chat_template"):
+        return None
+    options: dict[str, Any] = {}
+    if getattr(lm, "hf_chat_template", None):  # vllm keeps the template and thinking flag apart
+        options["chat_template"] = lm.hf_chat_template
+    if getattr(lm, "enable_thinking", None) is not None:
+        options["enable_thinking"] = lm.enable_thinking
+    options.update(getattr(lm, "chat_template_args", None) or {})
+    try:
+        full = tokenizer.apply_chat_template(
+            [*messages, {"role": "assistant", "content": probe}],
+            tokenize=False,
+            add_generation_prompt=False,
+            **options,
+        )
+    except Exception:  # any template failure means: use the fallback
+        return None
+    if not isinstance(full, str) or not full.startswith(ctx):
+        return None
+    rest = full[len(ctx) :]
+    body = rest.lstrip()
+    if not body.startswith(probe):
+        return None
+    end = body[len(probe) :].rstrip()
+    if not end:
+        return None
+    return rest[: len(rest) - len(body)], end
+
+
+class WVSTask(ConfigurableTask):
+    """A WVS task (log-likelihood over option numbers, or sampled generation)."""
+
+    def __init__(self, config: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        config = {k: v for k, v in (config or {}).items() if k != "class"}
+        self._messages: dict[str, list[dict[str, str]]] = {}
+        self._warned: set[str] = set()
+        super().__init__(config=config, **kwargs)
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            logger.warning("%s: %s", self.config.task, message)
+
+    def fewshot_context(
+        self,
+        doc: dict,
+        num_fewshot: int,
+        system_instruction: str | None = None,
+        apply_chat_template: bool = False,
+        fewshot_as_multiturn: bool = False,
+        chat_template: Any = None,
+        gen_prefix: str | None = None,
+    ) -> Any:
+        """The prompt: persona as system message (chat) or as the first paragraph (plain text)."""
+        if num_fewshot:
+            raise CulturespaError(f"{self.config.task} is zero-shot; drop --num_fewshot")
+        description = self.resolve_field(doc, self.config.description) or ""
+        system = PLAIN_TEXT_SEPARATOR.join(p for p in (system_instruction, description) if p)
+        user = self.doc_to_text(doc)
+        if not (apply_chat_template and chat_template):
+            return f"{system}{PLAIN_TEXT_SEPARATOR}{user}" if system else user
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        ctx = chat_template(messages)
+        if system and not persona_kept(ctx, system):
+            self._warn_once(
+                "system",
+                "the chat template dropped the system message; the persona is put at the top "
+                "of the user turn instead",
+            )
+            messages = [{"role": "user", "content": f"{system}{PLAIN_TEXT_SEPARATOR}{user}"}]
+            ctx = chat_template(messages)
+            if not persona_kept(ctx, system):
+                raise CulturespaError(
+                    f"{self.config.task}: the chat template drops the persona from the prompt"
+                )
+        self._messages[doc["qid"]] = messages
+        return ctx
+
+    def _choice_frame(self, doc: dict, ctx: Any, chat_template: Any) -> tuple[str, str]:
+        """(delimiter, answer end) around an option number in the scored continuation."""
+        if chat_template is None:
+            return self.config.target_delimiter, PLAIN_TEXT_ANSWER_END
+        probe = self.doc_to_choice(doc)[0]
+        frame = answer_frame(self._messages.get(doc["qid"], []), ctx, probe, chat_template)
+        if frame is not None:
+            return frame
+        lm = getattr(chat_template, "__self__", None)
+        eos = getattr(getattr(lm, "tokenizer", None), "eos_token", None)
+        if not eos:
+            raise CulturespaError(
+                f"{self.config.task}: cannot tell how the chat template ends an answer, and the "
+                "tokenizer has no EOS token; run without --apply_chat_template"
+            )
+        self._warn_once(
+            "frame", f"cannot read the end of an answer off the chat template; using EOS {eos!r}"
+        )
+        return "", eos
+
+    def construct_requests(self, doc: dict, ctx: Any, **kwargs: Any) -> Any:
+        """Log-likelihood requests "<number><end of answer>", one per option; else lm-eval's own."""
+        apply_chat_template = kwargs.pop("apply_chat_template", False)
+        chat_template = kwargs.pop("chat_template", None)
+        if self.OUTPUT_TYPE != "multiple_choice":
+            return super().construct_requests(
+                doc,
+                ctx,
+                apply_chat_template=apply_chat_template,
+                chat_template=chat_template,
+                **kwargs,
+            )
+        lead, end = self._choice_frame(doc, ctx, chat_template if apply_chat_template else None)
+        return [
+            Instance(
+                request_type="loglikelihood",
+                doc=doc,
+                arguments=(ctx, f"{lead}{number}{end}"),
+                idx=i,
+                **kwargs,
+            )
+            for i, number in enumerate(self.doc_to_choice(doc))
+        ]

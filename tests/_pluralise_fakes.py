@@ -1,0 +1,45 @@
+"""A scripted, deterministic backend for pipeline tests that need no model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+
+def _digest(*parts) -> int:
+    return int(hashlib.sha1(json.dumps(parts).encode()).hexdigest()[:12], 16)
+
+
+class ScriptedBackend:
+    """Replies are a function of (prompt, seed, position); `valid_share` of them are JSON questions."""
+
+    name = "scripted"
+
+    def __init__(self, valid_share: float = 1.0) -> None:
+        self.valid_share = valid_share
+        self.calls: list[int] = []
+
+    def generate(self, conversations, settings):
+        self.calls.append(len(conversations))
+        replies = []
+        for i, conv in enumerate(conversations):
+            h = _digest(conv, settings.seed, i)
+            if (h % 1000) / 1000 >= self.valid_share:
+                replies.append("Sure! Here is a question about values.")
+                continue
+            question = {
+                "question": f"How much do you value thing {h % 10**8}?",
+                "options": ["A lot", "Somewhat", "Not at all"],
+            }
+            replies.append("Here you go:\n" + json.dumps(question))
+        return replies
+
+    def option_logprobs(self, conversations, labels):
+        self.calls.append(len(conversations))
+        return [
+            [-(_digest(conv, lab) % 997) / 100 for lab in labs]
+            for conv, labs in zip(conversations, labels)
+        ]
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,81 @@
+"""The transformers backend: batched option scoring equals a naive per-option loop."""
+
+from __future__ import annotations
+
+import pytest
+
+from culturespa.backends.base import SamplingSettings
+
+pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_model_dir):
+    from culturespa.backends.hf import HFBackend
+
+    return HFBackend(str(tiny_model_dir), batch_size=3, device="cpu")
+
+
+def _conversations(n: int) -> list[list[dict[str, str]]]:
+    return [
+        [
+            {"role": "system", "content": "You are a real person" + " indeed" * i},
+            {"role": "user", "content": f"Question {i}? #Options: 1.Yes 2.No"},
+        ]
+        for i in range(n)
+    ]
+
+
+def test_option_logprobs_match_one_forward_per_option(backend):
+    import torch
+
+    convs = _conversations(5)
+    labels = [[str(j) for j in range(1, 3 + i)] for i in range(5)]  # up to "10", two digit tokens
+    labels[4] = [str(j) for j in range(0, 11)]
+    batched = backend.option_logprobs(convs, labels)
+    for conv, labs, row in zip(convs, labels, batched):
+        prompt = backend.chat.encode_prompts([conv])[0]
+        for lab, got in zip(labs, row):
+            answer = backend.chat.label_tokens(lab)
+            with torch.inference_mode():
+                logits = backend.model(torch.tensor([prompt + answer])).logits[0].float()
+            logp = torch.log_softmax(logits, dim=-1)
+            want = sum(float(logp[len(prompt) - 1 + j, t]) for j, t in enumerate(answer))
+            assert got == pytest.approx(want, abs=1e-4)
+
+
+def test_label_tokens_end_with_end_of_turn(backend):
+    end = backend.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert backend.chat.label_tokens("3")[-1] == end
+    assert len(backend.chat.label_tokens("10")) == 3  # digits split, then the end of turn
+
+
+def test_generate_is_batched_and_seeded(backend, monkeypatch):
+    calls = []
+    original = backend.model.generate
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["input_ids"].shape[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(backend.model, "generate", counting)
+    settings = SamplingSettings(max_new_tokens=6, temperature=0.9, top_p=0.95, seed=7)
+    first = backend.generate(_conversations(7), settings)
+    second = backend.generate(_conversations(7), settings)
+    assert calls == [3, 3, 1, 3, 3, 1]  # micro-batches of 3, never one call per prompt
+    assert first == second and len(first) == 7
+
+
+def test_chat_template_without_system_role_fails_loudly(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from culturespa.backends.base import ChatTokens
+    from culturespa.errors import CulturespaError
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tok.chat_template = (
+        "{% for m in messages %}{% if m['role'] != 'system' %}{{ m['content'] }}{% endif %}"
+        "{% endfor %}"
+    )
+    with pytest.raises(CulturespaError, match="drops the system message"):
+        ChatTokens(tok)

@@ -1,0 +1,148 @@
+"""culturespa.evaluation and the `tasks-path`, `tasks` commands, without running a model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from culturespa.cli.main import main
+from culturespa.errors import CulturespaError
+from culturespa.evaluation import (
+    alignment_intervals,
+    build_model_args,
+    expand_tasks,
+    parse_model_args,
+    read_sample_log,
+    resolve_model,
+)
+from culturespa_tasks import TASK_DIR
+
+NAMES = ["wvs_culture_aware", "wvs_culture_aware_usa", "wvs_culture_aware_chn", "wvs_gen_x_usa"]
+
+
+def test_expand_tasks_takes_names_and_globs_in_order():
+    assert expand_tasks("wvs_culture_aware_*", NAMES) == [
+        "wvs_culture_aware_chn",
+        "wvs_culture_aware_usa",
+    ]
+    assert expand_tasks(["wvs_gen_x_usa", "wvs_culture_aware_usa,"], NAMES) == [
+        "wvs_gen_x_usa",
+        "wvs_culture_aware_usa",
+    ]
+    with pytest.raises(CulturespaError, match="no task matches 'wvs_nope'"):
+        expand_tasks("wvs_nope", NAMES)
+    with pytest.raises(CulturespaError, match="no task given"):
+        expand_tasks(" , ", NAMES)
+
+
+def test_group_members_are_dropped_and_overlapping_groups_refused():
+    pytest.importorskip("lm_eval")
+    from culturespa.evaluation import drop_covered, task_manager
+
+    manager = task_manager()
+    kept = drop_covered(
+        ["wvs_culture_aware_usa", "wvs_culture_aware", "wvs_culture_aware_mex"], manager
+    )
+    assert kept == ["wvs_culture_aware", "wvs_culture_aware_mex"]
+    with pytest.raises(CulturespaError, match="both run"):
+        drop_covered(["wvs_culture_aware", "wvs_leaderboard"], manager)
+
+
+def test_model_args_per_backend():
+    assert build_model_args("org/m", "hf", "dtype=bfloat16", peft="runs/lora") == {
+        "pretrained": "org/m",
+        "peft": "runs/lora",
+        "dtype": "bfloat16",
+    }
+    assert build_model_args("org/m", "vllm", None, peft="a", seed=41) == {
+        "pretrained": "org/m",
+        "lora_local_path": "a",
+        "seed": 41,
+    }
+    assert build_model_args("gpt", "local-chat-completions", {"base_url": "http://h/v1"}) == {
+        "model": "gpt",
+        "base_url": "http://h/v1",
+    }
+    with pytest.raises(CulturespaError, match="needs weights"):
+        build_model_args("gpt", "local-completions", peft="a")
+    with pytest.raises(CulturespaError, match="unknown backend"):
+        build_model_args("m", "openai")
+    with pytest.raises(CulturespaError, match="not key=value"):
+        parse_model_args("dtype")
+
+
+def test_default_model_resolves_through_default_model(monkeypatch):
+    import culturespa.default_model as default_model
+
+    monkeypatch.setattr(default_model, "resolve_model_path", lambda name: f"/models/{name}")
+    assert resolve_model("default") == "/models/default"
+    assert resolve_model("org/model") == "org/model"
+
+
+def test_intervals_from_logged_samples(tmp_path):
+    rows = [{"answer": a, "majority": 1, "max_distance": 3} for a in (1, 1, 2, 4, None)]
+    log = tmp_path / "samples_wvs_culture_aware_usa.jsonl"
+    log.write_text(
+        "".join(json.dumps({"doc_id": i, "alignment": r}) + "\n" for i, r in enumerate(rows))
+    )
+    samples = {"wvs_culture_aware_usa": read_sample_log(log)}
+    low, high = alignment_intervals(samples, n_resamples=200)["wvs_culture_aware_usa"]
+    assert 0 <= low <= high <= 1
+    with pytest.raises(CulturespaError, match="does not exist"):
+        read_sample_log(tmp_path / "missing.jsonl")
+
+
+def test_deduplicating_lm_sends_each_request_once_but_keeps_repeats():
+    pytest.importorskip("lm_eval")
+    from lm_eval.api.instance import Instance
+    from lm_eval.api.model import LM
+
+    from culturespa.evaluation import deduplicating_lm
+
+    class Echo(LM):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        def loglikelihood(self, requests):
+            self.calls += len(requests)
+            return [(-float(len(r.args[1])), False) for r in requests]
+
+        def loglikelihood_rolling(self, requests):
+            raise NotImplementedError
+
+        def generate_until(self, requests):
+            self.calls += len(requests)
+            return [f"reply {i}" for i in range(len(requests))]
+
+    def inst(kind, args, task):
+        return Instance(kind, {}, args, idx=0, metadata=(task, 0, 1))
+
+    inner = Echo()
+    lm = deduplicating_lm(inner)
+    same = [inst("loglikelihood", ("ctx", "1"), t) for t in ("a", "b", "c")]
+    assert lm.loglikelihood([*same, inst("loglikelihood", ("ctx", "22"), "a")]) == [
+        (-1.0, False),
+        (-1.0, False),
+        (-1.0, False),
+        (-2.0, False),
+    ]
+    assert inner.calls == 2 and lm.sent["loglikelihood"] == 2
+    repeated = inst("generate_until", ("ctx", {"do_sample": True}), "a")
+    other_task = inst("generate_until", ("ctx", {"do_sample": True}), "b")
+    replies = lm.generate_until([repeated, repeated, other_task])
+    assert replies == ["reply 0", "reply 1", "reply 0"]
+
+
+def test_tasks_path_prints_the_installed_folder(capsys):
+    assert main(["tasks-path"]) == 0
+    assert capsys.readouterr().out.strip() == str(TASK_DIR)
+
+
+def test_tasks_lists_names_by_glob(capsys):
+    pytest.importorskip("lm_eval")
+    assert main(["tasks", "wvs_self_alignment_*"]) == 0
+    names = capsys.readouterr().out.split()
+    assert len(names) == 19 and all(n.startswith("wvs_self_alignment_") for n in names)
+    assert main(["tasks", "wvs_nothing_*"]) == 2

@@ -1,0 +1,109 @@
+"""Stage 1: self-instruct requests, JSON parsing, bounded retries and resumption."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from _pluralise_fakes import ScriptedBackend
+
+from culturespa.errors import CulturespaError
+from culturespa.pluralise.generate import (
+    build_request,
+    generate_questions,
+    parse_generated,
+    wvs_examples_by_topic,
+)
+from culturespa.survey import TOPIC_NAMES
+
+TOPICS = list(TOPIC_NAMES[:3])
+
+
+def test_parse_generated():
+    good = 'Sure:\n{"question": "How often?", "options": ["Often", 2]}\nThanks'
+    assert parse_generated(good) == {"question": "How often?", "options": ["Often", "2"]}
+    for bad in (
+        "no json",
+        '{"question": "Q"}',
+        '{"question": "Q", "options": ["only"]}',
+        '{"question": "", "options": ["a", "b"]}',
+        '{"question": "Q", "options": [["a"], "b"]}',
+    ):
+        assert parse_generated(bad) is None
+
+
+def test_request_shows_five_examples_at_most_three_from_wvs():
+    pool = wvs_examples_by_topic()[TOPICS[0]]
+    generated = [{"question": f"Gen {i}?", "options": ["a", "b"]} for i in range(10)]
+    content = build_request(TOPICS[0], pool, generated, random.Random(0))[0]["content"]
+    lines = [json.loads(line) for line in content.splitlines() if line.startswith('{"question"')]
+    assert len(lines) == 5
+    assert sum(line["question"].startswith("Gen ") for line in lines) == 2
+    early = build_request(TOPICS[0], pool, [], random.Random(0))[0]["content"]
+    assert sum(line.startswith('{"question"') for line in early.splitlines()) == 5
+
+
+def test_generation_counts_and_batching(tmp_path):
+    backend = ScriptedBackend(valid_share=0.7)
+    summary = generate_questions(backend, tmp_path, TOPICS, 5, requests_per_round=4, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "generated.jsonl").read_text().splitlines()]
+    assert summary["written"] == len(rows) == 15
+    assert [r["topic"] for r in rows] == [t for t in TOPICS for _ in range(5)]
+    assert max(backend.calls) <= 12 and len(backend.calls) < 15  # one call per round, all topics
+
+
+def test_resumed_generation_is_identical(tmp_path):
+    generate_questions(
+        ScriptedBackend(0.6), tmp_path / "a", TOPICS, 6, requests_per_round=2, progress=False
+    )
+    # an interrupted run: stop after two rounds by capping the tries, then resume
+    with pytest.raises(CulturespaError):
+        generate_questions(
+            ScriptedBackend(0.6),
+            tmp_path / "b",
+            TOPICS,
+            6,
+            requests_per_round=2,
+            max_attempts_per_question=1,
+            progress=False,
+        )
+    log = tmp_path / "b" / "generation.log.jsonl"
+    log.write_text("".join(log.read_text().splitlines(keepends=True)[:5]) + '{"torn')
+    generate_questions(
+        ScriptedBackend(0.6), tmp_path / "b", TOPICS, 6, requests_per_round=2, progress=False
+    )
+    assert (tmp_path / "a" / "generated.jsonl").read_text() == (
+        tmp_path / "b" / "generated.jsonl"
+    ).read_text()
+
+
+def test_model_without_json_stops_with_a_clear_message(tmp_path):
+    backend = ScriptedBackend(valid_share=0.0)
+    with pytest.raises(CulturespaError, match=r"too few usable JSON questions after 2 tries"):
+        generate_questions(
+            backend, tmp_path, TOPICS, 3, max_attempts_per_question=2, progress=False
+        )
+    assert sum(backend.calls) == 3 * 3 * 2  # bounded: N x max_attempts requests per topic
+    assert (tmp_path / "generated.jsonl").read_text() == ""
+
+
+def test_partial_success_keeps_valid_questions(tmp_path):
+    with pytest.raises(CulturespaError, match="valid ones are kept"):
+        generate_questions(
+            ScriptedBackend(0.3), tmp_path, TOPICS, 4, max_attempts_per_question=1, progress=False
+        )
+    kept = (tmp_path / "generated.jsonl").read_text().splitlines()
+    assert 0 < len(kept) < 12
+
+
+def test_shards_then_unsharded_run_merges_without_new_requests(tmp_path):
+    for index in (0, 1):
+        summary = generate_questions(
+            ScriptedBackend(), tmp_path, TOPICS, 3, shard=(index, 2), progress=False
+        )
+        assert "written" not in summary  # a shard only writes its own log
+    backend = ScriptedBackend()
+    summary = generate_questions(backend, tmp_path, TOPICS, 3, progress=False)
+    assert backend.calls == [] and summary["written"] == 9
+    assert len(list(tmp_path.glob("generation.shard-*.log.jsonl"))) == 2

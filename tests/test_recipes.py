@@ -1,0 +1,231 @@
+"""Every training recipe parses with the real TrlParser; accelerate configs and README commands hold."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("trl")
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = REPO / "recipes"
+RECIPE_FILES = sorted(RECIPES.glob("*.yaml"))
+ACCELERATE_FILES = sorted((RECIPES / "accelerate").glob("*.yaml"))
+PAPER_RECIPES = [p for p in RECIPE_FILES if p.name.startswith("llama3-8b-instruct_")]
+
+
+def load_sft_script():
+    """Import recipes/sft.py as a module (it is a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("culturespa_recipes_sft", RECIPES / "sft.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def sft():
+    return load_sft_script()
+
+
+def parse(sft, *argv: str):
+    """Parse like `recipes/sft.py` does; a deprecated (renamed) field is an error here too.
+
+    Without a GPU, bf16 recipes are parsed with --use_cpu true: transformers refuses bf16 on a
+    machine without a bf16 device otherwise, which says nothing about the recipe."""
+    import torch
+
+    argv = list(argv)
+    if not torch.cuda.is_available() and "--use_cpu" not in argv:
+        argv += ["--use_cpu", "true"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        return sft.make_parser().parse_args_and_config(argv)
+
+
+def test_recipes_exist():
+    names = {p.name for p in RECIPE_FILES}
+    for expected in (
+        "llama3-8b-instruct_culture_joint.yaml",
+        "llama3-8b-instruct_culture_specific.yaml",
+        "llama3-8b-instruct_cct_joint.yaml",
+        "smollm2-135m-instruct_cpu_smoke.yaml",
+        "tiny_cpu_smoke.yaml",
+    ):
+        assert expected in names
+
+
+@pytest.mark.parametrize("recipe", RECIPE_FILES, ids=lambda p: p.name)
+def test_recipe_parses_with_the_real_parser(sft, recipe):
+    script_args, training_args, model_args = parse(sft, "--config", str(recipe))
+    assert script_args.dataset_path
+    assert model_args.model_name_or_path
+    assert model_args.use_peft
+    assert training_args.assistant_only_loss
+    assert script_args.chat_template in ("chatml", "llama3")
+
+
+@pytest.mark.parametrize("recipe", PAPER_RECIPES, ids=lambda p: p.name)
+def test_paper_recipes_hold_the_paper_hyperparameters(sft, recipe):
+    script_args, args, model_args = parse(sft, "--config", str(recipe))
+    assert model_args.model_name_or_path == "meta-llama/Meta-Llama-3-8B-Instruct"
+    assert (model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout) == (8, 16, 0.0)
+    assert model_args.lora_target_modules == "all-linear"
+    assert args.learning_rate == pytest.approx(1e-4)
+    assert str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)) == "cosine"
+    assert args.warmup_steps == pytest.approx(0.1)
+    assert args.num_train_epochs == 1 and args.max_steps == -1
+    assert args.bf16 is True
+    specific = "culture_specific" in recipe.name
+    assert script_args.effective_batch_size == (8 if specific else 128)
+    assert args.per_device_train_batch_size * args.gradient_accumulation_steps == (
+        8 if specific else 128
+    )
+    assert (script_args.countries == "all") is specific
+
+
+def test_flags_override_the_yaml(sft):
+    recipe = RECIPES / "llama3-8b-instruct_culture_joint.yaml"
+    _, args, model_args = parse(
+        sft, "--config", str(recipe), "--learning_rate", "3e-4", "--lora_r", "16"
+    )
+    assert args.learning_rate == pytest.approx(3e-4)
+    assert model_args.lora_r == 16
+
+
+@pytest.mark.parametrize("bad_key", ["warmup_ratio", "max_seq_length", "lora_rank"])
+def test_unknown_or_renamed_yaml_key_is_an_error(sft, tmp_path, bad_key):
+    config = yaml.safe_load((RECIPES / "tiny_cpu_smoke.yaml").read_text())
+    config[bad_key] = 1
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ValueError, match=bad_key):
+        parse(sft, "--config", str(path))
+
+
+def test_unknown_flag_is_an_error(sft):
+    with pytest.raises(ValueError, match="no_such_flag"):
+        parse(sft, "--config", str(RECIPES / "tiny_cpu_smoke.yaml"), "--no_such_flag", "1")
+
+
+def test_config_path_is_read_from_the_command_line(sft):
+    assert sft.config_path(["--config", "a.yaml", "--x", "1"]) == "a.yaml"
+    assert sft.config_path(["--x", "1"]) is None
+
+
+def test_recipes_keep_templates_out_of_yaml():
+    for recipe in RECIPE_FILES:
+        assert "{%" not in yaml.safe_load(recipe.read_text()).get("chat_template", "")
+
+
+# --- accelerate configs ---------------------------------------------------------------------
+
+
+def launch_destinations() -> set[str]:
+    from accelerate.commands.launch import launch_command_parser
+
+    return {action.dest for action in launch_command_parser()._actions}
+
+
+def test_accelerate_configs_exist():
+    assert {p.name for p in ACCELERATE_FILES} >= {
+        "single_gpu.yaml",
+        "multi_gpu.yaml",
+        "fsdp.yaml",
+        "deepspeed_zero3.yaml",
+    }
+
+
+@pytest.mark.parametrize("config", ACCELERATE_FILES, ids=lambda p: p.name)
+def test_accelerate_config_is_valid(config):
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    cluster = ClusterConfig.from_yaml_file(str(config))
+    known = launch_destinations()
+    for key in cluster.fsdp_config:
+        assert key in known, f"{config.name}: unknown fsdp_config key {key}"
+    for key in cluster.deepspeed_config:
+        assert key in known, f"{config.name}: unknown deepspeed_config key {key}"
+    text = config.read_text()
+    assert f"--config_file recipes/accelerate/{config.name}" in text, "document the command"
+
+
+def test_deepspeed_config_is_zero3_and_fsdp_is_full_shard():
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    ds = ClusterConfig.from_yaml_file(str(RECIPES / "accelerate" / "deepspeed_zero3.yaml"))
+    assert ds.distributed_type.value == "DEEPSPEED" and ds.deepspeed_config["zero_stage"] == 3
+    fsdp = ClusterConfig.from_yaml_file(str(RECIPES / "accelerate" / "fsdp.yaml"))
+    assert fsdp.distributed_type.value == "FSDP"
+
+
+# --- README and smoke script ------------------------------------------------------------------
+
+
+def readme_paths() -> set[str]:
+    text = (RECIPES / "README.md").read_text()
+    return set(
+        re.findall(
+            r"(?<![\w/.-])((?:recipes|culturespa|tests)/[\w./-]+\.(?:py|yaml|sh|jinja))", text
+        )
+    )
+
+
+def test_readme_names_only_existing_files():
+    paths = readme_paths()
+    assert "recipes/sft.py" in paths
+    missing = sorted(
+        p for p in paths if not (REPO / p).exists() and not p.startswith("recipes/data/")
+    )
+    assert not missing, f"recipes/README.md names missing files: {missing}"
+
+
+def test_readme_recipe_commands_parse(sft):
+    """Every `recipes/sft.py --config X` line of the README parses with its flags."""
+    text = (RECIPES / "README.md").read_text().replace("\\\n", " ")
+    commands = re.findall(r"recipes/sft\.py (--config [^\n`]+)", text)
+    assert commands
+    for command in commands:
+        argv = [a for a in command.split() if a]
+        assert (REPO / argv[1]).is_file(), argv[1]
+        parse(sft, *argv)
+
+
+def test_smoke_script_is_valid_bash():
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("no bash")
+    subprocess.run([bash, "-n", str(RECIPES / "smoke.sh")], check=True)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("CULTURESPA_RUN_SMOKE") != "1",
+    reason="the whole smoke flow takes 1-2 minutes; set CULTURESPA_RUN_SMOKE=1 (make smoke does)",
+)
+def test_smoke_flow_end_to_end(tmp_path):
+    """bash recipes/smoke.sh tiny: data -> joint and specific adapters -> eval -> report."""
+    env = dict(os.environ, SMOKE_DIR=str(tmp_path / "smoke"), SMOKE_LIMIT="4")
+    proc = subprocess.run(
+        ["bash", str(RECIPES / "smoke.sh"), "tiny"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    root = tmp_path / "smoke"
+    assert (root / "train" / "culture_joint" / "adapter_model.safetensors").is_file()
+    assert (root / "train" / "culture_specific" / "adapters.json").is_file()
+    assert len(list((root / "eval").rglob("results_*.json"))) >= 3
+    assert (root / "report" / "leaderboard.md").is_file()

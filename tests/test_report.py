@@ -1,0 +1,286 @@
+"""`culturespa report` on small lm-eval results written by the tests themselves."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from culturespa.cli.main import main
+from culturespa.errors import CulturespaError
+from culturespa.report.loading import load_runs, parse_task_name
+from culturespa.report.writer import build_report
+from culturespa.scoring import alignment_from_arrays
+from culturespa.survey import get_item, items_with_data, survey_majority
+
+COUNTRIES = ("USA", "CHN", "NGA", "DEU")
+PAPER_ORDER = ["USA", "DEU", "CHN", "NGA"]  # tables list countries in the paper's order
+
+
+def answers_for(country: str, accuracy: float, seed: int, n_items: int = 40) -> dict[str, int]:
+    """Answers that hit the survey majority with probability `accuracy`, else a random option."""
+    rng = random.Random(seed)
+    out = {}
+    for qid in items_with_data(country)[:n_items]:
+        item = get_item(qid)
+        majority = survey_majority(country, qid)
+        out[qid] = majority if rng.random() < accuracy else rng.choice(item.option_numbers)
+    return out
+
+
+def alignment(country: str, answers: dict[str, int | None]) -> float:
+    valid = [(q, a) for q, a in answers.items() if a is not None]
+    return alignment_from_arrays(
+        [a for _, a in valid],
+        [survey_majority(country, q) for q, _ in valid],
+        [get_item(q).max_distance for q, _ in valid],
+    )
+
+
+def write_run(
+    folder: Path,
+    date: str,
+    tasks: dict[str, dict[str, int | None]],
+    model_args: dict | str,
+    log_samples: bool = True,
+    extra_results: dict | None = None,
+) -> Path:
+    """An lm-eval results file (and sample logs) in the layout EvaluationTracker writes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for task, answers in tasks.items():
+        country = task.rsplit("_", 1)[1].upper()
+        results[task] = {
+            "alias": task,
+            "alignment,none": alignment(country, answers),
+            "alignment_stderr,none": "N/A",
+            "alignment_w1,none": 0.7,
+            "alignment_w1_stderr,none": "N/A",
+        }
+        if log_samples:
+            lines = []
+            for doc_id, (qid, answer) in enumerate(answers.items()):
+                item = get_item(qid)
+                doc = {
+                    "qid": qid,
+                    "country": country,
+                    "options": list(item.option_numbers),
+                    "majority": survey_majority(country, qid),
+                    "max_distance": item.max_distance,
+                }
+                lines.append(
+                    json.dumps(
+                        {
+                            "doc_id": doc_id,
+                            "doc": doc,
+                            "target": 0,
+                            "arguments": [["ctx", f" {n}"] for n in item.option_numbers],
+                            "resps": [],
+                            "filtered_resps": [],
+                            "filter": "none",
+                            "metrics": ["alignment", "alignment_w1"],
+                            "alignment": {
+                                "answer": answer,
+                                "majority": doc["majority"],
+                                "max_distance": item.max_distance,
+                            },
+                            "alignment_w1": 0.7,
+                        }
+                    )
+                )
+            (folder / f"samples_{task}_{date}.jsonl").write_text("\n".join(lines) + "\n")
+    results.update(extra_results or {})
+    payload = {
+        "results": results,
+        "groups": {},
+        "configs": {task: {"task": task} for task in tasks},
+        "versions": {task: 1.0 for task in tasks},
+        "n-samples": {task: {"original": len(a), "effective": len(a)} for task, a in tasks.items()},
+        "config": {"model": "hf", "model_args": model_args, "batch_size": 1},
+        "date": 1.0,
+        "model_name": "x",
+    }
+    path = folder / f"results_{date}.json"
+    path.write_text(json.dumps(payload, indent=2))
+    return path
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory) -> tuple[Path, Path]:
+    """A base model and a better 'CultureSPA' adapter, both culture-aware, 4 countries, logged."""
+    root = tmp_path_factory.mktemp("runs")
+    base = {
+        f"wvs_culture_aware_{cc.lower()}": answers_for(cc, 0.3, i) for i, cc in enumerate(COUNTRIES)
+    }
+    base["wvs_culture_unaware_usa"] = answers_for("USA", 0.3, 9)
+    tuned = {
+        f"wvs_culture_aware_{cc.lower()}": answers_for(cc, 0.8, 10 + i)
+        for i, cc in enumerate(COUNTRIES)
+    }
+    write_run(
+        root / "base" / "org__base", "2025-01-01T10-00-00.1", base, {"pretrained": "org/base"}
+    )
+    write_run(
+        root / "joint" / "org__base",
+        "2025-01-02T10-00-00.1",
+        tuned,
+        "pretrained=org/base,peft=runs/adapters/culture_joint",
+    )
+    return root / "base", root / "joint"
+
+
+def test_parse_task_name():
+    assert parse_task_name("wvs_culture_aware_usa") == ("culture_aware", False, "USA")
+    assert parse_task_name("wvs_gen_cct_self_alignment_nga") == ("cct_self_alignment", True, "NGA")
+    assert parse_task_name("wvs_culture_aware") is None  # a group
+    assert parse_task_name("wvs_leaderboard") is None
+    assert parse_task_name("arc_easy") is None
+    assert parse_task_name("wvs_culture_aware_xyz") is None
+
+
+def test_report_two_runs(two_runs, tmp_path):
+    out = tmp_path / "report"
+    report = build_report(
+        list(two_runs), out, compare=("base | Culture-aware", "joint | Culture-aware")
+    )
+    names = {p.relative_to(out).as_posix() for p in report.files}
+    for expected in (
+        "leaderboard.md",
+        "leaderboard.csv",
+        "leaderboard.json",
+        "comparison.md",
+        "comparison.csv",
+        "plots/heatmap.png",
+        "plots/bars.png",
+    ):
+        assert expected in names
+    relation_plots = [n for n in names if n.startswith("plots/relations_")]
+    assert len(relation_plots) == 2  # one per culture-aware row with answers for 4 countries
+    for name in names:
+        if name.endswith(".png"):
+            assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    data = json.loads((out / "leaderboard.json").read_text())
+    rows = data["rows"]
+    assert [r["rank"] for r in rows] == [1, 2, 3]
+    top = rows[0]
+    assert (
+        top["model"] == "org/base + adapters/culture_joint" and top["template"] == "culture_aware"
+    )
+    usa = top["countries"]["USA"]
+    lo, hi = usa["ci"]
+    assert lo < usa["score"] < hi  # bootstrap interval from the sample log
+    assert top["average_over"] == PAPER_ORDER
+    expected_avg = sum(c["score"] for c in top["countries"].values()) / 4
+    assert top["average"] == pytest.approx(expected_avg, abs=1e-6)
+    assert top["average_ci"][0] < top["average"] < top["average_ci"][1]
+    assert rows[0]["average"] > rows[1]["average"]  # the adapter aligns better, by construction
+    assert set(data["correlations"]) and all(-1 <= r <= 1 for r in data["correlations"].values())
+
+
+def test_leaderboard_csv_and_markdown(two_runs, tmp_path):
+    build_report(list(two_runs), tmp_path, plot=False)
+    with (tmp_path / "leaderboard.csv").open() as handle:
+        lines = list(csv.DictReader(handle))
+    assert len(lines) == 3
+    assert float(lines[0]["USA_ci_low"]) < float(lines[0]["USA"]) < float(lines[0]["USA_ci_high"])
+    markdown = (tmp_path / "leaderboard.md").read_text()
+    assert "| rank | model | template | AVG |" in markdown
+    for name in ("leaderboard.md", "comparison.md"):
+        table = [ln for ln in (tmp_path / name).read_text().splitlines() if ln.startswith("|")]
+        widths = {ln.replace("\\|", "").count("|") for ln in table}
+        assert len(widths) == 1, f"{name}: rows with different numbers of columns"
+    comparison = (tmp_path / "comparison.csv").read_text().splitlines()
+    assert comparison[0].split(",") == ["method", *PAPER_ORDER, "AVG", "coverage"]
+
+
+def test_culture_specific_adapters_merge_into_one_row(tmp_path):
+    for i, cc in enumerate(COUNTRIES):
+        task = f"wvs_culture_aware_{cc.lower()}"
+        write_run(
+            tmp_path / cc,
+            f"2025-01-0{i + 1}T00-00-00.0",
+            {task: answers_for(cc, 0.6, i)},
+            {"pretrained": "org/base", "peft": f"runs/specific/{cc.lower()}"},
+        )
+    report = build_report([tmp_path], tmp_path / "out", plot=False)
+    assert len(report.rows) == 1
+    row = report.rows[0]
+    assert row.label == "org/base + specific/{CC}"
+    assert sorted(row.cells) == sorted(COUNTRIES)
+
+
+def test_bad_inputs_are_notes_not_crashes(two_runs, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "results_2025-01-01T00-00-00.0.json").write_text('{"results": {"wvs_culture_aw')
+    write_run(
+        bad / "other",
+        "2025-01-01T00-00-00.0",
+        {},
+        "pretrained=gpt2",
+        extra_results={"arc_easy": {"acc,none": 0.5}},
+    )
+    nolog = write_run(
+        bad / "nolog",
+        "2025-01-03T00-00-00.0",
+        {"wvs_culture_aware_bra": answers_for("BRA", 0.5, 3)},
+        {"pretrained": "org/other"},
+        log_samples=False,
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    report = build_report([bad, empty, two_runs[0]], tmp_path / "out")
+    text = "\n".join(report.notes.messages)
+    assert "not valid JSON" in text
+    assert "no culturespa wvs_* tasks (found: arc_easy)" in text
+    assert f"{nolog}: no sample logs" in text and "no intervals" in text
+    assert f"{empty}: no lm-eval results files" in text
+    bra = next(r for r in report.rows if r.label == "org/other")
+    assert math.isnan(bra.cells["BRA"].ci_low) and not math.isnan(bra.cells["BRA"].value)
+    assert "## Notes" in (tmp_path / "out" / "leaderboard.md").read_text()
+
+
+def test_truncated_sample_log_keeps_valid_lines(tmp_path):
+    answers = answers_for("USA", 0.5, 1)
+    path = write_run(
+        tmp_path, "2025-01-01T00-00-00.0", {"wvs_culture_aware_usa": answers}, {"pretrained": "m"}
+    )
+    log = tmp_path / "samples_wvs_culture_aware_usa_2025-01-01T00-00-00.0.jsonl"
+    log.write_text(log.read_text()[:-40])  # cut the last line in half
+    runs, notes = load_runs([path])
+    assert len(runs[0].tasks[0].answers) == len(answers) - 1
+    assert "unreadable line" in notes.messages[0]
+
+
+def test_nothing_valid_is_an_error(tmp_path):
+    with pytest.raises(CulturespaError, match="no lm-eval results files"):
+        build_report([tmp_path], tmp_path / "out")
+
+
+def test_cli_report(two_runs, tmp_path, capsys):
+    assert main(["report", *map(str, two_runs), "-o", str(tmp_path), "--no-plots"]) == 0
+    printed = capsys.readouterr().out
+    assert "AVG" in printed and "coverage" in printed and "wrote" in printed
+    assert main(["report", str(tmp_path / "nothing-here")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_intervals_stored_by_culturespa_eval_are_used_without_sample_logs(tmp_path):
+    path = write_run(
+        tmp_path,
+        "2025-01-01T00-00-00.0",
+        {"wvs_culture_aware_usa": answers_for("USA", 0.5, 1)},
+        {"pretrained": "m"},
+        log_samples=False,
+    )
+    data = json.loads(path.read_text())
+    data["culturespa"] = {"alignment_ci95": {"wvs_culture_aware_usa": [0.41, 0.62]}}
+    path.write_text(json.dumps(data))
+    report = build_report([path], tmp_path / "out", plot=False)
+    cell = report.rows[0].cells["USA"]
+    assert (cell.ci_low, cell.ci_high) == (0.41, 0.62)
+    assert not any("no sample logs" in m for m in report.notes.messages)

@@ -1,0 +1,39 @@
+"""The main job end to end on the tiny model: lm-eval tasks -> results + sample logs -> report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from culturespa.cli.main import main
+
+pytest.importorskip("lm_eval")
+
+
+@pytest.mark.slow
+def test_demo_writes_table_results_and_plots(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "demo"
+    argv = ["demo", "--model", str(tiny_model_dir), "--countries", "USA,CHN,NGA", "--limit", "3"]
+    assert main([*argv, "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Culture-unaware" in printed and "Culture-aware (P1)" in printed and str(out) in printed
+    results = list((out / "lm_eval").rglob("results_*.json"))
+    assert len(results) == 1
+    data = json.loads(results[0].read_text())
+    assert "wvs_culture_aware_nga" in data["results"]
+    assert len(list((out / "lm_eval").rglob("samples_wvs_*.jsonl"))) == 6
+    for name in (
+        "comparison.md",
+        "comparison.csv",
+        "leaderboard.md",
+        "plots/heatmap.png",
+        "plots/bars.png",
+    ):
+        assert (out / name).is_file(), name
+    assert list((out / "plots").glob("relations_*.png"))
+    # The report re-reads the run on its own, with intervals from the sample logs.
+    assert main(["report", str(out / "lm_eval"), "-o", str(tmp_path / "again"), "--no-plots"]) == 0
+    rows = json.loads((tmp_path / "again" / "leaderboard.json").read_text())["rows"]
+    assert {r["template"] for r in rows} == {"culture_unaware", "culture_aware"}
+    assert all(r["countries"]["USA"]["ci"][0] is not None for r in rows)

@@ -1,0 +1,153 @@
+"""lm-eval end to end on a tiny Llama (offline): the README commands, results JSON, sample logs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from culturespa.cli.main import main
+from culturespa.prompts import render
+from culturespa_tasks import TASK_DIR
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("lm_eval")
+
+LL, GEN = "wvs_culture_aware_usa", "wvs_gen_culture_aware_usa"
+LL_METRICS = ("alignment", "alignment_w1", "alignment_jsd", "majority_match")
+GEN_METRICS = ("alignment", "alignment_w1", "alignment_jsd", "coverage")
+SHORT_REPLIES = "max_gen_toks=8"  # the tasks allow 256 new tokens; a random model fills them all
+
+
+def _results_and_samples(out: Path) -> tuple[dict, dict[str, list[dict]]]:
+    (results_file,) = out.rglob("results_*.json")
+    samples = {}
+    for path in out.rglob("samples_*.jsonl"):
+        task = path.name[len("samples_") :].rsplit("_", 1)[0]
+        samples[task] = [json.loads(line) for line in path.read_text().splitlines()]
+    return json.loads(results_file.read_text()), samples
+
+
+def _check_metrics(results: dict) -> None:
+    row = results["results"][LL]
+    for name in LL_METRICS:
+        assert 0.0 <= row[f"{name},none"] <= 1.0, (LL, name, row)
+    row = results["results"][GEN]
+    assert 0.0 <= row["coverage,none"] <= 1.0
+    for name in ("alignment_w1", "alignment_jsd"):  # NaN when no reply named an option
+        assert math.isnan(row[f"{name},none"]) or 0.0 <= row[f"{name},none"] <= 1.0, row
+    # The paper's parser accepts any integer in 0..10, so an answer outside an item's options
+    # (the random model's "9" for a 4-option item) can push the paper's score below 0.
+    alignment = row["alignment,none"]
+    assert alignment <= 1.0 if row["coverage,none"] > 0 else math.isnan(alignment), row
+
+
+@pytest.fixture(scope="module")
+def cli_run(tiny_model_dir, tmp_path_factory) -> tuple[dict, dict]:
+    """The README's lm_eval command, on the tiny model, with a limit."""
+    if shutil.which("lm_eval") is None:
+        pytest.skip("lm_eval command not installed")
+    out = tmp_path_factory.mktemp("lm_eval_out")
+    command = [
+        "lm_eval", "--model", "hf", "--model_args", f"pretrained={tiny_model_dir}",
+        "--apply_chat_template", "--include_path", str(TASK_DIR), "--tasks", f"{LL},{GEN}",
+        "--limit", "3", "--device", "cpu", "--gen_kwargs", SHORT_REPLIES,
+        "--output_path", str(out), "--log_samples",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr[-3000:]
+    return _results_and_samples(out)
+
+
+def test_lm_eval_command_writes_metrics_in_range(cli_run):
+    results, samples = cli_run
+    _check_metrics(results)
+    assert results["versions"][LL] == 1.0 and results["versions"][GEN] == 1.0
+    assert len(samples[LL]) == len(samples[GEN]) == 3
+
+
+def test_logged_requests_hold_the_persona_in_the_system_message(cli_run):
+    _, samples = cli_run
+    system = render("culture_aware", "Q1", "USA").system
+    for task in (LL, GEN):
+        prompt = samples[task][0]["arguments"]["gen_args_0"]["arg_0"]
+        assert prompt.startswith(f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n")
+    assert samples[LL][0]["arguments"]["gen_args_0"]["arg_1"] == "1<|im_end|>"
+
+
+def test_loglikelihood_alignment_equals_culturespa_score(cli_run, tmp_path, capsys):
+    results, samples = cli_run
+    replies = [
+        {"Q_id": s["doc"]["qid"], "answer": str(s["alignment"]["answer"])} for s in samples[LL]
+    ]
+    reply_file, scores = tmp_path / "replies.json", tmp_path / "scores.json"
+    reply_file.write_text(json.dumps(replies))
+    assert main(["score", str(reply_file), "--country", "USA", "--json", str(scores)]) == 0
+    (row,) = json.loads(scores.read_text())
+    assert results["results"][LL]["alignment,none"] == pytest.approx(row["alignment"])
+
+
+def test_without_chat_template_the_persona_opens_a_plain_prompt(tiny_model_dir, tmp_path):
+    from culturespa.evaluation import run_evaluation
+
+    results = run_evaluation(
+        str(tiny_model_dir), [LL, GEN], apply_chat_template=False, limit=2, device="cpu",
+        gen_kwargs={"max_gen_toks": 8}, output_path=tmp_path, log_samples=True,
+    )  # fmt: skip
+    _check_metrics(results)
+    expected = render("culture_aware", "Q1", "USA")
+    for task in (LL, GEN):
+        prompt = results["samples"][task][0]["arguments"][0][0]
+        assert prompt == f"{expected.system}\n\n{expected.user}"
+    assert results["samples"][LL][0]["arguments"][0][1] == " 1\n"
+    low, high = results["culturespa"]["alignment_ci95"][LL]
+    assert low <= results["results"][LL]["alignment,none"] <= high
+    assert len(list(tmp_path.rglob("samples_*.jsonl"))) == 2
+
+
+def test_culture_unaware_over_all_countries_costs_one_country(tiny_model_dir, tmp_path, capsys):
+    """The culture-unaware prompt does not depend on the country: count the model's forward passes."""
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+
+    from culturespa.evaluation import task_manager
+
+    calls = []
+    original = HFLM._model_call
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    manager = task_manager()
+    counts = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(HFLM, "_model_call", counting)
+        # plain lm-eval (the README's lm_eval command): hf groups identical requests
+        for tasks in (["wvs_culture_unaware_usa"], manager.match_tasks(["wvs_culture_unaware_*"])):
+            calls.clear()
+            lm_eval.simple_evaluate(
+                model="hf", model_args={"pretrained": str(tiny_model_dir)}, tasks=tasks,
+                task_manager=manager, limit=2, apply_chat_template=True, device="cpu",
+            )  # fmt: skip
+            counts[len(tasks)] = len(calls)
+        # culturespa eval: identical requests are sent once, whatever the backend
+        calls.clear()
+        code = main(
+            ["eval", "--model", str(tiny_model_dir), "--tasks", "wvs_culture_unaware_*",
+             "--limit", "2", "--device", "cpu", "--output-path", str(tmp_path)]
+        )  # fmt: skip
+        assert code == 0
+        counts["culturespa eval"] = len(calls)
+    assert counts[1] == counts[19] == counts["culturespa eval"] > 0, counts
+    results, _ = _results_and_samples(tmp_path)
+    assert (
+        results["culturespa"]["requests"]["sent"]["loglikelihood"] * 19
+        == (results["culturespa"]["requests"]["received"]["loglikelihood"])
+    )
+    assert "wvs_culture_unaware_mex" in capsys.readouterr().out

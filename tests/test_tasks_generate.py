@@ -1,0 +1,61 @@
+"""The committed task YAMLs are exactly the generator's output, and the globs select exactly."""
+
+from __future__ import annotations
+
+import fnmatch
+
+import yaml
+
+from culturespa.countries import ALL_COUNTRIES, PAPER_COUNTRIES
+from culturespa.prompts import TEMPLATES, render
+from culturespa_tasks import TASK_DIR
+from culturespa_tasks.generate import all_configs, generate, group_name, task_name
+
+
+def test_committed_yamls_equal_a_fresh_generation(tmp_path):
+    written = {p.name: p.read_text(encoding="utf-8") for p in generate(tmp_path)}
+    committed = {p.name: p.read_text(encoding="utf-8") for p in TASK_DIR.glob("wvs_*.yaml")}
+    assert sorted(committed) == sorted(written), "rerun python -m culturespa_tasks.generate"
+    stale = [name for name in written if committed[name] != written[name]]
+    assert not stale, f"stale YAMLs, rerun python -m culturespa_tasks.generate: {stale[:5]}"
+
+
+def test_six_templates_by_19_countries_by_two_ways_of_asking():
+    names = [c["task"] for c in all_configs().values() if "task" in c and "group" not in c]
+    assert len(names) == len(set(names)) == 6 * 19 * 2
+    assert "wvs_culture_aware_usa" in names
+    assert "wvs_gen_aware_self_alignment_mex" in names
+
+
+def test_the_persona_is_the_description_for_every_task():
+    for config in all_configs().values():
+        if "group" in config:
+            continue
+        kwargs = config["dataset_kwargs"]
+        expected = render(kwargs["template"], "Q1", kwargs["country"]).system
+        assert config["description"] == expected
+
+
+def test_each_template_glob_selects_exactly_its_19_tasks():
+    names = [yaml.safe_load(p.read_text()).get("task") for p in TASK_DIR.glob("wvs_*.yaml")]
+    names += [yaml.safe_load(p.read_text()).get("group") for p in TASK_DIR.glob("wvs_*.yaml")]
+    names = [n for n in names if isinstance(n, str)]
+    for template in TEMPLATES:
+        for mode in ("loglikelihood", "generation"):
+            expected = {task_name(template, c, mode) for c in ALL_COUNTRIES}
+            pattern = f"{group_name(template, mode)}_*"
+            assert set(fnmatch.filter(names, pattern)) == expected, pattern
+
+
+def test_groups_average_the_papers_18_countries_and_the_leaderboard_all_19():
+    configs = all_configs()
+    for template in TEMPLATES:
+        group = configs[f"wvs_{template}.yaml"]
+        assert group["task"] == [task_name(template, c) for c in PAPER_COUNTRIES]
+        assert all(not m["weight_by_size"] for m in group["aggregate_metric_list"])
+        assert configs[f"wvs_gen_{template}.yaml"]["task"] == [
+            task_name(template, c, "generation") for c in PAPER_COUNTRIES
+        ]
+    assert configs["wvs_leaderboard.yaml"]["task"] == [
+        task_name("culture_aware", c) for c in ALL_COUNTRIES
+    ]

@@ -1,0 +1,232 @@
+"""How the tasks ask: persona kept in the prompt, option numbers scored whole, per-item scores."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from culturespa.errors import CulturespaError
+from culturespa.prompts import render
+from culturespa.survey import items_with_data
+from culturespa_tasks import TASK_DIR
+
+pytest.importorskip("lm_eval")
+
+END = "<|im_end|>"
+
+
+@pytest.fixture(scope="module")
+def manager():
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=str(TASK_DIR), include_defaults=False)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from culturespa.tiny_model import build_tiny_tokenizer
+
+    return build_tiny_tokenizer()
+
+
+def _reply_model(tokenizer, replies: dict[str, float]):
+    """An LM whose replies have fixed probabilities; it scores a continuation token by token."""
+    from lm_eval.api.model import LM
+
+    class ReplyModel(LM):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tokenizer = tokenizer
+            self.pieces: list[list[str]] = []
+
+        @property
+        def tokenizer_name(self) -> str:
+            return "tiny"
+
+        def chat_template(self, chat_template=False):
+            return tokenizer.chat_template
+
+        def apply_chat_template(self, chat_history, add_generation_prompt=True):
+            return tokenizer.apply_chat_template(
+                chat_history, tokenize=False, add_generation_prompt=add_generation_prompt
+            )
+
+        def prefix_mass(self, continuation: str) -> float:
+            """P(the reply starts with these tokens), or P(reply == digits) once the answer ends."""
+            ids = tokenizer(continuation, add_special_tokens=False)["input_ids"]
+            pieces = [tokenizer.decode([i]) for i in ids]
+            self.pieces.append(pieces)
+            digits = "".join(p for p in pieces if p.strip() and p != END)
+            if pieces[-1] in (END, "\n"):
+                return replies.get(digits, 1e-9)
+            return sum(p for r, p in replies.items() if r.startswith(digits)) or 1e-9
+
+        def loglikelihood(self, requests):
+            return [(math.log(self.prefix_mass(r.args[1])), False) for r in requests]
+
+        def loglikelihood_rolling(self, requests):
+            raise NotImplementedError
+
+        def generate_until(self, requests):
+            raise NotImplementedError
+
+    return ReplyModel()
+
+
+def _evaluate(lm, manager, task: str, qid: str, chat: bool) -> dict:
+    import lm_eval
+
+    country = task.rsplit("_", 1)[1].upper()
+    index = items_with_data(country).index(qid)
+    return lm_eval.simple_evaluate(
+        model=lm,
+        tasks=[task],
+        task_manager=manager,
+        samples={task: [index]},
+        apply_chat_template=chat,
+        log_samples=True,
+    )
+
+
+def test_the_tokenizer_splits_digits(tokenizer):
+    ids = tokenizer("10" + END, add_special_tokens=False)["input_ids"]
+    assert [tokenizer.decode([i]) for i in ids] == ["1", "0", END]
+
+
+@pytest.mark.parametrize("chat", [True, False])
+def test_ten_beats_one_when_the_model_answers_ten(tokenizer, manager, chat):
+    # Q48 has options 1..10. The model answers "10" with p=0.6 and "1" with p=0.1.
+    replies = {"10": 0.6, "1": 0.1, **{str(n): 0.3 / 8 for n in range(2, 10)}}
+    lm = _reply_model(tokenizer, replies)
+    # Scoring the bare numbers would pick "1": P(starts with 1) = 0.7 > P(starts with 10) = 0.6.
+    assert lm.prefix_mass("1") > lm.prefix_mass("10")
+    lm.pieces.clear()
+    out = _evaluate(lm, manager, "wvs_culture_aware_usa", "Q48", chat)
+    sample = out["samples"]["wvs_culture_aware_usa"][0]
+    assert sample["alignment"]["answer"] == 10
+    end = END if chat else "\n"
+    assert lm.pieces[0][-1] == end and lm.pieces[-1][-2:] == ["0", end]
+    continuation = sample["arguments"][9][1]
+    assert continuation == ("10" + END if chat else " 10\n")
+
+
+def test_the_persona_is_the_system_message(tokenizer, manager):
+    lm = _reply_model(tokenizer, {"1": 1.0})
+    out = _evaluate(lm, manager, "wvs_culture_aware_chn", "Q1", chat=True)
+    prompt = out["samples"]["wvs_culture_aware_chn"][0]["arguments"][0][0]
+    system = render("culture_aware", "Q1", "CHN").system
+    assert prompt.startswith(f"<|im_start|>system\n{system}{END}\n<|im_start|>user\n")
+    assert prompt.endswith("<|im_start|>assistant\n")
+
+
+def test_without_a_chat_template_the_persona_opens_the_prompt(tokenizer, manager):
+    lm = _reply_model(tokenizer, {"1": 1.0})
+    out = _evaluate(lm, manager, "wvs_culture_aware_chn", "Q1", chat=False)
+    prompt = out["samples"]["wvs_culture_aware_chn"][0]["arguments"][0][0]
+    expected = render("culture_aware", "Q1", "CHN")
+    assert prompt == f"{expected.system}\n\n{expected.user}"
+
+
+def _loaded(manager, name: str):
+    return manager.load([name])["tasks"][name]
+
+
+def test_a_template_that_drops_the_system_message_gets_the_persona_in_the_user_turn(manager):
+    task = _loaded(manager, "wvs_culture_aware_usa")
+    doc = task.eval_docs[0]
+    seen = []
+
+    def drops_system(messages, add_generation_prompt=True):
+        # what lm-eval's hf backend does when a template rejects the system role
+        seen.append(messages)
+        kept = [m for m in messages if m["role"] != "system"]
+        return "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in kept) + "<assistant>"
+
+    ctx = task.fewshot_context(doc, 0, apply_chat_template=True, chat_template=drops_system)
+    system = render("culture_aware", doc["qid"], "USA").system
+    assert ctx.startswith(f"<user>{system}\n\n{doc['user']}</user>")
+    assert [m["role"] for m in seen[-1]] == ["user"]
+
+
+def test_a_template_that_loses_the_persona_stops_the_run(manager):
+    task = _loaded(manager, "wvs_culture_aware_usa")
+
+    def loses_everything(messages, add_generation_prompt=True):
+        return "<assistant>"
+
+    with pytest.raises(CulturespaError, match="drops the persona"):
+        task.fewshot_context(
+            task.eval_docs[0], 0, apply_chat_template=True, chat_template=loses_everything
+        )
+
+
+def test_loglikelihood_results_give_the_answer_and_distribution_scores():
+    from culturespa_tasks.utils import process_loglikelihood_results
+
+    doc = {"qid": "Q1", "country": "USA", "options": [1, 2, 3, 4], "majority": 1, "max_distance": 3}
+    out = process_loglikelihood_results(
+        doc, [(-3.0, False), (-0.1, True), (-5, False), (-6, False)]
+    )
+    assert out["alignment"] == {"answer": 2, "majority": 1, "max_distance": 3}
+    assert out["majority_match"] == 0.0
+    assert 0 <= out["alignment_w1"] <= 1 and 0 <= out["alignment_jsd"] <= 1
+
+
+def test_generation_results_are_parsed_as_in_the_paper():
+    from culturespa_tasks.utils import (
+        alignment_aggregate,
+        mean_of_valid,
+        process_generation_results,
+    )
+
+    doc = {"qid": "Q1", "country": "USA", "options": [1, 2, 3, 4], "majority": 1, "max_distance": 3}
+    good = process_generation_results(doc, ["I choose 2. Rather important"])
+    bad = process_generation_results(doc, ["It depends."])
+    outside = process_generation_results(doc, ["7"])
+    assert good["alignment"]["answer"] == 2 and good["coverage"] == 1.0
+    assert bad["alignment"]["answer"] is None and bad["coverage"] == 0.0
+    assert outside["coverage"] == 1.0 and outside["alignment_w1"] is None
+    rows = [good["alignment"], bad["alignment"]]
+    assert alignment_aggregate(rows) == pytest.approx(1 - 1 / 3)
+    assert mean_of_valid([good["coverage"], bad["coverage"]]) == 0.5
+    assert mean_of_valid([None, 0.25]) == 0.25
+    assert math.isnan(alignment_aggregate([bad["alignment"]]))
+
+
+LLAMA3 = (
+    "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+    "{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
+    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+INST = (
+    "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}[INST] {{ m['content'] }} [/INST]"
+    "{% elif m['role'] == 'assistant' %} {{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}"
+)
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"), [(LLAMA3, ("", "<|eot_id|>")), (INST, (" ", "<|im_end|>"))]
+)
+def test_the_end_of_an_answer_is_read_off_the_chat_template(tokenizer, template, expected):
+    from culturespa_tasks.wvs_task import answer_frame
+
+    class Model:
+        def __init__(self) -> None:
+            self.tokenizer = tokenizer
+
+        def apply_chat_template(self, chat_history, add_generation_prompt=True):
+            return tokenizer.apply_chat_template(
+                chat_history, tokenize=False, add_generation_prompt=add_generation_prompt,
+                chat_template=template,
+            )  # fmt: skip
+
+    model = Model()
+    tokenizer_template = tokenizer.chat_template
+    tokenizer.chat_template = template
+    try:
+        messages = [{"role": "user", "content": "Pick 1 or 10."}]
+        ctx = model.apply_chat_template(messages)
+        assert answer_frame(messages, ctx, "1", model.apply_chat_template) == expected
+    finally:
+        tokenizer.chat_template = tokenizer_template
