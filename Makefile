@@ -5,7 +5,7 @@ PIP := $(PYTHON) -m pip
 # an unpinned torch would download a multi-GB CUDA build. GPU users: `make install-gpu`.
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: install-cpu install-gpu install-dev test lint demo
+.PHONY: install-cpu install-gpu install-dev test lint demo smoke bench
 
 install-cpu:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install -q $(TORCH_CPU)
@@ -26,6 +26,10 @@ demo: install-cpu
 
 test: install-dev
 	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q
+
+# The whole CultureSPA loop (build data -> train -> evaluate -> report) at tiny scale on a CPU.
+smoke: install-dev
+	bash recipes/smoke.sh tiny
 
 lint:
 	ruff check . && ruff format --check .

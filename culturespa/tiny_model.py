@@ -60,8 +60,14 @@ def build_tiny_model(
     hidden_size: int = 64,
     num_layers: int = 2,
     seed: int = 0,
+    initializer_range: float = 0.1,
 ) -> Path:
-    """Write a randomly initialised tiny Llama with its tokenizer to `output_dir`; return the path."""
+    """Write a randomly initialised tiny Llama with its tokenizer to `output_dir`; return the path.
+
+    Weights are drawn wider than Llama's default (std 0.1, not 0.02) so that the random model's
+    answers react to the prompt: the persona then changes some answers, as it does for a real
+    model, and the data builder's smoke runs produce training rows for every country.
+    """
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
@@ -81,6 +87,7 @@ def build_tiny_model(
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
+        initializer_range=initializer_range,
     )
     model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(

@@ -26,7 +26,7 @@ case "$SCALE" in
     ;;
   default)
     MODEL=default
-    DATA_CONFIG=recipes/data/smollm2_cpu.yaml
+    DATA_CONFIG=recipes/data/smollm2_cpu_sample.yaml
     RECIPE=recipes/smollm2-135m-instruct_cpu_smoke.yaml
     SPECIFIC_STEPS=5
     ;;
