@@ -49,11 +49,11 @@ def run_demo(
     model: str = "default",
     templates: tuple[str, ...] = DEMO_TEMPLATES,
     countries: tuple[str, ...] = DEMO_COUNTRIES,
-    batch_size: int | str = 8,
+    batch_size: int | str = 16,
     limit: int | None = None,
     seed: int = 42,
     plot: bool = True,
-    backend: str = "hf-prefix-cache",
+    backend: str = "culturespa-hf",
 ) -> DemoResult:
     """Fetch the model, run the lm-eval tasks with sample logs, write the report; time each stage."""
     from culturespa.default_model import resolve_model_path

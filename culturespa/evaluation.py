@@ -21,10 +21,10 @@ BACKENDS: tuple[str, ...] = (
     "vllm",
     "local-completions",
     "local-chat-completions",
-    "hf-prefix-cache",
+    "culturespa-hf",
 )
-_WEIGHTS_BACKENDS = ("hf", "vllm", "hf-prefix-cache")
-_ADAPTER_ARG = {"hf": "peft", "vllm": "lora_local_path", "hf-prefix-cache": "peft"}
+_WEIGHTS_BACKENDS = ("hf", "vllm", "culturespa-hf")
+_ADAPTER_ARG = {"hf": "peft", "vllm": "lora_local_path", "culturespa-hf": "peft"}
 
 
 def task_dir() -> Path:
@@ -342,8 +342,8 @@ def run_evaluation(
     logger.info(
         "evaluating %s (%s) on %d tasks", args.get("pretrained", model), backend, len(names)
     )
-    if backend == "hf-prefix-cache":
-        import culturespa.cached_hf  # noqa: F401  (registers the backend with lm-eval)
+    if backend == "culturespa-hf":
+        import culturespa.lm_eval_hf  # noqa: F401  (registers the backend with lm-eval)
     lm = get_model(backend).create_from_arg_obj(
         args, {"batch_size": batch_size, "max_batch_size": None, "device": device}
     )

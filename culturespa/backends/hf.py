@@ -132,12 +132,14 @@ class HFBackend:
     def option_logprobs(
         self, conversations: Sequence[Conversation], labels: Sequence[Sequence[str]]
     ) -> list[list[float]]:
-        """One prompt pass per micro-batch (last position only), then one pass over all answers.
-
-        The prompt's key/value cache is reused for the answer tokens of every option, so a prompt
-        is run once however many options it has; only logits that are read are computed.
+        """Micro-batches of prompts of similar length; per batch, the common prompt prefix runs
+        once, the rest of each prompt once (last position only), and answer tokens after the
+        first from the prompt cache (`culturespa.option_scoring`): a prompt is run once however
+        many options it has, and the cache is never copied per option.
         """
         import torch
+
+        from culturespa.option_scoring import score_options
 
         if len(labels) != len(conversations):
             raise ValueError("one label list per conversation")
@@ -146,56 +148,16 @@ class HFBackend:
         scores: list[list[float]] = [[] for _ in prompts]
         with torch.inference_mode():
             for batch in self._batches([len(p) for p in prompts]):
-                ids, mask = self._left_pad([prompts[i] for i in batch])
-                positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-                out = self.model(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    position_ids=positions,
-                    use_cache=True,
-                    logits_to_keep=1,
+                rows = score_options(
+                    self.model,
+                    [prompts[i] for i in batch],
+                    [answers[i] for i in batch],
+                    self.pad_id,
+                    self.device,
                 )
-                first = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
-                cache = out.cache if hasattr(out, "cache") else out.past_key_values
-                rows = [(b, k) for b, i in enumerate(batch) for k in range(len(answers[i]))]
-                totals = {(b, k): float(first[b, answers[batch[b]][k][0]]) for b, k in rows}
-                longer = [(b, k) for b, k in rows if len(answers[batch[b]][k]) > 1]
-                if longer:
-                    self._score_rest(batch, answers, longer, cache, mask, totals)
-                for b, i in enumerate(batch):
-                    scores[i] = [totals[(b, k)] for k in range(len(answers[i]))]
+                for i, row in zip(batch, rows):
+                    scores[i] = [logp for logp, _ in row]
         return scores
-
-    def _score_rest(self, batch, answers, longer, cache, mask, totals) -> None:
-        """Add log p of answer tokens 2..m, continuing from the prompt cache.
-
-        One pass per option index over the whole micro-batch; the cache is cut back to the
-        prompts after each pass, so it is never copied once per option (16 prompts of 11
-        options would otherwise hold 176 copies of a prompt's cache at once).
-        """
-        import torch
-
-        start = mask.sum(dim=1, keepdim=True)
-        for k in sorted({k for _, k in longer}):
-            tails = {b: answers[batch[b]][kk] for b, kk in longer if kk == k}
-            width = max(len(t) for t in tails.values()) - 1
-            ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-            for b, tail in tails.items():
-                ids[b, : len(tail) - 1] = torch.tensor(tail[:-1], dtype=torch.long)
-            attention = torch.cat([mask, torch.ones_like(ids, device=mask.device)], dim=1)
-            positions = start + torch.arange(width, device=mask.device)[None, :]
-            out = self.model(
-                input_ids=ids.to(self.device),
-                attention_mask=attention,
-                position_ids=positions,
-                use_cache=True,
-                **{self._cache_kwarg: cache},
-            )
-            cache.crop(-width)
-            logp = torch.log_softmax(out.logits.float(), dim=-1)
-            for b, tail in tails.items():
-                for j in range(1, len(tail)):
-                    totals[(b, k)] += float(logp[b, j - 1, tail[j]])
 
     def close(self) -> None:
         del self.model

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "-o", "--output", default=None, help="output folder (default: runs/demo-<date>-<time>)"
     )
     parser.add_argument(
-        "--batch-size", default="8", help="lm-eval batch size (default: %(default)s)"
+        "--batch-size", default="16", help="lm-eval batch size (default: %(default)s)"
     )
     parser.add_argument(
         "--limit",
@@ -49,8 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=42, help="random seed (default: %(default)s)")
     parser.add_argument(
         "--backend",
-        default="hf-prefix-cache",
-        choices=["hf-prefix-cache", "hf"],
+        default="culturespa-hf",
+        choices=["culturespa-hf", "hf"],
         help="lm-eval model: hf with a shared-prefix KV cache (same scores, several times faster "
         "on CPU), or lm-eval's plain hf (default: %(default)s)",
     )

@@ -1,4 +1,4 @@
-"""The prefix-cache lm-eval backend gives lm-eval's `hf` log-likelihoods, request for request."""
+"""`culturespa-hf` gives lm-eval's `hf` log-likelihoods request for request, with adapters too."""
 
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ def test_same_loglikelihoods_as_hf(tiny_model_dir):
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
-    from culturespa.cached_hf import PrefixCachedHFLM, common_prefix_length
+    from culturespa.lm_eval_hf import CulturespaHFLM
     from culturespa.prompts import render
 
-    assert common_prefix_length([1, 2, 3], [1, 2, 4]) == 2
     plain = HFLM(pretrained=str(tiny_model_dir), device="cpu", batch_size=4)
-    cached = PrefixCachedHFLM(pretrained=str(tiny_model_dir), device="cpu", batch_size=1)
+    cached = CulturespaHFLM(pretrained=str(tiny_model_dir), device="cpu", batch_size=3)
     requests = []
     for country, qid in (("USA", "Q1"), ("USA", "Q2"), ("CHN", "Q1"), ("NGA", "Q46")):
         messages = render("culture_aware", qid, country).as_messages()
@@ -41,7 +40,7 @@ def test_same_loglikelihoods_with_a_lora_adapter(tiny_model_dir, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from culturespa.cached_hf import PrefixCachedHFLM
+    from culturespa.lm_eval_hf import CulturespaHFLM
 
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
@@ -50,7 +49,7 @@ def test_same_loglikelihoods_with_a_lora_adapter(tiny_model_dir, tmp_path):
     )
     lora.save_pretrained(tmp_path / "adapter")
     kwargs = {"pretrained": str(tiny_model_dir), "peft": str(tmp_path / "adapter"), "device": "cpu"}
-    plain, cached = HFLM(batch_size=2, **kwargs), PrefixCachedHFLM(batch_size=1, **kwargs)
+    plain, cached = HFLM(batch_size=2, **kwargs), CulturespaHFLM(batch_size=2, **kwargs)
     ctx = plain.tokenizer.apply_chat_template(
         [{"role": "system", "content": "You are Kenyan."}, {"role": "user", "content": "Q1?"}],
         tokenize=False,

@@ -1,0 +1,53 @@
+"""The benchmark script runs end to end on the tiny model and writes every row (no thresholds)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("lm_eval")
+
+REPO = Path(__file__).resolve().parents[1]
+ROWS = {
+    "1 evaluation": 5,  # paper's loop, hf and culturespa-hf log-likelihood and generation
+    "2 scaling": 7,  # 1x1, unaware 1 and 19, 6x19, items 1x 2x 4x
+    "3 data builder": 3,  # loop, ours by log-likelihood, ours sampled
+}
+
+
+def test_benchmark_script_writes_every_row(tiny_model_dir, tmp_path):
+    out = tmp_path / "bench"
+    command = [
+        sys.executable, str(REPO / "benchmarks" / "run.py"), "--model", str(tiny_model_dir),
+        "--items", "4", "--baseline-items", "1", "--scaling-items", "1", "--growth-items", "1",
+        "--builder-questions", "1", "--builder-loop-prompts", "1", "--builder-sample-tokens", "4",
+        "--out", str(out),
+    ]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| 1 evaluation | paper's loop" in proc.stdout
+    report = json.loads((out / "bench.json").read_text())
+    counts: dict[str, int] = {}
+    for row in report["rows"]:
+        counts[row["section"]] = counts.get(row["section"], 0) + 1
+        assert row["items"] and row["seconds"] > 0 and row["peak_rss_mb"] > 0, row
+        assert row["batch_size"], row
+    assert counts == ROWS
+    derived = report["derived"]
+    for key in (
+        "eval_agreement_loop_vs_loglik",
+        "eval_agreement_hf_vs_culturespa_hf",
+        "eval_alignment",
+        "scaling",
+        "builder_agreement_loop_vs_loglik",
+    ):
+        assert key in derived, key
+    # the two lm-eval models give the same log-likelihood answers
+    same = derived["eval_agreement_hf_vs_culturespa_hf"]
+    assert same["identical"] == same["n"] == 1
+    assert (out / "bench.md").read_text().startswith("| part |")
