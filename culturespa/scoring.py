@@ -68,6 +68,32 @@ def alignment_of(rows: Sequence[ScoredItem]) -> float:
     )
 
 
+def bootstrap_indices(n_items: int, n_resamples: int, seed: int) -> np.ndarray:
+    """Item indices of `n_resamples` bootstrap samples, drawn with replacement (one row each)."""
+    return np.random.default_rng(seed).integers(0, n_items, size=(n_resamples, n_items))
+
+
+def percentile_interval(replicates: np.ndarray | None, level: float = 0.95) -> tuple[float, float]:
+    """The percentile interval of bootstrap replicates (NaNs when there are none)."""
+    if replicates is None or len(replicates) == 0:
+        return (float("nan"), float("nan"))
+    alpha = (1.0 - level) / 2
+    lo, hi = np.quantile(replicates, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def alignment_replicates(
+    rows: Sequence[ScoredItem], n_resamples: int = 1000, seed: int = 0
+) -> np.ndarray | None:
+    """Bootstrap replicates of the paper's score over items, vectorised (None for < 2 items)."""
+    if len(rows) < 2 or n_resamples < 1:
+        return None
+    squared = np.array([(r.answer - r.majority) ** 2 for r in rows], dtype=float)
+    spans = np.array([r.max_distance**2 for r in rows], dtype=float)
+    idx = bootstrap_indices(len(rows), n_resamples, seed)
+    return 1.0 - np.sqrt(squared[idx].sum(axis=1) / spans[idx].sum(axis=1))
+
+
 def bootstrap_interval(
     values: Sequence,
     statistic: Callable[[Sequence], float],
@@ -79,12 +105,9 @@ def bootstrap_interval(
     values = list(values)
     if len(values) < 2 or n_resamples < 1:
         return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(values), size=(n_resamples, len(values)))
+    idx = bootstrap_indices(len(values), n_resamples, seed)
     stats = np.array([statistic([values[i] for i in row]) for row in idx])
-    alpha = (1.0 - level) / 2
-    lo, hi = np.quantile(stats, [alpha, 1 - alpha])
-    return float(lo), float(hi)
+    return percentile_interval(stats, level)
 
 
 def mean_statistic(values: Sequence[float]) -> float:
@@ -123,7 +146,7 @@ def score_country(
     from culturespa.survey import items_with_data
 
     n_items = len(items_with_data(country))
-    lo, hi = bootstrap_interval(rows, alignment_of, n_resamples=n_resamples, seed=seed)
+    lo, hi = percentile_interval(alignment_replicates(rows, n_resamples, seed))
     return CountryScore(country, alignment_of(rows), lo, hi, len(rows), n_items)
 
 

@@ -13,7 +13,13 @@ import numpy as np
 from culturespa.countries import ALL_COUNTRIES, PAPER_COUNTRIES
 from culturespa.prompts import TEMPLATES
 from culturespa.report.loading import Notes, RunScores, TaskResult
-from culturespa.scoring import collect_scored_items
+from culturespa.scoring import (
+    alignment_of,
+    alignment_replicates,
+    bootstrap_indices,
+    collect_scored_items,
+    percentile_interval,
+)
 from culturespa.survey import items_with_data
 
 N_RESAMPLES = 1000
@@ -59,7 +65,7 @@ class Row:
         return float(np.mean(values)) if values else math.nan
 
 
-def alignment_replicates(
+def country_alignment(
     answers: dict[str, int | None], country: str, n_resamples: int, seed: int
 ) -> tuple[float, np.ndarray | None, float]:
     """The paper's score from per-item answers, its bootstrap replicates, and coverage."""
@@ -70,14 +76,7 @@ def alignment_replicates(
     coverage = len(rows) / asked if asked else math.nan
     if not rows:
         return math.nan, None, coverage
-    sq = np.array([(r.answer - r.majority) ** 2 for r in rows], dtype=float)
-    span = np.array([r.max_distance**2 for r in rows], dtype=float)
-    value = float(1.0 - math.sqrt(sq.sum() / span.sum()))
-    if len(rows) < 2:
-        return value, None, coverage
-    idx = np.random.default_rng(seed).integers(0, len(rows), size=(n_resamples, len(rows)))
-    replicates = 1.0 - np.sqrt(sq[idx].sum(axis=1) / span[idx].sum(axis=1))
-    return value, replicates, coverage
+    return alignment_of(rows), alignment_replicates(rows, n_resamples, seed), coverage
 
 
 def mean_replicates(values: list[float], n_resamples: int, seed: int) -> np.ndarray | None:
@@ -85,16 +84,11 @@ def mean_replicates(values: list[float], n_resamples: int, seed: int) -> np.ndar
     arr = np.asarray(values, dtype=float)
     if arr.size < 2:
         return None
-    idx = np.random.default_rng(seed).integers(0, arr.size, size=(n_resamples, arr.size))
-    return arr[idx].mean(axis=1)
+    return arr[bootstrap_indices(arr.size, n_resamples, seed)].mean(axis=1)
 
 
 def _interval(replicates: np.ndarray | None) -> tuple[float, float]:
-    if replicates is None:
-        return math.nan, math.nan
-    alpha = (1.0 - LEVEL) / 2
-    lo, hi = np.quantile(replicates, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
+    return percentile_interval(replicates, LEVEL)
 
 
 def task_cell(task: TaskResult, metric: str, seed: int, notes: Notes, source: str) -> Cell | None:
@@ -104,7 +98,7 @@ def task_cell(task: TaskResult, metric: str, seed: int, notes: Notes, source: st
         return None
     cell = Cell(value=value, coverage=task.metrics.get("coverage", math.nan), source=source)
     if task.answers is not None and metric == "alignment":
-        recomputed, cell.replicates, coverage = alignment_replicates(
+        recomputed, cell.replicates, coverage = country_alignment(
             task.answers, task.country, N_RESAMPLES, seed
         )
         if math.isnan(cell.coverage):
