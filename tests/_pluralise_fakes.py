@@ -31,7 +31,14 @@ class ScriptedBackend:
                 "question": f"How much do you value thing {h % 10**8}?",
                 "options": ["A lot", "Somewhat", "Not at all"],
             }
-            replies.append("Here you go:\n" + json.dumps(question))
+            text = json.dumps(question)
+            prefix = conv[-1]["content"] if conv[-1]["role"] == "assistant" else ""
+            # a continued reply follows its prefix; an opened one may talk first
+            replies.append(
+                text[len(prefix) :]
+                if text.startswith(prefix) and prefix
+                else "Here you go:\n" + text
+            )
         return replies
 
     def option_logprobs(self, conversations, labels):

@@ -79,3 +79,40 @@ def test_chat_template_without_system_role_fails_loudly(tiny_model_dir):
     )
     with pytest.raises(CulturespaError, match="drops the system message"):
         ChatTokens(tok)
+
+
+def test_generation_ends_right_after_the_first_stop_string(backend):
+    convs = _conversations(4)
+    free = backend.generate(convs, SamplingSettings(24, 0.0))
+    # stop at a piece of each greedy reply: the stopped reply is the same text, cut just after it
+    stops = tuple(sorted({text[5:8] for text in free if len(text) >= 8}))
+    assert stops
+    stopped = backend.generate(convs, SamplingSettings(24, 0.0, stop=stops))
+    for text, cut in zip(free, stopped):
+        ends = [text.find(s) + len(s) for s in stops if s in text]
+        assert cut == (text[: min(ends)] if ends else text)
+    assert any(cut != text for text, cut in zip(free, stopped))
+
+
+def test_a_final_assistant_message_is_continued(backend):
+    conv = _conversations(1)[0]
+    opened = backend.chat.render(conv)
+    prefixed = [*conv, {"role": "assistant", "content": '{"question": "'}]
+    assert backend.chat.render(prefixed) == opened + '{"question": "'
+    # greedy: continuing the prefix equals generating after the prefix typed by hand
+    reply = backend.generate([prefixed], SamplingSettings(12, 0.0))[0]
+    prompt_ids = backend.tokenizer(opened + '{"question": "', add_special_tokens=False)
+    import torch
+
+    with torch.inference_mode():
+        out = backend.model.generate(
+            input_ids=torch.tensor([prompt_ids["input_ids"]]),
+            max_new_tokens=12,
+            do_sample=False,
+            pad_token_id=backend.pad_id,
+            eos_token_id=[backend.tokenizer.eos_token_id, backend.chat.end_of_turn],
+        )
+    want = backend.tokenizer.decode(
+        out[0, len(prompt_ids["input_ids"]) :], skip_special_tokens=True
+    )
+    assert reply == want

@@ -63,6 +63,7 @@ def test_duplicates_counts_and_order():
         row("Too many?", [f"o{i}" for i in range(12)]),
         row("", ["a", "b"]),
         row("Kept", ["1. Yes", "2. No"], topic=TOPIC_NAMES[1]),
+        row("Same answer twice?", ["1. Agree", "2. Neutral", "3. agree."]),
     ]
     kept, report = filter_questions(rows)
     assert [q.question for q in kept] == ["How often do you pray?", "Kept"]
@@ -73,9 +74,10 @@ def test_duplicates_counts_and_order():
         "wvs_duplicate": 1,
         "option_count": 2,
         "malformed": 1,
+        "duplicate_options": 1,
     }
     assert report.per_topic[TOPIC_NAMES[1]]["numbering_stripped"] == 1
-    assert report.kept == 2 and report.total == 8
+    assert report.kept == 2 and report.total == 9
     assert "| drop: near_duplicate | 1 |" in report.markdown()
 
 
@@ -94,9 +96,14 @@ def test_llama3_release_counts():
     alone = single_rule_counts(rows)
     assert 13000 - alone["exact_duplicate"] == 12891  # the figure in the data README
     kept, report = filter_questions(rows)
-    assert report.kept == len(kept) == 12850
-    assert dict(report.dropped) == {"exact_duplicate": 109, "numbers_only": 39, "near_duplicate": 2}
-    assert report.edited == {"numbering_stripped": 2825, "numeric_card": 28}
+    assert report.kept == len(kept) == 12808
+    assert dict(report.dropped) == {
+        "exact_duplicate": 109,
+        "numbers_only": 39,
+        "duplicate_options": 42,
+        "near_duplicate": 2,
+    }
+    assert report.edited == {"numbering_stripped": 2792, "numeric_card": 28}
 
 
 def test_broken_questions_file_names_the_line(tmp_path):

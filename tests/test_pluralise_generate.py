@@ -10,6 +10,7 @@ from _pluralise_fakes import ScriptedBackend
 
 from culturespa.errors import CulturespaError
 from culturespa.pluralise.generate import (
+    RESPONSE_PREFIX,
     build_request,
     generate_questions,
     parse_generated,
@@ -31,6 +32,42 @@ def test_parse_generated():
         '{"question": "Q", "options": [["a"], "b"]}',
     ):
         assert parse_generated(bad) is None
+
+
+def test_parse_generated_takes_the_first_usable_object():
+    # a small model's habits: an unusable object first, a second one, prose, other key names
+    reply = (
+        '{"question": "Q1?"}\n{"question": "How often?", "choices": ["Often", "Never"]}\n'
+        '{"question": "Later?", "options": ["a", "b"]} and some more {broken'
+    )
+    assert parse_generated(reply) == {"question": "How often?", "options": ["Often", "Never"]}
+    assert parse_generated('{"question": "Q?", "answers": ["Yes", "No"]') is None  # unclosed
+
+
+def test_request_opens_the_reply_with_the_prefix():
+    pool = wvs_examples_by_topic()[TOPICS[0]]
+    chat = build_request(TOPICS[0], pool, [], random.Random(0))
+    assert [m["role"] for m in chat] == ["user", "assistant"]
+    assert chat[-1]["content"] == RESPONSE_PREFIX
+    bare = build_request(TOPICS[0], pool, [], random.Random(0), response_prefix="")
+    assert [m["role"] for m in bare] == ["user"]
+    assert bare[0] == chat[0]
+
+
+def test_prefix_and_stop_reach_the_backend_and_the_parser(tmp_path):
+    backend = ScriptedBackend(valid_share=1.0)
+    seen = []
+    original = backend.generate
+
+    def spy(conversations, settings):
+        seen.append((conversations[0][-1], settings.stop))
+        return original(conversations, settings)
+
+    backend.generate = spy
+    generate_questions(backend, tmp_path, TOPICS[:1], 2, stop=("}",), progress=False)
+    assert seen[0] == ({"role": "assistant", "content": RESPONSE_PREFIX}, ("}",))
+    rows = [json.loads(line) for line in (tmp_path / "generated.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r["question"].startswith("How much") for r in rows)
 
 
 def test_request_shows_five_examples_at_most_three_from_wvs():

@@ -19,6 +19,8 @@ class SamplingSettings:
     temperature: float = 1.0
     top_p: float = 1.0
     seed: int = 0
+    stop: tuple[str, ...] = ()
+    """A reply ends right after the first of these strings, which is kept in the reply."""
 
     @property
     def greedy(self) -> bool:
@@ -34,7 +36,11 @@ class Backend(Protocol):
     def generate(
         self, conversations: Sequence[Conversation], settings: SamplingSettings
     ) -> list[str]:
-        """One sampled reply per conversation (the assistant turn is opened by the chat template)."""
+        """One sampled reply per conversation (the assistant turn is opened by the chat template).
+
+        A conversation that ends with an assistant message is continued: that message is the
+        start of the reply (a response prefix), and the returned text is what follows it.
+        """
         ...
 
     def option_logprobs(
@@ -79,7 +85,12 @@ class ChatTokens:
             )
 
     def render(self, conversation: Conversation) -> str:
-        """The prompt text with the assistant turn opened."""
+        """The prompt text with the assistant turn opened, or continued when the conversation
+        ends with an assistant message (a response prefix)."""
+        if conversation and conversation[-1].get("role") == "assistant":
+            return self.tokenizer.apply_chat_template(
+                conversation, tokenize=False, continue_final_message=True
+            )
         return self.tokenizer.apply_chat_template(
             conversation, tokenize=False, add_generation_prompt=True
         )
@@ -119,3 +130,9 @@ class ChatTokens:
             raise CulturespaError(f"answer {label!r} encodes to no tokens")
         self._label_cache[label] = tokens
         return tokens
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """`text` up to and including the earliest stop string in it (unchanged if none occurs)."""
+    ends = [text.find(s) + len(s) for s in stop if s and s in text]
+    return text[: min(ends)] if ends else text

@@ -6,7 +6,7 @@ import inspect
 import logging
 from collections.abc import Sequence
 
-from culturespa.backends.base import ChatTokens, Conversation, SamplingSettings
+from culturespa.backends.base import ChatTokens, Conversation, SamplingSettings, cut_at_stop
 from culturespa.errors import CulturespaError
 
 logger = logging.getLogger(__name__)
@@ -119,6 +119,8 @@ class HFBackend:
         self.chat.label_tokens("0")  # sets chat.end_of_turn from the chat template
         eos = {self.tokenizer.eos_token_id, self.chat.end_of_turn}
         kwargs["eos_token_id"] = sorted(i for i in eos if i is not None)
+        if settings.stop:  # a row stops once it has written a stop string; cut exactly below
+            kwargs.update(stop_strings=list(settings.stop), tokenizer=self.tokenizer)
         with torch.inference_mode():
             for batch in self._batches([len(p) for p in prompts]):
                 ids, mask = self._left_pad([prompts[i] for i in batch])
@@ -126,7 +128,7 @@ class HFBackend:
                 new = out[:, ids.shape[1] :]
                 texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
                 for i, text in zip(batch, texts):
-                    replies[i] = text
+                    replies[i] = cut_at_stop(text, settings.stop)
         return replies
 
     def option_logprobs(

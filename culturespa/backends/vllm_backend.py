@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from culturespa.backends.base import ChatTokens, Conversation, SamplingSettings
+from culturespa.backends.base import ChatTokens, Conversation, SamplingSettings, cut_at_stop
 from culturespa.errors import CulturespaError
 
 
@@ -69,11 +69,13 @@ class VLLMBackend:
                 temperature=max(settings.temperature, 0.0),
                 top_p=settings.top_p,
                 seed=settings.seed + i,
+                stop=list(settings.stop) or None,
+                include_stop_str_in_output=True,
             )
             for i in range(len(prompts))
         ]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        return [out.outputs[0].text for out in outputs]
+        return [cut_at_stop(out.outputs[0].text, settings.stop) for out in outputs]
 
     def option_logprobs(
         self, conversations: Sequence[Conversation], labels: Sequence[Sequence[str]]

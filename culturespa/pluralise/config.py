@@ -51,6 +51,14 @@ class ModelSection:
         default="OPENAI_API_KEY",
     )
     concurrency: int = field(metadata={"help": "openai: requests in flight"}, default=16)
+    tokenizer: str = field(
+        metadata={
+            "help": "openai: folder or hub id of the served model's tokenizer; when set, options "
+            "are scored exactly (prompt log-probabilities echoed by /completions, as vllm serve "
+            "does) instead of from the first reply token's top log-probabilities"
+        },
+        default="",
+    )
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -81,6 +89,7 @@ class ModelSection:
             "api_base": self.api_base,
             "api_key_env": self.api_key_env,
             "concurrency": self.concurrency,
+            "tokenizer": self.tokenizer or None,
         }
 
 
@@ -104,8 +113,23 @@ class GenerateSection:
     max_attempts_per_question: int = field(
         metadata={"help": "stop a topic after N x this many requests"}, default=5
     )
+    response_prefix: str = field(
+        metadata={
+            "help": "start of the reply written for the model ('' for none; the openai backend "
+            "needs a server that continues an assistant message, e.g. vllm serve)"
+        },
+        default='{"question": "',
+    )
+    stop: list[str] = field(
+        metadata={"help": "a reply ends after the first of these strings"},
+        default_factory=lambda: ["}"],
+    )
 
     def __post_init__(self) -> None:
+        if not isinstance(self.stop, list) or not all(isinstance(x, str) and x for x in self.stop):
+            raise CulturespaError("config: generate.stop must be a list of non-empty strings")
+        if not isinstance(self.response_prefix, str):
+            raise CulturespaError("config: generate.response_prefix must be a string")
         if self.questions_per_topic < 1 or self.requests_per_round < 1:
             raise CulturespaError(
                 "config: generate.questions_per_topic and requests_per_round must be >= 1"

@@ -11,8 +11,10 @@ Rules, applied in this order (a question is dropped by the first rule that remov
 4. `numbers_only`: options that are only numbers, unless they run 0.. or 1.. in steps of one
    and the question explains both ends (e.g. "where 1 means ... and 10 means ...").
 5. `option_count`: fewer than 2 or more than 11 options.
-6. `wvs_duplicate`: the question's normalised form equals that of a WVS item.
-7. `near_duplicate`: the normalised form equals an earlier kept question's.
+6. `duplicate_options`: the same option twice (compared in normalised form): two numbers would
+   mean the same answer.
+7. `wvs_duplicate`: the question's normalised form equals that of a WVS item.
+8. `near_duplicate`: the normalised form equals an earlier kept question's.
 
 The normalised form: lower case, punctuation removed, articles dropped, spaces collapsed.
 """
@@ -31,6 +33,7 @@ DROP_RULES: tuple[str, ...] = (
     "exact_duplicate",
     "numbers_only",
     "option_count",
+    "duplicate_options",
     "wvs_duplicate",
     "near_duplicate",
 )
@@ -160,6 +163,11 @@ def _malformed(row: dict) -> bool:
     )
 
 
+def _repeats_an_option(options: list[str]) -> bool:
+    forms = [normalised(o) or o for o in options]
+    return len(set(forms)) < len(forms)
+
+
 def filter_questions(
     rows: list[dict], min_options: int = 2, max_options: int = 11
 ) -> tuple[list[Question], FilterReport]:
@@ -193,6 +201,9 @@ def filter_questions(
             continue
         if not min_options <= len(result.options) <= max_options:
             drop("option_count")
+            continue
+        if _repeats_an_option(result.options):
+            drop("duplicate_options")
             continue
         form = normalised(text)
         if form in wvs_forms:
@@ -228,6 +239,7 @@ def single_rule_counts(
     alone["option_count"] = sum(
         not c.drop and not min_options <= len(c.options) <= max_options for c in cleaned
     )
+    alone["duplicate_options"] = sum(not c.drop and _repeats_an_option(c.options) for c in cleaned)
     forms = [normalised(t) for t in texts]
     alone["wvs_duplicate"] = sum(f in wvs_forms for f in forms)
     alone["near_duplicate"] = len(forms) - len(set(forms))

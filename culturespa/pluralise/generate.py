@@ -2,7 +2,8 @@
 
 Each request shows 5 example questions of the topic (up to 3 real WVS items, the rest drawn from
 questions already generated for it, WVS items again while there are too few) and asks for one new
-question with options as JSON. Work goes in rounds: a round sends, for every unfinished topic,
+question with options as JSON; the reply is opened with `{"question": "` for the model and
+ends at the first closing brace. Work goes in rounds: a round sends, for every unfinished topic,
 up to `requests_per_round` requests in one batched call and appends all replies as one unit of
 the log. Replies that are not usable JSON are logged as invalid and retried in later rounds; a
 topic stops after `questions_per_topic * max_attempts_per_question` requests.
@@ -13,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 from pathlib import Path
 
 from culturespa.backends.base import Backend, SamplingSettings
@@ -36,21 +36,49 @@ GENERATION_PROMPT = (
 )
 """Our wording of the self-instruct request (the paper's own prompt is not reused)."""
 
-_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+RESPONSE_PREFIX = '{"question": "'
+"""The start of the reply, written for the model: it then only continues a JSON object. Small
+models that rarely open a JSON object on their own (SmolLM2-135M: 2 usable of 26) mostly do then."""
+
+STOP = ("}",)
+"""A reply ends at the first closing brace: the object is complete, and nothing after it is paid
+for. Flat objects only, as asked; a reply with a nested object is retried like any other."""
+
+_OPTION_KEYS = ("options", "choices", "answers")
+
+
+def _json_objects(text: str):
+    """Every JSON object that starts at some '{' of `text`, in order of position."""
+    decoder = json.JSONDecoder()
+    start = text.find("{")
+    while start != -1:
+        try:
+            obj, end = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            start = text.find("{", start + 1)
+            continue
+        yield obj
+        start = text.find("{", end)
 
 
 def parse_generated(reply: str) -> dict | None:
-    """{"question", "options"} from a reply, or None if it holds no usable JSON question."""
-    match = _JSON_OBJECT.search(reply or "")
-    if match is None:
-        return None
-    try:
-        obj = json.loads(match.group())
-    except json.JSONDecodeError:
-        return None
+    """{"question", "options"} from the first usable JSON object of a reply, or None.
+
+    Lenient where small models are: text around the object, several objects (the first usable
+    one counts), "choices"/"answers" for "options", numbers as options.
+    """
+    for obj in _json_objects(reply or ""):
+        parsed = _question_from(obj)
+        if parsed is not None:
+            return parsed
+    return None
+
+
+def _question_from(obj) -> dict | None:
     if not isinstance(obj, dict):
         return None
-    question, options = obj.get("question"), obj.get("options")
+    question = obj.get("question")
+    options = next((obj[k] for k in _OPTION_KEYS if k in obj), None)
     if not isinstance(question, str) or not question.strip():
         return None
     if not isinstance(options, list) or len(options) < 2:
@@ -81,8 +109,10 @@ def build_request(
     rng: random.Random,
     n_examples: int = 5,
     max_wvs: int = 3,
+    response_prefix: str = RESPONSE_PREFIX,
 ) -> list[dict[str, str]]:
-    """The chat for one request: up to `max_wvs` WVS items, then generated ones, 5 in all."""
+    """The chat for one request: up to `max_wvs` WVS items, then generated ones, 5 in all;
+    the reply opened with `response_prefix` (none if empty)."""
     n_gen = min(len(generated), n_examples - min(max_wvs, len(wvs_pool)))
     chosen = rng.sample(generated, n_gen) if n_gen > 0 else []
     n_wvs = min(len(wvs_pool), n_examples - len(chosen))
@@ -92,7 +122,10 @@ def build_request(
         json.dumps({"question": e["question"], "options": e["options"]}, ensure_ascii=False)
         for e in examples
     )
-    return [{"role": "user", "content": GENERATION_PROMPT.format(topic=topic, examples=lines)}]
+    chat = [{"role": "user", "content": GENERATION_PROMPT.format(topic=topic, examples=lines)}]
+    if response_prefix:
+        chat.append({"role": "assistant", "content": response_prefix})
+    return chat
 
 
 def generation_state(records: list[dict]) -> tuple[dict[str, list[dict]], dict[str, int], int]:
@@ -123,6 +156,8 @@ def generate_questions(
     top_p: float = 0.95,
     max_new_tokens: int = 256,
     max_attempts_per_question: int = 5,
+    response_prefix: str = RESPONSE_PREFIX,
+    stop: tuple[str, ...] = STOP,
     shard: tuple[int, int] | None = None,
     progress: bool = True,
 ) -> dict:
@@ -157,12 +192,20 @@ def generate_questions(
             for s in range(n):
                 requests.append(
                     build_request(
-                        t, pools.get(t, []), valid.get(t, []), rng, n_examples, max_wvs_examples
+                        t,
+                        pools.get(t, []),
+                        valid.get(t, []),
+                        rng,
+                        n_examples,
+                        max_wvs_examples,
+                        response_prefix,
                     )
                 )
                 slots.append((t, s))
-        settings = SamplingSettings(max_new_tokens, temperature, top_p, seed * 1_000_003 + round_no)
-        replies = backend.generate(requests, settings)
+        settings = SamplingSettings(
+            max_new_tokens, temperature, top_p, seed * 1_000_003 + round_no, tuple(stop)
+        )
+        replies = [response_prefix + r for r in backend.generate(requests, settings)]
         unit = []
         for (t, s), reply in zip(slots, replies):
             parsed = parse_generated(reply)

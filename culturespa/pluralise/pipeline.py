@@ -123,6 +123,8 @@ class Run:
                 top_p=g.top_p,
                 max_new_tokens=g.max_new_tokens,
                 max_attempts_per_question=g.max_attempts_per_question,
+                response_prefix=g.response_prefix,
+                stop=tuple(g.stop),
                 shard=self.shard,
             ),
         )
