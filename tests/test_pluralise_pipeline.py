@@ -110,6 +110,29 @@ def test_whole_flow_with_generation(tmp_path):
     assert summaries["build"]["culture_joint"] == summaries["collect"]["culture"]
 
 
+def test_generation_on_a_real_model_is_bounded_and_logged(tmp_path, tiny_model_dir, capsys):
+    # the random tiny model never closes a JSON question: stage 1 through the transformers
+    # backend (response prefix continued, stop string, batched rounds) must give up cleanly
+    data = yaml.safe_load((ROOT / "recipes" / "data" / "tiny.yaml").read_text())
+    data.pop("questions_file")
+    data["model"]["name"] = str(tiny_model_dir)
+    data["output_dir"] = str(tmp_path / "gen")
+    data["topics"] = ["Corruption", "Migration"]
+    data["generate"]["max_new_tokens"] = 12
+    path = tmp_path / "gen.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["build-data", "generate", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "too few usable JSON questions after 2 tries" in err and "valid ones are kept" in err
+    log = [json.loads(x) for x in (tmp_path / "gen/questions/generation.log.jsonl").open()]
+    records = [r for r in log if "topic" in r]
+    assert len(records) == 2 * 2 * 2  # topics x questions_per_topic x max_attempts_per_question
+    assert {r["round"] for r in records} == {0, 1} and not any(r["valid"] for r in records)
+    assert all(r["reply"].startswith('{"question": "') for r in records)
+    assert all("}" not in r["reply"][:-1] for r in records)  # a reply ends at its first "}"
+    assert (tmp_path / "gen/questions/generated.jsonl").read_text() == ""
+
+
 def test_shards_merge_to_the_unsharded_result(tmp_path):
     data = scripted_config(tmp_path / "one", questions_file=str(SAMPLE))
     run_pipeline(config_from_dict(data), backend=ScriptedBackend())

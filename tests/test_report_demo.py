@@ -37,3 +37,22 @@ def test_demo_writes_table_results_and_plots(tiny_model_dir, tmp_path, capsys):
     rows = json.loads((tmp_path / "again" / "leaderboard.json").read_text())["rows"]
     assert {r["template"] for r in rows} == {"culture_unaware", "culture_aware"}
     assert all(r["countries"]["USA"]["ci"][0] is not None for r in rows)
+
+
+def test_free_cores_measures_the_cpu_now_not_the_load_average(monkeypatch, tmp_path):
+    from culturespa.cli import demo as demo_cli
+
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4 5\n")
+    assert demo_cli._cpu_times(str(stat)) == (150, 1000)
+    assert demo_cli._cpu_times(str(tmp_path / "missing")) is None
+
+    samples = iter([(150, 1000), (650, 2000)])  # half of all CPU time busy in between
+    monkeypatch.setattr(demo_cli, "_cpu_times", lambda stat="": next(samples))
+    monkeypatch.setattr(demo_cli.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(demo_cli.os, "getloadavg", lambda: (4.0, 4.0, 4.0))  # stale: ignored
+    monkeypatch.setattr(demo_cli.time, "sleep", lambda s: None)
+    assert demo_cli.free_cores() == 2
+
+    monkeypatch.setattr(demo_cli, "_cpu_times", lambda stat="": None)  # no /proc: load average
+    assert demo_cli.free_cores() == 1
