@@ -4,16 +4,17 @@ lm-eval's own hf model (`--model hf`, lm-eval 0.4.13) scores a multiple-choice i
 the whole prompt once per option (continuations of more than one token are not grouped: ours are
 "<number><end of turn>") and computes full-vocabulary logits and their log-softmax at every
 position of every row. For sampled generation it runs every row of a batch to the end of its
-reply, up to 256 tokens. This subclass changes three things and nothing else:
+reply, up to 256 tokens. This subclass changes these things and nothing else:
 
 - Log-likelihood: requests are grouped by context; each batch of contexts runs its common token
   prefix (system prompt, instruction) once, then the rest of every context once, keeping only the
   last position's logits; the answer tokens after the first are scored from the context's
   key/value cache. Results equal lm-eval's within float tolerance (tests/test_lm_eval_hf.py).
-- Generation, with `stop_at_answer=True` (the default): a reply stops as soon as its first
-  integer is complete (digits followed by another character). The paper's parser reads only the
-  first integer, so the parsed answer is the one the full reply would give; the logged reply is
-  cut there. Set `stop_at_answer=False` for full replies.
+- Generation, with `stop_at_answer=True` (the default): the batch's common prompt prefix runs
+  once (`culturespa.generation_prefix`), and a reply stops as soon as its first integer is
+  complete (digits followed by another character). The paper's parser reads only the first
+  integer, so the parsed answer is the one the full reply would give; the logged reply is cut
+  there. Set `stop_at_answer=False` for lm-eval's own generation, full replies.
 - Nothing else: tokenisation, chat templates, batching order and caching are lm-eval's.
 
 Used through `culturespa.evaluation` as backend `culturespa-hf`, or from Python after
@@ -29,6 +30,7 @@ from typing import Any
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
+from culturespa.generation_prefix import generate_with_shared_prefix
 from culturespa.option_scoring import batches_by_opening, score_options
 
 logger = logging.getLogger(__name__)
@@ -91,10 +93,16 @@ class CulturespaHFLM(HFLM):
         width, rows = context.shape[1], context.shape[0]
         criteria = stop_sequences_criteria(self.tokenizer, stop, width, rows)
         criteria.append(_answer_stopper(self.tokenizer, width, rows))
+        mask = kwargs.pop("attention_mask", None)
+        if mask is None:
+            mask = torch.ones_like(context)
         dtype = self.mixed_precision_dtype
         with torch.autocast(device_type=self.device.type, dtype=dtype, enabled=dtype is not None):
-            return self.model.generate(
-                input_ids=context,
+            return generate_with_shared_prefix(
+                self.model,
+                context,
+                mask,
+                self.tokenizer.pad_token_id,
                 max_length=max_length,
                 stopping_criteria=criteria,
                 pad_token_id=self.tokenizer.pad_token_id,

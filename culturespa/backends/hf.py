@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from culturespa.backends.base import ChatTokens, Conversation, SamplingSettings, cut_at_stop
 from culturespa.errors import CulturespaError
+from culturespa.generation_prefix import generate_with_shared_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,8 @@ class HFBackend:
     def generate(
         self, conversations: Sequence[Conversation], settings: SamplingSettings
     ) -> list[str]:
-        """Sample one reply per conversation; the seed fixes the whole call's randomness."""
+        """Sample one reply per conversation; the seed fixes the whole call's randomness. The
+        common prompt prefix of each micro-batch runs once (`culturespa.generation_prefix`)."""
         import torch
 
         prompts = self.chat.encode_prompts(conversations)
@@ -124,7 +126,7 @@ class HFBackend:
         with torch.inference_mode():
             for batch in self._batches([len(p) for p in prompts]):
                 ids, mask = self._left_pad([prompts[i] for i in batch])
-                out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+                out = generate_with_shared_prefix(self.model, ids, mask, self.pad_id, **kwargs)
                 new = out[:, ids.shape[1] :]
                 texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
                 for i, text in zip(batch, texts):
