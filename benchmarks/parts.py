@@ -334,6 +334,40 @@ def builder_ours_sample(cfg: dict) -> dict:
     }
 
 
+@part("builder_batching")
+def builder_batching(cfg: dict) -> dict:
+    """Option scoring of many prompts per system prompt (as the answer stage's chunks hold in a
+    real run): batches by length alone vs by system prompt (the shared prefix run once)."""
+    import culturespa.option_scoring as option_scoring
+    from culturespa.backends import build_backend
+    from culturespa.pluralise.answer import plan_jobs
+    from culturespa.pluralise.filter import filter_questions
+    from culturespa.pluralise.questions import read_raw_questions
+
+    _set_threads(cfg)
+    questions, _ = filter_questions(read_raw_questions(cfg["batching_questions_file"]))
+    questions = spread(questions, cfg["batching_questions"])
+    jobs = [j for j in plan_jobs(questions, cfg["batching_countries"], cct=False) if j.country]
+    conversations = [j.conversation() for j in jobs]
+    labels = [[str(n) for n in j.question.option_numbers] for j in jobs]
+    start = time.perf_counter()
+    backend = build_backend("hf", cfg["model_path"], batch_size=cfg["batch_size"])
+    load_s = time.perf_counter() - start
+    backend.option_logprobs(conversations[:4], labels[:4])  # warm-up
+    result: dict[str, Any] = {"items": len(jobs), "load_s": load_s, "batch_size": cfg["batch_size"]}
+    default = option_scoring.MIN_GROUP_BATCHES
+    for mode, min_batches in (("by_length", 10**9), ("by_system_prompt", default)):
+        option_scoring.MIN_GROUP_BATCHES = min_batches
+        start = time.perf_counter()
+        scores = backend.option_logprobs(conversations, labels)
+        result[f"{mode}_s"] = time.perf_counter() - start
+        result[f"{mode}_answers"] = [max(range(len(r)), key=r.__getitem__) for r in scores]
+    option_scoring.MIN_GROUP_BATCHES = default
+    result["seconds"] = result["by_system_prompt_s"]
+    result["per_system_prompt"] = len(questions)
+    return result
+
+
 @part("builder_loop")
 def builder_loop(cfg: dict) -> dict:
     """The same prompts answered one by one, the paper's way."""

@@ -34,6 +34,7 @@ PART_ORDER = (
     "builder_loop",
     "builder_ours",
     "builder_ours_sample",
+    "builder_batching",
 )
 
 
@@ -64,6 +65,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="prompts the per-question loop answers (a spread subset of the stage's prompts)",
     )
     parser.add_argument("--builder-sample-tokens", type=int, default=32)
+    parser.add_argument(
+        "--batching-questions",
+        type=int,
+        default=128,
+        help="questions per system prompt in the batching part (released Llama-3 questions)",
+    )
     parser.add_argument(
         "--questions-file",
         default=str(REPO / "tests" / "data" / "pluralise_questions_sample.jsonl"),
@@ -272,6 +279,19 @@ def summarise(parts: dict[str, dict], cfg: dict) -> dict[str, Any]:
             bl,
             f"<= {bs['max_new_tokens']} new tokens (the stage's default); loop's prompts",
         )
+    bb = parts.get("builder_batching")
+    if bb:
+        slow = dict(bb, seconds=bb["by_length_s"])
+        what = f"{bb['per_system_prompt']} questions x 2 countries, culture-aware"
+        row("3 data builder", "option scoring, batches by length only", slow, bl, what)
+        same = sum(a == b for a, b in zip(bb["by_length_answers"], bb["by_system_prompt_answers"]))
+        row(
+            "3 data builder",
+            "option scoring, batches by system prompt (ours)",
+            bb,
+            bl,
+            f"{bb['by_length_s'] / bb['seconds']:.2f}x by length; {same}/{bb['items']} same answers",
+        )
     if bl and bo:
         derived["builder_agreement_loop_vs_loglik"] = agreement(bl["answers"], bo["answers"])
     return {"rows": rows, "derived": derived}
@@ -392,6 +412,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "builder_questions": args.builder_questions,
         "builder_loop_prompts": args.builder_loop_prompts,
         "builder_sample_tokens": args.builder_sample_tokens,
+        "batching_questions": args.batching_questions,
+        "batching_countries": ["USA", "CHN"],
+        "batching_questions_file": str(
+            REPO / "data" / "generated" / "generated_questions_llama3_8b.jsonl"
+        ),
         "questions_file": args.questions_file,
         "seed": args.seed,
         "threads": args.threads,

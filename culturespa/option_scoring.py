@@ -34,12 +34,39 @@ def common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
     return n
 
 
-def batches_by_opening(prompts: Sequence[Sequence[int]], batch_size: int) -> list[list[int]]:
-    """Prompt indices cut into batches of prompts that open alike, by length within an opening."""
-    order = sorted(
-        range(len(prompts)), key=lambda i: (prompts[i][:SORT_PREFIX], len(prompts[i]), i)
-    )
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+MIN_GROUP_BATCHES = 4
+"""An opening gets batches of its own only with at least this many batches' worth of prompts."""
+
+
+def batches_by_opening(
+    prompts: Sequence[Sequence[int]], batch_size: int, min_group: int | None = None
+) -> list[list[int]]:
+    """Prompt indices cut into batches: prompts that open alike (the same first tokens: the
+    system prompt) together, by length within an opening, so a batch shares a long prefix.
+
+    Only openings with at least `min_group` prompts (default `MIN_GROUP_BATCHES` x batch size)
+    are batched on their own; the rest are pooled and batched by length alone. A small group's
+    prompts differ in length, and padding them to a common width costs more than the shared
+    prefix saves (measured with SmolLM2 on CPU: 16 prompts per system prompt were 15 % slower
+    than length-sorted batches, 128 per system prompt 1.34x faster).
+    """
+    if min_group is None:
+        min_group = MIN_GROUP_BATCHES * batch_size
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, prompt in enumerate(prompts):
+        groups.setdefault(tuple(prompt[:SORT_PREFIX]), []).append(i)
+    batches: list[list[int]] = []
+    pooled: list[int] = []
+    for opening in sorted(groups):
+        members = groups[opening]
+        if len(members) < min_group:
+            pooled.extend(members)
+            continue
+        members = sorted(members, key=lambda i: (len(prompts[i]), i))
+        batches += [members[i : i + batch_size] for i in range(0, len(members), batch_size)]
+    pooled.sort(key=lambda i: (len(prompts[i]), i))
+    batches += [pooled[i : i + batch_size] for i in range(0, len(pooled), batch_size)]
+    return batches
 
 
 def cache_kwarg(model) -> str:

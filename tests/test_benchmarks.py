@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 ROWS = {
     "1 evaluation": 5,  # paper's loop, hf and culturespa-hf log-likelihood and generation
     "2 scaling": 7,  # 1x1, unaware 1 and 19, 6x19, items 1x 2x 4x
-    "3 data builder": 3,  # loop, ours by log-likelihood, ours sampled
+    "3 data builder": 5,  # loop, ours by log-likelihood, ours sampled, batching by length / ours
 }
 
 
@@ -26,7 +26,7 @@ def test_benchmark_script_writes_every_row(tiny_model_dir, tmp_path):
         sys.executable, str(REPO / "benchmarks" / "run.py"), "--model", str(tiny_model_dir),
         "--items", "4", "--baseline-items", "1", "--scaling-items", "1", "--growth-items", "1",
         "--builder-questions", "1", "--builder-loop-prompts", "1", "--builder-sample-tokens", "4",
-        "--out", str(out),
+        "--batching-questions", "70", "--out", str(out),
     ]  # fmt: skip
     proc = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

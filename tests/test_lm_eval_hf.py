@@ -8,7 +8,7 @@ pytest.importorskip("lm_eval")
 pytest.importorskip("torch")
 
 from culturespa.lm_eval_hf import answer_decided
-from culturespa.option_scoring import batches_by_opening, common_prefix_length
+from culturespa.option_scoring import SORT_PREFIX, batches_by_opening, common_prefix_length
 
 
 def test_common_prefix_length():
@@ -18,8 +18,14 @@ def test_common_prefix_length():
 
 
 def test_batches_group_prompts_that_open_alike():
-    prompts = [[2, 1, 1], [1, 5], [2, 1], [1, 5, 6, 7]]
-    assert batches_by_opening(prompts, 2) == [[1, 3], [2, 0]]
+    a, b = [1] * SORT_PREFIX, [2] * SORT_PREFIX  # two system prompts
+    prompts = [[*b, 1, 1], [*a, 5], [*b, 1], [*a, 5, 6, 7]]
+    assert batches_by_opening(prompts, 2, min_group=1) == [[1, 3], [2, 0]]
+    # openings too small for batches of their own are pooled and batched by length
+    assert batches_by_opening(prompts, 2) == [[1, 2], [0, 3]]
+    big = [[*a, n] for n in range(8, 0, -1)]  # 8 prompts of one opening: 4 batches of 2
+    mixed = [*big, [*b, 9, 9, 9], [*b]]
+    assert batches_by_opening(mixed, 2) == [[0, 1], [2, 3], [4, 5], [6, 7], [9, 8]]
 
 
 @pytest.mark.parametrize(

@@ -136,14 +136,14 @@ class HFBackend:
     def option_logprobs(
         self, conversations: Sequence[Conversation], labels: Sequence[Sequence[str]]
     ) -> list[list[float]]:
-        """Micro-batches of prompts of similar length; per batch, the common prompt prefix runs
-        once, the rest of each prompt once (last position only), and answer tokens after the
+        """Micro-batches of prompts that open alike (the same system prompt), by length within
+        an opening; per batch, the common prompt prefix runs once, the rest of each prompt once (last position only), and answer tokens after the
         first from the prompt cache (`culturespa.option_scoring`): a prompt is run once however
         many options it has, and the cache is never copied per option.
         """
         import torch
 
-        from culturespa.option_scoring import score_options
+        from culturespa.option_scoring import batches_by_opening, score_options
 
         if len(labels) != len(conversations):
             raise ValueError("one label list per conversation")
@@ -151,7 +151,7 @@ class HFBackend:
         answers = [[self.chat.label_tokens(lab) for lab in labs] for labs in labels]
         scores: list[list[float]] = [[] for _ in prompts]
         with torch.inference_mode():
-            for batch in self._batches([len(p) for p in prompts]):
+            for batch in batches_by_opening(prompts, self.batch_size):
                 rows = score_options(
                     self.model,
                     [prompts[i] for i in batch],

@@ -56,13 +56,17 @@ class Job:
 def plan_jobs(
     questions: Sequence[Question], countries: Sequence[str], cct: bool = True
 ) -> list[Job]:
-    """Every prompt of the stage in a fixed order: per question, unaware, aware x countries, CCT."""
-    jobs = []
-    for q in questions:
-        jobs.append(Job(q, "unaware", None))
-        jobs.extend(Job(q, "aware", c) for c in countries)
-        if cct:
-            jobs.extend(Job(q, "cct", c) for c in countries)
+    """Every prompt of the stage in a fixed order, grouped by system prompt: all questions
+    culture-unaware, then all culture-aware for each country, then all CCT for each country.
+
+    Grouping by system prompt lets a batch of prompts share it (and the instruction after it),
+    which the transformers backend then runs once per batch (`culturespa.option_scoring`).
+    """
+    jobs = [Job(q, "unaware", None) for q in questions]
+    kinds = ("aware", "cct") if cct else ("aware",)
+    for kind in kinds:
+        for c in countries:
+            jobs.extend(Job(q, kind, c) for q in questions)
     return jobs
 
 

@@ -30,6 +30,10 @@ from culturespa.pluralise.store import (
 
 logger = logging.getLogger(__name__)
 
+ANSWER_ORDER = "by_system_prompt"
+"""How the answer stage orders (and so chunks) its prompts (`answer.plan_jobs`); recorded in the
+manifest so that a run folder from a version that ordered them per question is not resumed."""
+
 STAGES: tuple[str, ...] = ("generate", "filter", "answer", "collect", "build")
 
 
@@ -52,6 +56,7 @@ class Run:
     # -- bookkeeping --------------------------------------------------------------------------
 
     def _manifest(self) -> dict:
+        """Everything that fixes the results; a run folder made with other values is refused."""
         c = self.config
         return {
             "model": c.model.name,
@@ -64,6 +69,7 @@ class Run:
             "generate": vars(c.generate),
             "filter": vars(c.filter),
             "answer": vars(c.answer),
+            "answer_order": ANSWER_ORDER,
         }
 
     def _check_manifest(self) -> None:
