@@ -26,6 +26,7 @@ class _Stub(BaseHTTPRequestHandler):
     report_stop_reason = False  # True: vLLM's `stop_reason` in the choice
     echo_prefix = False  # True: the reply repeats the response prefix
     echo_prompt = True  # False: /completions returns no prompt log-probabilities
+    reject_extensions = False  # True: HTTP 400 for continue_final_message
     logprob: typing.ClassVar[typing.Callable[[int, int], float] | None] = None
 
     def log_message(self, *args):  # keep pytest output clean
@@ -40,6 +41,11 @@ class _Stub(BaseHTTPRequestHandler):
             stub.fail_first -= 1
             self.send_response(503)
             self.end_headers()
+            return
+        if stub.reject_extensions and "continue_final_message" in body:
+            self.send_response(400)  # a server without vLLM's chat extensions
+            self.end_headers()
+            self.wfile.write(b'{"error": "unknown field continue_final_message"}')
             return
         if self.path.endswith("/completions") and not self.path.endswith("/chat/completions"):
             choice = self._completion(body)
@@ -99,6 +105,7 @@ def server():
     _Stub.report_stop_reason = False
     _Stub.echo_prefix = False
     _Stub.echo_prompt = True
+    _Stub.reject_extensions = False
     _Stub.logprob = None
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
     thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
@@ -175,6 +182,15 @@ def test_response_prefix_is_continued(server, echo_prefix):
     assert first["messages"] == conv
     assert first["continue_final_message"] is True and first["add_generation_prompt"] is False
     assert "continue_final_message" not in second and "add_generation_prompt" not in second
+
+
+def test_a_server_without_prefix_support_gets_a_hint(server):
+    _Stub.reject_extensions = True
+    backend = OpenAICompatBackend("stub", api_base=server, timeout_s=5, max_retries=0)
+    conv = [*_conv("q"), {"role": "assistant", "content": "Question:"}]
+    with pytest.raises(CulturespaError, match=r'HTTP 400.*set generate.response_prefix: ""'):
+        backend.generate([conv], _settings())
+    assert backend.generate([_conv("plain")], _settings()) == ["echo plain seed=0"]
 
 
 def test_option_logprobs_from_top_logprobs(server):

@@ -152,7 +152,17 @@ class OpenAICompatBackend:
             payloads.append(payload)
             prefixes.append(prefix)
         replies = []
-        for response, prefix in zip(self._map(CHAT_PATH, payloads), prefixes):
+        try:
+            responses = self._map(CHAT_PATH, payloads)
+        except CulturespaError as exc:
+            if any(prefix is not None for prefix in prefixes) and "HTTP 4" in str(exc):
+                raise CulturespaError(
+                    f"{exc}; the requests continue an assistant message (a response prefix), "
+                    "which needs a server with `continue_final_message` (vllm serve, SGLang): "
+                    'with other servers set generate.response_prefix: "" in the config'
+                ) from exc
+            raise
+        for response, prefix in zip(responses, prefixes):
             try:
                 choice = response["choices"][0]
                 text = choice["message"]["content"] or ""
