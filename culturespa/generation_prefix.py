@@ -11,9 +11,15 @@ transformers derives from the attention mask, run on without a gap after the pad
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from culturespa.option_scoring import MIN_SHARED_PREFIX, cache_kwarg, common_prefix_length
+
+logger = logging.getLogger(__name__)
+
+_UNSUPPORTED: set[int] = set()
+"""Model classes whose cache could not be shared; they generate the plain way."""
 
 
 def relayout_with_prefix(input_ids, attention_mask, pad_id: int):
@@ -42,7 +48,9 @@ def relayout_with_prefix(input_ids, attention_mask, pad_id: int):
     mask[:, :shared] = 1
     for r, (row, n) in enumerate(zip(rows, lengths)):
         rest = n - shared
-        ids[r, width - rest :] = torch.as_tensor(row[shared:], dtype=input_ids.dtype)
+        ids[r, width - rest :] = torch.as_tensor(
+            row[shared:], dtype=input_ids.dtype, device=input_ids.device
+        )
         mask[r, width - rest :] = 1
     return ids, mask, shared
 
@@ -58,11 +66,21 @@ def generate_with_shared_prefix(
     import torch
 
     ids, mask, shared = relayout_with_prefix(input_ids, attention_mask, pad_id)
-    if shared == 0:
+    if shared == 0 or id(type(model)) in _UNSUPPORTED:
         return model.generate(input_ids=input_ids, attention_mask=attention_mask, **generate_kwargs)
-    with torch.inference_mode():
-        out = model(input_ids=ids[:1, :shared], use_cache=True, logits_to_keep=1)
-    cache = getattr(out, "cache", None) or out.past_key_values
-    cache.batch_repeat_interleave(ids.shape[0])
+    try:
+        with torch.inference_mode():
+            out = model(input_ids=ids[:1, :shared], use_cache=True, logits_to_keep=1)
+        cache = getattr(out, "cache", None) or out.past_key_values
+        cache.batch_repeat_interleave(ids.shape[0])
+    except (AttributeError, NotImplementedError, TypeError, ValueError) as exc:
+        # a cache type that cannot be repeated over the batch (some hybrid or recurrent models)
+        _UNSUPPORTED.add(id(type(model)))
+        logger.warning(
+            "%s: no shared-prefix cache for generation (%s); generating without it",
+            type(model).__name__,
+            exc,
+        )
+        return model.generate(input_ids=input_ids, attention_mask=attention_mask, **generate_kwargs)
     generate_kwargs[cache_kwarg(model)] = cache
     return model.generate(input_ids=ids, attention_mask=mask, **generate_kwargs)

@@ -72,3 +72,35 @@ def test_greedy_replies_equal_plain_generate(tiny_model_dir):
     width = ids.shape[1]
     assert shared.shape == plain.shape
     assert shared[:, width:].tolist() == plain[:, width:].tolist()
+
+
+def test_a_cache_that_cannot_be_shared_falls_back_to_plain_generation(caplog):
+    from culturespa.generation_prefix import _UNSUPPORTED, generate_with_shared_prefix
+
+    class NoRepeatCache:
+        def batch_repeat_interleave(self, n):
+            raise NotImplementedError("recurrent state")
+
+    class Model:
+        def __init__(self):
+            self.calls = []
+
+        def __call__(self, **kwargs):
+            return type("Out", (), {"past_key_values": NoRepeatCache()})()
+
+        def forward(self, input_ids=None, past_key_values=None):
+            pass
+
+        def generate(self, **kwargs):
+            self.calls.append(kwargs)
+            return kwargs["input_ids"]
+
+    prefix = list(range(10, 10 + MIN_SHARED_PREFIX + 2))
+    ids, mask = _left_padded([[*prefix, 1, 2], [*prefix, 3]])
+    model = Model()
+    with caplog.at_level("WARNING"):
+        out = generate_with_shared_prefix(model, ids, mask, PAD, max_new_tokens=2)
+    assert out is ids and "past_key_values" not in model.calls[0]  # the caller's own layout
+    assert "generating without it" in caplog.text
+    assert id(Model) in _UNSUPPORTED
+    _UNSUPPORTED.discard(id(Model))
