@@ -25,7 +25,13 @@ class ModelSection:
         default="",
     )
     backend: str = field(metadata={"help": "inference backend: hf, vllm or openai"}, default="hf")
-    batch_size: int = field(metadata={"help": "hf: prompts per forward pass"}, default=16)
+    batch_size: int = field(
+        metadata={
+            "help": "hf: prompts per forward pass (SmolLM2 on 2 CPU cores: 32 scored fastest, "
+            "benchmarks/README.md)"
+        },
+        default=32,
+    )
     dtype: str = field(
         metadata={"help": "hf/vllm: auto, float32, bfloat16 or float16"}, default="auto"
     )
