@@ -189,6 +189,19 @@ def test_broken_questions_file_is_reported_with_its_line(tmp_path, capsys):
     assert "q.jsonl:2: not valid JSON" in capsys.readouterr().err
 
 
+def test_config_keys_table_in_the_readme_matches_the_config(capsys):
+    from culturespa.pluralise.config import config_reference
+
+    readme = (ROOT / "culturespa" / "pluralise" / "README.md").read_text()
+    table = readme.split("<!-- config-keys:start -->\n")[1].split("<!-- config-keys:end -->")[0]
+    assert table == config_reference()
+    assert main(["build-data", "--keys"]) == 0
+    printed = capsys.readouterr().out
+    assert printed == table and "| `generate.response_prefix` |" in printed
+    assert main(["build-data"]) == 2  # no config: a one-line error that points to --keys
+    assert "build-data --keys" in capsys.readouterr().err
+
+
 def test_every_recipe_parses():
     recipes = sorted((ROOT / "recipes" / "data").glob("*.yaml"))
     assert len(recipes) >= 3

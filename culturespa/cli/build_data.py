@@ -35,7 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=STAGE_CHOICES,
         help="stage to run (default: all, in order)",
     )
-    parser.add_argument("--config", required=True, help="YAML config (see recipes/data/)")
+    parser.add_argument("--config", help="YAML config (see recipes/data/)")
+    parser.add_argument(
+        "--keys",
+        action="store_true",
+        help="print every config key with its default and meaning, then exit",
+    )
     parser.add_argument("--output-dir", help="override output_dir of the config")
     parser.add_argument("--model", help="override model.name of the config")
     parser.add_argument("--shard", help="I/N: run shard I of N (generate and answer only)")
@@ -60,9 +65,17 @@ def _print_summary(stage: str, summary: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from culturespa.pluralise.config import load_config
+    from culturespa.pluralise.config import config_reference, load_config
     from culturespa.pluralise.pipeline import STAGES, Run
 
+    if args.keys:
+        print(config_reference(), end="")
+        return 0
+    if not args.config:
+        raise CulturespaError(
+            "build-data needs --config <file.yaml> (examples in recipes/data/; "
+            "`culturespa build-data --keys` lists every key)"
+        )
     config = load_config(args.config, {"output_dir": args.output_dir, "model_name": args.model})
     shard = parse_shard(args.shard)
     stages = STAGES if args.stage == "all" else (args.stage,)

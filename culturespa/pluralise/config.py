@@ -271,6 +271,37 @@ class DataConfig:
         return Path(self.output_dir)
 
 
+def _default_text(f: dataclasses.Field) -> str:
+    if f.default is not dataclasses.MISSING:
+        value = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+    else:
+        return "required"
+    if value is None or value == "":
+        return "(none)" if value is None else '`""`'
+    return f"`{value!r}`" if isinstance(value, str) else f"`{value}`"
+
+
+def config_reference() -> str:
+    """Every config key with its default and help, as Markdown (`culturespa build-data --keys`)."""
+    lines = ["| key | default | meaning |", "| --- | --- | --- |"]
+    sections = []
+    for f in dataclasses.fields(DataConfig):
+        cls = _SECTIONS.get(f.name)
+        if cls is None:
+            default = "required" if f.name == "output_dir" else _default_text(f)
+            lines.append(f"| `{f.name}` | {default} | {f.metadata['help']} |")
+        else:
+            sections.append((f.name, cls))
+    for name, cls in sections:
+        for f in dataclasses.fields(cls):
+            default = "required" if (name, f.name) == ("model", "name") else _default_text(f)
+            help_text = f.metadata["help"].replace("|", "\\|")
+            lines.append(f"| `{name}.{f.name}` | {default} | {help_text} |")
+    return "\n".join(lines) + "\n"
+
+
 def _section(cls, values: Any, where: str):
     if values is None:
         values = {}
