@@ -37,3 +37,39 @@ def test_vllm_scores_and_generates(tiny_model_dir):
     want = HFBackend(str(tiny_model_dir), device="cpu").option_logprobs(conv, [["1", "10"]])
     assert got[0] == pytest.approx(want[0], abs=1e-3)
     assert len(vllm_backend.generate(conv * 3, SamplingSettings(4, 0.6, 0.9, 1))) == 3
+
+
+def test_backend_logic_against_a_cpu_stand_in_for_vllm(tiny_model_dir, monkeypatch):
+    """Option scoring reads the right prompt positions, and stop strings and response prefixes
+    behave as with the transformers backend (vLLM's documented semantics, run on the CPU)."""
+    pytest.importorskip("torch")
+    import _fake_vllm
+
+    from culturespa.backends.base import SamplingSettings
+    from culturespa.backends.hf import HFBackend
+
+    _fake_vllm.install(monkeypatch)
+    backend = build_backend("vllm", str(tiny_model_dir), tensor_parallel_size=2)
+    assert _fake_vllm.LLM.last.kwargs["tensor_parallel_size"] == 2
+    assert _fake_vllm.LLM.last.kwargs["enable_prefix_caching"] is True
+    hf = HFBackend(str(tiny_model_dir), device="cpu", batch_size=2)
+    convs = [
+        [{"role": "system", "content": "S"}, {"role": "user", "content": "Pick 1 or 10"}],
+        [{"role": "system", "content": "T"}, {"role": "user", "content": "How often? 1.A 2.B 3.C"}],
+    ]
+    labels = [["1", "10"], ["1", "2", "3"]]
+    got = backend.option_logprobs(convs, labels)
+    want = hf.option_logprobs(convs, labels)
+    assert [len(r) for r in got] == [2, 3]
+    for g, w in zip(got, want):
+        assert g == pytest.approx(w, abs=1e-4)
+
+    prefixed = [*convs[0], {"role": "assistant", "content": '{"question": "'}]
+    greedy = SamplingSettings(16, 0.0)
+    free = backend.generate([prefixed, convs[1]], greedy)
+    assert free == hf.generate([prefixed, convs[1]], greedy)
+    stops = tuple({text[3:5] for text in free if len(text) >= 5})
+    stopped = backend.generate([prefixed, convs[1]], SamplingSettings(16, 0.0, stop=stops))
+    assert stopped == hf.generate([prefixed, convs[1]], SamplingSettings(16, 0.0, stop=stops))
+    assert any(s != f for s, f in zip(stopped, free))
+    assert all(any(s.endswith(x) for x in stops) for s, f in zip(stopped, free) if s != f)
