@@ -136,3 +136,13 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     """`text` up to and including the earliest stop string in it (unchanged if none occurs)."""
     ends = [text.find(s) + len(s) for s in stop if s and s in text]
     return text[: min(ends)] if ends else text
+
+
+def group_by_labels(flat: Sequence[float], labels: Sequence[Sequence[str]]) -> list[list[float]]:
+    """Scores of all (conversation, label) pairs, in order, cut back into one list per
+    conversation."""
+    scores, pos = [], 0
+    for labs in labels:
+        scores.append(list(flat[pos : pos + len(labs)]))
+        pos += len(labs)
+    return scores

@@ -46,7 +46,7 @@ import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from culturespa.backends.base import Conversation, SamplingSettings, cut_at_stop
+from culturespa.backends.base import Conversation, SamplingSettings, cut_at_stop, group_by_labels
 from culturespa.errors import CulturespaError
 
 logger = logging.getLogger(__name__)
@@ -266,11 +266,7 @@ class OpenAICompatBackend:
             _echoed_sum(response, start, length)
             for response, (start, length) in zip(self._map(COMPLETIONS_PATH, payloads), spans)
         ]
-        scores, pos = [], 0
-        for labs in labels:
-            scores.append(flat[pos : pos + len(labs)])
-            pos += len(labs)
-        return scores
+        return group_by_labels(flat, labels)
 
     def close(self) -> None:
         return None

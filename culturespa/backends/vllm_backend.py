@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from culturespa.backends.base import ChatTokens, Conversation, SamplingSettings, cut_at_stop
+from culturespa.backends.base import (
+    ChatTokens,
+    Conversation,
+    SamplingSettings,
+    cut_at_stop,
+    group_by_labels,
+)
 from culturespa.errors import CulturespaError
 
 
@@ -99,11 +105,7 @@ class VLLMBackend:
             for j, token in enumerate(answer):
                 total += out.prompt_logprobs[start + j][token].logprob
             flat.append(total)
-        scores, pos = [], 0
-        for labs in labels:
-            scores.append(flat[pos : pos + len(labs)])
-            pos += len(labs)
-        return scores
+        return group_by_labels(flat, labels)
 
     def close(self) -> None:
         del self.llm
