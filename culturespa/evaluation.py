@@ -98,14 +98,10 @@ def drop_covered(names: Sequence[str], manager: Any) -> list[str]:
 
 
 def resolve_model(model: str) -> str:
-    """'default' -> the project's default model path; anything else is an HF id or a local dir."""
-    if model != "default":
-        return model
-    try:
-        from culturespa.default_model import resolve_model_path
-    except ImportError as exc:
-        raise CulturespaError("model 'default' needs culturespa.default_model") from exc
-    return str(resolve_model_path("default"))
+    """A model name as the user typed it -> what lm-eval loads (see `resolve_model_path`)."""
+    from culturespa.default_model import resolve_model_path
+
+    return resolve_model_path(model)
 
 
 def parse_model_args(model_args: Mapping[str, Any] | str | None) -> dict[str, Any]:
@@ -303,21 +299,63 @@ def _save(
         chat_template=lm.chat_template(apply_chat_template) if apply_chat_template else None,
         fewshot_as_multiturn=False,
     )
+    _name_outputs_after_the_model(tracker, results["config"]["model_args"])
     tracker.save_results_aggregated(results=results, samples=samples)
     if samples is not None:
         for task in results["configs"]:
             tracker.save_results_samples(task_name=task, samples=samples[task])
 
 
-def run_evaluation(
+PAPER_SEEDS: tuple[int, ...] = (42, 41, 40)
+"""The paper samples every reply three times, with these seeds, and reports the mean."""
+
+
+def sampled_tasks(names: Sequence[str], manager: Any) -> list[str]:
+    """The names (tasks or groups) whose every task samples its replies (generate_until)."""
+    kept = []
+    for name in names:
+        members = group_members(manager, name)
+        if all(
+            (manager.task_index[m].cfg or {}).get("output_type") == "generate_until"
+            for m in members
+            if m in manager.task_index
+        ):
+            kept.append(name)
+    return kept
+
+
+def _name_outputs_after_the_model(tracker: Any, model_args: Mapping[str, Any]) -> None:
+    """The default model's outputs go to a folder named after it, not after the cache path."""
+    from lm_eval.utils import sanitize_model_name
+
+    from culturespa.default_model import HUB_ID, is_default_checkpoint
+
+    pretrained = model_args.get("pretrained")
+    if not model_args.get("peft") and pretrained and is_default_checkpoint(str(pretrained)):
+        config = tracker.general_config_tracker
+        config.model_name = HUB_ID
+        config.model_name_sanitized = sanitize_model_name(HUB_ID)
+
+
+def run_evaluation(model: str, tasks: str | Sequence[str], seed: int = 42, **kwargs: Any) -> dict:
+    """Evaluate a model on WVS tasks (names or globs) with lm-eval; return lm-eval's results dict.
+
+    Adds `culturespa`: bootstrap intervals of each task's alignment and request counts. With
+    `output_path` the results JSON (and with `log_samples` the sample logs) are written there.
+    Keyword arguments are those of `run_evaluations`.
+    """
+    return run_evaluations(model, tasks, seeds=(seed,), **kwargs)[0]
+
+
+def run_evaluations(
     model: str,
     tasks: str | Sequence[str],
+    seeds: Sequence[int] = (42,),
     backend: str = "hf",
     model_args: Mapping[str, Any] | str | None = None,
     peft: str | None = None,
     apply_chat_template: bool = True,
     batch_size: int | str = 1,
-    seed: int = 42,
     limit: int | float | None = None,
     output_path: str | Path | None = None,
     log_samples: bool = False,
@@ -326,27 +364,87 @@ def run_evaluation(
     gen_kwargs: Mapping[str, Any] | None = None,
     deduplicate: bool = True,
     n_resamples: int = 1000,
-) -> dict[str, Any]:
-    """Evaluate a model on WVS tasks (names or globs) with lm-eval; return lm-eval's results dict.
+) -> list[dict[str, Any]]:
+    """One lm-eval run per seed (the model loaded once); one results dict (and file) per run.
 
-    Adds `culturespa`: bootstrap intervals of each task's alignment and request counts. With
-    `output_path` the results JSON (and with `log_samples` the sample logs) are written there.
+    The first seed runs every selected task; later seeds rerun only the tasks that sample their
+    replies (log-likelihood tasks are deterministic: a rerun would only repeat them). `culturespa
+    report` averages the runs of one model and template, as the paper does.
     """
-    import lm_eval
     from lm_eval.api.registry import get_model
 
+    if not seeds:
+        raise CulturespaError("no seed given")
+    seeds = list(dict.fromkeys(seeds))
     manager = task_manager()
     names = drop_covered(expand_tasks(tasks, manager.all_tasks), manager)
-    args = build_model_args(model, backend, model_args, peft, seed)
+    resampled = sampled_tasks(names, manager)
+    if len(seeds) > 1 and not resampled:
+        logger.warning(
+            "none of the selected tasks samples its replies: the seeds after %d are not run",
+            seeds[0],
+        )
     device = device or (default_device() if backend in _WEIGHTS_BACKENDS else None)
-    logger.info(
-        "evaluating %s (%s) on %d tasks", args.get("pretrained", model), backend, len(names)
-    )
     if backend == "culturespa-hf":
         import culturespa.lm_eval_hf  # noqa: F401  (registers the backend with lm-eval)
-    lm = get_model(backend).create_from_arg_obj(
-        args, {"batch_size": batch_size, "max_batch_size": None, "device": device}
-    )
+    lm = None
+    runs = []
+    for i, seed in enumerate(seeds):
+        run_names = names if i == 0 else resampled
+        if not run_names:
+            break
+        args = build_model_args(model, backend, model_args, peft, seed)
+        # vLLM seeds its engine at start-up: a new seed needs a new engine.
+        if lm is None or backend == "vllm":
+            logger.info(
+                "evaluating %s (%s) on %d tasks", args.get("pretrained", model), backend, len(names)
+            )
+            lm = get_model(backend).create_from_arg_obj(
+                args, {"batch_size": batch_size, "max_batch_size": None, "device": device}
+            )
+        runs.append(
+            _evaluate_once(
+                lm,
+                run_names,
+                manager,
+                args,
+                backend=backend,
+                seed=seed,
+                apply_chat_template=apply_chat_template,
+                batch_size=batch_size,
+                limit=limit,
+                output_path=output_path,
+                log_samples=log_samples,
+                use_cache=use_cache,
+                device=device,
+                gen_kwargs=gen_kwargs,
+                deduplicate=deduplicate,
+                n_resamples=n_resamples,
+            )
+        )
+    return runs
+
+
+def _evaluate_once(
+    lm: Any,
+    names: list[str],
+    manager: Any,
+    args: dict[str, Any],
+    backend: str,
+    seed: int,
+    apply_chat_template: bool,
+    batch_size: int | str,
+    limit: int | float | None,
+    output_path: str | Path | None,
+    log_samples: bool,
+    use_cache: str | None,
+    device: str | None,
+    gen_kwargs: Mapping[str, Any] | None,
+    deduplicate: bool,
+    n_resamples: int,
+) -> dict[str, Any]:
+    import lm_eval
+
     wrapped = deduplicating_lm(lm) if deduplicate else lm
     results = lm_eval.simple_evaluate(
         model=wrapped,

@@ -138,11 +138,15 @@ def _shares() -> dict[str, dict[str, dict[str, float]]]:
     return _load_json("proportions_group_by_country.json")
 
 
+@cache
+def _item_shares(code: str, qid: str) -> tuple[tuple[int, float], ...]:
+    get_item(qid)
+    return tuple((int(k), float(v)) for k, v in _shares()[code].get(qid, {}).items())
+
+
 def survey_shares(country: str, qid: str) -> dict[int, float]:
     """Raw answer shares {option number: share}, majority first; empty if not asked there."""
-    code = get_country(country).code
-    get_item(qid)
-    return {int(k): float(v) for k, v in _shares()[code].get(qid, {}).items()}
+    return dict(_item_shares(get_country(country).code, qid))
 
 
 def has_survey_data(country: str, qid: str) -> bool:
@@ -152,9 +156,14 @@ def has_survey_data(country: str, qid: str) -> bool:
 
 
 def survey_majority(country: str, qid: str) -> int | None:
-    """The option number most respondents chose, or None if the item has no data there."""
-    shares = survey_shares(country, qid)
-    return next(iter(shares)) if shares else None
+    """The majority option number, or None if the item has no data there.
+
+    The majority is the first key of the item's shares in the survey file (the file lists the
+    shares majority first), as in the paper's scripts; where two options tie for the largest
+    share, the file's order decides.
+    """
+    shares = _item_shares(get_country(country).code, qid)
+    return shares[0][0] if shares else None
 
 
 def survey_distribution(country: str, qid: str) -> np.ndarray | None:

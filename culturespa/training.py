@@ -475,14 +475,9 @@ def prepare_arguments(script_args, training_args, model_args) -> None:
         raise CulturespaError(
             "model_name_or_path: required ('default' selects SmolLM2-135M-Instruct)"
         )
-    if model_args.model_name_or_path.strip().lower() in {
-        "default",
-        "smollm2",
-        "smollm2-135m-instruct",
-    }:
-        from culturespa.default_model import resolve_model_path
+    from culturespa.default_model import resolve_model_path
 
-        model_args.model_name_or_path = resolve_model_path(model_args.model_name_or_path)
+    model_args.model_name_or_path = resolve_model_path(model_args.model_name_or_path)
     # As in TRL's sft.py: the model fields of ModelConfig reach from_pretrained through SFTConfig.
     model_init_kwargs = {
         "revision": model_args.model_revision,

@@ -37,11 +37,22 @@ def test_score_all_writes_json_and_csv(tmp_path, capsys):
     )
     assert code == 0
     rows = json.loads(out_json.read_text())
-    assert len(rows) == 4 * 19
+    assert len(rows) == 4 * 19 + 4  # every file against every country, and each file's AVG
     usa = next(r for r in rows if r["country"] == "USA" and r["file"].endswith("aware_USA_0.json"))
     assert round(100 * usa["alignment"], 2) == 71.12
     assert out_csv.read_text().splitlines()[0].startswith("file,country,alignment")
     assert "AVG over the paper's 18 countries" in capsys.readouterr().out
+    unaware_avg = next(r for r in rows if r["country"] == "AVG" and "unaware" in r["file"])
+    assert round(100 * unaware_avg["alignment"], 2) == 62.36
+    assert unaware_avg["ci_low"] is None  # --bootstrap 0: no interval, written as null
+
+
+def test_score_prints_the_average_with_its_paired_interval(capsys):
+    assert main(["score", str(UNAWARE), "--country", "paper", "--bootstrap", "1000"]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if "AVG over the paper's 18 countries" in ln)
+    # 62.36 (the mean of the 18 countries' published-style scores), paired interval ~[59.4, 65.4]
+    assert "= 62.36 (95% CI [59." in line and ", 65." in line
 
 
 def _write(tmp_path: Path, name: str, text: str) -> Path:

@@ -72,12 +72,17 @@ def test_model_args_per_backend():
         parse_model_args("dtype")
 
 
-def test_default_model_resolves_through_default_model(monkeypatch):
+@pytest.mark.parametrize("name", ["default", "smollm2", "SmolLM2-135M-Instruct", " Default "])
+def test_every_command_resolves_the_default_models_names_alike(monkeypatch, name):
+    # `culturespa eval --model smollm2` must load what `build-data` loads for that name.
     import culturespa.default_model as default_model
+    from culturespa.backends import resolve_model as backend_resolve
 
-    monkeypatch.setattr(default_model, "resolve_model_path", lambda name: f"/models/{name}")
-    assert resolve_model("default") == "/models/default"
-    assert resolve_model("org/model") == "org/model"
+    monkeypatch.setattr(default_model, "fetch_default_model", lambda: "/cache/smollm2")
+    assert resolve_model(name) == "/cache/smollm2"
+    assert backend_resolve(name) == "/cache/smollm2"
+    assert build_model_args(name, "hf")["pretrained"] == "/cache/smollm2"
+    assert resolve_model("org/model") == backend_resolve("org/model") == "org/model"
 
 
 def test_intervals_from_logged_samples(tmp_path):

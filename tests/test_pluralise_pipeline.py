@@ -168,7 +168,6 @@ def test_changed_settings_are_refused(tmp_path):
         ("model: {name: x, batchsize: 2}\noutput_dir: o\n", "unknown key(s) model.batchsize"),
         ("output_dir: o\n", "model is missing"),
         ("model: {name: x}\noutput_dir: o\ncountries: [USA, XYZ]\n", "unknown country code 'XYZ'"),
-        ("model: {name: x}\noutput_dir: o\ncountries: all\n", "MEX has no country-similarity row"),
         ("model: {name: x}\noutput_dir: o\nanswer: {method: greedy}\n", "is not loglik or sample"),
     ],
 )

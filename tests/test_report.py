@@ -6,8 +6,10 @@ import csv
 import json
 import math
 import random
+import statistics
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from culturespa.cli.main import main
@@ -48,6 +50,7 @@ def write_run(
     model_args: dict | str,
     log_samples: bool = True,
     extra_results: dict | None = None,
+    seed: int | None = None,
 ) -> Path:
     """An lm-eval results file (and sample logs) in the layout EvaluationTracker writes."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -100,7 +103,12 @@ def write_run(
         "configs": {task: {"task": task} for task in tasks},
         "versions": {task: 1.0 for task in tasks},
         "n-samples": {task: {"original": len(a), "effective": len(a)} for task, a in tasks.items()},
-        "config": {"model": "hf", "model_args": model_args, "batch_size": 1},
+        "config": {
+            "model": "hf",
+            "model_args": model_args,
+            "batch_size": 1,
+            **({"random_seed": seed} if seed is not None else {}),
+        },
         "date": 1.0,
         "model_name": "x",
     }
@@ -284,3 +292,106 @@ def test_intervals_stored_by_culturespa_eval_are_used_without_sample_logs(tmp_pa
     cell = report.rows[0].cells["USA"]
     assert (cell.ci_low, cell.ci_high) == (0.41, 0.62)
     assert not any("no sample logs" in m for m in report.notes.messages)
+
+
+def test_seeded_runs_merge_into_one_row_with_mean_and_spread(tmp_path):
+    # The paper reports the mean of three sampled runs (seeds 42, 41, 40).
+    seeds = (42, 41, 40)
+    per_seed = {
+        seed: {
+            f"wvs_gen_culture_aware_{cc.lower()}": answers_for(cc, 0.5, 100 * seed + i)
+            for i, cc in enumerate(COUNTRIES)
+        }
+        for seed in seeds
+    }
+    for i, seed in enumerate(seeds):
+        write_run(
+            tmp_path / "org__m",
+            f"2025-02-0{i + 1}T00-00-00.0",
+            per_seed[seed],
+            {"pretrained": "org/m"},
+            seed=seed,
+        )
+    report = build_report([tmp_path], tmp_path / "out", plot=False)
+    assert len(report.rows) == 1
+    row = report.rows[0]
+    assert row.n_runs == 3
+    for cc in COUNTRIES:
+        task = f"wvs_gen_culture_aware_{cc.lower()}"
+        per_run = [alignment(cc, per_seed[seed][task]) for seed in seeds]
+        cell = row.cells[cc]
+        assert cell.value == pytest.approx(sum(per_run) / 3)
+        assert sorted(cell.runs) == pytest.approx(sorted(per_run))
+        assert cell.spread == pytest.approx(statistics.stdev(per_run))
+    run_avgs = [
+        sum(
+            alignment(cc, per_seed[seed][f"wvs_gen_culture_aware_{cc.lower()}"]) for cc in COUNTRIES
+        )
+        / 4
+        for seed in seeds
+    ]
+    assert row.avg == pytest.approx(sum(run_avgs) / 3)
+    assert row.avg_spread == pytest.approx(statistics.stdev(run_avgs))
+    assert row.avg_low < row.avg < row.avg_high
+    record = json.loads((tmp_path / "out" / "leaderboard.json").read_text())["rows"][0]
+    assert record["runs"] == 3
+    assert record["average_run_sd"] == pytest.approx(row.avg_spread, abs=1e-6)
+    comparison = (tmp_path / "out" / "comparison.md").read_text()
+    assert "mean of 3 runs" in comparison
+    assert "| 3 (sd " in (tmp_path / "out" / "leaderboard.md").read_text()
+
+
+def test_same_seed_twice_is_one_run_and_the_later_file_wins(tmp_path):
+    first = {"wvs_culture_aware_usa": answers_for("USA", 0.2, 1)}
+    second = {"wvs_culture_aware_usa": answers_for("USA", 0.9, 2)}
+    write_run(tmp_path / "a", "2025-01-01T00-00-00.0", first, {"pretrained": "m"}, seed=42)
+    write_run(tmp_path / "b", "2025-01-02T00-00-00.0", second, {"pretrained": "m"}, seed=42)
+    report = build_report([tmp_path], tmp_path / "out", plot=False)
+    cell = report.rows[0].cells["USA"]
+    assert cell.n_runs == 1
+    assert cell.value == pytest.approx(alignment("USA", second["wvs_culture_aware_usa"]))
+    assert any("same seed; using the later file" in m for m in report.notes.messages)
+
+
+def test_out_of_range_answers_are_counted_and_marked(tmp_path):
+    answers = answers_for("USA", 0.5, 7)
+    answers["Q1"] = 7  # Q1 has 4 options: valid for the paper's parser, but no option
+    write_run(
+        tmp_path,
+        "2025-01-01T00-00-00.0",
+        {"wvs_gen_culture_aware_usa": answers},
+        {"pretrained": "m"},
+    )
+    report = build_report([tmp_path], tmp_path / "out", plot=False)
+    row = report.rows[0]
+    assert row.out_of_range == 1
+    assert row.cells["USA"].coverage == pytest.approx((len(answers) - 1) / len(answers))
+    assert row.cells["USA"].value == pytest.approx(alignment("USA", answers))  # still scored
+    head = (tmp_path / "out" / "comparison.csv").read_text().splitlines()[0].split(",")
+    assert head[-1] == "out of range"
+    assert "(1 out of range)" in (tmp_path / "out" / "leaderboard.md").read_text()
+
+
+def test_average_interval_is_paired_across_countries(tmp_path):
+    # One set of culture-unaware replies scored against 4 countries: the countries' scores move
+    # together, so their average varies far more than an average of independent resamples.
+    replies = answers_for("USA", 0.4, 5, n_items=200)
+    tasks = {}
+    for cc in COUNTRIES:
+        tasks[f"wvs_culture_unaware_{cc.lower()}"] = {
+            q: a for q, a in replies.items() if q in set(items_with_data(cc))
+        }
+    write_run(tmp_path, "2025-01-01T00-00-00.0", tasks, {"pretrained": "m"})
+    row = build_report([tmp_path], tmp_path / "out", plot=False).rows[0]
+    # The too-narrow way, written out here: resample each country's items on its own, average.
+    rng = np.random.default_rng(0)
+    independent = np.zeros(1000)
+    for cc, answers in ((t.rsplit("_", 1)[1].upper(), a) for t, a in tasks.items()):
+        qids = list(answers)
+        sq = np.array([(answers[q] - survey_majority(cc, q)) ** 2 for q in qids], dtype=float)
+        span = np.array([get_item(q).max_distance ** 2 for q in qids], dtype=float)
+        idx = rng.integers(0, len(qids), size=(1000, len(qids)))
+        independent += (1 - np.sqrt(sq[idx].sum(axis=1) / span[idx].sum(axis=1))) / len(tasks)
+    lo, hi = np.quantile(independent, [0.025, 0.975])
+    assert row.avg_high - row.avg_low > 1.3 * (hi - lo)
+    assert row.avg_low < row.avg < row.avg_high

@@ -136,7 +136,10 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
     )
     report = result.report
-    print("\nCultural alignment (the paper's score x100; coverage = items with a valid answer)\n")
+    print(
+        "\nCultural alignment (the paper's score x100; coverage = items answered with one of "
+        "their options)\n"
+    )
     print(comparison_text(report.rows))
     for method, r in report.correlations.items():
         print(f"relations between cultures, model vs survey similarity: r = {r} ({method})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from culturespa.report.loading import METRICS
+from culturespa.report.loading import RANKABLE_METRICS
 
 EPILOG = """examples:
   culturespa report runs/eval -o runs/report
@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--metric",
         default="alignment",
-        choices=[m for m in METRICS if m != "coverage"],
+        choices=RANKABLE_METRICS,
         help="score to rank by (default: the paper's %(default)s)",
     )
     parser.add_argument(

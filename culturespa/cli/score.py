@@ -11,7 +11,7 @@ from pathlib import Path
 from culturespa.countries import PAPER_COUNTRIES, parse_countries
 from culturespa.errors import CulturespaError
 from culturespa.replies import parse_replies, read_reply_file
-from culturespa.scoring import CountryScore, score_country
+from culturespa.scoring import percentile_interval, score_countries
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,49 +38,79 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _rows(files: list[Path], countries: tuple[str, ...], bootstrap: int, seed: int) -> list[dict]:
-    rows = []
+def _scores(
+    files: list[Path], countries: tuple[str, ...], bootstrap: int, seed: int
+) -> tuple[list[dict], list[dict]]:
+    """Per file and country, the score rows; per file, the AVG over the paper's 18 countries
+    (country "AVG": their plain mean, with a paired bootstrap interval; counts summed) when all
+    18 were asked for."""
+    rows, averages = [], []
     for path in files:
         answers = parse_replies(read_reply_file(path))
-        for code in countries:
-            score: CountryScore = score_country(answers, code, n_resamples=bootstrap, seed=seed)
-            rows.append({"file": str(path), **score.as_dict()})
-    return rows
+        scores, avg_replicates = score_countries(answers, countries, bootstrap, seed)
+        rows += [{"file": str(path), **score.as_dict()} for score in scores]
+        paper = [s for s in scores if s.country in PAPER_COUNTRIES]
+        if len({s.country for s in paper}) == len(PAPER_COUNTRIES):
+            reps = None
+            if avg_replicates is not None and len(paper) == len(scores):
+                reps = avg_replicates
+            elif avg_replicates is not None:  # other countries asked too: average the 18 only
+                _, reps = score_countries(answers, PAPER_COUNTRIES, bootstrap, seed)
+            lo, hi = percentile_interval(reps)
+            averages.append(
+                {
+                    "file": str(path),
+                    "country": "AVG",
+                    "alignment": sum(s.alignment for s in paper) / len(paper),
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n_scored": sum(s.n_scored for s in paper),
+                    "n_items": sum(s.n_items for s in paper),
+                    "n_out_of_range": sum(s.n_out_of_range for s in paper),
+                    "coverage": sum(s.coverage for s in paper) / len(paper),
+                }
+            )
+    return rows, averages
+
+
+def _finite_or_none(value: object) -> object:
+    """NaN (no interval, no item) becomes null: JSON has no NaN."""
+    return None if isinstance(value, float) and value != value else value
 
 
 def _fmt(value: float) -> str:
     return "nan" if value != value else f"{100 * value:.2f}"
 
 
+def _ci(low: float, high: float) -> str:
+    return "-" if low != low else f"[{_fmt(low)}, {_fmt(high)}]"
+
+
 def format_table(rows: list[dict]) -> str:
     """A fixed-width table, x100 with 2 decimals."""
-    header = f"{'file':<40} {'country':<7} {'alignment':>9} {'95% CI':>15} {'coverage':>8} {'n':>9}"
+    header = (
+        f"{'file':<40} {'country':<7} {'alignment':>9} {'95% CI':>15} {'coverage':>8} "
+        f"{'out of range':>12} {'scored':>9}"
+    )
     lines = [header, "-" * len(header)]
     for row in rows:
         name = Path(row["file"]).name
         name = name if len(name) <= 40 else "..." + name[-37:]
-        ci = (
-            "-"
-            if row["ci_low"] != row["ci_low"]
-            else f"[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
-        )
         lines.append(
-            f"{name:<40} {row['country']:<7} {_fmt(row['alignment']):>9} {ci:>15} "
-            f"{_fmt(row['coverage']):>8} {row['n_valid']:>4}/{row['n_items']:<4}"
+            f"{name:<40} {row['country']:<7} {_fmt(row['alignment']):>9} "
+            f"{_ci(row['ci_low'], row['ci_high']):>15} {_fmt(row['coverage']):>8} "
+            f"{row['n_out_of_range']:>12} {row['n_scored']:>4}/{row['n_items']:<4}"
         )
     return "\n".join(lines)
 
 
-def _averages(rows: list[dict]) -> list[str]:
-    lines = []
-    for path in dict.fromkeys(row["file"] for row in rows):
-        paper = [
-            r["alignment"] for r in rows if r["file"] == path and r["country"] in PAPER_COUNTRIES
-        ]
-        if len(paper) == len(PAPER_COUNTRIES):
-            avg = sum(paper) / len(paper)
-            lines.append(f"{Path(path).name}: AVG over the paper's 18 countries = {_fmt(avg)}")
-    return lines
+def format_averages(averages: list[dict]) -> list[str]:
+    """'FILE: AVG over the paper's 18 countries = 62.36 [59.55, 65.25]' lines."""
+    return [
+        f"{Path(a['file']).name}: AVG over the paper's 18 countries = {_fmt(a['alignment'])} "
+        f"(95% CI {_ci(a['ci_low'], a['ci_high'])}, countries resampled on shared items)"
+        for a in averages
+    ]
 
 
 def _csv_text(rows: list[dict]) -> str:
@@ -104,12 +134,18 @@ def run(args: argparse.Namespace) -> int:
     countries = parse_countries(args.countries)
     if args.bootstrap < 0:
         raise CulturespaError("--bootstrap must be 0 or more")
-    rows = _rows(args.files, countries, args.bootstrap, args.seed)
+    rows, averages = _scores(args.files, countries, args.bootstrap, args.seed)
     print(format_table(rows))
-    for line in _averages(rows):
+    for line in format_averages(averages):
         print(line)
+    print(
+        "coverage: share of the items with survey data answered with one of their options; "
+        "out of range: numbers the paper's parser accepts (0..10) that are no option of the "
+        "item (scored, as in the paper)"
+    )
     if args.json:
-        _write(args.json, json.dumps(rows, indent=2) + "\n")
+        records = [{k: _finite_or_none(v) for k, v in row.items()} for row in rows + averages]
+        _write(args.json, json.dumps(records, indent=2, allow_nan=False) + "\n")
     if args.csv:
-        _write(args.csv, _csv_text(rows))
+        _write(args.csv, _csv_text(rows + averages))
     return 0

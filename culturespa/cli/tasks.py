@@ -52,6 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--batch-size", default="1", help="batch size or 'auto'")
     ev.add_argument("--seed", type=int, default=42, help="seed of Python, numpy, torch (and vllm)")
+    ev.add_argument(
+        "--seeds",
+        default=None,
+        help="several runs, one per seed, e.g. 42,41,40 or 'paper' (the paper's three seeds): "
+        "sampled tasks run once per seed, log-likelihood tasks once; `culturespa report` "
+        "shows the mean over runs and their spread",
+    )
     ev.add_argument("--limit", type=float, default=None, help="items per task (testing only)")
     ev.add_argument(
         "--output-path", type=Path, default=None, help="folder for lm-eval's results JSON"
@@ -124,18 +131,37 @@ def format_summary(results: dict) -> str:
     return "\n".join(lines)
 
 
-def run_eval(args: argparse.Namespace) -> int:
-    from culturespa.evaluation import run_evaluation
+def parse_seeds(text: str | None, seed: int) -> list[int]:
+    """'42,41,40' or 'paper' -> [42, 41, 40]; None -> [seed]."""
+    from culturespa.evaluation import PAPER_SEEDS
 
-    results = run_evaluation(
+    if text is None:
+        return [seed]
+    if text.strip().lower() == "paper":
+        return list(PAPER_SEEDS)
+    seeds = []
+    for part in text.split(","):
+        try:
+            seeds.append(int(part))
+        except ValueError:
+            raise CulturespaError(
+                f"--seeds takes integers separated by commas or 'paper', not {text!r}"
+            ) from None
+    return seeds
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from culturespa.evaluation import run_evaluations
+
+    runs = run_evaluations(
         model=args.model,
         tasks=args.tasks,
+        seeds=parse_seeds(args.seeds, args.seed),
         backend=args.backend,
         model_args=args.model_args,
         peft=args.peft,
         apply_chat_template=args.apply_chat_template,
         batch_size=_batch_size(args.batch_size),
-        seed=args.seed,
         limit=_limit(args.limit),
         output_path=args.output_path,
         log_samples=args.log_samples,
@@ -143,12 +169,15 @@ def run_eval(args: argparse.Namespace) -> int:
         device=args.device,
         deduplicate=args.deduplicate,
     )
-    if not results:
-        return 0
-    print(format_summary(results))
-    requests = results["culturespa"]["requests"]
-    if requests["received"]:
-        print("model requests (received -> sent):", json.dumps(requests))
+    for results in runs:
+        if not results:
+            continue
+        if len(runs) > 1:
+            print(f"\nseed {results['config'].get('random_seed')}:")
+        print(format_summary(results))
+        requests = results["culturespa"]["requests"]
+        if requests["received"]:
+            print("model requests (received -> sent):", json.dumps(requests))
     if args.output_path:
         print(f"results written under {args.output_path}")
     return 0

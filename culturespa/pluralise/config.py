@@ -253,11 +253,6 @@ class DataConfig:
         if not self.output_dir:
             raise CulturespaError("config: output_dir is missing")
         self.countries = list(parse_countries(self.countries))
-        if self.answer.cct and "MEX" in self.countries:
-            raise CulturespaError(
-                "config: MEX has no country-similarity row, so cross-culture thinking cannot be "
-                "prompted for it; drop MEX or set answer.cct: false"
-            )
         if self.topics == "all":
             self.topics = list(TOPIC_NAMES)
         unknown = [t for t in self.topics if t not in TOPIC_NAMES]

@@ -20,11 +20,20 @@ logger = logging.getLogger(__name__)
 TASK_PATTERN = re.compile(r"^wvs_(?P<gen>gen_)?(?P<template>[a-z_]+)_(?P<cc>[a-z]{3})$")
 METRICS: tuple[str, ...] = (
     "alignment",
+    "alignment_specific",
     "alignment_w1",
     "alignment_jsd",
     "majority_match",
     "coverage",
+    "out_of_range",
 )
+RANKABLE_METRICS: tuple[str, ...] = tuple(
+    m for m in METRICS if m not in ("coverage", "out_of_range")
+)
+"""The metrics a report can rank by."""
+PAPER_SCORE_METRICS: tuple[str, ...] = ("alignment", "alignment_specific")
+"""The paper's score over all items, and over the culture-specific ones: computable from the
+per-item answers of a sample log."""
 _QID_KEYS = ("qid", "Q_id", "question_id", "item")
 
 
@@ -64,6 +73,7 @@ class RunScores:
     model: str
     label: str
     date: str
+    seed: int | None = None  # lm-eval's config.random_seed: runs that differ by seed are averaged
     tasks: list[TaskResult] = field(default_factory=list)
 
 
@@ -257,7 +267,14 @@ def load_run(path: Path, notes: Notes) -> RunScores | None:
         return None
     config = data.get("config") if isinstance(data.get("config"), dict) else {}
     model, label = model_label(config, {cc for _, _, cc in ours.values()})
-    run = RunScores(source=path, model=model, label=label, date=_date_id(path))
+    seed = config.get("random_seed")
+    run = RunScores(
+        source=path,
+        model=model,
+        label=label,
+        date=_date_id(path),
+        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+    )
     cis = _logged_intervals(data)
     missing_samples = []
     for name, (template, generation, cc) in sorted(ours.items()):
