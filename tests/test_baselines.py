@@ -27,8 +27,9 @@ from culturespa.countries import PAPER_COUNTRIES
 from culturespa.similarity import country_similarity
 
 SHARES = json.loads(
-    (Path(__file__).resolve().parents[1] / "data" / "wvs" / "proportions_group_by_country.json")
-    .read_text(encoding="utf-8")
+    (
+        Path(__file__).resolve().parents[1] / "data" / "wvs" / "proportions_group_by_country.json"
+    ).read_text(encoding="utf-8")
 )
 
 
@@ -109,9 +110,7 @@ def test_nearest_country_scores_its_similarity():
         )
         shared = [q for q in SHARES[target] if SHARES[target][q] and SHARES[nearest].get(q)]
         score = reference_score("nearest_country", target, qids=shared)
-        assert 100 * score.scores["alignment"] == pytest.approx(
-            country_similarity(target, nearest)
-        )
+        assert 100 * score.scores["alignment"] == pytest.approx(country_similarity(target, nearest))
 
 
 def test_issue_12_figures_over_the_papers_18_countries():
