@@ -130,3 +130,32 @@ def test_culture_specific_items_differ_from_the_consensus():
         assert majority("USA", qid) != consensus_majority(qid)
     consensus = reference_score("consensus", "USA", qids=items)
     assert consensus.scores["majority_match"] == 0.0  # never the country's majority there
+
+
+def test_cli_prints_and_writes_every_rule(tmp_path, capsys):
+    from culturespa.cli.main import main
+
+    out_json, out_csv = tmp_path / "b.json", tmp_path / "b.csv"
+    assert (
+        main(["baselines", "--country", "USA,MEX", "--json", str(out_json), "--csv", str(out_csv)])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "Middle option" in printed and "Own majority (ceiling)" in printed
+    assert "AVG" in printed  # USA is one of the paper's countries
+    data = json.loads(out_json.read_text())
+    rules = {r["rule"]: r for r in data["rules"]}
+    assert list(rules) == [
+        "uniform",
+        "middle",
+        "consensus",
+        "respondent",
+        "nearest_country",
+        "own_majority",
+    ]
+    assert rules["own_majority"]["countries"]["MEX"]["alignment"] == 1.0
+    assert (
+        rules["middle"]["average"]["alignment"] == rules["middle"]["countries"]["USA"]["alignment"]
+    )
+    lines = out_csv.read_text().splitlines()
+    assert lines[0].startswith("rule,country,alignment") and len(lines) == 1 + 6 * 3

@@ -13,6 +13,7 @@ from culturespa.errors import CulturespaError
 # Each module defines `register(subparsers)`, which adds its parser and sets `func`.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "culturespa.cli.score",
+    "culturespa.cli.baselines",
     "culturespa.cli.build_data",
     "culturespa.cli.model",
     "culturespa.cli.report",
