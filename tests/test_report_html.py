@@ -38,12 +38,12 @@ PAPER_P1_P3_USA = 66.99
 # the item's range away, so its score is at most 1 - 1/2 = 50. The paper's rows average its
 # published figures: 60.86 over USA, CHN, NGA culture-unaware; 68.83 over USA, CHN culture-aware.
 EXPECTED_ORDER = [
-    ("org/base + adapters/joint", "Culture-aware (P1)"),  # 3 countries, 100
-    (PAPER, "Culture-unaware, generated"),  # 3 countries, 60.86
-    ("org/base", "Culture-aware (P1)"),  # 3 countries, <= 50
-    (PAPER, "Culture-aware (P1), generated"),  # 2 countries, 68.83
-    ("org/base", "Culture-unaware"),  # 2 countries, <= 50
-    (PAPER, "P1+P3, generated"),  # 1 country, 66.99
+    ("org/base + adapters/joint", "Culture-aware (P1) · log-likelihood"),  # 3 countries, 100
+    (PAPER, "Culture-unaware · generation"),  # 3 countries, 60.86
+    ("org/base", "Culture-aware (P1) · log-likelihood"),  # 3 countries, <= 50
+    (PAPER, "Culture-aware (P1) · generation"),  # 2 countries, 68.83
+    ("org/base", "Culture-unaware · log-likelihood"),  # 2 countries, <= 50
+    (PAPER, "P1+P3 · generation"),  # 1 country, 66.99
 ]
 
 
@@ -219,6 +219,12 @@ def test_bad_reply_files_are_notes(tmp_path):
     assert "wvs_result_best_prompt_USA_0.json: not named like the paper's reply files" in text
     assert "wvs_result_culture_aware_NGA_0.json: entry 0 (Q1): missing field 'answer'" in text
     assert [r.method for r in report.rows] == [f"{PAPER} | Culture-aware (P1), generated"]
+    renamed = tmp_path / "usa_replies.json"  # a reply file under another name
+    shutil.copy(REFERENCE / "wvs_result_culture_aware_USA_0.json", renamed)
+    report = build_report([renamed, folder], tmp_path / "out2", plot=False)
+    assert f"{renamed}: a list, not an lm-eval results file; a reply file must be named" in (
+        "\n".join(report.notes.messages)
+    )
 
 
 def test_cli_report_takes_reply_files_and_prints_the_page(inputs, tmp_path, capsys):
@@ -244,13 +250,15 @@ def test_cli_report_takes_reply_files_and_prints_the_page(inputs, tmp_path, caps
 def test_page_rows_in_rank_order_without_javascript(report_dir):
     page = (report_dir / "index.html").read_text()
     rows = table_rows(page)
-    assert [(r[1]["data-model"], r[2][2]) for r in rows] == EXPECTED_ORDER
+    assert [(r[1]["data-model"], r[1]["data-search"]) for r in rows] == [
+        (model, f"{model} {setting}".lower()) for model, setting in EXPECTED_ORDER
+    ]
     assert all(group == "models" for group, _, _ in rows)
     first = rows[0][2]
-    assert first[0] == "1" and first[4].split()[0] == "100.0"  # rank, AVG of the oracle
-    assert first[5] == "3/18" and first[7] == "1"  # countries in AVG, runs
+    assert first[0] == "1" and first[2].split()[0] == "100.0"  # rank, AVG of the oracle
+    assert first[3] == "3/18" and first[5] == "1"  # countries in AVG, runs
     second = rows[1][2]
-    assert second[4].split()[0] == "60.9"  # (68.34 + 62.19 + 52.05) / 3, shown to 1 decimal
+    assert second[2].split()[0] == "60.9"  # (68.34 + 62.19 + 52.05) / 3, shown to 1 decimal
 
 
 def test_page_is_self_contained(report_dir):
@@ -337,9 +345,11 @@ def test_reference_rows_runs_and_ways_are_shown_when_records_carry_them():
         ("references", "middle option"),
     ]
     m1, m2, ref = rows[0][2], rows[1][2], rows[3][2]
-    assert m1[3] == "stated distribution" and m1[7] == "3 ±1.2"
-    assert m2[3] == "log-likelihood of the options" and m2[7] == "2"
-    assert ref[0] == "ref." and "reference" in ref[1]
+    assert m1[1] == "m1 Culture-aware (P1) · stated distribution" and m1[5] == "3 ±1.2"
+    assert m2[1] == "m2 Culture-aware (P1) · log-likelihood" and m2[5] == "2"
+    assert (
+        ref[0] == "ref." and ref[1] == "middle option reference Culture-aware (P1) · log-likelihood"
+    )
 
 
 # In a real browser ----------------------------------------------------------------------------
@@ -382,7 +392,7 @@ def visible_rows(page) -> list[tuple[str, str]]:
     """(model, template) of the table's model rows that are shown, top to bottom."""
     return page.eval_on_selector_all(
         "#board tbody.models tr:not([hidden])",
-        "rows => rows.map(r => [r.dataset.model, r.querySelector('[data-key=template]').textContent.trim()])",
+        "rows => rows.map(r => [r.dataset.model, r.querySelector('.setting').textContent.trim()])",
     )
 
 
@@ -409,8 +419,15 @@ def test_page_in_chromium(browser, report_dir, tmp_path):
     assert tuple(visible_rows(page)[0]) == EXPECTED_ORDER[0]  # the oracle's 100
 
     # Filters hide rows; clearing them shows all again.
+    options = page.eval_on_selector_all(
+        "#filters select[name=template] option", "options => options.map(o => o.textContent)"
+    )
+    assert options == ["all", "Culture-aware (P1)", "Culture-unaware", "P1+P3"]
     page.select_option("#filters select[name=template]", "culture_unaware")
-    assert {r[1] for r in visible_rows(page)} == {"Culture-unaware, generated", "Culture-unaware"}
+    assert {r[1] for r in visible_rows(page)} == {
+        "Culture-unaware · generation",
+        "Culture-unaware · log-likelihood",
+    }
     assert page.text_content("#shown") == "2 of 6 rows shown"
     page.select_option("#filters select[name=template]", "")
     page.select_option("#filters select[name=model]", "org/base")
@@ -436,6 +453,7 @@ def test_page_in_chromium(browser, report_dir, tmp_path):
     # A row's provenance opens from its name.
     page.click("#board tbody.models tr:first-child th.model a")
     details = page.locator("details.run[open]")
+    details.wait_for(timeout=10_000)  # the hashchange event that opens it comes after the click
     assert details.count() == 1 and "runs/adapters/joint" in details.inner_text()
 
     page.screenshot(path=str(tmp_path / "leaderboard-1280.png"), full_page=True)

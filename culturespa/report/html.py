@@ -24,12 +24,13 @@ from culturespa.countries import ALL_COUNTRIES, COUNTRIES, PAPER_COUNTRIES
 from culturespa.prompts import TEMPLATES
 
 WAYS: dict[str, str] = {
-    "loglik": "log-likelihood of the options",
-    "gen": "generated reply",
-    "rev": "log-likelihood, options reversed",
+    "loglik": "log-likelihood",
+    "gen": "generation",
+    "rev": "log-likelihood, reversed options",
     "dist": "stated distribution",
 }
-"""Ways of asking the model, by the short name a row carries in `way`."""
+"""Ways of asking the model, by the short name a row carries in `way` (rows without one:
+log-likelihood, or generation when `generation` is true)."""
 
 MAX_BAR_ROWS = 6
 # Perceptually uniform scales (viridis for scores, magma for similarities), as colour stops.
@@ -203,7 +204,15 @@ class RowView:
 
     @property
     def method(self) -> str:
-        return f"{self.label} | {self.template_label}" if self.template_label else self.label
+        """'model | template · way', the row's name in plots and lists."""
+        parts = [self.label, self.template_label]
+        name = " | ".join(p for p in parts if p)
+        return f"{name} · {self.way_label}" if self.way else name
+
+    @property
+    def setting(self) -> str:
+        """'Culture-aware (P1) · generation': the second line under the model in plots."""
+        return " · ".join(p for p in (self.template_label, self.way and self.way_label) if p)
 
     @property
     def way_label(self) -> str:
@@ -215,15 +224,14 @@ class RowView:
 
     @property
     def search(self) -> str:
-        return f"{self.label} {self.template_label} {self.way_label}".lower()
+        return f"{self.label} {self.setting}".lower()
 
 
 def _template_label(record: dict[str, Any]) -> str:
     name = record.get("template")
     if not isinstance(name, str) or not name:
         return ""
-    label = TEMPLATES[name].label if name in TEMPLATES else name
-    return label + (", generated" if record.get("generation") else "")
+    return TEMPLATES[name].label if name in TEMPLATES else name
 
 
 def _way(record: dict[str, Any]) -> str:
@@ -330,8 +338,8 @@ def heatmap_svg(rows: list[RowView], countries: list[str], metric: str) -> str:
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
     span = hi - lo or 1.0
     columns = [*countries, "AVG"]
-    cw, ch, top = 46, 34, 30
-    longest = max((max(len(r.label), 0.85 * len(r.template_label)) for r in rows), default=10)
+    cw, ch, top = (46 if len(columns) <= 12 else 44), 34, 30
+    longest = max((max(len(r.label), 0.85 * len(r.setting)) for r in rows), default=10)
     label_w = min(320, max(150, 6.8 * min(longest, 46) + 12))
     n_refs = sum(r.reference for r in rows)
     gap = 22 if n_refs and n_refs < len(rows) else 0
@@ -356,7 +364,7 @@ def heatmap_svg(rows: list[RowView], countries: list[str], metric: str) -> str:
             f'<text x="{label_w - 8}" y="{y + 13}" text-anchor="end" class="label">'
             f"<title>{escape(row.method)}</title>{escape(_tail(row.label, 46))}</text>"
             f'<text x="{label_w - 8}" y="{y + 27}" text-anchor="end" class="axis small muted">'
-            f"{escape(_tail(row.template_label or '', 50))}</text>"
+            f"{escape(_tail(row.setting, 50))}</text>"
         )
         for j, name in enumerate(columns):
             cell = row.avg if name == "AVG" else row.cells.get(name)
@@ -456,7 +464,7 @@ def relations_svg(countries: list[str], matrix: list[list[float | None]], title:
     """A country x country similarity matrix (x100), the diagonal left blank."""
     n = len(countries)
     size = 34 if n <= 8 else 22
-    left, top = 40, 40
+    left, top = 40, 40 if size >= 34 else 50
     off = [
         v
         for i, line in enumerate(matrix)
@@ -468,9 +476,15 @@ def relations_svg(countries: list[str], matrix: list[list[float | None]], title:
     body = [f'<text x="{left}" y="14" class="label">{escape(title)}</text>']
     for j, cc in enumerate(countries):
         x = left + size * j + size / 2
-        body.append(
-            f'<text x="{x:.0f}" y="{top - 6}" text-anchor="middle" class="axis small">{cc}</text>'
-        )
+        if size >= 34:
+            body.append(
+                f'<text x="{x:.0f}" y="{top - 6}" text-anchor="middle" class="axis small">{cc}</text>'
+            )
+        else:  # narrow columns: the codes read upwards
+            body.append(
+                f'<text x="{x + 3.5:.1f}" y="{top - 4}" transform="rotate(-90 {x + 3.5:.1f} '
+                f'{top - 4})" class="axis small">{cc}</text>'
+            )
         body.append(
             f'<text x="{left - 4}" y="{top + size * j + size / 2 + 3:.0f}" text-anchor="end" '
             f'class="axis small">{cc}</text>'
@@ -547,7 +561,9 @@ def page_context(
         "countries": countries,
         "country_names": {cc: COUNTRIES[cc].name for cc in countries},
         "paper_countries": PAPER_COUNTRIES,
-        "templates": list(dict.fromkeys((v.template, v.template_label) for v in models)),
+        "templates": list(
+            dict.fromkeys((v.template, v.template_label) for v in models if v.template)
+        ),
         "labels": sorted({v.label for v in models}, key=str.lower),
         "ways": list(dict.fromkeys((v.way, v.way_label) for v in models if v.way)),
         "heatmap": Markup(heatmap_svg(models + references, countries, metric)) if views else "",

@@ -248,6 +248,12 @@ def load_run(path: Path, notes: Notes) -> RunScores | None:
     except (OSError, UnicodeDecodeError) as exc:
         notes.add(f"{path}: cannot be read ({exc}); skipped")
         return None
+    if isinstance(data, list):
+        notes.add(
+            f"{path}: a list, not an lm-eval results file; a reply file must be named as the "
+            "paper's release names them (wvs_result_<template>[_<country>]_<run>.json); skipped"
+        )
+        return None
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
         notes.add(f"{path}: no 'results' object, not an lm-eval results file; skipped")
         return None
