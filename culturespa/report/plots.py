@@ -203,7 +203,8 @@ def relation_records(rows: list[Row]) -> dict[str, dict]:
 
     records = {}
     for row in rows:
-        if not TEMPLATES[row.template].country_dependent:
+        template = TEMPLATES.get(row.template)
+        if template is None or not template.country_dependent:
             continue
         if len(row.answers) < MIN_RELATION_COUNTRIES:
             continue
