@@ -29,8 +29,10 @@ def test_demo_writes_table_results_and_plots(tiny_model_dir, tmp_path, capsys):
         "leaderboard.md",
         "plots/heatmap.png",
         "plots/bars.png",
+        "index.html",
     ):
         assert (out / name).is_file(), name
+    assert printed.rstrip().splitlines()[-1].endswith(str((out / "index.html").resolve()))
     assert list((out / "plots").glob("relations_*.png"))
     # The report re-reads the run on its own, with intervals from the sample logs.
     assert main(["report", str(out / "lm_eval"), "-o", str(tmp_path / "again"), "--no-plots"]) == 0

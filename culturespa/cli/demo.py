@@ -148,4 +148,5 @@ def run(args: argparse.Namespace) -> int:
     timings = ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items())
     print(f"\ntook: {timings}")
     print(f"results, tables and plots: {result.output.resolve()}")
+    print(f"leaderboard page (open it in a browser): {(result.output / 'index.html').resolve()}")
     return 0

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from culturespa.countries import ALL_COUNTRIES
+from culturespa.prompts import TEMPLATES
 from culturespa.report.tables import Row, countries_in
 from culturespa.scoring import alignment_from_arrays
 from culturespa.survey import get_item
@@ -192,3 +193,26 @@ def plot_relations(row: Row, path: Path) -> tuple[Path, float]:
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path, r
+
+
+def relation_records(rows: list[Row]) -> dict[str, dict]:
+    """The culture-relations matrices of every persona row with answers for 3+ countries (JSON)."""
+
+    def plain(matrix: np.ndarray) -> list[list[float | None]]:
+        return [[round(float(v), 2) if np.isfinite(v) else None for v in line] for line in matrix]
+
+    records = {}
+    for row in rows:
+        template = TEMPLATES.get(row.template)
+        if template is None or not template.country_dependent:
+            continue
+        if len(row.answers) < MIN_RELATION_COUNTRIES:
+            continue
+        countries, model, survey, r = relation_matrices(row)
+        records[row.method] = {
+            "countries": countries,
+            "model": plain(model),
+            "survey": plain(survey),
+            "r": None if math.isnan(r) else round(r, 4),
+        }
+    return records

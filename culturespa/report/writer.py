@@ -10,8 +10,10 @@ from pathlib import Path
 from culturespa.errors import CulturespaError
 from culturespa.prompts import TEMPLATES
 from culturespa.report import plots, tables
-from culturespa.report.loading import Notes, load_runs
+from culturespa.report.html import render_page
+from culturespa.report.loading import Notes
 from culturespa.report.plots import MIN_RELATION_COUNTRIES
+from culturespa.report.replies_input import DEFAULT_REPLIES_LABEL, load_inputs
 from culturespa.report.tables import Row
 
 
@@ -61,9 +63,14 @@ def build_report(
     compare: tuple[str, str] | None = None,
     seed: int = 0,
     plot: bool = True,
+    countries: tuple[str, ...] | None = None,
+    replies_label: str = DEFAULT_REPLIES_LABEL,
 ) -> Report:
-    """Read every results file under `paths` and write the report into `out_dir`."""
-    runs, notes = load_runs(paths)
+    """Read every results file (and reply file) under `paths`, write the report into `out_dir`.
+
+    `countries`: what culture-unaware reply files are scored against (see `load_inputs`).
+    """
+    runs, notes = load_inputs(paths, countries=countries, replies_label=replies_label)
     if not runs:
         detail = "; ".join(notes.messages) or "nothing given"
         raise CulturespaError(f"no usable culturespa results found ({detail})")
@@ -89,10 +96,13 @@ def build_report(
         "rows": records,
         "correlations": report.correlations,
         "notes": notes.messages,
+        "runs": {str(run.source): run.provenance for run in runs},
+        "relations": plots.relation_records(rows),
     }
     write("leaderboard.json", json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     write("leaderboard.csv", tables.leaderboard_csv(rows))
     write("leaderboard.md", _markdown_document(rows, metric, notes))
+    write("index.html", render_page(payload, out))
     return report
 
 
