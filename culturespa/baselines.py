@@ -32,6 +32,8 @@ from culturespa.survey import (
 )
 
 METRICS: tuple[str, ...] = ("alignment", "alignment_w1", "alignment_jsd", "majority_match")
+"""The per-item metrics a rule is scored on; `alignment_specific` is `alignment` on the
+culture-specific items (see `reference_value`)."""
 
 
 @dataclass(frozen=True)
@@ -249,3 +251,18 @@ def culture_specific_items(country: str) -> list[str]:
         if consensus_majority(qid) is not None
         and survey_majority(code, qid) != consensus_majority(qid)
     ]
+
+
+def reference_value(
+    rule: str, country: str, metric: str, qids: Iterable[str] | None = None
+) -> tuple[float, float]:
+    """(expected value of `metric`, coverage) of a rule for a country, on its items with survey
+    data (or those of `qids`); `alignment_specific` takes the culture-specific items among them."""
+    if metric == "alignment_specific":
+        specific = set(culture_specific_items(country))
+        qids = [q for q in (qids if qids is not None else specific) if q in specific]
+        metric = "alignment"
+    if metric not in METRICS:
+        raise CulturespaError(f"no reference value for metric {metric!r}")
+    score = reference_score(rule, country, qids)
+    return score.scores[metric], score.coverage

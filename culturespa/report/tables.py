@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from culturespa.baselines import culture_specific_items
+from culturespa.baselines import RULES, culture_specific_items, reference_value
 from culturespa.countries import ALL_COUNTRIES, PAPER_COUNTRIES
 from culturespa.prompts import TEMPLATES
 from culturespa.report.loading import PAPER_SCORE_METRICS, Notes, RunScores, TaskResult
@@ -71,12 +71,23 @@ class Row:
     avg_high: float = math.nan
     n_avg: int = 0
     run_averages: list[float] = field(default_factory=list)
+    rule: str | None = None  # a reference row's answer rule (culturespa.baselines); None: a model
+
+    @property
+    def is_reference(self) -> bool:
+        """A survey reference row: an answer rule without a model, never ranked among models."""
+        return self.rule is not None
+
+    @property
+    def template_label(self) -> str:
+        if self.is_reference:
+            return RULES[self.rule].label
+        return TEMPLATES[self.template].label + (", generated" if self.generation else "")
 
     @property
     def method(self) -> str:
         """'SmolLM2-135M-Instruct | Culture-aware (P1)' (generation tasks marked)."""
-        name = TEMPLATES[self.template].label + (", generated" if self.generation else "")
-        return f"{self.label} | {name}"
+        return f"{self.label} | {self.template_label}"
 
     @property
     def coverage(self) -> float:
@@ -267,6 +278,8 @@ def _fill_average(row: Row, by_country: dict[str, dict[object, _RunCell]]) -> No
     reps = [row.cells[cc].replicates for cc in present]
     if all(r is not None for r in reps):
         row.avg_low, row.avg_high = _interval(mean_of_replicates(reps))
+    if not by_country:
+        return
     run_keys = [set(by_country[cc]) for cc in present]
     shared = set.intersection(*run_keys) if run_keys else set()
     if len(shared) >= 2 and all(len(keys) == len(shared) for keys in run_keys):
@@ -275,9 +288,39 @@ def _fill_average(row: Row, by_country: dict[str, dict[object, _RunCell]]) -> No
         ]
 
 
+REFERENCE_LABEL = "survey reference"
+"""The `model` of reference rows: answer rules computed from the survey alone."""
+
+
+def reference_rows(models: list[Row], metric: str) -> list[Row]:
+    """One row per survey answer rule (`culturespa.baselines`), on the countries the model rows
+    cover and, where they logged their items, on the same items (the same skipping rules).
+
+    Their values are exact expectations from the survey, not estimates: they carry no interval.
+    """
+    countries = countries_in(models)
+    logged: dict[str, set[str]] = {}
+    for row in models:
+        for cc, answers in row.answers.items():
+            logged.setdefault(cc, set()).update(answers)
+    references = []
+    for rule in RULES:
+        row = Row(REFERENCE_LABEL, "", False, rule=rule)
+        for cc in countries:
+            value, coverage = reference_value(rule, cc, metric, logged.get(cc))
+            row.cells[cc] = Cell(value=value, coverage=coverage, source="culturespa.baselines")
+        _fill_average(row, {})
+        references.append(row)
+    return references
+
+
 def rank_rows(rows: list[Row]) -> list[Row]:
-    """Rows with more of the 18 countries first, then by the average, best first."""
-    return sorted(rows, key=lambda r: (-r.n_avg, -(r.avg if not math.isnan(r.avg) else -1.0)))
+    """Model rows with more of the 18 countries first, then by the average, best first; reference
+    rows after them, in the rules' order, unranked."""
+    models = [r for r in rows if not r.is_reference]
+    references = [r for r in rows if r.is_reference]
+    ranked = sorted(models, key=lambda r: (-r.n_avg, -(r.avg if not math.isnan(r.avg) else -1.0)))
+    return ranked + sorted(references, key=lambda r: list(RULES).index(r.rule))
 
 
 def countries_in(rows: list[Row]) -> list[str]:
@@ -313,16 +356,29 @@ def coverage_text(row: Row, digits: int = 0) -> str:
     return text + (f" ({row.out_of_range} out of range)" if row.out_of_range else "")
 
 
+def ranks(rows: list[Row]) -> list[int | None]:
+    """1, 2, ... for model rows in order; None for reference rows (never ranked)."""
+    out, rank = [], 0
+    for row in rows:
+        if row.is_reference:
+            out.append(None)
+        else:
+            rank += 1
+            out.append(rank)
+    return out
+
+
 def leaderboard_markdown(rows: list[Row]) -> str:
-    """The ranked leaderboard as a Markdown table (x100; 95% bootstrap intervals in brackets)."""
+    """The ranked leaderboard as a Markdown table (x100; 95% bootstrap intervals in brackets);
+    survey reference rows follow the models, unranked (rank "ref")."""
     countries = countries_in(rows)
     head = ["rank", "model", "template", "AVG", "countries", "runs", "coverage", *countries]
     lines = [_md_row(head), "|" + "---|" * len(head)]
-    for rank, row in enumerate(rows, 1):
-        template = TEMPLATES[row.template].label + (" (gen)" if row.generation else "")
+    for rank, row in zip(ranks(rows), rows):
+        template = row.template_label
         cells = [
-            str(rank),
-            row.label,
+            "ref" if rank is None else str(rank),
+            f"*{row.label}*" if row.is_reference else row.label,
             template,
             _with_ci(row.avg, row.avg_low, row.avg_high),
             f"{row.n_avg}/18",
@@ -339,12 +395,15 @@ def leaderboard_markdown(rows: list[Row]) -> str:
 def leaderboard_records(rows: list[Row], metric: str) -> list[dict]:
     """Plain records (0..1 scale) for JSON."""
     records = []
-    for rank, row in enumerate(rows, 1):
+    for rank, row in zip(ranks(rows), rows):
         records.append(
             {
                 "rank": rank,
+                "kind": "reference" if row.is_reference else "model",
+                "rule": row.rule,
                 "model": row.label,
                 "template": row.template,
+                "method": row.method,
                 "generation": row.generation,
                 "metric": metric,
                 "average": _none(row.avg),
@@ -383,6 +442,7 @@ def leaderboard_csv(rows: list[Row]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     head = [
         "rank",
+        "kind",
         "model",
         "template",
         "generation",
@@ -398,11 +458,12 @@ def leaderboard_csv(rows: list[Row]) -> str:
     for cc in countries:
         head += [cc, f"{cc}_ci_low", f"{cc}_ci_high", f"{cc}_coverage", f"{cc}_run_sd"]
     writer.writerow(head)
-    for rank, row in enumerate(rows, 1):
+    for rank, row in zip(ranks(rows), rows):
         line = [
-            rank,
+            "" if rank is None else rank,
+            "reference" if row.is_reference else "model",
             row.label,
-            row.template,
+            row.rule if row.is_reference else row.template,
             int(row.generation),
             _csv(row.avg),
             _csv(row.avg_low),
@@ -429,16 +490,24 @@ def _csv(value: float) -> str:
 
 
 def paper_order(rows: list[Row]) -> list[Row]:
-    """Rows grouped by model in first-seen order, templates in the paper's order within a model."""
-    models = list(dict.fromkeys(r.label for r in rows))
+    """Rows grouped by model in first-seen order, templates in the paper's order within a model;
+    survey reference rows last, in the rules' order."""
+    models = [r for r in rows if not r.is_reference]
+    labels = list(dict.fromkeys(r.label for r in models))
     order = list(TEMPLATES)
-    return sorted(
-        rows, key=lambda r: (models.index(r.label), r.generation, order.index(r.template))
+    ordered = sorted(
+        models, key=lambda r: (labels.index(r.label), r.generation, order.index(r.template))
+    )
+    return ordered + sorted(
+        (r for r in rows if r.is_reference), key=lambda r: list(RULES).index(r.rule)
     )
 
 
 def comparison_method(row: Row) -> str:
-    """The row's method, with 'mean of N runs' when runs were averaged (as the paper does)."""
+    """The row's method, with 'mean of N runs' when runs were averaged (as the paper does);
+    reference rows read 'Reference: <rule>'."""
+    if row.is_reference:
+        return f"Reference: {row.template_label}"
     return row.method + (f", mean of {row.n_runs} runs" if row.n_runs > 1 else "")
 
 
