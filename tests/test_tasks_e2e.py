@@ -108,6 +108,7 @@ def test_without_chat_template_the_persona_opens_a_plain_prompt(tiny_model_dir, 
     low, high = results["culturespa"]["alignment_ci95"][LL]
     assert low <= results["results"][LL]["alignment,none"] <= high
     assert len(list(tmp_path.rglob("samples_*.jsonl"))) == 2
+    assert not list(tmp_path.rglob(".*"))  # written aside, moved in, the staging folder gone
 
 
 def test_culture_unaware_over_all_countries_costs_one_country(tiny_model_dir, tmp_path, capsys):
