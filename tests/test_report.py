@@ -284,3 +284,31 @@ def test_intervals_stored_by_culturespa_eval_are_used_without_sample_logs(tmp_pa
     cell = report.rows[0].cells["USA"]
     assert (cell.ci_low, cell.ci_high) == (0.41, 0.62)
     assert not any("no sample logs" in m for m in report.notes.messages)
+
+
+def test_a_report_replaces_the_older_one_as_a_set(two_runs, tmp_path):
+    """Into a folder that holds an older report (and, as `culturespa demo` leaves it, lm-eval's
+    results): every old report file goes, the new set comes, the rest stays."""
+    out = tmp_path / "report"
+    (out / "plots").mkdir(parents=True)
+    (out / "plots" / "relations_an-older-row.png").write_text("older plot")
+    (out / "leaderboard.md").write_text("older leaderboard")
+    (out / "lm_eval").mkdir()
+    (out / "lm_eval" / "results_old.json").write_text("{}")
+    report = build_report(list(two_runs), out, plot=False)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "comparison.csv",
+        "comparison.md",
+        "leaderboard.csv",
+        "leaderboard.json",
+        "leaderboard.md",
+        "lm_eval",
+    ]
+    assert "org/base" in (out / "leaderboard.md").read_text()
+    assert (out / "lm_eval" / "results_old.json").read_text() == "{}"
+    assert sorted(report.files) == sorted(p for p in out.iterdir() if p.name != "lm_eval")
+    # A failing report (an unknown --compare row) changes nothing of the new set.
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(CulturespaError, match="matches no row"):
+        build_report(list(two_runs), out, compare=("nope", "joint"))
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

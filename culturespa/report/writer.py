@@ -7,12 +7,23 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from culturespa.atomic import check_output_dir, replace_entries, staging_dir
 from culturespa.errors import CulturespaError
 from culturespa.prompts import TEMPLATES
 from culturespa.report import plots, tables
 from culturespa.report.loading import Notes, load_runs
 from culturespa.report.plots import MIN_RELATION_COUNTRIES
 from culturespa.report.tables import Row
+
+REPORT_ENTRIES: tuple[str, ...] = (
+    "comparison.md",
+    "comparison.csv",
+    "leaderboard.json",
+    "leaderboard.csv",
+    "leaderboard.md",
+    "plots",
+)
+"""What a report writes into its folder; a new report replaces all of them, other files stay."""
 
 
 @dataclass
@@ -63,6 +74,7 @@ def build_report(
     plot: bool = True,
 ) -> Report:
     """Read every results file under `paths` and write the report into `out_dir`."""
+    check_output_dir(out_dir, "report folder")
     runs, notes = load_runs(paths)
     if not runs:
         detail = "; ".join(notes.messages) or "nothing given"
@@ -70,43 +82,44 @@ def build_report(
     rows = tables.rank_rows(tables.build_rows(runs, metric, notes, seed=seed))
     if not rows:
         raise CulturespaError(f"no result carries the metric {metric!r}")
+    pair = (select_row(rows, compare[0]), select_row(rows, compare[1])) if compare else None
     out = Path(out_dir)
-    (out / "plots").mkdir(parents=True, exist_ok=True)
     report = Report(rows=rows, notes=notes)
+    # Built in a staging folder and moved in as one set: a failure (e.g. a --compare row that
+    # does not exist) leaves `out` as it was, and no file of an older report stays beside it.
+    with staging_dir(out) as stage:
 
-    def write(name: str, text: str) -> None:
-        path = out / name
-        path.write_text(text, encoding="utf-8")
-        report.files.append(path)
+        def write(name: str, text: str) -> None:
+            path = stage / name
+            path.write_text(text, encoding="utf-8")
+            report.files.append(path)
 
-    write("comparison.md", tables.comparison_markdown(rows))
-    write("comparison.csv", tables.comparison_csv(rows))
-    if plot:
-        _write_plots(report, out / "plots", metric, compare)
-    records = tables.leaderboard_records(rows, metric)
-    payload = {
-        "metric": metric,
-        "rows": records,
-        "correlations": report.correlations,
-        "notes": notes.messages,
-    }
-    write("leaderboard.json", json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
-    write("leaderboard.csv", tables.leaderboard_csv(rows))
-    write("leaderboard.md", _markdown_document(rows, metric, notes))
+        write("comparison.md", tables.comparison_markdown(rows))
+        write("comparison.csv", tables.comparison_csv(rows))
+        if plot:
+            (stage / "plots").mkdir()
+            _write_plots(report, stage / "plots", metric, pair)
+        records = tables.leaderboard_records(rows, metric)
+        payload = {
+            "metric": metric,
+            "rows": records,
+            "correlations": report.correlations,
+            "notes": notes.messages,
+        }
+        write("leaderboard.json", json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        write("leaderboard.csv", tables.leaderboard_csv(rows))
+        write("leaderboard.md", _markdown_document(rows, metric, notes))
+        replace_entries(stage, out, stale=REPORT_ENTRIES)
+        report.files = [out / p.relative_to(stage) for p in report.files]
     return report
 
 
-def _write_plots(
-    report: Report, folder: Path, metric: str, compare: tuple[str, str] | None
-) -> None:
+def _write_plots(report: Report, folder: Path, metric: str, pair: tuple[Row, Row] | None) -> None:
     rows, notes = report.rows, report.notes
     report.files.append(plots.plot_heatmap(rows, folder / "heatmap.png", metric))
-    if compare:
-        pair = (select_row(rows, compare[0]), select_row(rows, compare[1]))
-    elif len(rows) >= 2:
+    if pair is None and len(rows) >= 2:
         pair = (rows[1], rows[0])
-    else:
-        pair = None
+    elif pair is None:
         notes.add("only one row: no side-by-side bar plot")
     if pair:
         report.files.append(plots.plot_paired_bars(*pair, folder / "bars.png", metric))
