@@ -47,6 +47,10 @@ def subcommands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -
     return found
 
 
+def shell_scripts() -> list[Path]:
+    return [p.relative_to(ROOT) for f in SCRIPT_FOLDERS for p in sorted((ROOT / f).rglob("*.sh"))]
+
+
 SCRIPTS = scripts()
 SUBCOMMANDS = subcommands(build_parser())
 
@@ -93,4 +97,19 @@ def test_every_script_answers_help(script, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert result.stdout.startswith("usage:"), result.stdout[:200]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("script", shell_scripts(), ids=str)
+def test_every_shell_script_answers_help(script, tmp_path):
+    result = subprocess.run(
+        ["bash", str(ROOT / script), "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage:") and result.stderr == ""
     assert list(tmp_path.iterdir()) == []
