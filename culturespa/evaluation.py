@@ -6,11 +6,13 @@ import copy
 import fnmatch
 import json
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from culturespa.atomic import check_output_dir, merge_files, staging_dir
 from culturespa.errors import CulturespaError
 from culturespa.scoring import alignment_from_arrays, bootstrap_interval
 
@@ -105,20 +107,51 @@ def resolve_model(model: str) -> str:
 
 
 def parse_model_args(model_args: Mapping[str, Any] | str | None) -> dict[str, Any]:
-    """'k=v,k2=v2' or a dict -> dict (values stay strings; lm-eval converts them)."""
+    """'k=v,k2=v2' or a dict -> dict, values typed as lm-eval types them.
+
+    The one parser of model arguments (`culturespa eval --model-args`, the `model_args` of a
+    results file): values go through lm-eval's `handle_arg_string`, so "false" is the boolean
+    False, "1" the integer 1, "none" None, and a quoted value stays text. `trust_remote_code`
+    must come out a real boolean: the text "false" is truthy and would run the model folder's code.
+    """
     if model_args is None:
         return {}
     if isinstance(model_args, Mapping):
-        return dict(model_args)
-    parsed: dict[str, Any] = {}
-    for part in model_args.split(","):
-        if not part.strip():
-            continue
-        key, sep, value = part.partition("=")
-        if not sep or not key.strip():
-            raise CulturespaError(f"model argument {part!r} is not key=value")
-        parsed[key.strip()] = value.strip()
+        parsed = dict(model_args)
+    else:
+        from lm_eval.utils import handle_arg_string
+
+        parsed = {}
+        for part in model_args.split(","):
+            if not part.strip():
+                continue
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip():
+                raise CulturespaError(f"model argument {part!r} is not key=value")
+            parsed[key.strip()] = handle_arg_string(value)
+    trust = parsed.get("trust_remote_code", False)
+    if not isinstance(trust, bool):
+        raise CulturespaError(f"model argument trust_remote_code={trust!r}: expected true or false")
     return parsed
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+
+
+def check_model_source(model: str, model_args: Mapping[str, Any]) -> None:
+    """A local model folder must exist and hold a checkpoint (config.json); anything that is not
+    shaped like a hub id ('name' or 'org/name') counts as a local folder."""
+    path = Path(model).expanduser()
+    if "gguf_file" in model_args:
+        return
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            what = "is empty" if not any(path.iterdir()) else "holds no config.json"
+            raise CulturespaError(f"model folder {model} {what}; expected a model checkpoint")
+    elif path.exists():
+        raise CulturespaError(f"model {model} is a file; expected a model folder or a hub id")
+    elif not _HUB_ID.fullmatch(model):
+        raise CulturespaError(f"model folder {model} does not exist")
 
 
 def build_model_args(
@@ -280,30 +313,46 @@ def read_sample_log(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def _save(
+def save_results(
     results: dict,
     samples: dict | None,
     output_path: str | Path,
     backend: str,
     lm: Any,
     apply_chat_template: bool,
-) -> None:
-    """Write lm-eval's results JSON (and sample logs) under output_path/<model name>/."""
+) -> list[Path]:
+    """Write lm-eval's results JSON (and sample logs) under output_path/<model name>/.
+
+    lm-eval's tracker writes into a staging folder (it only warns when it cannot write); the
+    files move into place once all are there, the results file last, so a results file never
+    lies next to half of its sample logs. Returns the paths written.
+    """
     from lm_eval.loggers import EvaluationTracker
 
-    tracker = EvaluationTracker(output_path=str(output_path))
-    tracker.general_config_tracker.log_experiment_args(
-        model_source=backend,
-        model_args=results["config"]["model_args"],
-        system_instruction=None,
-        chat_template=lm.chat_template(apply_chat_template) if apply_chat_template else None,
-        fewshot_as_multiturn=False,
-    )
-    _name_outputs_after_the_model(tracker, results["config"]["model_args"])
-    tracker.save_results_aggregated(results=results, samples=samples)
-    if samples is not None:
-        for task in results["configs"]:
-            tracker.save_results_samples(task_name=task, samples=samples[task])
+    with staging_dir(output_path) as stage:
+        tracker = EvaluationTracker(output_path=str(stage))
+        tracker.general_config_tracker.log_experiment_args(
+            model_source=backend,
+            model_args=results["config"]["model_args"],
+            system_instruction=None,
+            chat_template=lm.chat_template(apply_chat_template) if apply_chat_template else None,
+            fewshot_as_multiturn=False,
+        )
+        _name_outputs_after_the_model(tracker, results["config"]["model_args"])
+        tracker.save_results_aggregated(results=results, samples=samples)
+        if samples is not None:
+            for task in results["configs"]:
+                tracker.save_results_samples(task_name=task, samples=samples[task])
+        written = list(stage.rglob("results_*.json"))
+        if samples is not None:
+            written += list(stage.rglob("samples_*.jsonl"))
+        expected = 1 + (len(results["configs"]) if samples is not None else 0)
+        if len(written) < expected:
+            raise CulturespaError(
+                f"lm-eval wrote {len(written)} of {expected} result files (see its warning "
+                f"above); nothing was written to {output_path}"
+            )
+        return merge_files(stage, Path(output_path), last=("results_*.json",))
 
 
 PAPER_SEEDS: tuple[int, ...] = (42, 41, 40)
@@ -371,11 +420,11 @@ def run_evaluations(
     replies (log-likelihood tasks are deterministic: a rerun would only repeat them). `culturespa
     report` averages the runs of one model and template, as the paper does.
     """
-    from lm_eval.api.registry import get_model
-
     if not seeds:
         raise CulturespaError("no seed given")
     seeds = list(dict.fromkeys(seeds))
+    if output_path is not None:
+        check_output_dir(output_path, "output path")
     manager = task_manager()
     names = drop_covered(expand_tasks(tasks, manager.all_tasks), manager)
     resampled = sampled_tasks(names, manager)
@@ -384,6 +433,9 @@ def run_evaluations(
             "none of the selected tasks samples its replies: the seeds after %d are not run",
             seeds[0],
         )
+    first_args = build_model_args(model, backend, model_args, peft, seeds[0])
+    if backend in _WEIGHTS_BACKENDS:
+        check_model_source(first_args["pretrained"], first_args)
     device = device or (default_device() if backend in _WEIGHTS_BACKENDS else None)
     if backend == "culturespa-hf":
         import culturespa.lm_eval_hf  # noqa: F401  (registers the backend with lm-eval)
@@ -399,9 +451,7 @@ def run_evaluations(
             logger.info(
                 "evaluating %s (%s) on %d tasks", args.get("pretrained", model), backend, len(names)
             )
-            lm = get_model(backend).create_from_arg_obj(
-                args, {"batch_size": batch_size, "max_batch_size": None, "device": device}
-            )
+            lm = _load_model(model, backend, args, batch_size, device)
         runs.append(
             _evaluate_once(
                 lm,
@@ -423,6 +473,19 @@ def run_evaluations(
             )
         )
     return runs
+
+
+def _load_model(model: str, backend: str, args: dict[str, Any], batch_size, device) -> Any:
+    """lm-eval's model object; a model that cannot be loaded is a one-line error."""
+    from lm_eval.api.registry import get_model
+
+    try:
+        return get_model(backend).create_from_arg_obj(
+            args, {"batch_size": batch_size, "max_batch_size": None, "device": device}
+        )
+    except (OSError, ValueError) as exc:  # transformers: unknown id, no network, remote code
+        reason = " ".join(str(exc).split())[:300]
+        raise CulturespaError(f"cannot load model {model!r}: {reason}") from exc
 
 
 def _evaluate_once(
@@ -475,7 +538,7 @@ def _evaluate_once(
         },
     }
     if output_path is not None:
-        _save(
+        save_results(
             results,
             copy.deepcopy(samples) if log_samples else None,  # the tracker edits them
             output_path,

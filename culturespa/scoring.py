@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from culturespa.errors import CulturespaError
 from culturespa.survey import (
     get_item,
     items_with_data,
@@ -21,17 +22,29 @@ _FIRST_INTEGER = re.compile(r"\d+")
 MAX_VALID_ANSWER = 10
 
 
-def parse_answer(reply: str | int | None) -> int | None:
-    """The paper's parser: the first integer in the reply if it lies in 0..10, else None."""
+def parse_answer(reply: str | int | float | None) -> int | None:
+    """The paper's parser: the first integer in the reply if it lies in 0..10, else None.
+
+    Every answer is read as text: a number (an int or float from a JSON reply file) is first
+    turned into its text, so 7, 7.0 and "7" give 7; a boolean is refused. The first integer keeps
+    its sign when a minus sign directly precedes it and is not itself preceded by a letter or a
+    digit: "-1" and "answer: -3" are negative, so invalid, while "1-4" gives 1 and "Option-2"
+    gives 2. The paper's regex (`\\d+`) would read "-1" as 1; no reply in its released files has
+    such a sign, so its published scores are unchanged.
+    """
     if reply is None:
         return None
-    if isinstance(reply, int):
-        return reply if 0 <= reply <= MAX_VALID_ANSWER else None
-    match = _FIRST_INTEGER.search(str(reply))
+    if isinstance(reply, bool):
+        raise CulturespaError(f"an answer must be text or a number, not the boolean {reply}")
+    text = reply if isinstance(reply, str) else str(reply)
+    match = _FIRST_INTEGER.search(text)
     if match is None:
         return None
     value = int(match.group())
-    return value if value <= MAX_VALID_ANSWER else None
+    start = match.start()
+    if start >= 1 and text[start - 1] == "-" and (start == 1 or not text[start - 2].isalnum()):
+        value = -value
+    return value if 0 <= value <= MAX_VALID_ANSWER else None
 
 
 def alignment_from_arrays(

@@ -117,14 +117,27 @@ def build_tiny_model(
     return output_dir
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     """python -m culturespa.tiny_model OUTPUT_DIR"""
-    import sys
+    from culturespa.atomic import check_output_dir
+    from culturespa.cli.parsing import ArgumentParser, exit_with_error
+    from culturespa.errors import CulturespaError
 
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m culturespa.tiny_model OUTPUT_DIR")
-    print(build_tiny_model(sys.argv[1]))
+    parser = ArgumentParser(
+        prog="python -m culturespa.tiny_model",
+        description="Build the tiny random test model (a 2-layer Llama) into a folder.",
+    )
+    parser.add_argument("output_dir", help="folder for the model")
+    args = parser.parse_args(argv)
+    try:
+        check_output_dir(args.output_dir, "output folder")
+    except CulturespaError as exc:
+        return exit_with_error(parser.prog, str(exc))
+    print(build_tiny_model(args.output_dir))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    sys.exit(main())

@@ -172,8 +172,13 @@ def test_report_two_runs(two_runs, tmp_path):
         if name.endswith(".png"):
             assert (out / name).read_bytes()[:4] == b"\x89PNG"
     data = json.loads((out / "leaderboard.json").read_text())
-    rows = data["rows"]
+    rows = [r for r in data["rows"] if r["kind"] == "model"]
     assert [r["rank"] for r in rows] == [1, 2, 3]
+    references = [r for r in data["rows"] if r["kind"] == "reference"]
+    assert [r["rule"] for r in references] == [
+        "uniform", "middle", "consensus", "respondent", "nearest_country", "own_majority"
+    ]  # fmt: skip
+    assert all(r["rank"] is None for r in references) and data["rows"][-6:] == references
     top = rows[0]
     assert (
         top["model"] == "org/base + adapters/culture_joint" and top["template"] == "culture_aware"
@@ -193,7 +198,8 @@ def test_leaderboard_csv_and_markdown(two_runs, tmp_path):
     build_report(list(two_runs), tmp_path, plot=False)
     with (tmp_path / "leaderboard.csv").open() as handle:
         lines = list(csv.DictReader(handle))
-    assert len(lines) == 3
+    assert [line["kind"] for line in lines] == ["model"] * 3 + ["reference"] * 6
+    assert [line["rank"] for line in lines] == ["1", "2", "3"] + [""] * 6
     assert float(lines[0]["USA_ci_low"]) < float(lines[0]["USA"]) < float(lines[0]["USA_ci_high"])
     markdown = (tmp_path / "leaderboard.md").read_text()
     assert "| rank | model | template | AVG |" in markdown
@@ -215,8 +221,8 @@ def test_culture_specific_adapters_merge_into_one_row(tmp_path):
             {"pretrained": "org/base", "peft": f"runs/specific/{cc.lower()}"},
         )
     report = build_report([tmp_path], tmp_path / "out", plot=False)
-    assert len(report.rows) == 1
-    row = report.rows[0]
+    assert len(report.models) == 1
+    row = report.models[0]
     assert row.label == "org/base + specific/{CC}"
     assert sorted(row.cells) == sorted(COUNTRIES)
 
@@ -247,7 +253,7 @@ def test_bad_inputs_are_notes_not_crashes(two_runs, tmp_path):
     assert "no culturespa wvs_* tasks (found: arc_easy)" in text
     assert f"{nolog}: no sample logs" in text and "no intervals" in text
     assert f"{empty}: no lm-eval results files" in text
-    bra = next(r for r in report.rows if r.label == "org/other")
+    bra = next(r for r in report.models if r.label == "org/other")
     assert math.isnan(bra.cells["BRA"].ci_low) and not math.isnan(bra.cells["BRA"].value)
     assert "## Notes" in (tmp_path / "out" / "leaderboard.md").read_text()
 
@@ -289,7 +295,7 @@ def test_intervals_stored_by_culturespa_eval_are_used_without_sample_logs(tmp_pa
     data["culturespa"] = {"alignment_ci95": {"wvs_culture_aware_usa": [0.41, 0.62]}}
     path.write_text(json.dumps(data))
     report = build_report([path], tmp_path / "out", plot=False)
-    cell = report.rows[0].cells["USA"]
+    cell = report.models[0].cells["USA"]
     assert (cell.ci_low, cell.ci_high) == (0.41, 0.62)
     assert not any("no sample logs" in m for m in report.notes.messages)
 
@@ -313,8 +319,8 @@ def test_seeded_runs_merge_into_one_row_with_mean_and_spread(tmp_path):
             seed=seed,
         )
     report = build_report([tmp_path], tmp_path / "out", plot=False)
-    assert len(report.rows) == 1
-    row = report.rows[0]
+    assert len(report.models) == 1
+    row = report.models[0]
     assert row.n_runs == 3
     for cc in COUNTRIES:
         task = f"wvs_gen_culture_aware_{cc.lower()}"
@@ -347,7 +353,7 @@ def test_same_seed_twice_is_one_run_and_the_later_file_wins(tmp_path):
     write_run(tmp_path / "a", "2025-01-01T00-00-00.0", first, {"pretrained": "m"}, seed=42)
     write_run(tmp_path / "b", "2025-01-02T00-00-00.0", second, {"pretrained": "m"}, seed=42)
     report = build_report([tmp_path], tmp_path / "out", plot=False)
-    cell = report.rows[0].cells["USA"]
+    cell = report.models[0].cells["USA"]
     assert cell.n_runs == 1
     assert cell.value == pytest.approx(alignment("USA", second["wvs_culture_aware_usa"]))
     assert any("same seed; using the later file" in m for m in report.notes.messages)
@@ -363,7 +369,7 @@ def test_out_of_range_answers_are_counted_and_marked(tmp_path):
         {"pretrained": "m"},
     )
     report = build_report([tmp_path], tmp_path / "out", plot=False)
-    row = report.rows[0]
+    row = report.models[0]
     assert row.out_of_range == 1
     assert row.cells["USA"].coverage == pytest.approx((len(answers) - 1) / len(answers))
     assert row.cells["USA"].value == pytest.approx(alignment("USA", answers))  # still scored
@@ -382,7 +388,7 @@ def test_average_interval_is_paired_across_countries(tmp_path):
             q: a for q, a in replies.items() if q in set(items_with_data(cc))
         }
     write_run(tmp_path, "2025-01-01T00-00-00.0", tasks, {"pretrained": "m"})
-    row = build_report([tmp_path], tmp_path / "out", plot=False).rows[0]
+    row = build_report([tmp_path], tmp_path / "out", plot=False).models[0]
     # The too-narrow way, written out here: resample each country's items on its own, average.
     rng = np.random.default_rng(0)
     independent = np.zeros(1000)
@@ -395,3 +401,34 @@ def test_average_interval_is_paired_across_countries(tmp_path):
     lo, hi = np.quantile(independent, [0.025, 0.975])
     assert row.avg_high - row.avg_low > 1.3 * (hi - lo)
     assert row.avg_low < row.avg < row.avg_high
+
+
+def test_a_report_replaces_the_older_one_as_a_set(two_runs, tmp_path):
+    """Into a folder that holds an older report (and, as `culturespa demo` leaves it, lm-eval's
+    results): every old report file goes, the new set comes, the rest stays."""
+    out = tmp_path / "report"
+    (out / "plots").mkdir(parents=True)
+    (out / "plots" / "relations_an-older-row.png").write_text("older plot")
+    (out / "leaderboard.md").write_text("older leaderboard")
+    (out / "lm_eval").mkdir()
+    (out / "lm_eval" / "results_old.json").write_text("{}")
+    report = build_report(list(two_runs), out, plot=False)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "comparison.csv",
+        "comparison.md",
+        "index.html",
+        "leaderboard.csv",
+        "leaderboard.json",
+        "leaderboard.md",
+        "lm_eval",
+        "steerability.csv",  # the base model has culture-unaware and culture-aware rows
+        "steerability.md",
+    ]
+    assert "org/base" in (out / "leaderboard.md").read_text()
+    assert (out / "lm_eval" / "results_old.json").read_text() == "{}"
+    assert sorted(report.files) == sorted(p for p in out.iterdir() if p.name != "lm_eval")
+    # A failing report (an unknown --compare row) changes nothing of the new set.
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(CulturespaError, match="matches no row"):
+        build_report(list(two_runs), out, compare=("nope", "joint"))
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

@@ -132,7 +132,7 @@ class TableRows(HTMLParser):
 def table_rows(page: str) -> list[tuple[str, dict, list[str]]]:
     parser = TableRows()
     parser.feed(page)
-    return parser.rows
+    return [row for row in parser.rows if "data-model" in row[1]]  # not group headings
 
 
 # Reply files as report inputs ---------------------------------------------------------------
@@ -164,7 +164,7 @@ def test_reply_file_names_in_the_papers_release(name, expected):
 def test_paper_replies_are_rows_with_the_published_scores(tmp_path):
     report = build_report([REFERENCE], tmp_path, plot=False)
     data = json.loads((tmp_path / "leaderboard.json").read_text())
-    rows = {(r["model"], r["template"]): r for r in data["rows"]}
+    rows = {(r["model"], r["template"]): r for r in data["rows"] if r["kind"] == "model"}
     assert set(rows) == {
         (PAPER, "culture_unaware"),
         (PAPER, "culture_aware"),
@@ -182,7 +182,7 @@ def test_paper_replies_are_rows_with_the_published_scores(tmp_path):
     usa = rows[(PAPER, "aware_self_alignment")]["countries"]["USA"]
     assert round(100 * usa["score"], 2) == PAPER_P1_P3_USA
     assert usa["ci"][0] < usa["score"] < usa["ci"][1]  # bootstrapped over the file's items
-    assert all(r["generation"] for r in data["rows"])  # sampled replies, as the paper's
+    assert all(r["generation"] for r in rows.values())  # sampled replies, as the paper's
     # Marked in every table, not only on the page.
     for name in ("leaderboard.md", "leaderboard.csv", "comparison.md", "index.html"):
         assert PAPER in (tmp_path / name).read_text(), name
@@ -201,7 +201,8 @@ def test_culture_unaware_replies_in_the_papers_18_countries(tmp_path):
         plot=False,
         countries=PAPER_COUNTRIES,
     )
-    (row,) = json.loads((tmp_path / "leaderboard.json").read_text())["rows"]
+    rows = json.loads((tmp_path / "leaderboard.json").read_text())["rows"]
+    (row,) = [r for r in rows if r["kind"] == "model"]
     assert row["average_over"] == list(PAPER_COUNTRIES)
     assert round(100 * row["average"], 2) == 62.36  # the paper's release, culture-unaware AVG
 
@@ -218,7 +219,7 @@ def test_bad_reply_files_are_notes(tmp_path):
     assert f"{folder / 'wvs_result_culture_aware_CHN_0.json'}: malformed JSON" in text
     assert "wvs_result_best_prompt_USA_0.json: not named like the paper's reply files" in text
     assert "wvs_result_culture_aware_NGA_0.json: entry 0 (Q1): missing field 'answer'" in text
-    assert [r.method for r in report.rows] == [f"{PAPER} | Culture-aware (P1), generated"]
+    assert [r.method for r in report.models] == [f"{PAPER} | Culture-aware (P1), generated"]
     renamed = tmp_path / "usa_replies.json"  # a reply file under another name
     shutil.copy(REFERENCE / "wvs_result_culture_aware_USA_0.json", renamed)
     report = build_report([renamed, folder], tmp_path / "out2", plot=False)
@@ -249,7 +250,12 @@ def test_cli_report_takes_reply_files_and_prints_the_page(inputs, tmp_path, caps
 
 def test_page_rows_in_rank_order_without_javascript(report_dir):
     page = (report_dir / "index.html").read_text()
-    rows = table_rows(page)
+    every = table_rows(page)
+    rows = [r for r in every if r[0] == "models"]
+    # The survey reference rows follow in their own group, under a heading row, never ranked.
+    references = [r for r in every if r[0] == "references"]
+    assert [r[2][0] for r in references] == ["ref."] * 6  # no rank
+    assert len(references) == 6 and every[: len(rows)] == rows
     assert [(r[1]["data-model"], r[1]["data-search"]) for r in rows] == [
         (model, f"{model} {setting}".lower()) for model, setting in EXPECTED_ORDER
     ]
@@ -341,10 +347,9 @@ def test_reference_rows_runs_and_ways_are_shown_when_records_carry_them():
     assert [(group, attrs.get("data-model", "")) for group, attrs, _ in rows] == [
         ("models", "m1"),
         ("models", "m2"),
-        ("references", ""),  # the heading row of the reference group
         ("references", "middle option"),
     ]
-    m1, m2, ref = rows[0][2], rows[1][2], rows[3][2]
+    m1, m2, ref = rows[0][2], rows[1][2], rows[2][2]
     assert m1[1] == "m1 Culture-aware (P1) · stated distribution" and m1[5] == "3 ±1.2"
     assert m2[1] == "m2 Culture-aware (P1) · log-likelihood" and m2[5] == "2"
     assert (
@@ -441,12 +446,15 @@ def test_page_in_chromium(browser, report_dir, tmp_path):
     page.fill("#filters input[name=q]", "")
     assert len(visible_rows(page)) == 6
 
-    # The heatmap: one coloured cell per score (6 rows: 3 + 3 + 3 + 2 + 2 + 1 countries, + AVG).
+    # The heatmap: one coloured cell per score (6 model rows: 3 + 3 + 3 + 2 + 2 + 1 countries,
+    # + AVG; then 6 survey reference rows on the 3 countries, + AVG).
     heatmap = page.locator("#heatmap svg")
     assert heatmap.is_visible()
     box = heatmap.bounding_box()
     assert box["width"] > 300 and box["height"] > 200
-    assert page.locator("#heatmap svg rect[fill^='#']").count() == 3 + 3 + 3 + 2 + 2 + 1 + 6
+    assert page.locator("#heatmap svg rect[fill^='#']").count() == (
+        3 + 3 + 3 + 2 + 2 + 1 + 6 + 6 * (3 + 1)
+    )
     assert page.locator("#bars svg").is_visible()
     assert page.locator("#relations svg").count() == 4  # two persona rows with 3 countries
 

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from culturespa.errors import CulturespaError
 from culturespa.replies import parse_replies, read_reply_file
 from culturespa.scoring import (
     ItemDraw,
@@ -63,6 +65,80 @@ def test_reference_scores_reproduce_the_paper(name, country, expected):
 )
 def test_parse_answer(reply, expected):
     assert parse_answer(reply) == expected
+
+
+# The rule, case by case: every answer is text (a JSON number becomes its text); the first run of
+# digits is the answer, negative when a minus sign directly precedes it and that minus sign is
+# not itself preceded by a letter or a digit; valid only in 0..10 (the paper's range).
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("-1", None),  # the paper's \\d+ would read 1
+        ("answer: -3", None),
+        ("(-2)", None),
+        ("--1", None),  # the minus before 1 follows another minus, not a letter or digit
+        ("-0", 0),  # minus zero is zero, in range
+        ("1-4", 1),  # a range: the first number, unsigned
+        ("5-", 5),
+        ("Option-2", 2),  # a hyphen after a letter joins words, it is no sign
+        ("Q-7", 7),
+        ("A3-1", 3),
+        ("x-10", 10),
+        ("3 - 4", 3),
+        ("2.0", 2),
+        ("-11", None),
+        (-1, None),  # a JSON number: its text "-1"
+        (-1.0, None),
+        (2.0, 2),  # its text "2.0"
+        (7.5, 7),
+        (10, 10),
+        (11, None),
+        (0, 0),
+    ],
+)
+def test_parse_answer_reads_a_leading_minus_as_a_sign(reply, expected):
+    assert parse_answer(reply) == expected
+
+
+def test_a_boolean_is_no_answer():
+    with pytest.raises(CulturespaError, match="boolean"):
+        parse_answer(True)
+
+
+def test_numbers_and_their_text_score_alike_in_reply_files(tmp_path):
+    """A reply file's JSON numbers and the same numbers as text give the same answers."""
+    numbers = [
+        {"Q_id": "Q1", "answer": -1},
+        {"Q_id": "Q2", "answer": 2.0},
+        {"Q_id": "Q3", "answer": 3},
+    ]
+    texts = [
+        {"Q_id": "Q1", "answer": "-1"},
+        {"Q_id": "Q2", "answer": "2.0"},
+        {"Q_id": "Q3", "answer": "3"},
+    ]
+    paths = [tmp_path / "numbers.json", tmp_path / "texts.json"]
+    for path, rows in zip(paths, (numbers, texts)):
+        path.write_text(json.dumps(rows))
+    expected = {"Q1": None, "Q2": 2, "Q3": 3}
+    assert [parse_replies(read_reply_file(p)) for p in paths] == [expected, expected]
+    (tmp_path / "bool.json").write_text('[{"Q_id": "Q1", "answer": false}]')
+    with pytest.raises(CulturespaError, match=r"entry 0 \(Q1\).*not false"):
+        read_reply_file(tmp_path / "bool.json")
+
+
+def test_no_released_reply_is_read_differently_from_the_papers_regex():
+    """Why the published scores hold: on the paper's four reply files (1,036 replies) the sign
+    rule changes no answer; the paper's parser is its regex, the first `\\d+` if <= 10."""
+
+    def papers_parser(reply: str) -> int | None:
+        match = re.search(r"\d+", reply)
+        return int(match.group()) if match and int(match.group()) <= 10 else None
+
+    names = sorted({name for name, _, _ in PAPER_SCORES})
+    replies = [r for name in names for r in read_reply_file(REFERENCE / name).values()]
+    assert len(replies) == 4 * 259
+    assert [parse_answer(r) for r in replies] == [papers_parser(r) for r in replies]
 
 
 def test_alignment_formula_by_hand():

@@ -109,6 +109,7 @@ def test_without_chat_template_the_persona_opens_a_plain_prompt(tiny_model_dir, 
     low, high = results["culturespa"]["alignment_ci95"][LL]
     assert low <= results["results"][LL]["alignment,none"] <= high
     assert len(list(tmp_path.rglob("samples_*.jsonl"))) == 2
+    assert not list(tmp_path.rglob(".*"))  # written aside, moved in, the staging folder gone
 
 
 def test_culture_unaware_over_all_countries_costs_one_country(tiny_model_dir, tmp_path, capsys):
@@ -171,8 +172,8 @@ def test_seeds_run_sampled_tasks_once_per_seed_and_the_report_merges_them(
     files = sorted((tmp_path / "eval").rglob("results_*.json"))
     assert len(files) == 3 and len({f.parent for f in files}) == 1
     report = build_report([tmp_path / "eval"], tmp_path / "report", plot=False)
-    gen_row = next(r for r in report.rows if r.generation)
-    ll_row = next(r for r in report.rows if not r.generation)
+    gen_row = next(r for r in report.models if r.generation)
+    ll_row = next(r for r in report.models if not r.generation)
     assert gen_row.n_runs == 3 and ll_row.n_runs == 1
     per_run = [r["results"][GEN]["alignment,none"] for r in runs]
     assert not any(math.isnan(v) for v in per_run)  # some replies name a number in each run

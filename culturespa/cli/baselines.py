@@ -113,10 +113,13 @@ def csv_text(rows: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from culturespa.cli.score import _write
+    from culturespa.atomic import check_output_file, write_text_atomic
     from culturespa.countries import parse_countries
 
     countries = parse_countries(args.countries)
+    for flag, path in (("--json", args.json), ("--csv", args.csv)):
+        if path:
+            check_output_file(path, flag)
     rows = records(countries)
     print(f"Reference rows: {args.metric} x100 of answer rules that need no model\n")
     print(format_table(rows, countries, args.metric))
@@ -127,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.json:
         payload = {"metrics": list(METRICS), "rules": rows, "culture_specific_items": specific}
-        _write(args.json, json.dumps(payload, indent=2, allow_nan=False) + "\n")
+        write_text_atomic(args.json, json.dumps(payload, indent=2, allow_nan=False) + "\n")
     if args.csv:
-        _write(args.csv, csv_text(rows))
+        write_text_atomic(args.csv, csv_text(rows))
     return 0

@@ -6,6 +6,9 @@ import argparse
 import os
 import time
 
+from culturespa.atomic import check_output_dir
+from culturespa.cli.parsing import batch_size, positive_int
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from culturespa.demo import DEMO_COUNTRIES, DEMO_TEMPLATES
@@ -38,11 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "-o", "--output", default=None, help="output folder (default: runs/demo-<date>-<time>)"
     )
     parser.add_argument(
-        "--batch-size", default="16", help="lm-eval batch size (default: %(default)s)"
+        "--batch-size",
+        type=batch_size,
+        default=16,
+        help="lm-eval batch size or 'auto' (default: %(default)s)",
     )
     parser.add_argument(
         "--limit",
-        type=int,
+        type=positive_int,
         default=None,
         help="only the first N items per task (a quick check; not comparable)",
     )
@@ -56,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=None,
         help="torch CPU threads (default: the cores not busy now; on a shared CPU one thread per "
         "free core is far faster than threads that wait for each other)",
@@ -115,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
     templates = parse_templates(args.templates)
     countries = parse_countries(args.countries)
     output = args.output or time.strftime("runs/demo-%Y%m%d-%H%M%S")
-    batch = int(args.batch_size) if args.batch_size.isdigit() else args.batch_size
+    check_output_dir(output, "output folder")
+    batch = args.batch_size
     import torch
 
     threads = args.threads or free_cores()

@@ -8,6 +8,8 @@ import io
 import json
 from pathlib import Path
 
+from culturespa.atomic import check_output_file, write_text_atomic
+from culturespa.cli.parsing import nonnegative_int
 from culturespa.countries import PAPER_COUNTRIES, parse_countries
 from culturespa.errors import CulturespaError
 from culturespa.replies import parse_replies, read_reply_file
@@ -31,7 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="USA",
         help="ISO-3 codes separated by commas, 'paper' (the 18) or 'all' (19); default USA",
     )
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0: none)")
+    parser.add_argument(
+        "--bootstrap", type=nonnegative_int, default=1000, help="bootstrap resamples (0: none)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--json", type=Path, help="also write the scores as JSON to this file")
     parser.add_argument("--csv", type=Path, help="also write the scores as CSV to this file")
@@ -121,19 +125,13 @@ def _csv_text(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def _write(path: Path, text: str) -> None:
-    """Write atomically: a crash never leaves half a file."""
-    if path.parent and not path.parent.exists():
-        raise CulturespaError(f"{path}: folder {path.parent} does not exist")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def run(args: argparse.Namespace) -> int:
     countries = parse_countries(args.countries)
-    if args.bootstrap < 0:
-        raise CulturespaError("--bootstrap must be 0 or more")
+    outputs = {flag: path for flag, path in (("--json", args.json), ("--csv", args.csv)) if path}
+    for flag, path in outputs.items():
+        check_output_file(path, flag)
+    if args.json and args.csv and args.json.absolute() == args.csv.absolute():
+        raise CulturespaError(f"--json and --csv are the same file {args.json}")
     rows, averages = _scores(args.files, countries, args.bootstrap, args.seed)
     print(format_table(rows))
     for line in format_averages(averages):
@@ -145,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.json:
         records = [{k: _finite_or_none(v) for k, v in row.items()} for row in rows + averages]
-        _write(args.json, json.dumps(records, indent=2, allow_nan=False) + "\n")
+        write_text_atomic(args.json, json.dumps(records, indent=2, allow_nan=False) + "\n")
     if args.csv:
-        _write(args.csv, _csv_text(rows + averages))
+        write_text_atomic(args.csv, _csv_text(rows + averages))
     return 0

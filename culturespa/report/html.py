@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from culturespa import __version__
+from culturespa.baselines import RULES
 from culturespa.countries import ALL_COUNTRIES, COUNTRIES, PAPER_COUNTRIES
 from culturespa.prompts import TEMPLATES
 
@@ -228,6 +229,9 @@ class RowView:
 
 
 def _template_label(record: dict[str, Any]) -> str:
+    rule = record.get("rule")
+    if record.get("kind") == "reference" and isinstance(rule, str) and rule in RULES:
+        return RULES[rule].label
     name = record.get("template")
     if not isinstance(name, str) or not name:
         return ""
@@ -235,6 +239,8 @@ def _template_label(record: dict[str, Any]) -> str:
 
 
 def _way(record: dict[str, Any]) -> str:
+    if record.get("kind") == "reference" and record.get("rule"):
+        return ""  # an answer rule, not a way of asking a model
     way = record.get("way")
     if isinstance(way, str) and way:
         return way
@@ -285,7 +291,7 @@ def row_view(
         n_avg=len(over) if isinstance(over, list) else sum(cc in cells for cc in PAPER_COUNTRIES),
         coverage=CellView(_num(record.get("coverage"))),
         runs=_n_runs(record.get("runs")),
-        spread=_num(record.get("spread")),
+        spread=_num(record.get("spread", record.get("average_run_sd"))),
         cells=cells,
         sources=sources,
     )

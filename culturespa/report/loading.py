@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from culturespa.countries import COUNTRIES
+from culturespa.errors import CulturespaError
+from culturespa.fields import show
 from culturespa.prompts import TEMPLATES
 from culturespa.scoring import parse_answer
 from culturespa.survey import scored_items
@@ -108,11 +110,16 @@ def find_results_files(paths: list[str | Path], notes: Notes) -> list[Path]:
 
 
 def _model_args(config: dict[str, Any]) -> dict[str, str]:
+    """The run's model arguments as text (a dict, or lm-eval's 'k=v,k2=v2' string)."""
+    from culturespa.evaluation import parse_model_args
+
     args = config.get("model_args") or {}
-    if isinstance(args, dict):
-        return {str(k): str(v) for k, v in args.items()}
-    pairs = (part.split("=", 1) for part in str(args).split(",") if "=" in part)
-    return {k.strip(): v.strip() for k, v in pairs}
+    try:
+        parsed = parse_model_args(args if isinstance(args, dict) else str(args))
+    except CulturespaError:
+        # Only labels come from here: keep the well-formed pairs of a damaged string.
+        parsed = dict(p.split("=", 1) for p in str(args).split(",") if "=" in p)
+    return {str(k).strip(): str(v).strip() for k, v in parsed.items() if v is not None}
 
 
 def _short_name(path: str) -> str:
@@ -205,25 +212,31 @@ def read_samples(path: Path, generation: bool, notes: Notes) -> tuple[dict, dict
     answers: dict[str, int | None] = {}
     item_metrics: dict[str, dict[str, float]] = {}
     bad = 0
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            try:
-                sample = json.loads(line)
-                qid = _qid_of(sample)
-            except (json.JSONDecodeError, AttributeError):
-                bad += 1
-                continue
-            if qid is None:
-                bad += 1
-                continue
-            answers[qid] = sample_answer(sample, qid, generation)
-            item_metrics[qid] = {
-                m: float(sample[m])
-                for m in METRICS
-                if isinstance(sample.get(m), (int, float)) and not isinstance(sample.get(m), bool)
-            }
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        raise CulturespaError(
+            f"sample log {path}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
+            "fix or remove it, or move its results file away"
+        ) from None
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            sample = json.loads(line)
+            qid = _qid_of(sample)
+        except (json.JSONDecodeError, AttributeError):
+            bad += 1
+            continue
+        if qid is None:
+            bad += 1
+            continue
+        answers[qid] = sample_answer(sample, qid, generation)
+        item_metrics[qid] = {
+            m: float(sample[m])
+            for m in METRICS
+            if isinstance(sample.get(m), (int, float)) and not isinstance(sample.get(m), bool)
+        }
     if bad:
         notes.add(f"{path}: skipped {bad} unreadable line(s) (bad JSON or no WVS item id)")
     return answers, item_metrics
@@ -288,6 +301,11 @@ def load_run(path: Path, notes: Notes) -> RunScores | None:
     missing_samples = []
     for name, (template, generation, cc) in sorted(ours.items()):
         entry = data["results"][name]
+        if not isinstance(entry, dict):
+            raise CulturespaError(
+                f"{path}: results entry {name!r} is {show(entry)}, not an object of metrics; "
+                "the file is damaged"
+            )
         metrics = {m: v for m in METRICS if (v := _metric_value(entry, m)) is not None}
         if not any(m in metrics for m in ("alignment", "alignment_w1", "alignment_jsd")):
             notes.add(f"{path}: task {name} has no alignment metric; skipped")
