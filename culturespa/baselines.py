@@ -24,11 +24,12 @@ from culturespa.errors import CulturespaError
 from culturespa.scoring import jensen_shannon_score, wasserstein_score
 from culturespa.similarity import country_similarity
 from culturespa.survey import (
+    consensus_majority,
+    culture_specific_items,
     get_item,
     items_with_data,
     survey_distribution,
     survey_majority,
-    survey_shares,
 )
 
 METRICS: tuple[str, ...] = ("alignment", "alignment_w1", "alignment_jsd", "majority_match")
@@ -88,21 +89,6 @@ def get_rule(name: str) -> ReferenceRule:
     if rule is None:
         raise CulturespaError(f"unknown reference rule {name!r}; known: {', '.join(RULES)}")
     return rule
-
-
-@cache
-def consensus_majority(qid: str) -> int | None:
-    """The option with the largest mean share over the paper's 18 countries that asked the item
-    (the shares as the survey file gives them, non-response left out); None if none asked it."""
-    item = get_item(qid)
-    vectors = []
-    for code in PAPER_COUNTRIES:
-        shares = survey_shares(code, qid)
-        if shares:
-            vectors.append([shares.get(n, 0.0) for n in item.option_numbers])
-    if not vectors:
-        return None
-    return item.option_numbers[int(np.argmax(np.mean(vectors, axis=0)))]
 
 
 @cache
@@ -239,18 +225,6 @@ def paper_average(by_country: dict[str, ReferenceScore], metric: str) -> float:
     """The plain mean over the paper's 18 countries present (the paper's AVG column)."""
     values = [s.scores[metric] for cc, s in by_country.items() if cc in PAPER_COUNTRIES]
     return float(np.mean(values)) if values else math.nan
-
-
-def culture_specific_items(country: str) -> list[str]:
-    """The country's items with survey data whose majority differs from the consensus majority:
-    where a model that answers only the world's consensus cannot be right."""
-    code = get_country(country).code
-    return [
-        qid
-        for qid in items_with_data(code)
-        if consensus_majority(qid) is not None
-        and survey_majority(code, qid) != consensus_majority(qid)
-    ]
 
 
 def reference_value(

@@ -11,6 +11,7 @@ import numpy as np
 
 from culturespa.errors import CulturespaError
 from culturespa.survey import (
+    culture_specific_items,
     get_item,
     items_with_data,
     scored_items,
@@ -224,6 +225,8 @@ class CountryScore:
     n_scored: int
     n_items: int
     n_out_of_range: int = 0
+    alignment_specific: float = math.nan  # on the culture-specific items (see survey)
+    n_specific: int = 0  # culture-specific items among the scored ones
 
     @property
     def coverage(self) -> float:
@@ -246,6 +249,7 @@ def score_countries(
     that the average over countries gets a paired interval (see `ItemDraw`).
     """
     collected = {code: collect_scored_items(answers, code) for code in countries}
+    specific = {code: set(culture_specific_items(code)) for code in countries}
     draw = ItemDraw.over({r.qid for rows in collected.values() for r in rows}, n_resamples, seed)
     scores, replicates = [], []
     for code, rows in collected.items():
@@ -260,6 +264,8 @@ def score_countries(
                 len(rows),
                 len(items_with_data(code)),
                 sum(not r.in_options for r in rows),
+                alignment_of([r for r in rows if r.qid in specific[code]]),
+                sum(r.qid in specific[code] for r in rows),
             )
         )
         replicates.append(reps)

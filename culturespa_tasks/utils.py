@@ -11,10 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from culturespa.baselines import consensus_majority
 from culturespa.prompts import get_template, render
 from culturespa.scoring import alignment_from_arrays, distribution_scores, parse_answer
-from culturespa.survey import get_item, items_with_data, survey_majority
+from culturespa.survey import consensus_majority, get_item, items_with_data, survey_majority
 from culturespa_tasks.wvs_task import WVSTask
 
 __all__ = [

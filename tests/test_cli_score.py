@@ -105,3 +105,39 @@ def test_console_script_runs(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "68.34" in result.stdout
+
+
+def test_score_has_culture_specific_alignment_and_steerability(tmp_path, capsys):
+    import math
+
+    from culturespa.replies import parse_replies, read_reply_file
+    from culturespa.survey import culture_specific_items, get_item, survey_majority
+
+    aware = REFERENCE / "wvs_result_culture_aware_USA_0.json"
+    out = tmp_path / "s.json"
+    argv = ["score", str(aware), "--country", "USA", "--unaware", str(UNAWARE), "--json", str(out)]
+    assert main([*argv, "--bootstrap", "200"]) == 0
+    printed = capsys.readouterr().out
+    assert "steerability against wvs_result_culture_unaware_0.json" in printed
+    records = json.loads(out.read_text())
+    (row,) = [r for r in records if r.get("kind") != "steerability"]
+    # The paper's formula on the culture-specific items alone, written out here.
+    answers = parse_replies(read_reply_file(aware))
+    specific = [q for q in culture_specific_items("USA") if answers.get(q) is not None]
+    a = [answers[q] for q in specific]
+    m = [survey_majority("USA", q) for q in specific]
+    n = [get_item(q).max_distance for q in specific]
+    expected = 1 - math.dist(a, m) / math.hypot(*n)
+    assert row["alignment_specific"] == pytest.approx(expected)
+    assert row["n_specific"] == len(specific)
+    (steer,) = [r for r in records if r.get("kind") == "steerability"]
+    unaware = score_of(UNAWARE, "USA")
+    assert steer["delta"] == pytest.approx(row["alignment"] - unaware, abs=0.02)  # shared items
+    assert steer["closer"] + steer["away"] <= 1 and steer["delta_ci"][0] < steer["delta"]
+
+
+def score_of(path: Path, country: str) -> float:
+    from culturespa.replies import parse_replies, read_reply_file
+    from culturespa.scoring import score_country
+
+    return score_country(parse_replies(read_reply_file(path)), country, n_resamples=0).alignment

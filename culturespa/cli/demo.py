@@ -145,9 +145,21 @@ def run(args: argparse.Namespace) -> int:
     report = result.report
     print(
         "\nCultural alignment (the paper's score x100; coverage = items answered with one of "
-        "their options)\n"
+        "their options; the Reference rows are answer rules scored from the survey alone, on "
+        "the same items)\n"
     )
     print(comparison_text(report.rows))
+    for steer in report.steerability:
+        if steer.average is not None:
+            mean, low, high = (100 * v for v in steer.average)
+            closer = sum(s.closer for s in steer.countries) / len(steer.countries)
+            away = sum(s.away for s in steer.countries) / len(steer.countries)
+            print(
+                f"\npersona effect ({steer.name}): culture-aware minus culture-unaware "
+                f"{mean:+.2f} [{low:+.2f}, {high:+.2f}] over the paper's countries; answers "
+                f"moved closer to the majority on {100 * closer:.1f}% of items, away on "
+                f"{100 * away:.1f}%"
+            )
     for method, r in report.correlations.items():
         print(f"relations between cultures, model vs survey similarity: r = {r} ({method})")
     if report.notes:

@@ -22,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="score reply files ([{'Q_id', 'answer'}]) with the paper's alignment score",
         description=(
             "Score WVS reply files in the CultureSPA release format against one, several or all "
-            "countries. Prints alignment x100 with coverage and a bootstrap 95%% interval."
+            "countries. Prints alignment x100 with coverage and a bootstrap 95%% interval, the "
+            "score on the culture-specific items, and with --unaware the persona's effect."
         ),
     )
     parser.add_argument("files", nargs="+", type=Path, help="reply files (JSON lists)")
@@ -37,6 +38,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--bootstrap", type=nonnegative_int, default=1000, help="bootstrap resamples (0: none)"
     )
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument(
+        "--unaware",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="culture-unaware replies of the same model: adds how far each file's persona moves "
+        "the answers toward each country's majority (steerability, with a paired interval)",
+    )
     parser.add_argument("--json", type=Path, help="also write the scores as JSON to this file")
     parser.add_argument("--csv", type=Path, help="also write the scores as CSV to this file")
     parser.set_defaults(func=run)
@@ -93,8 +102,8 @@ def _ci(low: float, high: float) -> str:
 def format_table(rows: list[dict]) -> str:
     """A fixed-width table, x100 with 2 decimals."""
     header = (
-        f"{'file':<40} {'country':<7} {'alignment':>9} {'95% CI':>15} {'coverage':>8} "
-        f"{'out of range':>12} {'scored':>9}"
+        f"{'file':<40} {'country':<7} {'alignment':>9} {'95% CI':>15} {'specific':>8} "
+        f"{'coverage':>8} {'out of range':>12} {'scored':>9}"
     )
     lines = [header, "-" * len(header)]
     for row in rows:
@@ -102,8 +111,9 @@ def format_table(rows: list[dict]) -> str:
         name = name if len(name) <= 40 else "..." + name[-37:]
         lines.append(
             f"{name:<40} {row['country']:<7} {_fmt(row['alignment']):>9} "
-            f"{_ci(row['ci_low'], row['ci_high']):>15} {_fmt(row['coverage']):>8} "
-            f"{row['n_out_of_range']:>12} {row['n_scored']:>4}/{row['n_items']:<4}"
+            f"{_ci(row['ci_low'], row['ci_high']):>15} {_fmt(row['alignment_specific']):>8} "
+            f"{_fmt(row['coverage']):>8} {row['n_out_of_range']:>12} "
+            f"{row['n_scored']:>4}/{row['n_items']:<4}"
         )
     return "\n".join(lines)
 
@@ -115,6 +125,39 @@ def format_averages(averages: list[dict]) -> list[str]:
         f"(95% CI {_ci(a['ci_low'], a['ci_high'])}, countries resampled on shared items)"
         for a in averages
     ]
+
+
+def steer_rows(
+    files: list[Path], unaware: Path, countries: tuple[str, ...], bootstrap: int, seed: int
+) -> list[dict]:
+    """Per file and country: how the file's persona moved the answers of the unaware file."""
+    from culturespa.steerability import steer_countries
+
+    before = parse_replies(read_reply_file(unaware))
+    rows = []
+    for path in files:
+        if path.resolve() == unaware.resolve():
+            continue
+        after = parse_replies(read_reply_file(path))
+        steers, _ = steer_countries(
+            dict.fromkeys(countries, before), dict.fromkeys(countries, after), bootstrap, seed
+        )
+        rows += [{"file": str(path), **s.as_dict()} for s in steers]
+    return rows
+
+
+def format_steer(rows: list[dict]) -> str:
+    header = f"{'file':<40} {'country':<7} {'closer':>7} {'away':>6} {'change':>7} {'95% CI':>15}"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        name = Path(row["file"]).name
+        name = name if len(name) <= 40 else "..." + name[-37:]
+        low, high = row["delta_ci"]
+        lines.append(
+            f"{name:<40} {row['country']:<7} {_fmt(row['closer']):>7} {_fmt(row['away']):>6} "
+            f"{_fmt(row['delta']):>7} {_ci(low, high):>15}"
+        )
+    return "\n".join(lines)
 
 
 def _csv_text(rows: list[dict]) -> str:
@@ -133,16 +176,28 @@ def run(args: argparse.Namespace) -> int:
     if args.json and args.csv and args.json.absolute() == args.csv.absolute():
         raise CulturespaError(f"--json and --csv are the same file {args.json}")
     rows, averages = _scores(args.files, countries, args.bootstrap, args.seed)
+    steering = (
+        steer_rows(args.files, args.unaware, countries, args.bootstrap, args.seed)
+        if args.unaware
+        else []
+    )
     print(format_table(rows))
     for line in format_averages(averages):
         print(line)
     print(
-        "coverage: share of the items with survey data answered with one of their options; "
-        "out of range: numbers the paper's parser accepts (0..10) that are no option of the "
-        "item (scored, as in the paper)"
+        "specific: the score on the culture-specific items (the country's majority differs from "
+        "the 18 countries' consensus); coverage: share of the items with survey data answered "
+        "with one of their options; out of range: numbers the paper's parser accepts (0..10) "
+        "that are no option of the item (scored, as in the paper)"
     )
+    if steering:
+        print(f"\nsteerability against {args.unaware.name} (x100: shares of the items both "
+              "answered, change in alignment with a paired 95% interval)\n")  # fmt: skip
+        print(format_steer(steering))
     if args.json:
         records = [{k: _finite_or_none(v) for k, v in row.items()} for row in rows + averages]
+        if steering:
+            records += [{"kind": "steerability", **row} for row in steering]
         write_text_atomic(args.json, json.dumps(records, indent=2, allow_nan=False) + "\n")
     if args.csv:
         write_text_atomic(args.csv, _csv_text(rows + averages))

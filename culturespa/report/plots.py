@@ -285,7 +285,7 @@ def plot_steerability(analysis, path: Path) -> Path:
     err = np.clip(np.nan_to_num(np.vstack([delta - low, high - delta])), 0, None)
     right.errorbar(delta, y, xerr=err, fmt="o", color="#0072b2", capsize=3)
     right.axvline(0, color="grey", linewidth=1)
-    right.set_xlabel("change in alignment x100 (culture-aware - culture-unaware), 95% CI")
+    right.set_xlabel("change in alignment x100 (aware - unaware), 95% CI")
     title = f"Steerability: {_tail(analysis.name, 70)}"
     if analysis.average is not None:
         mean, lo, hi = (100 * v for v in analysis.average)

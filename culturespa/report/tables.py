@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from culturespa.baselines import RULES, culture_specific_items, reference_value
+from culturespa.baselines import RULES, reference_value
 from culturespa.countries import ALL_COUNTRIES, PAPER_COUNTRIES
 from culturespa.prompts import TEMPLATES
 from culturespa.report.loading import PAPER_SCORE_METRICS, Notes, RunScores, TaskResult
@@ -23,7 +23,7 @@ from culturespa.scoring import (
     mean_of_replicates,
     percentile_interval,
 )
-from culturespa.survey import items_with_data
+from culturespa.survey import culture_specific_items, items_with_data
 
 N_RESAMPLES = 1000
 LEVEL = 0.95
