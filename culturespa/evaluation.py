@@ -109,11 +109,15 @@ def resolve_model(model: str) -> str:
 
 
 def parse_model_args(model_args: Mapping[str, Any] | str | None) -> dict[str, Any]:
-    """'k=v,k2=v2' or a dict -> dict (values stay strings; lm-eval converts them)."""
+    """'k=v,k2=v2' or a dict -> dict; string values typed as `lm_eval --model_args` types them
+    ("1024" -> 1024, "True" -> True), since the model is built from the dict, where lm-eval
+    converts nothing (vLLM refused max_model_len="1024")."""
     if model_args is None:
         return {}
     if isinstance(model_args, Mapping):
         return dict(model_args)
+    from lm_eval.utils import handle_arg_string
+
     parsed: dict[str, Any] = {}
     for part in model_args.split(","):
         if not part.strip():
@@ -121,7 +125,7 @@ def parse_model_args(model_args: Mapping[str, Any] | str | None) -> dict[str, An
         key, sep, value = part.partition("=")
         if not sep or not key.strip():
             raise CulturespaError(f"model argument {part!r} is not key=value")
-        parsed[key.strip()] = value.strip()
+        parsed[key.strip()] = handle_arg_string(value)
     return parsed
 
 
