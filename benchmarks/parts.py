@@ -67,19 +67,36 @@ def _set_threads(cfg: dict) -> None:
         torch.set_num_threads(int(cfg["threads"]))
 
 
+# vLLM on the CPU (the parts named *_vllm run in the vLLM environment, README "vLLM"): float32 as
+# the transformers parts, no torch.compile (20 s more per start on two cores), a 2 GiB KV cache.
+VLLM_ENGINE = {"dtype": "float32", "enforce_eager": True, "max_model_len": 2048}
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+
+
+def _lm_class(backend: str) -> type:
+    """The lm-eval model class whose request methods a backend runs."""
+    if backend == "vllm":
+        from lm_eval.models.vllm_causallms import VLLM
+
+        return VLLM
+    from lm_eval.models.huggingface import HFLM
+
+    return HFLM
+
+
 @contextmanager
-def lm_eval_probe(samples: dict[str, list[int]] | None = None):
-    """Time lm-eval's `simple_evaluate` and the hf model's request methods inside it.
+def lm_eval_probe(samples: dict[str, list[int]] | None = None, backend: str = "hf"):
+    """Time lm-eval's `simple_evaluate` and the model's request methods inside it.
 
     With `samples`, lm-eval evaluates exactly those doc indices per task (its `samples=` option)
     instead of the first `limit` docs.
     """
     import lm_eval
-    from lm_eval.models.huggingface import HFLM
 
+    model_class = _lm_class(backend)
     record: dict[str, float] = {"evaluate_s": 0.0, "model_s": 0.0}
     original_evaluate = lm_eval.simple_evaluate
-    originals = {name: getattr(HFLM, name) for name in ("loglikelihood", "generate_until")}
+    originals = {name: getattr(model_class, name) for name in ("loglikelihood", "generate_until")}
 
     def evaluate(*args: Any, **kwargs: Any) -> Any:
         if samples is not None:
@@ -105,26 +122,31 @@ def lm_eval_probe(samples: dict[str, list[int]] | None = None):
 
     lm_eval.simple_evaluate = evaluate
     for name in originals:
-        setattr(HFLM, name, timed(name))
+        setattr(model_class, name, timed(name))
     try:
         yield record
     finally:
         lm_eval.simple_evaluate = original_evaluate
         for name, method in originals.items():
-            setattr(HFLM, name, method)
+            setattr(model_class, name, method)
 
 
 def _run_lm_eval(cfg: dict, tasks: str, backend: str, samples=None, limit=None) -> dict:
-    """One `culturespa.evaluation.run_evaluation` call; wall times and lm-eval's results."""
+    """One `culturespa.evaluation.run_evaluation` call; wall times and lm-eval's results.
+
+    lm-eval's vllm model takes batch size "auto" (all requests to the engine at once, which
+    schedules them itself); a number would cut them into engine calls of that size."""
     from culturespa.evaluation import run_evaluation
 
+    vllm = backend == "vllm"
     start = time.perf_counter()
-    with lm_eval_probe(samples) as probe:
+    with lm_eval_probe(samples, backend) as probe:
         results = run_evaluation(
             cfg["model_path"],
             tasks,
             backend=backend,
-            batch_size=cfg["batch_size"],
+            model_args=VLLM_ENGINE if vllm else None,
+            batch_size="auto" if vllm else cfg["batch_size"],
             seed=cfg["seed"],
             limit=limit,
             log_samples=True,
@@ -189,7 +211,7 @@ def _eval_part(cfg: dict, kind: str, backend: str, subset: bool) -> dict:
         "seconds": run["evaluate_s"],
         "model_s": run["model_s"],
         "load_s": run["total_s"] - run["evaluate_s"],
-        "batch_size": cfg["batch_size"],
+        "batch_size": "auto" if backend == "vllm" else cfg["batch_size"],
         "backend": backend,
         "answers": answers,
         "alignment": run["results"]["results"][task]["alignment,none"],
@@ -198,6 +220,10 @@ def _eval_part(cfg: dict, kind: str, backend: str, subset: bool) -> dict:
     if kind == "gen":
         out["replies"] = {s["doc"]["qid"]: s["resps"][0][0][:300] for s in samples}
         out["parseable"] = sum(a is not None for a in answers.values())
+    else:
+        out["logliks"] = {
+            s["doc"]["qid"]: [float(r[0]) for r in s["filtered_resps"]] for s in samples
+        }
     return out
 
 
@@ -211,6 +237,18 @@ def eval_loglik_hf(cfg: dict) -> dict:
 def eval_loglik(cfg: dict) -> dict:
     """Our log-likelihood task through lm-eval with `culturespa-hf`, on all benchmark items."""
     return _eval_part(cfg, "loglik", "culturespa-hf", subset=False)
+
+
+@part("eval_loglik_vllm")
+def eval_loglik_vllm(cfg: dict) -> dict:
+    """Our log-likelihood task through lm-eval's vllm model (CPU build), on all benchmark items."""
+    return _eval_part(cfg, "loglik", "vllm", subset=False)
+
+
+@part("eval_gen_vllm")
+def eval_gen_vllm(cfg: dict) -> dict:
+    """Our generation task through lm-eval's vllm model (CPU build), on the baseline items."""
+    return _eval_part(cfg, "gen", "vllm", subset=True)
 
 
 @part("eval_gen_hf")
@@ -291,7 +329,7 @@ def builder_ours(cfg: dict) -> dict:
     _set_threads(cfg)
     questions, countries, _ = builder_jobs(cfg)
     start = time.perf_counter()
-    backend = build_backend("hf", cfg["model_path"], batch_size=cfg["batch_size"])
+    backend = build_backend("hf", cfg["model_path"], batch_size=cfg["builder_batch_size"])
     load_s = time.perf_counter() - start
     start = time.perf_counter()
     records = answer_questions(backend, questions, countries, "loglik", cct=False)
@@ -302,8 +340,35 @@ def builder_ours(cfg: dict) -> dict:
         "countries": len(countries),
         "seconds": seconds,
         "load_s": load_s,
-        "batch_size": cfg["batch_size"],
+        "batch_size": cfg["builder_batch_size"],
         "answers": {r["id"]: r["answer"] for r in records},
+        "probs": {r["id"]: r["probs"] for r in records},
+    }
+
+
+@part("builder_ours_vllm")
+def builder_ours_vllm(cfg: dict) -> dict:
+    """The answer stage's Python API (log-likelihood) with the vLLM backend (CPU build)."""
+    from culturespa.backends import build_backend
+    from culturespa.pluralise.answer import answer_questions
+
+    questions, countries, _ = builder_jobs(cfg)
+    start = time.perf_counter()
+    backend = build_backend("vllm", cfg["model_path"], **VLLM_ENGINE)
+    load_s = time.perf_counter() - start
+    start = time.perf_counter()
+    records = answer_questions(backend, questions, countries, "loglik", cct=False)
+    seconds = time.perf_counter() - start
+    backend.close()
+    return {
+        "items": len(records),
+        "questions": len(questions),
+        "countries": len(countries),
+        "seconds": seconds,
+        "load_s": load_s,
+        "batch_size": "engine",
+        "answers": {r["id"]: r["answer"] for r in records},
+        "probs": {r["id"]: r["probs"] for r in records},
     }
 
 
@@ -318,7 +383,7 @@ def builder_ours_sample(cfg: dict) -> dict:
     _, _, jobs = builder_jobs(cfg)
     jobs = loop_jobs(cfg, jobs)
     start = time.perf_counter()
-    backend = build_backend("hf", cfg["model_path"], batch_size=cfg["batch_size"])
+    backend = build_backend("hf", cfg["model_path"], batch_size=cfg["builder_batch_size"])
     load_s = time.perf_counter() - start
     settings = SamplingSettings(cfg["builder_sample_tokens"], 0.6, 0.9, cfg["seed"])
     start = time.perf_counter()
@@ -328,7 +393,7 @@ def builder_ours_sample(cfg: dict) -> dict:
         "items": len(records),
         "seconds": seconds,
         "load_s": load_s,
-        "batch_size": cfg["batch_size"],
+        "batch_size": cfg["builder_batch_size"],
         "max_new_tokens": cfg["builder_sample_tokens"],
         "answers": {r["id"]: r["answer"] for r in records},
     }
@@ -351,10 +416,14 @@ def builder_batching(cfg: dict) -> dict:
     conversations = [j.conversation() for j in jobs]
     labels = [[str(n) for n in j.question.option_numbers] for j in jobs]
     start = time.perf_counter()
-    backend = build_backend("hf", cfg["model_path"], batch_size=cfg["batch_size"])
+    backend = build_backend("hf", cfg["model_path"], batch_size=cfg["builder_batch_size"])
     load_s = time.perf_counter() - start
     backend.option_logprobs(conversations[:4], labels[:4])  # warm-up
-    result: dict[str, Any] = {"items": len(jobs), "load_s": load_s, "batch_size": cfg["batch_size"]}
+    result: dict[str, Any] = {
+        "items": len(jobs),
+        "load_s": load_s,
+        "batch_size": cfg["builder_batch_size"],
+    }
     default = option_scoring.MIN_GROUP_BATCHES
     for mode, min_batches in (("by_length", 10**9), ("by_system_prompt", default)):
         option_scoring.MIN_GROUP_BATCHES = min_batches

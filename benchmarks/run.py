@@ -2,6 +2,7 @@
 
     python benchmarks/run.py                       # the embedded SmolLM2-135M-Instruct
     python benchmarks/run.py --model tiny --items 8 --baseline-items 3   # CI smoke run
+    .venv-vllm/bin/python benchmarks/run.py --vllm --parts eval_loglik,builder_ours   # + vLLM rows
 
 Each part runs in its own process (peak memory per part) on the same model and machine:
 evaluation of one country (the paper's loop, our log-likelihood task, our generation task, both
@@ -36,6 +37,8 @@ PART_ORDER = (
     "builder_ours_sample",
     "builder_batching",
 )
+VLLM_PARTS = ("eval_loglik_vllm", "eval_gen_vllm", "builder_ours_vllm")
+"""Parts that need vLLM (the environment of scripts/setup_vllm_cpu.sh); added by --vllm."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,6 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--country", default="USA")
     parser.add_argument("--template", default="culture_aware")
+    parser.add_argument(
+        "--builder-batch-size",
+        type=positive_int,
+        default=None,
+        help="data builder parts' batch size (default: the builder's own, model.batch_size)",
+    )
     parser.add_argument(
         "--batch-size", type=positive_int, default=16, help="lm-eval and backend batch size"
     )
@@ -94,6 +103,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--threads", type=nonnegative_int, default=0, help="torch threads (0: torch's default)"
     )
     parser.add_argument("--parts", default=",".join(PART_ORDER), help="comma-separated parts")
+    parser.add_argument(
+        "--vllm",
+        action="store_true",
+        help=f"also run {', '.join(VLLM_PARTS)} (vLLM's CPU build; run with .venv-vllm/bin/python)",
+    )
     parser.add_argument("--out", default="runs/bench", help="output folder")
     args = parser.parse_args(argv)
     from culturespa.atomic import check_output_dir
@@ -102,9 +116,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from culturespa.prompts import get_template
 
     wanted = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = sorted(set(wanted) - set(PART_ORDER))
+    known = PART_ORDER + VLLM_PARTS
+    unknown = sorted(set(wanted) - set(known))
     if unknown or not wanted:
-        parser.error(f"--parts {args.parts!r}: unknown or no parts; known: {', '.join(PART_ORDER)}")
+        parser.error(f"--parts {args.parts!r}: unknown or no parts; known: {', '.join(known)}")
     try:
         args.country = get_country(args.country).code
         get_template(args.template)
@@ -128,6 +143,15 @@ def resolve_model(name: str, out: Path) -> str:
     from culturespa.default_model import resolve_model_path
 
     return str(resolve_model_path(name))
+
+
+def builder_default_batch_size() -> int:
+    """The data builder's default `model.batch_size` (what `culturespa build-data` runs with)."""
+    from dataclasses import fields
+
+    from culturespa.pluralise.config import ModelSection
+
+    return next(f.default for f in fields(ModelSection) if f.name == "batch_size")
 
 
 def run_part(name: str, cfg_path: Path, out: Path) -> dict[str, Any]:
@@ -203,6 +227,7 @@ def summarise(parts: dict[str, dict], cfg: dict) -> dict[str, Any]:
     ll_hf, ll, gen_hf, gen = (
         parts.get(k) for k in ("eval_loglik_hf", "eval_loglik", "eval_gen_hf", "eval_gen")
     )
+    ll_vllm, gen_vllm = parts.get("eval_loglik_vllm"), parts.get("eval_gen_vllm")
     country = cfg["country"]
     sec = "1 evaluation"
     if loop:
@@ -224,6 +249,8 @@ def summarise(parts: dict[str, dict], cfg: dict) -> dict[str, Any]:
             "lm-eval `culturespa-hf`, our generation task (batched, stops once answered)",
             "the loop's items",
         ),
+        (ll_vllm, "lm-eval `vllm` (CPU build), our log-likelihood task", "all items"),
+        (gen_vllm, "lm-eval `vllm` (CPU build), our generation task", "the loop's items"),
     ):
         if r is None:
             continue
@@ -243,6 +270,13 @@ def summarise(parts: dict[str, dict], cfg: dict) -> dict[str, Any]:
         derived["eval_agreement_hf_vs_culturespa_hf"] = agreement(ll_hf["answers"], ll["answers"])
     if loop and gen:
         derived["eval_agreement_loop_vs_generation"] = agreement(loop["answers"], gen["answers"])
+    if ll and ll_vllm:
+        derived["eval_vllm_vs_culturespa_hf"] = {
+            **agreement(ll["answers"], ll_vllm["answers"]),
+            "max_abs_loglik_gap": max_gap(ll["logliks"], ll_vllm["logliks"]),
+            "alignment": [ll["alignment"], ll_vllm["alignment"]],
+            "load_s": ll_vllm["load_s"],
+        }
 
     sc = parts.get("scaling")
     if sc:
@@ -326,9 +360,29 @@ def summarise(parts: dict[str, dict], cfg: dict) -> dict[str, Any]:
             bl,
             f"{bb['by_length_s'] / bb['seconds']:.2f}x by length; {same}/{bb['items']} same answers",
         )
+    bv = parts.get("builder_ours_vllm")
+    if bv:
+        row(
+            "3 data builder",
+            "answer stage, log-likelihood, vLLM backend (CPU build)",
+            bv,
+            bl,
+            f"{bv['questions']} questions x (unaware + {bv['countries']} countries aware)",
+        )
     if bl and bo:
         derived["builder_agreement_loop_vs_loglik"] = agreement(bl["answers"], bo["answers"])
+    if bo and bv:
+        derived["builder_vllm_vs_hf"] = {
+            **agreement(bo["answers"], bv["answers"]),
+            "max_abs_prob_gap": max_gap(bo["probs"], bv["probs"]),
+        }
     return {"rows": rows, "derived": derived}
+
+
+def max_gap(a: dict[str, list[float]], b: dict[str, list[float]]) -> float | None:
+    """Largest absolute difference between two runs' per-option values on their common keys."""
+    gaps = [abs(x - y) for k in a if k in b for x, y in zip(a[k], b[k], strict=True)]
+    return max(gaps) if gaps else None
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -378,6 +432,14 @@ def table(summary: dict) -> str:
             f"Paper's loop vs generation task (two samples of the same distribution): "
             f"{a['identical']}/{a['n']} identical."
         )
+    if "eval_vllm_vs_culturespa_hf" in d:
+        a = d["eval_vllm_vs_culturespa_hf"]
+        lines.append(
+            f"Log-likelihood answers, lm-eval `vllm` (CPU) vs `culturespa-hf`: "
+            f"{a['identical']}/{a['n']} identical; largest option log-likelihood gap "
+            f"{_fmt(a['max_abs_loglik_gap'], 7)}; alignment {_fmt(a['alignment'][0], 6)} vs "
+            f"{_fmt(a['alignment'][1], 6)}; vLLM engine start {_fmt(a['load_s'], 0)} s (not in the row)."
+        )
     if "scaling" in d:
         s = d["scaling"]
         lines.append(
@@ -395,6 +457,12 @@ def table(summary: dict) -> str:
         lines.append(
             f"Data builder agreement, loop vs log-likelihood argmax: {a['identical']}/{a['n']} "
             f"identical ({_fmt(a['share'], 2)})."
+        )
+    if "builder_vllm_vs_hf" in d:
+        a = d["builder_vllm_vs_hf"]
+        lines.append(
+            f"Data builder answers, vLLM vs transformers backend: {a['identical']}/{a['n']} "
+            f"identical; largest probability gap {_fmt(a['max_abs_prob_gap'], 7)}."
         )
     return "\n".join(lines)
 
@@ -443,6 +511,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "country": args.country.upper(),
         "template": args.template,
         "batch_size": args.batch_size,
+        "builder_batch_size": args.builder_batch_size or builder_default_batch_size(),
         "scaling_items": args.scaling_items,
         "growth_items": args.growth_items,
         "builder_questions": args.builder_questions,
@@ -461,8 +530,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg_path = write_text_atomic(out / "config.json", json.dumps(cfg, indent=1))
     info = machine_info(model_path, args.threads)
     wanted = args.parts.split(",")
+    if args.vllm:
+        wanted += [p for p in VLLM_PARTS if p not in wanted]
     parts = {}
-    for name in PART_ORDER:
+    for name in PART_ORDER + VLLM_PARTS:
         if name in wanted:
             print(f"[bench] {name} ...", file=sys.stderr, flush=True)
             parts[name] = run_part(name, cfg_path, out)

@@ -1,10 +1,10 @@
 """A stand-in for the parts of vLLM's offline API that `culturespa.backends.vllm_backend` uses,
 computed with transformers on the CPU, so the backend's own logic runs without a GPU.
 
-Semantics follow vLLM's documentation: `RequestOutput.prompt_logprobs[i]` is None for i = 0 and
-otherwise maps token ids (at least the prompt's own token at i) to objects with `.logprob`, the
-log-probability of that token given the tokens before it; generation stops at the first stop
-string, which the text keeps only with `include_stop_str_in_output=True`.
+Semantics follow vLLM's documentation: with `SamplingParams.logprob_token_ids`,
+`RequestOutput.outputs[0].logprobs[0]` maps each of those token ids to an object with `.logprob`,
+its log-probability as the first generated token (raw, before sampling settings); generation
+stops at the first stop string, which the text keeps only with `include_stop_str_in_output=True`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class SamplingParams:
     seed: int | None = None
     stop: list[str] | None = None
     include_stop_str_in_output: bool = False
-    prompt_logprobs: int | None = None
+    logprob_token_ids: list[int] | None = None
 
 
 def TokensPrompt(prompt_token_ids):  # vLLM spells it as a class
@@ -37,12 +37,12 @@ class Logprob:
 @dataclass
 class _Completion:
     text: str
+    logprobs: list | None = None
 
 
 @dataclass
 class _RequestOutput:
     outputs: list
-    prompt_logprobs: list | None = None
 
 
 @dataclass
@@ -71,12 +71,10 @@ class LLM:
             p = params[i] if many else params
             ids = torch.tensor([prompt["prompt_token_ids"]])
             with torch.inference_mode():
-                if p.prompt_logprobs is not None:
-                    logp = torch.log_softmax(self._lm(ids).logits[0].float(), dim=-1)
-                    table = [None] + [
-                        {int(t): Logprob(float(logp[k - 1, t]))} for k, t in enumerate(ids[0]) if k
-                    ]
-                    outs.append(_RequestOutput([_Completion("")], table))
+                if p.logprob_token_ids is not None:
+                    logp = torch.log_softmax(self._lm(ids).logits[0, -1].float(), dim=-1)
+                    table = {t: Logprob(float(logp[t])) for t in p.logprob_token_ids}
+                    outs.append(_RequestOutput([_Completion("", [table])]))
                     continue
                 new = self._lm.generate(
                     input_ids=ids,

@@ -40,7 +40,7 @@ def test_vllm_scores_and_generates(tiny_model_dir):
 
 
 def test_backend_logic_against_a_cpu_stand_in_for_vllm(tiny_model_dir, monkeypatch):
-    """Option scoring reads the right prompt positions, and stop strings and response prefixes
+    """Option scoring reads each answer token where it is generated, and stop strings and prefixes
     behave as with the transformers backend (vLLM's documented semantics, run on the CPU)."""
     pytest.importorskip("torch")
     import _fake_vllm

@@ -70,6 +70,13 @@ def test_model_args_per_backend():
         build_model_args("m", "openai")
     with pytest.raises(CulturespaError, match="not key=value"):
         parse_model_args("dtype")
+    # typed as lm-eval's own --model_args: the model is built from the dict, unconverted
+    assert parse_model_args("max_model_len=1024,enforce_eager=True,dtype=float32,x=0.5") == {
+        "max_model_len": 1024,
+        "enforce_eager": True,
+        "dtype": "float32",
+        "x": 0.5,
+    }
 
 
 @pytest.mark.parametrize("name", ["default", "smollm2", "SmolLM2-135M-Instruct", " Default "])
