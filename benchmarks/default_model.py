@@ -26,8 +26,8 @@ def scoring_requests(tokenizer, n_items: int) -> list:
     """Culture-aware log-likelihood requests for the first items, USA and CHN, as the tasks build them."""
     from lm_eval.api.instance import Instance
 
-    from culturespa.prompts import render
-    from culturespa.survey import get_item, items_with_data
+    from culturespa.prompts.templates import render
+    from culturespa.survey.items import get_item, items_with_data
 
     requests = []
     for country in ("USA", "CHN"):
@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from culturespa import default_model
+    from culturespa.inference import default_model
+    from culturespa.inference.models import resolve_model
 
     rows: list[tuple[str, float, float]] = []
     if not args.skip_fetch:
@@ -63,10 +64,10 @@ def main(argv: list[str] | None = None) -> None:
                 default_model.fetch_default_model()
             os.environ.pop("CULTURESPA_CACHE")
     with timed(rows, "fetch_default_model() when cached"):
-        path = default_model.resolve_model_path("default")
+        path = resolve_model("default")
     from lm_eval.models.huggingface import HFLM
 
-    from culturespa.lm_eval_hf import CulturespaHFLM
+    from culturespa.inference.lm_eval_model import CulturespaHFLM
 
     with timed(rows, "load (lm-eval hf, from the cache)"):
         plain = HFLM(pretrained=path, device="cpu", batch_size=8)

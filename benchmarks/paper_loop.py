@@ -57,7 +57,7 @@ def answer_one(tokenizer, model, messages: list[dict[str, str]], stop_ids: list[
     """One item, the paper's way: template, one `generate` call of batch 1, decode, parse."""
     import torch
 
-    from culturespa.scoring import parse_answer
+    from culturespa.scoring.answers import parse_answer
 
     start = time.perf_counter()
     inputs = tokenizer.apply_chat_template(

@@ -45,7 +45,7 @@ def spread(seq: Sequence, n: int) -> list:
 
 def eval_items(cfg: dict) -> tuple[list[str], list[str]]:
     """(log-likelihood items, baseline items): the baseline items are a spread subset of the first."""
-    from culturespa.survey import items_with_data
+    from culturespa.survey.items import items_with_data
 
     docs = items_with_data(cfg["country"])
     items = spread(docs, cfg["items"])
@@ -54,7 +54,7 @@ def eval_items(cfg: dict) -> tuple[list[str], list[str]]:
 
 def doc_indices(cfg: dict, qids: Sequence[str]) -> list[int]:
     """Positions of items among the task's docs (the task's docs are the items with data)."""
-    from culturespa.survey import items_with_data
+    from culturespa.survey.items import items_with_data
 
     position = {qid: i for i, qid in enumerate(items_with_data(cfg["country"]))}
     return [position[q] for q in qids]
@@ -136,7 +136,7 @@ def _run_lm_eval(cfg: dict, tasks: str, backend: str, samples=None, limit=None) 
 
     lm-eval's vllm model takes batch size "auto" (all requests to the engine at once, which
     schedules them itself); a number would cut them into engine calls of that size."""
-    from culturespa.evaluation import run_evaluation
+    from culturespa.evaluation.run import run_evaluation
 
     vllm = backend == "vllm"
     start = time.perf_counter()
@@ -171,7 +171,7 @@ def _task_answers(samples: list[dict]) -> dict[str, int | None]:
 @part("eval_paper_loop")
 def eval_paper_loop(cfg: dict) -> dict:
     """The paper's loop over the baseline items, culture-aware template."""
-    from culturespa.prompts import render
+    from culturespa.prompts.templates import render
 
     _, qids = eval_items(cfg)
     start = time.perf_counter()
@@ -196,7 +196,7 @@ def eval_paper_loop(cfg: dict) -> dict:
 
 def _eval_part(cfg: dict, kind: str, backend: str, subset: bool) -> dict:
     """One lm-eval task (log-likelihood or generation) on all items or on the baseline items."""
-    from culturespa.evaluation import task_manager
+    from culturespa.evaluation.tasks import task_manager
 
     items, baseline = eval_items(cfg)
     qids = baseline if subset else items
@@ -269,8 +269,8 @@ def eval_gen(cfg: dict) -> dict:
 @part("scaling")
 def scaling(cfg: dict) -> dict:
     """Cost of 6 templates x 19 countries and of 19 unaware countries vs one task; item growth."""
-    from culturespa.evaluation import task_manager
-    from culturespa.prompts import TEMPLATES
+    from culturespa.evaluation.tasks import task_manager
+    from culturespa.prompts.templates import TEMPLATES
 
     task_manager()
     n = cfg["scaling_items"]
@@ -305,15 +305,15 @@ def scaling(cfg: dict) -> dict:
 
 def builder_jobs(cfg: dict):
     """(questions, countries, jobs): the fixed question set, 19 countries, unaware + aware."""
-    from culturespa.countries import ALL_COUNTRIES
     from culturespa.pluralise.answer import plan_jobs
     from culturespa.pluralise.filter import filter_questions
     from culturespa.pluralise.questions import read_raw_questions
+    from culturespa.survey.countries import ALL_COUNTRIES
 
     questions, _ = filter_questions(read_raw_questions(cfg["questions_file"]))
     questions = questions[: cfg["builder_questions"]]
     countries = list(ALL_COUNTRIES)
-    return questions, countries, plan_jobs(questions, countries, cct=False)
+    return questions, countries, plan_jobs(questions, countries, cross_culture_thinking=False)
 
 
 def loop_jobs(cfg: dict, jobs: list) -> list:
@@ -323,8 +323,9 @@ def loop_jobs(cfg: dict, jobs: list) -> list:
 @part("builder_ours")
 def builder_ours(cfg: dict) -> dict:
     """The answer stage's Python API (log-likelihood, batched transformers backend)."""
-    from culturespa.backends import build_backend
+    from culturespa.inference.backends import build_backend
     from culturespa.pluralise.answer import answer_questions
+    from culturespa.pluralise.config import AnswerSection
 
     _set_threads(cfg)
     questions, countries, _ = builder_jobs(cfg)
@@ -332,7 +333,9 @@ def builder_ours(cfg: dict) -> dict:
     backend = build_backend("hf", cfg["model_path"], batch_size=cfg["builder_batch_size"])
     load_s = time.perf_counter() - start
     start = time.perf_counter()
-    records = answer_questions(backend, questions, countries, "loglik", cct=False)
+    records = answer_questions(
+        backend, questions, countries, AnswerSection(method="loglik", cross_culture_thinking=False)
+    )
     seconds = time.perf_counter() - start
     return {
         "items": len(records),
@@ -349,15 +352,18 @@ def builder_ours(cfg: dict) -> dict:
 @part("builder_ours_vllm")
 def builder_ours_vllm(cfg: dict) -> dict:
     """The answer stage's Python API (log-likelihood) with the vLLM backend (CPU build)."""
-    from culturespa.backends import build_backend
+    from culturespa.inference.backends import build_backend
     from culturespa.pluralise.answer import answer_questions
+    from culturespa.pluralise.config import AnswerSection
 
     questions, countries, _ = builder_jobs(cfg)
     start = time.perf_counter()
     backend = build_backend("vllm", cfg["model_path"], **VLLM_ENGINE)
     load_s = time.perf_counter() - start
     start = time.perf_counter()
-    records = answer_questions(backend, questions, countries, "loglik", cct=False)
+    records = answer_questions(
+        backend, questions, countries, AnswerSection(method="loglik", cross_culture_thinking=False)
+    )
     seconds = time.perf_counter() - start
     backend.close()
     return {
@@ -375,8 +381,8 @@ def builder_ours_vllm(cfg: dict) -> dict:
 @part("builder_ours_sample")
 def builder_ours_sample(cfg: dict) -> dict:
     """The answer stage's sampled method (batched generation) on the loop's prompts."""
-    from culturespa.backends import build_backend
-    from culturespa.backends.base import SamplingSettings
+    from culturespa.inference.backends import build_backend
+    from culturespa.inference.backends.base import SamplingSettings
     from culturespa.pluralise.answer import answer_chunk
 
     _set_threads(cfg)
@@ -403,8 +409,8 @@ def builder_ours_sample(cfg: dict) -> dict:
 def builder_batching(cfg: dict) -> dict:
     """Option scoring of many prompts per system prompt (as the answer stage's chunks hold in a
     real run): batches by length alone vs by system prompt (the shared prefix run once)."""
-    import culturespa.option_scoring as option_scoring
-    from culturespa.backends import build_backend
+    import culturespa.inference.option_scoring as option_scoring
+    from culturespa.inference.backends import build_backend
     from culturespa.pluralise.answer import plan_jobs
     from culturespa.pluralise.filter import filter_questions
     from culturespa.pluralise.questions import read_raw_questions
@@ -412,7 +418,11 @@ def builder_batching(cfg: dict) -> dict:
     _set_threads(cfg)
     questions, _ = filter_questions(read_raw_questions(cfg["batching_questions_file"]))
     questions = spread(questions, cfg["batching_questions"])
-    jobs = [j for j in plan_jobs(questions, cfg["batching_countries"], cct=False) if j.country]
+    jobs = [
+        j
+        for j in plan_jobs(questions, cfg["batching_countries"], cross_culture_thinking=False)
+        if j.country
+    ]
     conversations = [j.conversation() for j in jobs]
     labels = [[str(n) for n in j.question.option_numbers] for j in jobs]
     start = time.perf_counter()
@@ -440,7 +450,7 @@ def builder_batching(cfg: dict) -> dict:
 @part("builder_loop")
 def builder_loop(cfg: dict) -> dict:
     """The same prompts answered one by one, the paper's way."""
-    from culturespa.scoring import parse_answer
+    from culturespa.scoring.answers import parse_answer
 
     _set_threads(cfg)
     _, _, jobs = builder_jobs(cfg)

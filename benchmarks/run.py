@@ -111,9 +111,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", default="runs/bench", help="output folder")
     args = parser.parse_args(argv)
     from culturespa.atomic import check_output_dir
-    from culturespa.countries import get_country
     from culturespa.errors import CulturespaError
-    from culturespa.prompts import get_template
+    from culturespa.prompts.templates import get_template
+    from culturespa.survey.countries import get_country
 
     wanted = [p.strip() for p in args.parts.split(",") if p.strip()]
     known = PART_ORDER + VLLM_PARTS
@@ -132,17 +132,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def resolve_model(name: str, out: Path) -> str:
+def benchmark_model(name: str, out: Path) -> str:
+    """'tiny' (the tests' tiny Llama, built here) or any name `culturespa` resolves."""
     if name == "tiny":
-        from culturespa.tiny_model import build_tiny_model
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from support.tiny_model import build_tiny_model
 
         target = out / "tiny_model"
         if not (target / "config.json").is_file():
             build_tiny_model(target)
         return str(target)
-    from culturespa.default_model import resolve_model_path
+    from culturespa.inference.models import resolve_model
 
-    return str(resolve_model_path(name))
+    return resolve_model(name)
 
 
 def builder_default_batch_size() -> int:
@@ -191,7 +193,7 @@ def agreement(a: dict, b: dict) -> dict[str, Any]:
 
 
 def alignment(answers: dict[str, int | None], country: str) -> float | None:
-    from culturespa.scoring import score_country
+    from culturespa.scoring.country_scores import score_country
 
     valid = {q: a for q, a in answers.items() if a is not None}
     if not valid:
@@ -502,7 +504,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model_path = resolve_model(args.model, out)
+    model_path = benchmark_model(args.model, out)
     cfg = {
         "model": args.model,
         "model_path": model_path,

@@ -1,6 +1,6 @@
 """Typed dataclass fields, checked at the boundary: a value is what its annotation says, or an error.
 
-YAML and JSON give whatever the user wrote: `cct: "no"` is a string (truthy), `min_options: 2.5`
+YAML and JSON give whatever the user wrote: `cross_culture_thinking: "no"` is a string (truthy), `min_options: 2.5`
 a float, `seed: abc` a string. `check_field_types` refuses such values with one line naming the
 key, the value and what is allowed, before any of them is used. Booleans must be real booleans,
 integers real integers (not booleans), numbers real finite numbers.

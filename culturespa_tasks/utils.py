@@ -11,9 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from culturespa.prompts import get_template, render
-from culturespa.scoring import alignment_from_arrays, distribution_scores, parse_answer
-from culturespa.survey import consensus_majority, get_item, items_with_data, survey_majority
+from culturespa.prompts.templates import get_template, render
+from culturespa.scoring.alignment import alignment_from_arrays
+from culturespa.scoring.answers import parse_answer
+from culturespa.scoring.distributions import distribution_scores
+from culturespa.survey.items import consensus_majority, get_item, items_with_data, survey_majority
 from culturespa_tasks.wvs_task import WVSTask
 
 __all__ = [

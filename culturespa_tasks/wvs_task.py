@@ -13,7 +13,6 @@ Two things the stock `ConfigurableTask` does not do, and why (see README.md):
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -21,68 +20,20 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.task import ConfigurableTask
 
 from culturespa.errors import CulturespaError
+from culturespa.inference.chat_templates import (
+    NO_SYSTEM_ROLE_WARNING,
+    PERSONA_SEPARATOR,
+    answer_frame,
+    persona_in_user_turn,
+    persona_kept,
+)
 
 logger = logging.getLogger(__name__)
 
-PLAIN_TEXT_SEPARATOR = "\n\n"
+PLAIN_TEXT_SEPARATOR = PERSONA_SEPARATOR
 """Between the persona and the question when no chat template is applied."""
 PLAIN_TEXT_ANSWER_END = "\n"
 """What closes the answer when no chat template is applied."""
-
-
-def rendered_text(ctx: Any) -> str:
-    """The text of a rendered prompt: a string, lm-eval's JsonChatStr, or a list of messages."""
-    if isinstance(ctx, str):
-        return ctx
-    if hasattr(ctx, "prompt"):
-        return ctx.prompt
-    return json.dumps(ctx, ensure_ascii=False)
-
-
-def persona_kept(ctx: Any, system: str) -> bool:
-    """Whether the system text survived the chat template (plain or JSON-escaped)."""
-    text = rendered_text(ctx)
-    needle = system.strip()
-    return needle in text or json.dumps(needle, ensure_ascii=False)[1:-1] in text
-
-
-def answer_frame(
-    messages: list[dict[str, str]], ctx: str, probe: str, chat_template: Any
-) -> tuple[str, str] | None:
-    """(text before, text after) an answer in the assistant turn, from the model's chat template.
-
-    `chat_template` is the bound `apply_chat_template` of the lm-eval model; its tokenizer renders
-    the conversation with a finished assistant turn holding `probe`. None if that cannot be done.
-    """
-    lm = getattr(chat_template, "__self__", None)
-    tokenizer = getattr(lm, "tokenizer", None)
-    if not isinstance(ctx, str) or not hasattr(tokenizer, "apply_chat_template"):
-        return None
-    options: dict[str, Any] = {}
-    if getattr(lm, "hf_chat_template", None):  # vllm keeps the template and thinking flag apart
-        options["chat_template"] = lm.hf_chat_template
-    if getattr(lm, "enable_thinking", None) is not None:
-        options["enable_thinking"] = lm.enable_thinking
-    options.update(getattr(lm, "chat_template_args", None) or {})
-    try:
-        full = tokenizer.apply_chat_template(
-            [*messages, {"role": "assistant", "content": probe}],
-            tokenize=False,
-            add_generation_prompt=False,
-            **options,
-        )
-    except Exception:  # any template failure means: use the fallback
-        return None
-    if not isinstance(full, str) or not full.startswith(ctx):
-        return None
-    rest = full[len(ctx) :]
-    body = rest.lstrip()
-    if not body.startswith(probe):
-        return None
-    end = body[len(probe) :].rstrip()
-    if not end:
-        return None
-    return rest[: len(rest) - len(body)], end
 
 
 class WVSTask(ConfigurableTask):
@@ -120,12 +71,8 @@ class WVSTask(ConfigurableTask):
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         ctx = chat_template(messages)
         if system and not persona_kept(ctx, system):
-            self._warn_once(
-                "system",
-                "the chat template dropped the system message; the persona is put at the top "
-                "of the user turn instead",
-            )
-            messages = [{"role": "user", "content": f"{system}{PLAIN_TEXT_SEPARATOR}{user}"}]
+            self._warn_once("system", NO_SYSTEM_ROLE_WARNING)
+            messages = persona_in_user_turn(messages)
             ctx = chat_template(messages)
             if not persona_kept(ctx, system):
                 raise CulturespaError(

@@ -12,7 +12,46 @@ the country code, so `culturespa report` merges them into one row ("... + .../{C
 
 from __future__ import annotations
 
+import logging
 import sys
+from pathlib import Path
+from typing import Any
+
+from culturespa.errors import CulturespaError
+from culturespa.prompts.task_names import task_of_group
+from culturespa.training.outputs import read_adapter_index
+
+logger = logging.getLogger("recipes.eval_specific")
+
+
+def evaluate_culture_specific(
+    index_path: str | Path,
+    task: str,
+    output_path: str | Path,
+    model: str | None = None,
+    **eval_kwargs: Any,
+) -> dict[str, dict[str, Any]]:
+    """Evaluate each country's adapter on its country's task of the group `task`, one results
+    file each. The adapter folders end in the country code, so `culturespa report` shows them as
+    one row."""
+    from culturespa.evaluation.run import run_evaluation
+
+    base, adapters = read_adapter_index(index_path)
+    base = model or base
+    if not base:
+        raise CulturespaError(f"{index_path}: no base_model; pass the base model")
+    results = {}
+    for code, adapter in adapters.items():
+        country_task = task_of_group(task, code)
+        logger.info("evaluating %s adapter %s on %s", code, adapter, country_task)
+        results[code] = run_evaluation(
+            model=base,
+            tasks=country_task,
+            peft=adapter,
+            output_path=output_path,
+            **eval_kwargs,
+        )
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,8 +80,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from culturespa.atomic import check_output_dir
-    from culturespa.errors import CulturespaError
-    from culturespa.training import evaluate_culture_specific
 
     try:
         check_output_dir(args.output_path, "--output-path")

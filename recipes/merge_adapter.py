@@ -12,7 +12,51 @@ The base model is read from the adapter's adapter_config.json unless --base-mode
 
 from __future__ import annotations
 
+import logging
+import shutil
 import sys
+from pathlib import Path
+
+from culturespa.atomic import check_output_dir, replace_dir_atomic, staging_dir
+from culturespa.errors import CulturespaError
+from culturespa.training.outputs import CARD_FILE, RUN_FILE
+
+logger = logging.getLogger("recipes.merge_adapter")
+
+
+def merge_adapter(
+    adapter_dir: str | Path,
+    output_dir: str | Path,
+    base_model: str | None = None,
+    dtype: str = "bfloat16",
+) -> Path:
+    """Merge a LoRA adapter into its base weights and save a plain checkpoint (for vLLM serving)."""
+    import torch
+    from peft import PeftConfig, PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    adapter_dir, output_dir = Path(adapter_dir), Path(output_dir)
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise CulturespaError(f"{adapter_dir}: no adapter_config.json (not a PEFT adapter folder)")
+    if not isinstance(getattr(torch, dtype, None), torch.dtype):
+        raise CulturespaError(f"dtype: unknown torch dtype {dtype!r}")
+    check_output_dir(output_dir, "output folder")
+    base = base_model or PeftConfig.from_pretrained(str(adapter_dir)).base_model_name_or_path
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, dtype))
+    merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+    # Saved into a staging folder and swapped in whole: an older checkpoint is never mixed in.
+    with staging_dir(output_dir.parent if output_dir.parent.exists() else output_dir) as stage:
+        build = stage / output_dir.name
+        merged.save_pretrained(build)
+        # The adapter folder holds the training tokenizer (with its chat template); else the base.
+        source = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else base
+        AutoTokenizer.from_pretrained(source).save_pretrained(build)
+        for name in (CARD_FILE, RUN_FILE):
+            if (adapter_dir / name).is_file():
+                shutil.copyfile(adapter_dir / name, build / f"adapter_{name}")
+        replace_dir_atomic(build, output_dir)
+    logger.info("merged %s into %s -> %s", adapter_dir, base, output_dir)
+    return output_dir
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,9 +75,6 @@ def main(argv: list[str] | None = None) -> int:
         help="weights dtype (default: %(default)s)",
     )
     args = parser.parse_args(argv)
-
-    from culturespa.errors import CulturespaError
-    from culturespa.training import merge_adapter
 
     try:
         path = merge_adapter(

@@ -46,7 +46,7 @@ stage() { echo; echo "== [$((SECONDS - start))s] $*"; }
 
 if [ "$SCALE" = tiny ] && [ ! -f "$MODEL/config.json" ]; then
   stage "tiny model -> $MODEL"
-  python -m culturespa.tiny_model "$MODEL"
+  python tests/support/tiny_model.py "$MODEL"
 fi
 
 stage "1/4 build data ($DATA_CONFIG) -> $ROOT/data"

@@ -17,6 +17,6 @@ def tiny_model_dir(tmp_path_factory):
     """A randomly initialised 2-layer Llama with a digit-splitting ChatML tokenizer."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from culturespa.tiny_model import build_tiny_model
+    from support.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_llama"))

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from culturespa.backends.base import SamplingSettings
+from culturespa.inference.backends.base import SamplingSettings
 
 pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")
 def backend(tiny_model_dir):
-    from culturespa.backends.hf import HFBackend
+    from culturespa.inference.backends.hf import HFBackend
 
     return HFBackend(str(tiny_model_dir), batch_size=3, device="cpu")
 
@@ -66,19 +66,33 @@ def test_generate_is_batched_and_seeded(backend, monkeypatch):
     assert first == second and len(first) == 7
 
 
-def test_chat_template_without_system_role_fails_loudly(tiny_model_dir):
+@pytest.mark.parametrize(
+    "template",
+    [
+        # drops the system message
+        "{% for m in messages %}{% if m['role'] != 'system' %}{{ m['content'] }}{% endif %}"
+        "{% endfor %}",
+        # rejects it
+        "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system') }}"
+        "{% endif %}{{ m['content'] }}{% endfor %}",
+    ],
+)
+def test_without_a_system_role_the_persona_opens_the_user_turn(tiny_model_dir, template, caplog):
+    """One policy everywhere (culturespa.inference.chat_templates): the persona is never lost."""
     from transformers import AutoTokenizer
 
-    from culturespa.backends.base import ChatTokens
-    from culturespa.errors import CulturespaError
+    from culturespa.inference.backends.base import ChatTokens
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    tok.chat_template = (
-        "{% for m in messages %}{% if m['role'] != 'system' %}{{ m['content'] }}{% endif %}"
-        "{% endfor %}"
+    tok.chat_template = template
+    with caplog.at_level("WARNING", logger="culturespa.inference.backends.base"):
+        tokens = ChatTokens(tok)
+    assert tokens.system_role is False
+    assert "has no system role; the persona is put at the top of the user turn" in caplog.text
+    text = tokens.render(
+        [{"role": "system", "content": "PERSONA"}, {"role": "user", "content": "Q?"}]
     )
-    with pytest.raises(CulturespaError, match="drops the system message"):
-        ChatTokens(tok)
+    assert text.startswith("PERSONA\n\nQ?")
 
 
 def test_generation_ends_right_after_the_first_stop_string(backend):

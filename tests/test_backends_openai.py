@@ -11,9 +11,9 @@ from itertools import pairwise
 
 import pytest
 
-from culturespa.backends.base import SamplingSettings
-from culturespa.backends.openai_compat import MISSING_LOGPROB, OpenAICompatBackend
 from culturespa.errors import CulturespaError
+from culturespa.inference.backends.base import SamplingSettings
+from culturespa.inference.backends.openai import MISSING_LOGPROB, OpenAICompatBackend
 
 
 class _Stub(BaseHTTPRequestHandler):
@@ -204,7 +204,7 @@ def test_option_logprobs_from_top_logprobs(server):
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory):
     pytest.importorskip("transformers")
-    from culturespa.tiny_model import build_tiny_tokenizer
+    from support.tiny_model import build_tiny_tokenizer
 
     path = tmp_path_factory.mktemp("tiny_tokenizer")
     build_tiny_tokenizer(vocab_size=400).save_pretrained(path)

@@ -6,12 +6,12 @@ import importlib.util
 
 import pytest
 
-from culturespa.backends import build_backend
 from culturespa.errors import CulturespaError
+from culturespa.inference.backends import build_backend
 
 
 def test_module_imports_without_vllm():
-    import culturespa.backends.vllm_backend  # noqa: F401  (no vllm import at module level)
+    import culturespa.inference.backends.vllm  # noqa: F401  (no vllm import at module level)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed")
@@ -26,8 +26,8 @@ def test_vllm_scores_and_generates(tiny_model_dir):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("vllm needs a CUDA GPU")
-    from culturespa.backends.base import SamplingSettings
-    from culturespa.backends.hf import HFBackend
+    from culturespa.inference.backends.base import SamplingSettings
+    from culturespa.inference.backends.hf import HFBackend
 
     conv = [[{"role": "system", "content": "S"}, {"role": "user", "content": "Pick 1 or 10"}]]
     vllm_backend = build_backend(
@@ -43,10 +43,10 @@ def test_backend_logic_against_a_cpu_stand_in_for_vllm(tiny_model_dir, monkeypat
     """Option scoring reads each answer token where it is generated, and stop strings and prefixes
     behave as with the transformers backend (vLLM's documented semantics, run on the CPU)."""
     pytest.importorskip("torch")
-    import _fake_vllm
+    from support import fake_vllm as _fake_vllm
 
-    from culturespa.backends.base import SamplingSettings
-    from culturespa.backends.hf import HFBackend
+    from culturespa.inference.backends.base import SamplingSettings
+    from culturespa.inference.backends.hf import HFBackend
 
     _fake_vllm.install(monkeypatch)
     backend = build_backend("vllm", str(tiny_model_dir), tensor_parallel_size=2)

@@ -70,7 +70,7 @@ def recipe(**changes) -> str:
 
 CONFIGS = {
     "valid": build_config(),
-    "cct_no": build_config(**{"answer.cct": "no"}),
+    "cct_no": build_config(**{"answer.cross_culture_thinking": "no"}),
     "name_int": build_config(**{"model.name": 123}),
     "min_options_float": build_config(**{"filter.min_options": 2.5}),
     "temperature_hot": build_config(**{"answer.temperature": "hot"}),
@@ -254,7 +254,7 @@ EVAL = [
 BUILD = [
     c(f"config-{name}", "culturespa", f"build-data filter --config @/configs/{name}.yaml", message)
     for name, message in {
-        "cct_no": 'answer.cct = "no": expected a boolean',
+        "cct_no": 'answer.cross_culture_thinking = "no": expected a boolean',
         "name_int": "model.name = 123: expected text",
         "min_options_float": "filter.min_options = 2.5: expected an integer",
         "temperature_hot": 'answer.temperature = "hot": expected a finite number',
@@ -353,8 +353,8 @@ SCRIPTS = [
     c("bench-part-config", "benchmarks/parts.py", "eval_loglik @/c.json @/r.json", "c.json"),
     c("bench-default-items", "benchmarks/default_model.py", "--items -2", "--items"),
     c("tasks-generate-into-file", "culturespa_tasks/generate.py", "@/file.txt", "is a file"),
-    c("tiny-model-into-file", "culturespa/tiny_model.py", "@/file.txt", "is a file"),
-    c("tiny-model-no-folder", "culturespa/tiny_model.py", "", "required"),
+    c("tiny-model-into-file", "tests/support/tiny_model.py", "@/file.txt", "is a file"),
+    c("tiny-model-no-folder", "tests/support/tiny_model.py", "", "required"),
 ]
 CASES = [
     *(("score", x) for x in SCORE),
@@ -430,7 +430,11 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(group, case, sandbox, 
 
 
 SUBPROCESS_CASES = [
-    ("culturespa", ("build-data", "filter", "--config", "@/configs/cct_no.yaml"), "answer.cct"),
+    (
+        "culturespa",
+        ("build-data", "filter", "--config", "@/configs/cct_no.yaml"),
+        "answer.cross_culture_thinking",
+    ),
     ("culturespa", ("eval", *EVAL_BASE.split()[1:], "--model", "@/empty"), "is empty"),
     ("culturespa", ("score", "@/replies.json", "--json", "@/empty"), "is a folder"),
     ("recipes/sft.py", ("--config", "@/recipes/unknown.yaml"), "lora_rank"),

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from culturespa.baselines import (
+from culturespa.survey.baselines import (
     answer_distribution,
     consensus_majority,
     culture_specific_items,
@@ -23,8 +23,8 @@ from culturespa.baselines import (
     reference_score,
     reference_table,
 )
-from culturespa.countries import PAPER_COUNTRIES
-from culturespa.similarity import country_similarity
+from culturespa.survey.countries import PAPER_COUNTRIES
+from culturespa.survey.similarity import country_similarity
 
 SHARES = json.loads(
     (

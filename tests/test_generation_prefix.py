@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from culturespa.option_scoring import MIN_SHARED_PREFIX
+from culturespa.inference.option_scoring import MIN_SHARED_PREFIX
 
 torch = pytest.importorskip("torch")
 
@@ -22,7 +22,7 @@ def _left_padded(rows):
 
 
 def test_relayout_moves_the_common_prefix_to_the_front():
-    from culturespa.generation_prefix import relayout_with_prefix
+    from culturespa.inference.generation_prefix import relayout_with_prefix
 
     prefix = list(range(10, 10 + MIN_SHARED_PREFIX + 2))
     rows = [[*prefix, 1, 2, 3], [*prefix, 4], [*prefix, 5, 6]]
@@ -36,7 +36,7 @@ def test_relayout_moves_the_common_prefix_to_the_front():
 
 
 def test_relayout_leaves_batches_without_a_useful_prefix_alone():
-    from culturespa.generation_prefix import relayout_with_prefix
+    from culturespa.inference.generation_prefix import relayout_with_prefix
 
     short = list(range(10, 10 + MIN_SHARED_PREFIX - 1))
     ids, mask = _left_padded([[*short, 1, 2], [*short, 3]])
@@ -50,7 +50,10 @@ def test_relayout_leaves_batches_without_a_useful_prefix_alone():
 def test_greedy_replies_equal_plain_generate(tiny_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from culturespa.generation_prefix import generate_with_shared_prefix, relayout_with_prefix
+    from culturespa.inference.generation_prefix import (
+        generate_with_shared_prefix,
+        relayout_with_prefix,
+    )
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
@@ -75,7 +78,7 @@ def test_greedy_replies_equal_plain_generate(tiny_model_dir):
 
 
 def test_a_cache_that_cannot_be_shared_falls_back_to_plain_generation(caplog):
-    from culturespa.generation_prefix import _UNSUPPORTED, generate_with_shared_prefix
+    from culturespa.inference.generation_prefix import _UNSUPPORTED, generate_with_shared_prefix
 
     class NoRepeatCache:
         def batch_repeat_interleave(self, n):

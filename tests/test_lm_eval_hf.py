@@ -7,8 +7,12 @@ import pytest
 pytest.importorskip("lm_eval")
 pytest.importorskip("torch")
 
-from culturespa.lm_eval_hf import answer_decided
-from culturespa.option_scoring import SORT_PREFIX, batches_by_opening, common_prefix_length
+from culturespa.inference.lm_eval_model import answer_decided
+from culturespa.inference.option_scoring import (
+    SORT_PREFIX,
+    batches_by_opening,
+    common_prefix_length,
+)
 
 
 def test_common_prefix_length():
@@ -46,7 +50,7 @@ def test_answer_decided(text, decided):
 
 
 def test_decided_prefix_parses_as_the_whole_reply():
-    from culturespa.scoring import parse_answer
+    from culturespa.scoring.answers import parse_answer
 
     reply = "I think 3, maybe 4. Option 10 is also fine"
     cut = next(i for i in range(len(reply) + 1) if answer_decided(reply[:i]))
@@ -56,7 +60,7 @@ def test_decided_prefix_parses_as_the_whole_reply():
 def _loglikelihoods(classes, model_dir, tasks, samples, **model_kwargs):
     import lm_eval
 
-    from culturespa.evaluation import task_manager
+    from culturespa.evaluation.tasks import task_manager
 
     got = {}
     for cls in classes:
@@ -89,7 +93,7 @@ def test_loglikelihoods_equal_lm_eval_hf(tiny_model_dir, dtype, tolerance):
     """
     from lm_eval.models.huggingface import HFLM
 
-    from culturespa.lm_eval_hf import CulturespaHFLM
+    from culturespa.inference.lm_eval_model import CulturespaHFLM
 
     tasks = ["wvs_culture_aware_usa", "wvs_cct_self_alignment_chn"]
     samples = [0, 1, 2, 3, 4, 5, 6, 7, 47]  # 47: a 10-option item
@@ -123,12 +127,12 @@ def test_sliding_window_model_falls_back_to_lm_eval_scoring(tmp_path, caplog):
     """A model whose sliding window is shorter than the prompts cannot reuse a cut-back cache:
     culturespa-hf warns and scores with lm-eval's own path, with lm-eval's results."""
     from lm_eval.models.huggingface import HFLM
+    from support.tiny_model import build_tiny_model
 
-    from culturespa.lm_eval_hf import CulturespaHFLM
-    from culturespa.tiny_model import build_tiny_model
+    from culturespa.inference.lm_eval_model import CulturespaHFLM
 
     model_dir = build_tiny_model(tmp_path / "mistral", sliding_window=16)
-    with caplog.at_level("WARNING", logger="culturespa.lm_eval_hf"):
+    with caplog.at_level("WARNING", logger="culturespa.inference.lm_eval_model"):
         got = _loglikelihoods(
             (HFLM, CulturespaHFLM), model_dir, ["wvs_culture_aware_usa"], [0, 1, 2]
         )
@@ -140,7 +144,7 @@ def test_failing_cache_operations_fall_back_with_a_warning(tiny_model_dir, monke
     """A cache that cannot be repeated over a batch (recurrent or hybrid models) is not fatal."""
     from lm_eval.models.huggingface import HFLM
 
-    from culturespa import lm_eval_hf
+    from culturespa.inference import lm_eval_model as lm_eval_hf
 
     lm = lm_eval_hf.CulturespaHFLM(pretrained=str(tiny_model_dir), batch_size=2, device="cpu")
 
@@ -153,7 +157,7 @@ def test_failing_cache_operations_fall_back_with_a_warning(tiny_model_dir, monke
         HFLM, "_loglikelihood_tokens", lambda self, requests, *a, **k: calls.append(requests) or []
     )
     requests = [(("ctx", "1"), list(range(1, 40)), [5, 6])]
-    with caplog.at_level("WARNING", logger="culturespa.lm_eval_hf"):
+    with caplog.at_level("WARNING", logger="culturespa.inference.lm_eval_model"):
         lm._loglikelihood_tokens(requests)
     assert calls == [requests]
     assert "NotImplementedError: this cache cannot be repeated" in caplog.text
@@ -163,7 +167,7 @@ def test_stopper_stops_each_row_once_answered(tiny_model_dir):
     import torch
     from transformers import AutoTokenizer
 
-    from culturespa.lm_eval_hf import _answer_stopper
+    from culturespa.inference.lm_eval_model import _answer_stopper
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     prompt = tok.encode("Q?", add_special_tokens=False)

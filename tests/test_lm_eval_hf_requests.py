@@ -11,8 +11,8 @@ def test_same_loglikelihoods_as_hf(tiny_model_dir):
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
-    from culturespa.lm_eval_hf import CulturespaHFLM
-    from culturespa.prompts import render
+    from culturespa.inference.lm_eval_model import CulturespaHFLM
+    from culturespa.prompts.templates import render
 
     plain = HFLM(pretrained=str(tiny_model_dir), device="cpu", batch_size=4)
     cached = CulturespaHFLM(pretrained=str(tiny_model_dir), device="cpu", batch_size=3)
@@ -40,7 +40,7 @@ def test_same_loglikelihoods_with_a_lora_adapter(tiny_model_dir, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from culturespa.lm_eval_hf import CulturespaHFLM
+    from culturespa.inference.lm_eval_model import CulturespaHFLM
 
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)

@@ -54,7 +54,8 @@ def wheel_install(tmp_path_factory) -> Path:
 
 def test_wheel_contains_data_and_tasks(wheel_install):
     assert (wheel_install / "culturespa/data/wvs/proportions_group_by_country.json").exists()
-    assert (wheel_install / "culturespa/templates/chatml.jinja").exists()
+    assert (wheel_install / "culturespa/inference/templates/chatml.jinja").exists()
+    assert (wheel_install / "culturespa/training/model_card.md.jinja").exists()
     for name in ("leaderboard.html.jinja", "page.css", "page.js"):  # the leaderboard page
         assert (wheel_install / "culturespa/report/page" / name).exists(), name
     if (ROOT / "culturespa_tasks").exists():
@@ -65,7 +66,7 @@ def test_wheel_contains_data_and_tasks(wheel_install):
 
 def test_wheel_install_finds_the_survey(wheel_install, tmp_path):
     code = (
-        "import culturespa.survey as s, culturespa; "
+        "import culturespa.survey.items as s, culturespa; "
         "assert 'site' in culturespa.__file__, culturespa.__file__; "
         "print(len(s.scored_items()), s.survey_majority('USA', 'Q1'))"
     )

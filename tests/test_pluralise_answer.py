@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from _pluralise_fakes import ScriptedBackend
+from support.pluralise_fakes import ScriptedBackend
 
 from culturespa.pluralise.answer import answer_questions, plan_jobs
 from culturespa.pluralise.collect import collect_differences
+from culturespa.pluralise.config import AnswerSection
 from culturespa.pluralise.questions import Question
-from culturespa.prompts import SYSTEM_UNAWARE, system_prompt
-from culturespa.survey import TOPIC_NAMES
+from culturespa.prompts.templates import SYSTEM_UNAWARE, system_prompt
+from culturespa.survey.items import TOPIC_NAMES
 
 QUESTIONS = [
     Question("t00-a", TOPIC_NAMES[0], "Q a?", ("Yes", "No", "Maybe")),
@@ -24,22 +25,27 @@ class Replies(ScriptedBackend):
 
 
 def test_jobs_use_the_papers_prompts():
-    jobs = plan_jobs(QUESTIONS[:1], ["USA", "CHN"], cct=True)
+    jobs = plan_jobs(QUESTIONS[:1], ["USA", "CHN"], cross_culture_thinking=True)
     assert [(j.kind, j.country) for j in jobs] == [
         ("unaware", None),
         ("aware", "USA"),
         ("aware", "CHN"),
-        ("cct", "USA"),
-        ("cct", "CHN"),
+        ("cross_culture_thinking", "USA"),
+        ("cross_culture_thinking", "CHN"),
     ]
     assert jobs[0].conversation()[0]["content"] == SYSTEM_UNAWARE
-    assert jobs[3].conversation()[0]["content"] == system_prompt("cross_culture", "USA")
+    assert jobs[3].conversation()[0]["content"] == system_prompt("cross_culture_thinking", "USA")
     assert "#Options: 1.Yes 2.No 3.Maybe\n" in jobs[1].conversation()[1]["content"]
 
 
 def test_loglik_gives_argmax_and_distribution():
     backend = ScriptedBackend()
-    records = answer_questions(backend, QUESTIONS, ["USA"], "loglik", cct=False, chunk_size=3)
+    records = answer_questions(
+        backend,
+        QUESTIONS,
+        ["USA"],
+        AnswerSection(method="loglik", cross_culture_thinking=False, chunk_size=3),
+    )
     assert backend.calls == [3, 1]  # one backend call per chunk
     for record in records:
         assert sum(record["probs"]) == pytest.approx(1.0, abs=1e-5)
@@ -51,7 +57,10 @@ def test_loglik_gives_argmax_and_distribution():
 
 def test_sampling_parses_the_first_integer_and_checks_the_range():
     records = answer_questions(
-        Replies(), QUESTIONS[:1], ["USA", "CHN", "NGA", "DEU"], "sample", cct=False
+        Replies(),
+        QUESTIONS[:1],
+        ["USA", "CHN", "NGA", "DEU"],
+        AnswerSection(method="sample", cross_culture_thinking=False),
     )
     assert [r["answer"] for r in records] == [2, None, None, 1, None]  # 12 and 0 are out of range
 
@@ -61,15 +70,22 @@ def test_collect_keeps_differing_valid_answers():
         {"question_id": "t00-a", "kind": "unaware", "country": None, "answer": 1},
         {"question_id": "t00-a", "kind": "aware", "country": "USA", "answer": 1},
         {"question_id": "t00-a", "kind": "aware", "country": "CHN", "answer": 3},
-        {"question_id": "t00-a", "kind": "cct", "country": "USA", "answer": None},
-        {"question_id": "t00-a", "kind": "cct", "country": "CHN", "answer": 2},
+        {
+            "question_id": "t00-a",
+            "kind": "cross_culture_thinking",
+            "country": "USA",
+            "answer": None,
+        },
+        {"question_id": "t00-a", "kind": "cross_culture_thinking", "country": "CHN", "answer": 2},
     ]
-    rows, report = collect_differences(QUESTIONS[:1], answers, ["USA", "CHN"], cct=True)
+    rows, report = collect_differences(
+        QUESTIONS[:1], answers, ["USA", "CHN"], cross_culture_thinking=True
+    )
     assert [(r["variant"], r["country"], r["answer"]) for r in rows] == [
         ("culture", "CHN", 3),
-        ("cct", "CHN", 2),
+        ("cross_culture_thinking", "CHN", 2),
     ]
     assert report["culture"]["country"]["CHN"]["share"] == 1.0
     assert report["culture"]["country"]["USA"]["share"] == 0.0
-    assert report["cct"]["country"]["USA"]["invalid"] == 1
+    assert report["cross_culture_thinking"]["country"]["USA"]["invalid"] == 1
     assert report["culture"]["topic"][TOPIC_NAMES[0]] == {"compared": 2, "differs": 1, "share": 0.5}

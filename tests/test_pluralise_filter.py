@@ -14,7 +14,7 @@ from culturespa.pluralise.filter import (
     single_rule_counts,
 )
 from culturespa.pluralise.questions import read_raw_questions
-from culturespa.survey import TOPIC_NAMES, get_item
+from culturespa.survey.items import TOPIC_NAMES, get_item
 
 T = TOPIC_NAMES[0]
 LLAMA3 = Path(__file__).resolve().parents[1] / "data/generated/generated_questions_llama3_8b.jsonl"

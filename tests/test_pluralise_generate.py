@@ -6,9 +6,10 @@ import json
 import random
 
 import pytest
-from _pluralise_fakes import ScriptedBackend
+from support.pluralise_fakes import ScriptedBackend
 
 from culturespa.errors import CulturespaError
+from culturespa.pluralise.config import GenerateSection
 from culturespa.pluralise.generate import (
     RESPONSE_PREFIX,
     build_request,
@@ -16,9 +17,14 @@ from culturespa.pluralise.generate import (
     parse_generated,
     wvs_examples_by_topic,
 )
-from culturespa.survey import TOPIC_NAMES
+from culturespa.survey.items import TOPIC_NAMES
 
 TOPICS = list(TOPIC_NAMES[:3])
+
+
+def per_topic(n: int, **settings) -> GenerateSection:
+    """The config's generate section asking for n questions per topic."""
+    return GenerateSection(questions_per_topic=n, **settings)
 
 
 def test_parse_generated():
@@ -64,7 +70,13 @@ def test_prefix_and_stop_reach_the_backend_and_the_parser(tmp_path):
         return original(conversations, settings)
 
     backend.generate = spy
-    generate_questions(backend, tmp_path, TOPICS[:1], 2, stop=("}",), progress=False)
+    generate_questions(
+        backend,
+        tmp_path,
+        TOPICS[:1],
+        GenerateSection(questions_per_topic=2, stop=["}"]),
+        progress=False,
+    )
     assert seen[0] == ({"role": "assistant", "content": RESPONSE_PREFIX}, ("}",))
     rows = [json.loads(line) for line in (tmp_path / "generated.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(r["question"].startswith("How much") for r in rows)
@@ -83,7 +95,9 @@ def test_request_shows_five_examples_at_most_three_from_wvs():
 
 def test_generation_counts_and_batching(tmp_path):
     backend = ScriptedBackend(valid_share=0.7)
-    summary = generate_questions(backend, tmp_path, TOPICS, 5, requests_per_round=4, progress=False)
+    summary = generate_questions(
+        backend, tmp_path, TOPICS, per_topic(5, requests_per_round=4), progress=False
+    )
     rows = [json.loads(line) for line in (tmp_path / "generated.jsonl").read_text().splitlines()]
     assert summary["written"] == len(rows) == 15
     assert [r["topic"] for r in rows] == [t for t in TOPICS for _ in range(5)]
@@ -92,7 +106,11 @@ def test_generation_counts_and_batching(tmp_path):
 
 def test_resumed_generation_is_identical(tmp_path):
     generate_questions(
-        ScriptedBackend(0.6), tmp_path / "a", TOPICS, 6, requests_per_round=2, progress=False
+        ScriptedBackend(0.6),
+        tmp_path / "a",
+        TOPICS,
+        per_topic(6, requests_per_round=2),
+        progress=False,
     )
     # an interrupted run: stop after two rounds by capping the tries, then resume
     with pytest.raises(CulturespaError):
@@ -100,15 +118,17 @@ def test_resumed_generation_is_identical(tmp_path):
             ScriptedBackend(0.6),
             tmp_path / "b",
             TOPICS,
-            6,
-            requests_per_round=2,
-            max_attempts_per_question=1,
+            per_topic(6, requests_per_round=2, max_attempts_per_question=1),
             progress=False,
         )
     log = tmp_path / "b" / "generation.log.jsonl"
     log.write_text("".join(log.read_text().splitlines(keepends=True)[:5]) + '{"torn')
     generate_questions(
-        ScriptedBackend(0.6), tmp_path / "b", TOPICS, 6, requests_per_round=2, progress=False
+        ScriptedBackend(0.6),
+        tmp_path / "b",
+        TOPICS,
+        per_topic(6, requests_per_round=2),
+        progress=False,
     )
     assert (tmp_path / "a" / "generated.jsonl").read_text() == (
         tmp_path / "b" / "generated.jsonl"
@@ -119,7 +139,7 @@ def test_model_without_json_stops_with_a_clear_message(tmp_path):
     backend = ScriptedBackend(valid_share=0.0)
     with pytest.raises(CulturespaError, match=r"too few usable JSON questions after 2 tries"):
         generate_questions(
-            backend, tmp_path, TOPICS, 3, max_attempts_per_question=2, progress=False
+            backend, tmp_path, TOPICS, per_topic(3, max_attempts_per_question=2), progress=False
         )
     assert sum(backend.calls) == 3 * 3 * 2  # bounded: N x max_attempts requests per topic
     assert (tmp_path / "generated.jsonl").read_text() == ""
@@ -128,7 +148,11 @@ def test_model_without_json_stops_with_a_clear_message(tmp_path):
 def test_partial_success_keeps_valid_questions(tmp_path):
     with pytest.raises(CulturespaError, match="valid ones are kept"):
         generate_questions(
-            ScriptedBackend(0.3), tmp_path, TOPICS, 4, max_attempts_per_question=1, progress=False
+            ScriptedBackend(0.3),
+            tmp_path,
+            TOPICS,
+            per_topic(4, max_attempts_per_question=1),
+            progress=False,
         )
     kept = (tmp_path / "generated.jsonl").read_text().splitlines()
     assert 0 < len(kept) < 12
@@ -137,10 +161,10 @@ def test_partial_success_keeps_valid_questions(tmp_path):
 def test_shards_then_unsharded_run_merges_without_new_requests(tmp_path):
     for index in (0, 1):
         summary = generate_questions(
-            ScriptedBackend(), tmp_path, TOPICS, 3, shard=(index, 2), progress=False
+            ScriptedBackend(), tmp_path, TOPICS, per_topic(3), shard=(index, 2), progress=False
         )
         assert "written" not in summary  # a shard only writes its own log
     backend = ScriptedBackend()
-    summary = generate_questions(backend, tmp_path, TOPICS, 3, progress=False)
+    summary = generate_questions(backend, tmp_path, TOPICS, per_topic(3), progress=False)
     assert backend.calls == [] and summary["written"] == 9
     assert len(list(tmp_path.glob("generation.shard-*.log.jsonl"))) == 2

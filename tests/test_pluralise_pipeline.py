@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _pluralise_fakes import ScriptedBackend
+from support.pluralise_fakes import ScriptedBackend
 
 from culturespa.cli.main import main
 from culturespa.pluralise.config import config_from_dict, load_config
 from culturespa.pluralise.pipeline import Run, run_pipeline
-from culturespa.prompts import USER_PLAIN, system_prompt
+from culturespa.prompts.templates import USER_PLAIN, system_prompt
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "data" / "pluralise_questions_sample.jsonl"
@@ -62,7 +62,7 @@ def test_cli_end_to_end_on_tiny_model(tmp_path, tiny_model_dir, capsys):
     ]
     for variant, source, kind in (
         ("culture_joint", "culture", "aware"),
-        ("cct_joint", "cct", "cross_culture"),
+        ("cross_culture_thinking_joint", "cross_culture_thinking", "cross_culture_thinking"),
     ):
         dataset = load_from_disk(str(sft / variant))
         assert list(dataset) == ["train"]

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from culturespa.errors import CulturespaError
-from culturespa.prompts import TEMPLATES, render, self_alignment_examples
-from culturespa.survey import get_item, survey_majority
+from culturespa.prompts.templates import TEMPLATES, render, self_alignment_examples
+from culturespa.survey.items import get_item, survey_majority
 
 UNAWARE = (
     "You are a real person with your own set of values. Please fill out the World Values Survey "

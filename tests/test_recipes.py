@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from culturespa.errors import CulturespaError
+from culturespa.training.arguments import parse_recipe_args
 
 pytest.importorskip("trl")
 
@@ -51,7 +52,7 @@ def parse(sft, *argv: str):
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
         warnings.simplefilter("error", DeprecationWarning)
-        return sft.parse_args(argv)
+        return parse_recipe_args(argv, sft.make_parser())
 
 
 def test_recipes_exist():
@@ -59,7 +60,7 @@ def test_recipes_exist():
     for expected in (
         "llama3-8b-instruct_culture_joint.yaml",
         "llama3-8b-instruct_culture_specific.yaml",
-        "llama3-8b-instruct_cct_joint.yaml",
+        "llama3-8b-instruct_cross_culture_thinking_joint.yaml",
         "smollm2-135m-instruct_cpu_smoke.yaml",
         "tiny_cpu_smoke.yaml",
     ):

@@ -14,10 +14,11 @@ import pytest
 
 from culturespa.cli.main import main
 from culturespa.errors import CulturespaError
-from culturespa.report.loading import load_runs, parse_task_name
+from culturespa.prompts.task_names import TaskName
+from culturespa.report.loading import load_runs, task_identity
 from culturespa.report.writer import build_report
-from culturespa.scoring import alignment_from_arrays
-from culturespa.survey import get_item, items_with_data, survey_majority
+from culturespa.scoring.alignment import alignment_from_arrays
+from culturespa.survey.items import get_item, items_with_data, survey_majority
 
 COUNTRIES = ("USA", "CHN", "NGA", "DEU")
 PAPER_ORDER = ["USA", "DEU", "CHN", "NGA"]  # tables list countries in the paper's order
@@ -141,13 +142,23 @@ def two_runs(tmp_path_factory) -> tuple[Path, Path]:
     return root / "base", root / "joint"
 
 
-def test_parse_task_name():
-    assert parse_task_name("wvs_culture_aware_usa") == ("culture_aware", False, "USA")
-    assert parse_task_name("wvs_gen_cct_self_alignment_nga") == ("cct_self_alignment", True, "NGA")
-    assert parse_task_name("wvs_culture_aware") is None  # a group
-    assert parse_task_name("wvs_leaderboard") is None
-    assert parse_task_name("arc_easy") is None
-    assert parse_task_name("wvs_culture_aware_xyz") is None
+def test_task_identity_from_the_results_own_task_config_or_the_name():
+    config = {"dataset_kwargs": {"way": "gen", "template": "culture_aware", "country": "USA"}}
+    assert task_identity("renamed_by_the_user", config) == TaskName("gen", "culture_aware", "USA")
+    older = {
+        "dataset_kwargs": {"template": "culture_aware", "country": "NGA"},
+        "output_type": "generate_until",
+    }
+    assert task_identity("x", older) == TaskName("gen", "culture_aware", "NGA")
+    # Results files without task configs: the name says it.
+    assert task_identity("wvs_culture_aware_usa") == TaskName("loglik", "culture_aware", "USA")
+    assert task_identity("wvs_gen_cct_self_alignment_nga") == TaskName(
+        "gen", "cct_self_alignment", "NGA"
+    )
+    assert task_identity("wvs_culture_aware") is None  # a group
+    assert task_identity("wvs_leaderboard") is None
+    assert task_identity("arc_easy") is None
+    assert task_identity("wvs_culture_aware_xyz") is None
 
 
 def test_report_two_runs(two_runs, tmp_path):

@@ -17,11 +17,11 @@ import pytest
 from test_report import write_run
 
 from culturespa.cli.main import main
-from culturespa.countries import PAPER_COUNTRIES
 from culturespa.report.html import render_page
 from culturespa.report.replies_input import parse_reply_file_name
 from culturespa.report.writer import build_report
-from culturespa.survey import get_item, items_with_data, survey_majority
+from culturespa.survey.countries import PAPER_COUNTRIES
+from culturespa.survey.items import get_item, items_with_data, survey_majority
 
 REFERENCE = Path(__file__).parent / "data" / "reference_generations"
 COUNTRIES = ("USA", "CHN", "NGA")

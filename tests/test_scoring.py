@@ -9,22 +9,18 @@ import numpy as np
 import pytest
 
 from culturespa.errors import CulturespaError
-from culturespa.replies import parse_replies, read_reply_file
-from culturespa.scoring import (
-    ItemDraw,
-    ScoredItem,
-    alignment_from_arrays,
-    bootstrap_interval,
+from culturespa.scoring.alignment import alignment_from_arrays
+from culturespa.scoring.answers import ScoredItem, parse_answer
+from culturespa.scoring.bootstrap import ItemDraw, bootstrap_interval, percentile_interval
+from culturespa.scoring.country_scores import score_countries, score_country
+from culturespa.scoring.distributions import (
     distribution_scores,
     jensen_shannon_score,
     majority_match,
-    parse_answer,
-    percentile_interval,
-    score_countries,
-    score_country,
     wasserstein_score,
 )
-from culturespa.survey import get_item, items_with_data, survey_majority
+from culturespa.scoring.replies import parse_replies, read_reply_file
+from culturespa.survey.items import get_item, items_with_data, survey_majority
 
 REFERENCE = Path(__file__).parent / "data" / "reference_generations"
 
@@ -273,7 +269,7 @@ def test_released_culture_unaware_average_interval():
     # Issue 11's figure for the released culture-unaware Llama-3 replies over the paper's 18
     # countries: AVG 62.36 with a paired 95% interval of about [59.4, 65.4] (x100); resampling
     # each country separately gave about [61.3, 63.5].
-    from culturespa.countries import PAPER_COUNTRIES
+    from culturespa.survey.countries import PAPER_COUNTRIES
 
     answers = parse_replies(read_reply_file(REFERENCE / "wvs_result_culture_unaware_0.json"))
     scores, avg_reps = score_countries(answers, PAPER_COUNTRIES, n_resamples=2000, seed=0)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from culturespa.countries import ALL_COUNTRIES, PAPER_COUNTRIES
-from culturespa.prompts import render
-from culturespa.similarity import country_similarity, most_and_least_similar, similarity_row
+from culturespa.prompts.templates import render
+from culturespa.survey.countries import ALL_COUNTRIES, PAPER_COUNTRIES
+from culturespa.survey.similarity import country_similarity, most_and_least_similar, similarity_row
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "wvs" / "country_similarity.json"
 DEMONYM = {

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from culturespa.steerability import steer, steer_countries
-from culturespa.survey import get_item, items_with_data, survey_majority
+from culturespa.scoring.steerability import steer, steer_countries
+from culturespa.survey.items import get_item, items_with_data, survey_majority
 
 
 def far_from(country: str, qid: str) -> int:

@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from culturespa.countries import ALL_COUNTRIES, PAPER_COUNTRIES, get_country, parse_countries
 from culturespa.errors import CulturespaError
-from culturespa.survey import (
+from culturespa.survey.countries import ALL_COUNTRIES, PAPER_COUNTRIES, get_country, parse_countries
+from culturespa.survey.items import (
     TOPIC_NAMES,
     all_items,
     get_item,

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from culturespa.prompts import render
+from culturespa.prompts.templates import render
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("lm_eval")
@@ -54,7 +54,7 @@ def chat_server():
 
 
 def test_generation_task_through_local_chat_completions(chat_server):
-    from culturespa.evaluation import run_evaluation
+    from culturespa.evaluation.run import run_evaluation
 
     url, seen = chat_server
     results = run_evaluation(

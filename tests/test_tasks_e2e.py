@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from culturespa.cli.main import main
-from culturespa.prompts import render
+from culturespa.prompts.templates import render
 from culturespa_tasks import TASK_DIR
 
 pytestmark = pytest.mark.slow
@@ -94,7 +94,7 @@ def test_loglikelihood_alignment_equals_culturespa_score(cli_run, tmp_path, caps
 
 
 def test_without_chat_template_the_persona_opens_a_plain_prompt(tiny_model_dir, tmp_path):
-    from culturespa.evaluation import run_evaluation
+    from culturespa.evaluation.run import run_evaluation
 
     results = run_evaluation(
         str(tiny_model_dir), [LL, GEN], apply_chat_template=False, limit=2, device="cpu",
@@ -117,7 +117,7 @@ def test_culture_unaware_over_all_countries_costs_one_country(tiny_model_dir, tm
     import lm_eval
     from lm_eval.models.huggingface import HFLM
 
-    from culturespa.evaluation import task_manager
+    from culturespa.evaluation.tasks import task_manager
 
     calls = []
     original = HFLM._model_call
@@ -159,7 +159,7 @@ def test_seeds_run_sampled_tasks_once_per_seed_and_the_report_merges_them(
     tiny_model_dir, tmp_path, capsys
 ):
     """The paper's mean of three sampled runs, from one `culturespa eval --seeds` command."""
-    from culturespa.evaluation import run_evaluations
+    from culturespa.evaluation.run import run_evaluations
     from culturespa.report.writer import build_report
 
     runs = run_evaluations(
@@ -188,7 +188,7 @@ def test_default_model_outputs_are_named_after_the_model(tiny_model_dir, tmp_pat
     cache = tmp_path / "cache"
     shutil.copytree(tiny_model_dir, cache / "models" / "smollm2-135m-instruct")
     monkeypatch.setenv("CULTURESPA_CACHE", str(cache))
-    monkeypatch.setattr("culturespa.default_model.is_converted", lambda path: True)
+    monkeypatch.setattr("culturespa.inference.default_model.is_converted", lambda path: True)
     code = main(
         ["eval", "--model", "smollm2", "--tasks", LL, "--limit", "2", "--device", "cpu",
          "--output-path", str(tmp_path / "out")]

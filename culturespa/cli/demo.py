@@ -11,7 +11,7 @@ from culturespa.cli.parsing import batch_size, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from culturespa.demo import DEMO_COUNTRIES, DEMO_TEMPLATES
+    from culturespa.evaluation.demo import DEMO_COUNTRIES, DEMO_TEMPLATES
 
     parser = subparsers.add_parser(
         "demo",
@@ -114,9 +114,9 @@ def free_cores() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from culturespa.countries import parse_countries
-    from culturespa.demo import parse_templates, run_demo
+    from culturespa.evaluation.demo import parse_templates, run_demo
     from culturespa.report.tables import comparison_text
+    from culturespa.survey.countries import parse_countries
 
     templates = parse_templates(args.templates)
     countries = parse_countries(args.countries)

@@ -30,7 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    from culturespa.default_model import default_model_dir, fetch_default_model, is_converted
+    from culturespa.inference.default_model import (
+        default_model_dir,
+        fetch_default_model,
+        is_converted,
+    )
 
     cached = is_converted(default_model_dir()) and not args.force
     start = time.perf_counter()
@@ -41,10 +45,11 @@ def run_fetch(args: argparse.Namespace) -> int:
 
 
 def run_path(args: argparse.Namespace) -> int:
-    from culturespa.default_model import default_model_dir, is_default_model, resolve_model_path
+    from culturespa.inference.default_model import default_model_dir, is_default_model
+    from culturespa.inference.models import resolve_model
 
     if args.no_fetch and is_default_model(args.name):
         print(default_model_dir())
     else:
-        print(resolve_model_path(args.name))
+        print(resolve_model(args.name))
     return 0

@@ -76,7 +76,7 @@ def item_limit(text: str) -> int | float:
 
 def seed_list(text: str) -> list[int]:
     """'42,41,40' -> [42, 41, 40]; 'paper' -> the paper's three seeds."""
-    from culturespa.evaluation import PAPER_SEEDS
+    from culturespa.evaluation.run import PAPER_SEEDS
 
     if text.strip().lower() == "paper":
         return list(PAPER_SEEDS)

@@ -67,9 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from culturespa.countries import parse_countries
     from culturespa.report.tables import comparison_text
     from culturespa.report.writer import build_report
+    from culturespa.survey.countries import parse_countries
 
     report = build_report(
         args.results,

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from culturespa.atomic import check_output_file, write_text_atomic
 from culturespa.cli.parsing import nonnegative_int
-from culturespa.countries import PAPER_COUNTRIES, parse_countries
 from culturespa.errors import CulturespaError
-from culturespa.replies import parse_replies, read_reply_file
-from culturespa.scoring import percentile_interval, score_countries
+from culturespa.scoring.bootstrap import percentile_interval
+from culturespa.scoring.country_scores import score_countries
+from culturespa.scoring.replies import parse_replies, read_reply_file
+from culturespa.survey.countries import PAPER_COUNTRIES, parse_countries
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -131,7 +132,7 @@ def steer_rows(
     files: list[Path], unaware: Path, countries: tuple[str, ...], bootstrap: int, seed: int
 ) -> list[dict]:
     """Per file and country: how the file's persona moved the answers of the unaware file."""
-    from culturespa.steerability import steer_countries
+    from culturespa.scoring.steerability import steer_countries
 
     before = parse_replies(read_reply_file(unaware))
     rows = []

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from culturespa.atomic import check_output_dir
 from culturespa.cli.parsing import batch_size, item_limit, seed_list
-from culturespa.evaluation import BACKENDS
+from culturespa.evaluation.model_args import BACKENDS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,14 +91,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_tasks_path(args: argparse.Namespace) -> int:
-    from culturespa.evaluation import task_dir
+    from culturespa.evaluation.tasks import task_dir
 
     print(task_dir())
     return 0
 
 
 def run_tasks(args: argparse.Namespace) -> int:
-    from culturespa.evaluation import expand_tasks, task_manager
+    from culturespa.evaluation.tasks import expand_tasks, task_manager
 
     names = task_manager().all_tasks
     selected = expand_tasks(args.patterns, names) if args.patterns else names
@@ -130,7 +130,8 @@ def format_summary(results: dict) -> str:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from culturespa.evaluation import parse_model_args, run_evaluations
+    from culturespa.evaluation.model_args import parse_model_args
+    from culturespa.evaluation.run import run_evaluations
 
     if args.output_path is not None:
         check_output_dir(args.output_path, "--output-path")

@@ -1,7 +1,8 @@
 """Stage 3: answer every kept question culture-unaware once and, per country, culture-aware and
 with cross-culture thinking (CCT), with the paper's system prompts and plain user message.
 
-Two methods behind one call, `answer_questions(backend, questions, countries, method)`:
+Two methods behind one call, `answer_questions(backend, questions, countries, settings)` (settings:
+the config's `answer` section, whose `method` picks one):
 
 - `loglik` (default): one scoring pass per batch gives log p of every option number (plus the end
   of turn); the answer is the argmax and the softmax over options is kept as a distribution.
@@ -20,18 +21,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from culturespa.backends.base import Backend, SamplingSettings
 from culturespa.errors import CulturespaError
+from culturespa.inference.backends.base import Backend, SamplingSettings
+from culturespa.pluralise.config import AnswerSection
 from culturespa.pluralise.questions import Question
 from culturespa.pluralise.store import UnitLog, open_logs, shard_suffix, write_jsonl_atomic
-from culturespa.prompts import system_prompt
-from culturespa.scoring import parse_answer
+from culturespa.prompts.templates import system_prompt
+from culturespa.scoring.answers import parse_answer
 
 logger = logging.getLogger(__name__)
 
 METHODS: tuple[str, ...] = ("loglik", "sample")
-KINDS: dict[str, str] = {"unaware": "unaware", "aware": "aware", "cct": "cross_culture"}
-"""Answer kinds and the system prompt kind of `culturespa.prompts.system_prompt` each uses."""
+KINDS: dict[str, str] = {
+    "unaware": "unaware",
+    "aware": "aware",
+    "cross_culture_thinking": "cross_culture_thinking",
+}
+"""Answer kinds and the system prompt kind of `culturespa.prompts.templates.system_prompt` each uses."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,7 @@ class Job:
 
 
 def plan_jobs(
-    questions: Sequence[Question], countries: Sequence[str], cct: bool = True
+    questions: Sequence[Question], countries: Sequence[str], cross_culture_thinking: bool = True
 ) -> list[Job]:
     """Every prompt of the stage in a fixed order, grouped by system prompt: all questions
     culture-unaware, then all culture-aware for each country, then all CCT for each country.
@@ -63,7 +69,7 @@ def plan_jobs(
     which the transformers backend then runs once per batch (`culturespa.option_scoring`).
     """
     jobs = [Job(q, "unaware", None) for q in questions]
-    kinds = ("aware", "cct") if cct else ("aware",)
+    kinds = ("aware", "cross_culture_thinking") if cross_culture_thinking else ("aware",)
     for kind in kinds:
         for c in countries:
             jobs.extend(Job(q, kind, c) for q in questions)
@@ -129,28 +135,31 @@ def answer_questions(
     backend: Backend,
     questions: Sequence[Question],
     countries: Sequence[str],
-    method: str = "loglik",
+    settings: AnswerSection | None = None,
     *,
-    cct: bool = True,
-    chunk_size: int = 256,
     seed: int = 42,
-    temperature: float = 0.6,
-    top_p: float = 0.9,
-    max_new_tokens: int = 32,
     log_path: str | Path | None = None,
     shard: tuple[int, int] | None = None,
     progress: bool = False,
 ) -> list[dict]:
-    """Answer questions for countries; the Python API of the stage.
+    """Answer questions for countries; the Python API of the stage (`settings`: the config's
+    `answer` section, its defaults when None).
 
     With `log_path`, finished chunks are appended there and skipped when the call is repeated
     (resume). Returns the records of the chunks this call (or shard) owns, in job order.
     """
     from tqdm.auto import tqdm
 
+    settings = settings or AnswerSection()
+    method, chunk_size = settings.method, settings.chunk_size
+    temperature, top_p, max_new_tokens = (
+        settings.temperature,
+        settings.top_p,
+        settings.max_new_tokens,
+    )
     if method not in METHODS:
         raise CulturespaError(f"unknown answer method {method!r}; use one of {', '.join(METHODS)}")
-    jobs = plan_jobs(questions, countries, cct)
+    jobs = plan_jobs(questions, countries, settings.cross_culture_thinking)
     chunks = [jobs[i : i + chunk_size] for i in range(0, len(jobs), chunk_size)]
     mine = [c for c in range(len(chunks)) if shard is None or c % shard[1] == shard[0]]
     log = UnitLog(log_path) if log_path is not None else None
@@ -199,44 +208,48 @@ def run_answer_stage(
     questions: Sequence[Question],
     countries: Sequence[str],
     out_dir: Path,
-    method: str,
+    settings: AnswerSection | None = None,
     *,
+    seed: int = 42,
     shard: tuple[int, int] | None = None,
-    **options,
 ) -> dict:
     """Answer with a resumable log under `out_dir`; merge all shards into `answers.jsonl`."""
+    settings = settings or AnswerSection()
     log_path = out_dir / f"answers{shard_suffix(shard)}.log.jsonl"
     records = answer_questions(
         backend,
         questions,
         countries,
-        method,
+        settings,
+        seed=seed,
         log_path=log_path,
         shard=shard,
         progress=True,
-        **options,
     )
     summary = {
         "prompts": len(records),
-        "method": method,
+        "method": settings.method,
         "invalid": sum(r["answer"] is None for r in records),
     }
     if shard is None or shard[1] == 1:
         summary["written"] = finalise_answers(
-            questions, countries, out_dir, options.get("cct", True)
+            questions, countries, out_dir, settings.cross_culture_thinking
         )
     return summary
 
 
 def finalise_answers(
-    questions: Sequence[Question], countries: Sequence[str], out_dir: Path, cct: bool = True
+    questions: Sequence[Question],
+    countries: Sequence[str],
+    out_dir: Path,
+    cross_culture_thinking: bool = True,
 ) -> int:
     """Merge the logs of all shards into `answers.jsonl` in job order; all prompts must be done."""
     merged: dict[str, dict] = {}
     for log in open_logs(out_dir, "answers"):
         for key, record in log.records.items():
             merged.setdefault(key, record)
-    jobs = plan_jobs(questions, countries, cct)
+    jobs = plan_jobs(questions, countries, cross_culture_thinking)
     missing = [j.id for j in jobs if j.id not in merged]
     if missing:
         raise CulturespaError(

@@ -3,14 +3,14 @@
 Under `<output_dir>/sft/`:
 
 - `culture_joint/` + `culture_joint.jsonl`: culture-aware rows of all countries,
-- `cct_joint/` + `cct_joint.jsonl`: cross-culture-thinking rows of all countries,
+- `cross_culture_thinking_joint/` + `cross_culture_thinking_joint.jsonl`: cross-culture-thinking rows of all countries,
 - `culture_specific/<ISO3>/` + `culture_specific/<ISO3>.jsonl`: one set per country,
 - `README.md`: the dataset card.
 
 Folders are `DatasetDict({"train": ...}).save_to_disk` outputs. Each row is
 `{"messages": [system, user, assistant], "country", "topic", "question_id", "variant"}`; the system
 message is the variant's persona (`system_prompt("aware", c)` for culture sets,
-`system_prompt("cross_culture", c)` for CCT), the user message is `USER_PLAIN` with the question
+`system_prompt("cross_culture_thinking", c)` for CCT), the user message is `USER_PLAIN` with the question
 and its options as "1.Option 2.Option ...", the assistant message is the option number.
 """
 
@@ -24,12 +24,16 @@ from pathlib import Path
 from culturespa.atomic import replace_dir_atomic, write_text_atomic
 from culturespa.pluralise.questions import Question
 from culturespa.pluralise.store import write_jsonl_atomic
-from culturespa.prompts import system_prompt
-from culturespa.survey import TOPIC_NAMES
+from culturespa.prompts.templates import system_prompt
+from culturespa.survey.items import TOPIC_NAMES
 
-VARIANTS: tuple[str, ...] = ("culture_joint", "cct_joint", "culture_specific")
-_SOURCE = {"culture_joint": "culture", "cct_joint": "cct", "culture_specific": "culture"}
-_SYSTEM_KIND = {"culture": "aware", "cct": "cross_culture"}
+VARIANTS: tuple[str, ...] = ("culture_joint", "cross_culture_thinking_joint", "culture_specific")
+_SOURCE = {
+    "culture_joint": "culture",
+    "cross_culture_thinking_joint": "cross_culture_thinking",
+    "culture_specific": "culture",
+}
+_SYSTEM_KIND = {"culture": "aware", "cross_culture_thinking": "cross_culture_thinking"}
 
 
 def training_row(question: Question, country: str, answer: int, source: str, variant: str) -> dict:
@@ -154,7 +158,7 @@ def dataset_card(counts: dict, stats: dict, countries: Sequence[str], info: dict
         "```",
         "",
         "System prompts: culture-aware (P1) for `culture_joint` and `culture_specific`,",
-        "cross-culture thinking (P2) for `cct_joint`.",
+        "cross-culture thinking (P2) for `cross_culture_thinking_joint`.",
         "",
         "## Counts",
         "",

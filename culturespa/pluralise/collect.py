@@ -1,5 +1,5 @@
 """Stage 4: keep (question, country, culture-aware answer) where it differs from the
-culture-unaware answer, for the culture-aware (`culture`) and cross-culture (`cct`) answers."""
+culture-unaware answer, for the culture-aware (`culture`) and cross-culture (`cross_culture_thinking`) answers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from collections.abc import Iterable, Sequence
 
 from culturespa.pluralise.questions import Question
 
-VARIANT_KINDS: dict[str, str] = {"culture": "aware", "cct": "cct"}
+VARIANT_KINDS: dict[str, str] = {
+    "culture": "aware",
+    "cross_culture_thinking": "cross_culture_thinking",
+}
 """Collected variant -> the answer kind it takes its answers from."""
 
 
@@ -16,7 +19,7 @@ def collect_differences(
     questions: Sequence[Question],
     answers: Iterable[dict],
     countries: Sequence[str],
-    cct: bool = True,
+    cross_culture_thinking: bool = True,
 ) -> tuple[list[dict], dict]:
     """Rows that differ from the culture-unaware answer, and the share that differs.
 
@@ -24,7 +27,7 @@ def collect_differences(
     compared and differing counts per country and per topic.
     """
     table = {(a["question_id"], a["kind"], a["country"]): a["answer"] for a in answers}
-    variants = ["culture", "cct"] if cct else ["culture"]
+    variants = ["culture", "cross_culture_thinking"] if cross_culture_thinking else ["culture"]
     rows: list[dict] = []
     counts = {v: {"country": defaultdict(Counter), "topic": defaultdict(Counter)} for v in variants}
     for q in questions:

@@ -1,7 +1,7 @@
 """The YAML config of `culturespa build-data`: one file for the whole flow.
 
 Every section is a dataclass whose fields carry their help text; unknown keys, missing required
-values, values of the wrong type (`cct: "no"` is text, not a boolean) and impossible values are
+values, values of the wrong type (`cross_culture_thinking: "no"` is text, not a boolean) and impossible values are
 errors that name the key, the value and what is allowed, raised before anything is written.
 """
 
@@ -210,7 +210,7 @@ class AnswerSection:
         metadata={"help": "loglik (option log-likelihood, default) or sample (the paper's)"},
         default="loglik",
     )
-    cct: bool = field(
+    cross_culture_thinking: bool = field(
         metadata={"help": "also answer with cross-culture thinking (for the CCT variant)"},
         default=True,
     )
@@ -237,8 +237,12 @@ class BuildSection:
     """Stage 5: training sets."""
 
     variants: list[str] = field(
-        metadata={"help": "culture_joint, cct_joint, culture_specific"},
-        default_factory=lambda: ["culture_joint", "cct_joint", "culture_specific"],
+        metadata={"help": "culture_joint, cross_culture_thinking_joint, culture_specific"},
+        default_factory=lambda: [
+            "culture_joint",
+            "cross_culture_thinking_joint",
+            "culture_specific",
+        ],
     )
 
     def __post_init__(self) -> None:
@@ -287,8 +291,8 @@ class DataConfig:
     build: BuildSection = field(metadata={"help": "stage 5"}, default_factory=BuildSection)
 
     def __post_init__(self) -> None:
-        from culturespa.countries import parse_countries
-        from culturespa.survey import TOPIC_NAMES
+        from culturespa.survey.countries import parse_countries
+        from culturespa.survey.items import TOPIC_NAMES
 
         if self.model is None:
             raise CulturespaError("config: the model section is missing (model: {name: ...})")
@@ -318,8 +322,13 @@ class DataConfig:
                 raise CulturespaError(
                     f"config: questions_file {self.questions_file} {what}; expected a JSONL file"
                 )
-        if "cct_joint" in self.build.variants and not self.answer.cct:
-            raise CulturespaError("config: build variant cct_joint needs answer.cct: true")
+        if (
+            "cross_culture_thinking_joint" in self.build.variants
+            and not self.answer.cross_culture_thinking
+        ):
+            raise CulturespaError(
+                "config: build variant cross_culture_thinking_joint needs answer.cross_culture_thinking: true"
+            )
 
     @property
     def out(self) -> Path:

@@ -26,7 +26,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from culturespa.pluralise.questions import Question, question_id
-from culturespa.survey import TOPIC_NAMES, all_items
+from culturespa.survey.items import TOPIC_NAMES, all_items
 
 DROP_RULES: tuple[str, ...] = (
     "malformed",

@@ -16,11 +16,12 @@ import logging
 import random
 from pathlib import Path
 
-from culturespa.backends.base import Backend, SamplingSettings
 from culturespa.errors import CulturespaError
+from culturespa.inference.backends.base import Backend, SamplingSettings
+from culturespa.pluralise.config import GenerateSection
 from culturespa.pluralise.questions import topic_index
 from culturespa.pluralise.store import UnitLog, open_logs, shard_suffix, write_jsonl_atomic
-from culturespa.survey import scored_items
+from culturespa.survey.items import scored_items
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +37,11 @@ GENERATION_PROMPT = (
 )
 """Our wording of the self-instruct request (the paper's own prompt is not reused)."""
 
-RESPONSE_PREFIX = '{"question": "'
-"""The start of the reply, written for the model: it then only continues a JSON object. Small
-models that rarely open a JSON object on their own (SmolLM2-135M: 2 usable of 26) mostly do then."""
-
-STOP = ("}",)
-"""A reply ends at the first closing brace: the object is complete, and nothing after it is paid
-for. Flat objects only, as asked; a reply with a nested object is retried like any other."""
+RESPONSE_PREFIX = GenerateSection().response_prefix
+"""The start of the reply, written for the model (`generate.response_prefix`): it then only
+continues a JSON object. Small models that rarely open a JSON object on their own (SmolLM2-135M:
+2 usable of 26) mostly do then. Its stop string (`generate.stop`, a closing brace) ends the reply
+once the object is complete: flat objects only, as asked; a nested one is retried like any other."""
 
 _OPTION_KEYS = ("options", "choices", "answers")
 
@@ -146,23 +145,28 @@ def generate_questions(
     backend: Backend,
     out_dir: Path,
     topics: list[str],
-    questions_per_topic: int,
+    settings: GenerateSection | None = None,
     *,
     seed: int = 42,
-    requests_per_round: int = 16,
-    n_examples: int = 5,
-    max_wvs_examples: int = 3,
-    temperature: float = 0.9,
-    top_p: float = 0.95,
-    max_new_tokens: int = 256,
-    max_attempts_per_question: int = 5,
-    response_prefix: str = RESPONSE_PREFIX,
-    stop: tuple[str, ...] = STOP,
     shard: tuple[int, int] | None = None,
     progress: bool = True,
 ) -> dict:
-    """Run (or resume) generation; write `generated.jsonl` unless this is one shard of several."""
+    """Run (or resume) generation; write `generated.jsonl` unless this is one shard of several.
+
+    `settings` is the config's `generate` section (its defaults when None)."""
     from tqdm.auto import tqdm
+
+    settings = settings or GenerateSection()
+    questions_per_topic = settings.questions_per_topic
+    requests_per_round = settings.requests_per_round
+    n_examples, max_wvs_examples = settings.n_examples, settings.max_wvs_examples
+    temperature, top_p, max_new_tokens = (
+        settings.temperature,
+        settings.top_p,
+        settings.max_new_tokens,
+    )
+    max_attempts_per_question = settings.max_attempts_per_question
+    response_prefix, stop = settings.response_prefix, tuple(settings.stop)
 
     if shard is not None:
         topics = [t for t in topics if topic_index(t) % shard[1] == shard[0]]

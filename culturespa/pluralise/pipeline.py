@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 
 from culturespa.atomic import check_output_dir, write_json_atomic, write_text_atomic
-from culturespa.backends import Backend, build_backend
 from culturespa.errors import CulturespaError
+from culturespa.inference.backends import Backend, build_backend
 from culturespa.pluralise.config import DataConfig
 from culturespa.pluralise.store import read_jsonl, write_jsonl_atomic
 
@@ -135,24 +135,14 @@ class Run:
             return {"skipped": f"questions come from {self.config.questions_file}"}
         from culturespa.pluralise.generate import generate_questions
 
-        g = self.config.generate
         return self._timed(
             "generate",
             lambda: generate_questions(
                 self.backend,
                 self.out / "questions",
                 self.config.topics,
-                g.questions_per_topic,
+                self.config.generate,
                 seed=self.config.seed,
-                requests_per_round=g.requests_per_round,
-                n_examples=g.n_examples,
-                max_wvs_examples=g.max_wvs_examples,
-                temperature=g.temperature,
-                top_p=g.top_p,
-                max_new_tokens=g.max_new_tokens,
-                max_attempts_per_question=g.max_attempts_per_question,
-                response_prefix=g.response_prefix,
-                stop=tuple(g.stop),
                 shard=self.shard,
             ),
         )
@@ -204,7 +194,6 @@ class Run:
         """Stage 3."""
         from culturespa.pluralise.answer import run_answer_stage
 
-        a = self.config.answer
         return self._timed(
             "answer",
             lambda: run_answer_stage(
@@ -212,14 +201,9 @@ class Run:
                 self.questions(),
                 self.config.countries,
                 self.out / "answers",
-                a.method,
-                shard=self.shard,
-                cct=a.cct,
-                chunk_size=a.chunk_size,
+                self.config.answer,
                 seed=self.config.seed,
-                temperature=a.temperature,
-                top_p=a.top_p,
-                max_new_tokens=a.max_new_tokens,
+                shard=self.shard,
             ),
         )
 
@@ -232,7 +216,10 @@ class Run:
             if not path.exists():
                 raise CulturespaError(f"{path} is missing: finish the answer stage first")
             rows, report = collect_differences(
-                self.questions(), read_jsonl(path), self.config.countries, self.config.answer.cct
+                self.questions(),
+                read_jsonl(path),
+                self.config.countries,
+                self.config.answer.cross_culture_thinking,
             )
             folder = self.out / "collected"
             write_jsonl_atomic(folder / "collected.jsonl", rows)
@@ -285,9 +272,14 @@ def run_pipeline(
     backend: Backend | None = None,
     stages: tuple[str, ...] = STAGES,
     report: Callable[[str, dict], None] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> dict[str, dict]:
-    """Run stages in order (each resumes from its log); return each stage's summary."""
-    run = Run(config, backend)
+    """Run stages in order (each resumes from its log); return each stage's summary.
+
+    `culturespa build-data` calls this; `report` sees each stage's summary as it finishes."""
+    for stage in stages:
+        check_stage(stage, shard)
+    run = Run(config, backend, shard=shard)
     summaries = {}
     try:
         for stage in stages:

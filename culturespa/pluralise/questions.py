@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from culturespa.errors import CulturespaError
-from culturespa.prompts import USER_PLAIN
-from culturespa.survey import TOPIC_NAMES
+from culturespa.prompts.templates import USER_PLAIN
+from culturespa.survey.items import TOPIC_NAMES
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
-"""Analyses across rows of a report (no drawing here): steerability of the persona."""
+"""Analyses across rows of a report (no drawing here): relations between cultures, steerability.
+
+Everything here goes into `leaderboard.json` whether plots are drawn or not; `plots` only draws it.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,13 @@ import io
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
+from culturespa.prompts.templates import TEMPLATES
 from culturespa.report.tables import Row
-from culturespa.steerability import Steer, steer_countries
+from culturespa.scoring.steerability import Steer, steer_countries
+from culturespa.survey.countries import ALL_COUNTRIES
+from culturespa.survey.similarity import answer_similarity, similarity_matrix
 
 UNAWARE, AWARE = "culture_unaware", "culture_aware"
 
@@ -107,3 +115,50 @@ def steerability_csv(analyses: list[Steerability]) -> str:
                 )]
             )  # fmt: skip
     return out.getvalue()
+
+
+# Relations between cultures -----------------------------------------------------------------
+
+MIN_RELATION_COUNTRIES = 3
+"""Countries with per-item answers a row needs for its relations between cultures."""
+
+
+def relation_matrices(row: Row) -> tuple[list[str], np.ndarray, np.ndarray, float]:
+    """Country similarity implied by the model's answers, the survey's, and their correlation."""
+    countries = [cc for cc in ALL_COUNTRIES if cc in row.answers]
+    model = np.array(
+        [[answer_similarity(row.answers[a], row.answers[b]) for b in countries] for a in countries]
+    )
+    survey = np.array(similarity_matrix(tuple(countries)))
+    upper = np.triu_indices(len(countries), k=1)
+    x, y = model[upper], survey[upper]
+    keep = np.isfinite(x) & np.isfinite(y)
+    r = (
+        float(np.corrcoef(x[keep], y[keep])[0, 1])
+        if keep.sum() > 2 and np.std(x[keep]) > 0
+        else math.nan
+    )
+    return countries, model, survey, r
+
+
+def relation_records(rows: list[Row]) -> dict[str, dict]:
+    """The culture-relations matrices of every persona row with answers for 3+ countries (JSON)."""
+
+    def plain(matrix: np.ndarray) -> list[list[float | None]]:
+        return [[round(float(v), 2) if np.isfinite(v) else None for v in line] for line in matrix]
+
+    records = {}
+    for row in rows:
+        template = TEMPLATES.get(row.template)
+        if template is None or not template.country_dependent:
+            continue
+        if len(row.answers) < MIN_RELATION_COUNTRIES:
+            continue
+        countries, model, survey, r = relation_matrices(row)
+        records[row.method] = {
+            "countries": countries,
+            "model": plain(model),
+            "survey": plain(survey),
+            "r": None if math.isnan(r) else round(r, 4),
+        }
+    return records

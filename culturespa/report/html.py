@@ -20,18 +20,10 @@ from typing import Any
 from urllib.parse import quote
 
 from culturespa import __version__
-from culturespa.baselines import RULES
-from culturespa.countries import ALL_COUNTRIES, COUNTRIES, PAPER_COUNTRIES
-from culturespa.prompts import TEMPLATES
-
-WAYS: dict[str, str] = {
-    "loglik": "log-likelihood",
-    "gen": "generation",
-    "rev": "log-likelihood, reversed options",
-    "dist": "stated distribution",
-}
-"""Ways of asking the model, by the short name a row carries in `way` (rows without one:
-log-likelihood, or generation when `generation` is true)."""
+from culturespa.prompts.task_names import WAY_LABELS
+from culturespa.prompts.templates import TEMPLATES
+from culturespa.survey.baselines import RULES
+from culturespa.survey.countries import ALL_COUNTRIES, COUNTRIES, PAPER_COUNTRIES
 
 MAX_BAR_ROWS = 6
 # Perceptually uniform scales (viridis for scores, magma for similarities), as colour stops.
@@ -217,7 +209,7 @@ class RowView:
 
     @property
     def way_label(self) -> str:
-        return WAYS.get(self.way, self.way) if self.way else "–"
+        return WAY_LABELS.get(self.way, self.way) if self.way else "–"
 
     @property
     def from_replies(self) -> bool:

@@ -11,16 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from culturespa.countries import COUNTRIES
 from culturespa.errors import CulturespaError
 from culturespa.fields import show
-from culturespa.prompts import TEMPLATES
-from culturespa.scoring import parse_answer
-from culturespa.survey import scored_items
+from culturespa.prompts.task_names import WAYS, TaskName, parse_task_name
+from culturespa.prompts.templates import TEMPLATES
+from culturespa.scoring.answers import parse_answer
+from culturespa.survey.countries import COUNTRIES
+from culturespa.survey.items import scored_items
 
 logger = logging.getLogger(__name__)
 
-TASK_PATTERN = re.compile(r"^wvs_(?P<gen>gen_)?(?P<template>[a-z_]+)_(?P<cc>[a-z]{3})$")
 METRICS: tuple[str, ...] = (
     "alignment",
     "alignment_specific",
@@ -81,15 +81,20 @@ class RunScores:
     provenance: dict[str, Any] = field(default_factory=dict)  # see run_provenance
 
 
-def parse_task_name(name: str) -> tuple[str, bool, str] | None:
-    """'wvs_gen_culture_aware_usa' -> ('culture_aware', True, 'USA'); None for other tasks."""
-    match = TASK_PATTERN.match(name)
-    if not match:
-        return None
-    template, cc = match["template"], match["cc"].upper()
-    if template not in TEMPLATES or cc not in COUNTRIES:
-        return None
-    return template, bool(match["gen"]), cc
+def task_identity(name: str, config: Any = None) -> TaskName | None:
+    """What a results entry is (way of asking, template, country), read from the task's own config
+    in the results file (`dataset_kwargs`), or from its name for older files; None for groups and
+    for other tasks."""
+    kwargs = config.get("dataset_kwargs") if isinstance(config, dict) else None
+    if isinstance(kwargs, dict):
+        template, country = kwargs.get("template"), str(kwargs.get("country", "")).upper()
+        way = kwargs.get("way")
+        if way is None and isinstance(config, dict):
+            way = "gen" if config.get("output_type") == "generate_until" else "loglik"
+        if template in TEMPLATES and country in COUNTRIES and way in WAYS:
+            return TaskName(way, template, country)
+    parsed = parse_task_name(name)
+    return parsed if parsed is not None and parsed.country is not None else None
 
 
 def find_results_files(paths: list[str | Path], notes: Notes) -> list[Path]:
@@ -111,7 +116,7 @@ def find_results_files(paths: list[str | Path], notes: Notes) -> list[Path]:
 
 def _model_args(config: dict[str, Any]) -> dict[str, str]:
     """The run's model arguments as text (a dict, or lm-eval's 'k=v,k2=v2' string)."""
-    from culturespa.evaluation import parse_model_args
+    from culturespa.evaluation.model_args import parse_model_args
 
     args = config.get("model_args") or {}
     try:
@@ -123,7 +128,7 @@ def _model_args(config: dict[str, Any]) -> dict[str, str]:
 
 
 def _short_name(path: str) -> str:
-    from culturespa.default_model import CHECKPOINT_NAME
+    from culturespa.inference.default_model import CHECKPOINT_NAME
 
     parts = [p for p in re.split(r"[\\/]", path.rstrip("/\\")) if p]
     if not parts:
@@ -280,14 +285,15 @@ def load_run(path: Path, notes: Notes) -> RunScores | None:
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
         notes.add(f"{path}: no 'results' object, not an lm-eval results file; skipped")
         return None
-    found = {name: parse_task_name(name) for name in data["results"]}
+    configs = data.get("configs") if isinstance(data.get("configs"), dict) else {}
+    found = {name: task_identity(name, configs.get(name)) for name in data["results"]}
     ours = {name: parsed for name, parsed in found.items() if parsed}
     if not ours:
         others = ", ".join(sorted(found)[:5]) or "none"
         notes.add(f"{path}: no culturespa wvs_* tasks (found: {others}); skipped")
         return None
     config = data.get("config") if isinstance(data.get("config"), dict) else {}
-    model, label = model_label(config, {cc for _, _, cc in ours.values()})
+    model, label = model_label(config, {t.country for t in ours.values()})
     seed = config.get("random_seed")
     run = RunScores(
         source=path,
@@ -299,7 +305,8 @@ def load_run(path: Path, notes: Notes) -> RunScores | None:
     run.provenance = run_provenance(data, path, sorted(ours))
     cis = _logged_intervals(data)
     missing_samples = []
-    for name, (template, generation, cc) in sorted(ours.items()):
+    for name, identity in sorted(ours.items()):
+        template, generation, cc = identity.template, identity.generation, identity.country
         entry = data["results"][name]
         if not isinstance(entry, dict):
             raise CulturespaError(

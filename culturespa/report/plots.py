@@ -7,13 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from culturespa.countries import ALL_COUNTRIES
-from culturespa.prompts import TEMPLATES
+from culturespa.report.analysis import relation_matrices
 from culturespa.report.tables import Row, countries_in
-from culturespa.scoring import alignment_from_arrays
-from culturespa.survey import get_item
-
-MIN_RELATION_COUNTRIES = 3
+from culturespa.survey.countries import ALL_COUNTRIES
 
 
 def _pyplot():
@@ -162,37 +158,6 @@ def plot_paired_bars(
     return path
 
 
-def model_similarity(answers: dict[str, dict[str, int | None]], first: str, second: str) -> float:
-    """Alignment score (x100) between the model's answers for two countries, on shared items."""
-    a, b, spans = [], [], []
-    for qid, answer in answers[first].items():
-        other = answers[second].get(qid)
-        if answer is None or other is None:
-            continue
-        a.append(answer)
-        b.append(other)
-        spans.append(get_item(qid).max_distance)
-    return 100.0 * alignment_from_arrays(a, b, spans) if a else math.nan
-
-
-def relation_matrices(row: Row) -> tuple[list[str], np.ndarray, np.ndarray, float]:
-    """Country similarity implied by the model's answers, the survey's, and their correlation."""
-    from culturespa.similarity import similarity_matrix
-
-    countries = [cc for cc in ALL_COUNTRIES if cc in row.answers]
-    model = np.array([[model_similarity(row.answers, a, b) for b in countries] for a in countries])
-    survey = np.array(similarity_matrix(tuple(countries)))
-    upper = np.triu_indices(len(countries), k=1)
-    x, y = model[upper], survey[upper]
-    keep = np.isfinite(x) & np.isfinite(y)
-    r = (
-        float(np.corrcoef(x[keep], y[keep])[0, 1])
-        if keep.sum() > 2 and np.std(x[keep]) > 0
-        else math.nan
-    )
-    return countries, model, survey, r
-
-
 def plot_relations(row: Row, path: Path) -> tuple[Path, float]:
     """The paper's 'relations between cultures': model vs survey country similarity, with r."""
     plt = _pyplot()
@@ -236,29 +201,6 @@ def plot_relations(row: Row, path: Path) -> tuple[Path, float]:
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path, r
-
-
-def relation_records(rows: list[Row]) -> dict[str, dict]:
-    """The culture-relations matrices of every persona row with answers for 3+ countries (JSON)."""
-
-    def plain(matrix: np.ndarray) -> list[list[float | None]]:
-        return [[round(float(v), 2) if np.isfinite(v) else None for v in line] for line in matrix]
-
-    records = {}
-    for row in rows:
-        template = TEMPLATES.get(row.template)
-        if template is None or not template.country_dependent:
-            continue
-        if len(row.answers) < MIN_RELATION_COUNTRIES:
-            continue
-        countries, model, survey, r = relation_matrices(row)
-        records[row.method] = {
-            "countries": countries,
-            "model": plain(model),
-            "survey": plain(survey),
-            "r": None if math.isnan(r) else round(r, 4),
-        }
-    return records
 
 
 def plot_steerability(analysis, path: Path) -> Path:

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from culturespa.countries import ALL_COUNTRIES, COUNTRIES, PAPER_COUNTRIES
 from culturespa.errors import CulturespaError
-from culturespa.prompts import TEMPLATES
-from culturespa.replies import parse_replies, read_reply_file
+from culturespa.prompts.templates import TEMPLATES
 from culturespa.report.loading import Notes, RunScores, TaskResult, load_runs
-from culturespa.scoring import distribution_scores, score_country
-from culturespa.survey import get_item, has_survey_data
+from culturespa.scoring.country_scores import score_country
+from culturespa.scoring.distributions import distribution_scores
+from culturespa.scoring.replies import parse_replies, read_reply_file
+from culturespa.survey.countries import ALL_COUNTRIES, COUNTRIES, PAPER_COUNTRIES
+from culturespa.survey.items import get_item, has_survey_data
 
 REPLY_FILE = re.compile(r"^wvs_result_(?P<body>[A-Za-z_]+?)_(?P<run>\d+)\.json$")
 REPLY_GLOB = "wvs_result_*.json"

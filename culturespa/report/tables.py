@@ -10,20 +10,18 @@ from pathlib import Path
 
 import numpy as np
 
-from culturespa.baselines import RULES, reference_value
-from culturespa.countries import ALL_COUNTRIES, PAPER_COUNTRIES
-from culturespa.prompts import TEMPLATES
+from culturespa.prompts.templates import TEMPLATES
 from culturespa.report.loading import PAPER_SCORE_METRICS, Notes, RunScores, TaskResult
-from culturespa.scoring import (
-    ItemDraw,
+from culturespa.scoring.answers import (
     ScoredItem,
     alignment_of,
     answer_in_options,
     collect_scored_items,
-    mean_of_replicates,
-    percentile_interval,
 )
-from culturespa.survey import culture_specific_items, items_with_data
+from culturespa.scoring.bootstrap import ItemDraw, mean_of_replicates, percentile_interval
+from culturespa.survey.baselines import RULES, reference_value
+from culturespa.survey.countries import ALL_COUNTRIES, PAPER_COUNTRIES
+from culturespa.survey.items import culture_specific_items, items_with_data
 
 N_RESAMPLES = 1000
 LEVEL = 0.95
@@ -308,7 +306,9 @@ def reference_rows(models: list[Row], metric: str) -> list[Row]:
         row = Row(REFERENCE_LABEL, "", False, rule=rule)
         for cc in countries:
             value, coverage = reference_value(rule, cc, metric, logged.get(cc))
-            row.cells[cc] = Cell(value=value, coverage=coverage, source="culturespa.baselines")
+            row.cells[cc] = Cell(
+                value=value, coverage=coverage, source="culturespa.survey.baselines"
+            )
         _fill_average(row, {})
         references.append(row)
     return references

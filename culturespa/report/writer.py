@@ -9,11 +9,10 @@ from pathlib import Path
 
 from culturespa.atomic import check_output_dir, replace_entries, staging_dir
 from culturespa.errors import CulturespaError
-from culturespa.prompts import TEMPLATES
+from culturespa.prompts.templates import TEMPLATES
 from culturespa.report import analysis, plots, tables
 from culturespa.report.html import render_page
 from culturespa.report.loading import Notes
-from culturespa.report.plots import MIN_RELATION_COUNTRIES
 from culturespa.report.replies_input import DEFAULT_REPLIES_LABEL, load_inputs
 from culturespa.report.tables import Row
 
@@ -122,6 +121,16 @@ def build_report(
     out = Path(out_dir)
     report = Report(rows=rows, notes=notes)
     report.steerability = analysis.steerability(models, seed=seed)
+    relations = analysis.relation_records(models)
+    report.correlations = {method: record["r"] for method, record in relations.items()}
+    for row in models:
+        wanted = len(row.cells) >= analysis.MIN_RELATION_COUNTRIES
+        if wanted and TEMPLATES[row.template].country_dependent and row.method not in relations:
+            notes.add(
+                f"{row.method}: no relations between cultures (per-item answers for "
+                f"{len(row.answers)} of its {len(row.cells)} countries; run lm-eval with "
+                "--log_samples)"
+            )
     # Built in a staging folder and moved in as one set: a failure (e.g. a --compare row that
     # does not exist) leaves `out` as it was, and no file of an older report stays beside it.
     with staging_dir(out) as stage:
@@ -135,7 +144,7 @@ def build_report(
         write("comparison.csv", tables.comparison_csv(rows))
         if plot:
             (stage / "plots").mkdir()
-            _write_plots(report, stage / "plots", metric, pair)
+            _write_plots(report, stage / "plots", metric, pair, set(relations))
         if report.steerability:
             write("steerability.md", _steerability_document(report.steerability))
             write("steerability.csv", analysis.steerability_csv(report.steerability))
@@ -147,7 +156,7 @@ def build_report(
             "steerability": [s.as_dict() for s in report.steerability],
             "notes": notes.messages,
             "runs": {str(run.source): run.provenance for run in runs},
-            "relations": plots.relation_records(rows),
+            "relations": relations,
         }
         write("leaderboard.json", json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
         write("leaderboard.csv", tables.leaderboard_csv(rows))
@@ -158,7 +167,13 @@ def build_report(
     return report
 
 
-def _write_plots(report: Report, folder: Path, metric: str, pair: tuple[Row, Row] | None) -> None:
+def _write_plots(
+    report: Report,
+    folder: Path,
+    metric: str,
+    pair: tuple[Row, Row] | None,
+    with_relations: set[str],
+) -> None:
     rows, notes = report.rows, report.notes
     report.files.append(plots.plot_heatmap(rows, folder / "heatmap.png", metric))
     models = report.models
@@ -175,15 +190,6 @@ def _write_plots(report: Report, folder: Path, metric: str, pair: tuple[Row, Row
         name = f"steerability_{_slug(steer.name)}.png"
         report.files.append(plots.plot_steerability(steer, folder / name))
     for row in models:
-        if not TEMPLATES[row.template].country_dependent:
-            continue
-        if len(row.answers) < MIN_RELATION_COUNTRIES:
-            reason = "no sample logs" if not row.answers else f"answers for {len(row.answers)}"
-            notes.add(
-                f"{row.method}: no culture-relations plot ({reason}; needs "
-                f"per-item answers for {MIN_RELATION_COUNTRIES}+ countries)"
-            )
-            continue
-        path, r = plots.plot_relations(row, folder / f"relations_{_slug(row.method)}.png")
-        report.files.append(path)
-        report.correlations[row.method] = None if r != r else round(r, 4)
+        if row.method in with_relations:
+            path, _ = plots.plot_relations(row, folder / f"relations_{_slug(row.method)}.png")
+            report.files.append(path)

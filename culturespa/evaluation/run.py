@@ -1,0 +1,246 @@
+"""Run the WVS lm-eval tasks: one lm-eval run per seed, results and sample logs written aside."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from culturespa.atomic import check_output_dir, merge_files, staging_dir
+from culturespa.errors import CulturespaError
+from culturespa.evaluation.dedup import DeduplicatingLM
+from culturespa.evaluation.intervals import alignment_intervals
+from culturespa.evaluation.model_args import WEIGHTS_BACKENDS, build_model_args, check_model_source
+from culturespa.evaluation.tasks import drop_covered, expand_tasks, sampled_tasks, task_manager
+from culturespa.inference.models import pick_device
+
+logger = logging.getLogger(__name__)
+
+PAPER_SEEDS: tuple[int, ...] = (42, 41, 40)
+"""The paper samples every reply three times, with these seeds, and reports the mean."""
+
+
+def save_results(
+    results: dict,
+    samples: dict | None,
+    output_path: str | Path,
+    backend: str,
+    lm: Any,
+    apply_chat_template: bool,
+) -> list[Path]:
+    """Write lm-eval's results JSON (and sample logs) under output_path/<model name>/.
+
+    lm-eval's tracker writes into a staging folder (it only warns when it cannot write); the
+    files move into place once all are there, the results file last, so a results file never
+    lies next to half of its sample logs. Returns the paths written.
+    """
+    from lm_eval.loggers import EvaluationTracker
+
+    with staging_dir(output_path) as stage:
+        tracker = EvaluationTracker(output_path=str(stage))
+        tracker.general_config_tracker.log_experiment_args(
+            model_source=backend,
+            model_args=results["config"]["model_args"],
+            system_instruction=None,
+            chat_template=lm.chat_template(apply_chat_template) if apply_chat_template else None,
+            fewshot_as_multiturn=False,
+        )
+        _name_outputs_after_the_model(tracker, results["config"]["model_args"])
+        tracker.save_results_aggregated(results=results, samples=samples)
+        if samples is not None:
+            for task in results["configs"]:
+                tracker.save_results_samples(task_name=task, samples=samples[task])
+        written = list(stage.rglob("results_*.json"))
+        if samples is not None:
+            written += list(stage.rglob("samples_*.jsonl"))
+        expected = 1 + (len(results["configs"]) if samples is not None else 0)
+        if len(written) < expected:
+            raise CulturespaError(
+                f"lm-eval wrote {len(written)} of {expected} result files (see its warning "
+                f"above); nothing was written to {output_path}"
+            )
+        return merge_files(stage, Path(output_path), last=("results_*.json",))
+
+
+PAPER_SEEDS: tuple[int, ...] = (42, 41, 40)
+"""The paper samples every reply three times, with these seeds, and reports the mean."""
+
+
+def _name_outputs_after_the_model(tracker: Any, model_args: Mapping[str, Any]) -> None:
+    """The default model's outputs go to a folder named after it, not after the cache path."""
+    from lm_eval.utils import sanitize_model_name
+
+    from culturespa.inference.default_model import HUB_ID, is_default_checkpoint
+
+    pretrained = model_args.get("pretrained")
+    if not model_args.get("peft") and pretrained and is_default_checkpoint(str(pretrained)):
+        config = tracker.general_config_tracker
+        config.model_name = HUB_ID
+        config.model_name_sanitized = sanitize_model_name(HUB_ID)
+
+
+def run_evaluation(model: str, tasks: str | Sequence[str], seed: int = 42, **kwargs: Any) -> dict:
+    """Evaluate a model on WVS tasks (names or globs) with lm-eval; return lm-eval's results dict.
+
+    Adds `culturespa`: bootstrap intervals of each task's alignment and request counts. With
+    `output_path` the results JSON (and with `log_samples` the sample logs) are written there.
+    Keyword arguments are those of `run_evaluations`.
+    """
+    return run_evaluations(model, tasks, seeds=(seed,), **kwargs)[0]
+
+
+def run_evaluations(
+    model: str,
+    tasks: str | Sequence[str],
+    seeds: Sequence[int] = (42,),
+    backend: str = "hf",
+    model_args: Mapping[str, Any] | str | None = None,
+    peft: str | None = None,
+    apply_chat_template: bool = True,
+    batch_size: int | str = 1,
+    limit: int | float | None = None,
+    output_path: str | Path | None = None,
+    log_samples: bool = False,
+    use_cache: str | None = None,
+    device: str | None = None,
+    gen_kwargs: Mapping[str, Any] | None = None,
+    deduplicate: bool = True,
+    n_resamples: int = 1000,
+) -> list[dict[str, Any]]:
+    """One lm-eval run per seed (the model loaded once); one results dict (and file) per run.
+
+    The first seed runs every selected task; later seeds rerun only the tasks that sample their
+    replies (log-likelihood tasks are deterministic: a rerun would only repeat them). `culturespa
+    report` averages the runs of one model and template, as the paper does.
+    """
+    if not seeds:
+        raise CulturespaError("no seed given")
+    seeds = list(dict.fromkeys(seeds))
+    if output_path is not None:
+        check_output_dir(output_path, "output path")
+    manager = task_manager()
+    names = drop_covered(expand_tasks(tasks, manager.all_tasks), manager)
+    resampled = sampled_tasks(names, manager)
+    if len(seeds) > 1 and not resampled:
+        logger.warning(
+            "none of the selected tasks samples its replies: the seeds after %d are not run",
+            seeds[0],
+        )
+    first_args = build_model_args(model, backend, model_args, peft, seeds[0])
+    if backend in WEIGHTS_BACKENDS:
+        check_model_source(first_args["pretrained"], first_args)
+    device = device or (pick_device() if backend in WEIGHTS_BACKENDS else None)
+    if backend == "culturespa-hf":
+        import culturespa.inference.lm_eval_model  # noqa: F401  (registers the backend with lm-eval)
+    lm = None
+    runs = []
+    for i, seed in enumerate(seeds):
+        run_names = names if i == 0 else resampled
+        if not run_names:
+            break
+        args = build_model_args(model, backend, model_args, peft, seed)
+        # vLLM seeds its engine at start-up: a new seed needs a new engine.
+        if lm is None or backend == "vllm":
+            logger.info(
+                "evaluating %s (%s) on %d tasks", args.get("pretrained", model), backend, len(names)
+            )
+            lm = _load_model(model, backend, args, batch_size, device)
+        runs.append(
+            _evaluate_once(
+                lm,
+                run_names,
+                manager,
+                args,
+                backend=backend,
+                seed=seed,
+                apply_chat_template=apply_chat_template,
+                batch_size=batch_size,
+                limit=limit,
+                output_path=output_path,
+                log_samples=log_samples,
+                use_cache=use_cache,
+                device=device,
+                gen_kwargs=gen_kwargs,
+                deduplicate=deduplicate,
+                n_resamples=n_resamples,
+            )
+        )
+    return runs
+
+
+def _load_model(model: str, backend: str, args: dict[str, Any], batch_size, device) -> Any:
+    """lm-eval's model object; a model that cannot be loaded is a one-line error."""
+    from lm_eval.api.registry import get_model
+
+    try:
+        return get_model(backend).create_from_arg_obj(
+            args, {"batch_size": batch_size, "max_batch_size": None, "device": device}
+        )
+    except (OSError, ValueError) as exc:  # transformers: unknown id, no network, remote code
+        reason = " ".join(str(exc).split())[:300]
+        raise CulturespaError(f"cannot load model {model!r}: {reason}") from exc
+
+
+def _evaluate_once(
+    lm: Any,
+    names: list[str],
+    manager: Any,
+    args: dict[str, Any],
+    backend: str,
+    seed: int,
+    apply_chat_template: bool,
+    batch_size: int | str,
+    limit: int | float | None,
+    output_path: str | Path | None,
+    log_samples: bool,
+    use_cache: str | None,
+    device: str | None,
+    gen_kwargs: Mapping[str, Any] | None,
+    deduplicate: bool,
+    n_resamples: int,
+) -> dict[str, Any]:
+    import lm_eval
+
+    wrapped = DeduplicatingLM(lm) if deduplicate else lm
+    results = lm_eval.simple_evaluate(
+        model=wrapped,
+        tasks=names,
+        task_manager=manager,
+        batch_size=batch_size,
+        device=device,
+        use_cache=use_cache,
+        limit=limit,
+        log_samples=True,
+        apply_chat_template=apply_chat_template,
+        gen_kwargs=dict(gen_kwargs) if gen_kwargs else None,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
+    )
+    if results is None:  # not rank 0
+        return {}
+    samples = results.pop("samples", {})
+    results["config"]["model"] = backend
+    results["config"]["model_args"] = args
+    results["culturespa"] = {
+        "alignment_ci95": alignment_intervals(samples, n_resamples=n_resamples, seed=seed),
+        "requests": {
+            "received": dict(getattr(wrapped, "received", {})),
+            "sent": dict(getattr(wrapped, "sent", {})),
+        },
+    }
+    if output_path is not None:
+        save_results(
+            results,
+            copy.deepcopy(samples) if log_samples else None,  # the tracker edits them
+            output_path,
+            backend,
+            wrapped,
+            apply_chat_template,
+        )
+    if log_samples:
+        results["samples"] = samples
+    return results

@@ -1,0 +1,37 @@
+"""Inference backends behind one interface (`Backend`): transformers, vLLM, OpenAI-compatible HTTP.
+
+Heavy imports (torch, transformers, vllm) happen when a backend is built, never on import.
+"""
+
+from __future__ import annotations
+
+from culturespa.errors import CulturespaError
+from culturespa.inference.backends.base import Backend, ChatTokens, Conversation, SamplingSettings
+
+BACKENDS: tuple[str, ...] = ("hf", "vllm", "openai")
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "ChatTokens",
+    "Conversation",
+    "SamplingSettings",
+    "build_backend",
+]
+
+
+def build_backend(kind: str, model: str, **options) -> Backend:
+    """Build the backend `kind` ('hf', 'vllm' or 'openai') for `model` with its options."""
+    if kind == "hf":
+        from culturespa.inference.backends.hf import HFBackend
+
+        return HFBackend(model, **options)
+    if kind == "vllm":
+        from culturespa.inference.backends.vllm import VLLMBackend
+
+        return VLLMBackend(model, **options)
+    if kind == "openai":
+        from culturespa.inference.backends.openai import OpenAICompatBackend
+
+        return OpenAICompatBackend(model, **options)
+    raise CulturespaError(f"unknown backend {kind!r}; use one of {', '.join(BACKENDS)}")

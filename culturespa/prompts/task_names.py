@@ -1,0 +1,101 @@
+"""Task names: the one place a WVS task or group name is built or read back.
+
+A task is one way of asking, one prompting template and one country:
+`wvs_<template>_<cc>` (log-likelihood, the default way), `wvs_gen_<template>_<cc>` (the paper's
+sampled replies); a group drops the country (`wvs_<template>`, the mean over the paper's 18
+countries). Template names are prefix-free, so each glob `wvs_<template>_*` selects exactly one
+template's tasks. Every producer (the task generator, the demo, training, culture-specific
+evaluation) and every consumer (the report) goes through here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from culturespa.prompts.templates import TEMPLATES
+from culturespa.survey.countries import COUNTRIES
+
+TASK_PREFIX = "wvs_"
+
+WAYS: dict[str, str] = {
+    "loglik": "",
+    "gen": "gen_",
+}
+"""Ways of asking the model -> the part of the name after `wvs_`. log-likelihood of each option
+(the default, no infix) or one sampled reply parsed for its first integer (the paper's way)."""
+
+WAY_LABELS: dict[str, str] = {
+    "loglik": "log-likelihood",
+    "gen": "generation",
+    "rev": "log-likelihood, reversed options",
+    "dist": "stated distribution",
+}
+"""How reports name each way of asking."""
+
+LEADERBOARD_GROUP = "wvs_leaderboard"
+"""The leaderboard's task set: the culture-aware log-likelihood task of every country."""
+
+
+@dataclass(frozen=True)
+class TaskName:
+    """What a task name says: the way of asking, the template, the country (None for a group)."""
+
+    way: str
+    template: str
+    country: str | None = None
+
+    @property
+    def generation(self) -> bool:
+        """Whether the task samples replies (the report's 'generated' rows)."""
+        return self.way == "gen"
+
+    def __str__(self) -> str:
+        name = f"{TASK_PREFIX}{WAYS[self.way]}{self.template}"
+        return f"{name}_{self.country.lower()}" if self.country else name
+
+
+def task_name(way: str, template: str, country: str) -> str:
+    """'wvs_gen_culture_aware_usa' for ('gen', 'culture_aware', 'USA')."""
+    _check(way, template)
+    return str(TaskName(way, template, COUNTRIES[country.upper()].code))
+
+
+def group_name(way: str, template: str) -> str:
+    """'wvs_culture_aware' for ('loglik', 'culture_aware'): the mean over the paper's countries."""
+    _check(way, template)
+    return str(TaskName(way, template))
+
+
+def parse_task_name(name: str) -> TaskName | None:
+    """The parts of a task or group name; None for any other name (`wvs_leaderboard` included).
+
+    The longest way infix that fits wins ('gen_' before none), so a template never swallows it.
+    """
+    if not name.startswith(TASK_PREFIX):
+        return None
+    rest = name[len(TASK_PREFIX) :]
+    for way, infix in sorted(WAYS.items(), key=lambda kv: -len(kv[1])):
+        if not rest.startswith(infix):
+            continue
+        body = rest[len(infix) :]
+        if body in TEMPLATES:
+            return TaskName(way, body)
+        head, _, suffix = body.rpartition("_")
+        if head in TEMPLATES and suffix.upper() in COUNTRIES and suffix == suffix.lower():
+            return TaskName(way, head, suffix.upper())
+    return None
+
+
+def task_of_group(group: str, country: str) -> str:
+    """The task of one country in a group: ('wvs_gen_culture_aware', 'USA') -> '..._usa'."""
+    parsed = parse_task_name(group)
+    if parsed is None or parsed.country is not None:
+        raise ValueError(f"{group!r} is not a WVS task group")
+    return task_name(parsed.way, parsed.template, country)
+
+
+def _check(way: str, template: str) -> None:
+    if way not in WAYS:
+        raise ValueError(f"unknown way of asking {way!r}; known: {', '.join(WAYS)}")
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown template {template!r}; known: {', '.join(TEMPLATES)}")

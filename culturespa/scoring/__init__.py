@@ -1,0 +1,7 @@
+"""Scoring (bottom layer, beside `survey` and `prompts`): the paper's score and its parser,
+distributional scores, bootstrap intervals, per-country scores, reply files, steerability.
+
+Modules: `alignment` (the formula, a leaf), `answers` (the parser; answers next to majorities),
+`distributions` (W1, JSD, majority match), `bootstrap` (paired intervals), `country_scores`,
+`replies` (the paper's release format), `steerability` (persona vs no persona).
+"""

@@ -1,0 +1,237 @@
+"""`recipes/sft.py`'s own arguments, its recipe checks, and what the parsed arguments imply."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from culturespa.errors import CulturespaError
+from culturespa.fields import accepts, check_field_types, describe, invalid
+from culturespa.inference.chat_templates import SHIPPED_TEMPLATES
+from culturespa.inference.models import resolve_model
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CultureSPAScriptArguments:
+    """Arguments of `recipes/sft.py` that are not TRL's SFTConfig or ModelConfig fields."""
+
+    dataset_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "A training set written by `culturespa build-data`: a `save_to_disk` folder or a "
+            "JSONL file (e.g. runs/data/sft/culture_joint). With `countries`, the parent folder "
+            "that holds one set per country (runs/data/sft/culture_specific)."
+        },
+    )
+    countries: str | None = field(
+        default=None,
+        metadata={
+            "help": "Culture-specific training: 'all' or comma-separated ISO-3 codes (USA,CHN). "
+            "Trains one adapter per country from `dataset_path/<ISO3>` into `output_dir/<ISO3>`."
+        },
+    )
+    chat_template: str | None = field(
+        default=None,
+        metadata={
+            # No percent sign here: argparse formats help texts with %.
+            "help": "Training chat template whose assistant answer is marked as a Jinja "
+            "`generation` block (the loss mask): a shipped name "
+            f"({', '.join(SHIPPED_TEMPLATES)}) or a .jinja path. None keeps the tokenizer's own, "
+            "which must then carry the markers."
+        },
+    )
+    check_template_matches_model: bool = field(
+        default=True,
+        metadata={
+            "help": "Fail when `chat_template` renders the training examples differently from the "
+            "model's own template (training and inference would see different text)."
+        },
+    )
+    mask_check_examples: int = field(
+        default=64,
+        metadata={
+            "help": "Number of training examples whose assistant-only loss mask is checked to cover "
+            "exactly the answer tokens (plus the end-of-turn token) before training; 0 skips."
+        },
+    )
+    effective_batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Examples per optimizer step over all processes. When set, "
+            "gradient_accumulation_steps = effective_batch_size / (per_device_train_batch_size x "
+            "number of processes), so the same recipe keeps the paper's batch on 1 or 8 GPUs."
+        },
+    )
+    max_train_examples: int | None = field(
+        default=None,
+        metadata={"help": "Train on the first N examples only (smoke runs and tests)."},
+    )
+
+    def __post_init__(self) -> None:
+        check_field_types(self)
+        if self.countries is not None:
+            self.countries = self.countries.strip()
+            if not self.countries:
+                self.countries = None
+        if self.mask_check_examples < 0:
+            raise invalid("mask_check_examples", self.mask_check_examples, "an integer >= 0")
+        if self.effective_batch_size is not None and self.effective_batch_size < 1:
+            raise invalid("effective_batch_size", self.effective_batch_size, "an integer >= 1")
+        if self.max_train_examples is not None and self.max_train_examples < 1:
+            raise invalid("max_train_examples", self.max_train_examples, "an integer >= 1")
+
+
+def gradient_accumulation_for(effective_batch_size: int, per_device: int, world_size: int) -> int:
+    """Accumulation steps that make per_device x world_size x steps equal the effective batch."""
+    per_step = per_device * world_size
+    steps = effective_batch_size // per_step
+    if steps < 1 or steps * per_step != effective_batch_size:
+        raise CulturespaError(
+            f"effective_batch_size={effective_batch_size} is not a multiple of "
+            f"per_device_train_batch_size={per_device} x {world_size} processes"
+        )
+    return steps
+
+
+def read_recipe(path: str | Path) -> dict[str, Any]:
+    """The YAML mapping of a training recipe; a missing, unreadable or malformed file is an error."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise CulturespaError(
+            f"--config {path} {'is a folder' if path.is_dir() else 'does not exist'}"
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CulturespaError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except yaml.YAMLError as exc:
+        raise CulturespaError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if not isinstance(data, dict):
+        raise CulturespaError(f"{path}: a recipe must be a YAML mapping of field: value")
+    return data
+
+
+def check_recipe(data: dict[str, Any], dataclass_types, source: str) -> None:
+    """Refuse unknown keys and values of the wrong type in a recipe, before TRL parses it.
+
+    TRL takes recipe values as argparse defaults: text is converted like a flag (so
+    `learning_rate: 2e-4`, which YAML reads as text, works), anything else reaches the dataclass
+    unchecked. Booleans must be YAML booleans, numbers numbers (or text argparse converts).
+    """
+    import dataclasses
+    import typing
+
+    hints: dict[str, Any] = {}
+    for cls in dataclass_types:
+        try:
+            resolved = typing.get_type_hints(cls)
+        except Exception:  # an annotation this Python cannot evaluate: leave it to TRL
+            resolved = {}
+        for f in dataclasses.fields(cls):
+            hints.setdefault(f.name, resolved.get(f.name, Any))
+    unknown = sorted(k for k in data if k not in hints and k != "env")
+    if unknown:
+        raise CulturespaError(
+            f"{source}: unknown key(s) {', '.join(unknown)} (not a field of the script arguments, "
+            "SFTConfig or ModelConfig; `python recipes/sft.py --help` lists them)"
+        )
+    if "env" in data and not isinstance(data["env"], dict):
+        raise invalid(f"{source}: env", data["env"], "a mapping of environment variables")
+    for key, value in data.items():
+        if key == "env" or value is None:
+            continue
+        hint = hints[key]
+        if isinstance(value, str) and not _is_bool_hint(hint):
+            continue  # argparse converts it with the field's type, or fails with one line
+        if accepts(value, hint) is False:
+            raise invalid(f"{source}: {key}", value, describe(hint))
+
+
+def _is_bool_hint(hint: Any) -> bool:
+    import typing
+
+    members = typing.get_args(hint) if typing.get_origin(hint) is not None else (hint,)
+    return bool in members and str not in members
+
+
+def prepare_arguments(script_args, training_args, model_args) -> None:
+    """Validate the parsed arguments and fill in what depends on them (model path, accumulation)."""
+    if not script_args.dataset_path:
+        raise CulturespaError(
+            "dataset_path: required (a folder written by `culturespa build-data`)"
+        )
+    if not model_args.model_name_or_path:
+        raise CulturespaError(
+            "model_name_or_path: required ('default' selects SmolLM2-135M-Instruct)"
+        )
+
+    model_args.model_name_or_path = resolve_model(model_args.model_name_or_path)
+    # As in TRL's sft.py: the model fields of ModelConfig reach from_pretrained through SFTConfig.
+    model_init_kwargs = {
+        "revision": model_args.model_revision,
+        "trust_remote_code": training_args.trust_remote_code,
+        "attn_implementation": model_args.attn_implementation,
+        "dtype": model_args.dtype,
+    }
+    model_init_kwargs.update(training_args.model_init_kwargs or {})
+    training_args.model_init_kwargs = model_init_kwargs
+    targets = model_args.lora_target_modules
+    if isinstance(targets, list) and len(targets) == 1 and targets[0] == "all-linear":
+        # The CLI gives a list; PEFT only expands the bare string.
+        model_args.lora_target_modules = "all-linear"
+    if not model_args.use_peft:
+        logger.warning("use_peft is false: this trains all weights, not a LoRA adapter")
+    if not training_args.assistant_only_loss:
+        logger.warning(
+            "assistant_only_loss is false: the loss covers prompts too, unlike the paper"
+        )
+    if script_args.effective_batch_size is not None:
+        training_args.gradient_accumulation_steps = gradient_accumulation_for(
+            script_args.effective_batch_size,
+            training_args.per_device_train_batch_size,
+            training_args.world_size,
+        )
+        logger.info(
+            "gradient_accumulation_steps=%d for an effective batch of %d on %d processes",
+            training_args.gradient_accumulation_steps,
+            script_args.effective_batch_size,
+            training_args.world_size,
+        )
+
+
+def config_path(argv: list[str]) -> str | None:
+    """The --config value in a command line, if any."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--config")
+    return parser.parse_known_args(argv)[0].config
+
+
+def parse_recipe_args(argv: list[str], parser):
+    """(script args, SFTConfig, ModelConfig); every problem is a CulturespaError or, for a flag,
+    argparse's exit 2 with one line.
+
+    The recipe is read and checked first (missing or malformed file, unknown keys, values of the
+    wrong type); then TRL parses it with the flags, and its own checks (ValueError) become
+    one-line errors too.
+    """
+    if any(a.startswith("--config=") for a in argv):
+        parser.error("write --config PATH (TRL reads no --config=PATH)")
+    if argv.count("--config") > 1:
+        parser.error("--config given more than once")
+    if "--config" in argv:
+        index = argv.index("--config")
+        if index + 1 >= len(argv) or argv[index + 1].startswith("--"):
+            parser.error("--config needs a path")
+        path = argv[index + 1]
+        check_recipe(read_recipe(path), parser.dataclass_types, path)
+    try:
+        return parser.parse_args_and_config(argv)
+    except ValueError as exc:  # TRL and transformers check their fields with ValueError
+        raise CulturespaError(" ".join(str(exc).split())) from None
