@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from culturespa.survey.baselines import (
+from culturespa.scoring.baselines import (
     answer_distribution,
     consensus_majority,
     culture_specific_items,

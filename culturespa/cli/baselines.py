@@ -9,7 +9,7 @@ import json
 import math
 from pathlib import Path
 
-from culturespa.survey.baselines import METRICS, RULES, culture_specific_items, paper_average
+from culturespa.scoring.baselines import METRICS, RULES, culture_specific_items, paper_average
 
 EPILOG = """rules:
 """ + "\n".join(f"  {rule.name:<16} {rule.meaning}" for rule in RULES.values())
@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def records(countries: tuple[str, ...]) -> list[dict]:
     """One record per rule: per country and AVG, every metric (0..1), with coverage."""
-    from culturespa.survey.baselines import reference_table
+    from culturespa.scoring.baselines import reference_table
 
     table = reference_table(countries)
     out = []

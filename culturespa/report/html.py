@@ -22,7 +22,7 @@ from urllib.parse import quote
 from culturespa import __version__
 from culturespa.prompts.task_names import WAY_LABELS
 from culturespa.prompts.templates import TEMPLATES
-from culturespa.survey.baselines import RULES
+from culturespa.scoring.baselines import RULES
 from culturespa.survey.countries import ALL_COUNTRIES, COUNTRIES, PAPER_COUNTRIES
 
 MAX_BAR_ROWS = 6

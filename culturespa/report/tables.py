@@ -18,8 +18,8 @@ from culturespa.scoring.answers import (
     answer_in_options,
     collect_scored_items,
 )
+from culturespa.scoring.baselines import RULES, reference_value
 from culturespa.scoring.bootstrap import ItemDraw, mean_of_replicates, percentile_interval
-from culturespa.survey.baselines import RULES, reference_value
 from culturespa.survey.countries import ALL_COUNTRIES, PAPER_COUNTRIES
 from culturespa.survey.items import culture_specific_items, items_with_data
 
@@ -307,7 +307,7 @@ def reference_rows(models: list[Row], metric: str) -> list[Row]:
         for cc in countries:
             value, coverage = reference_value(rule, cc, metric, logged.get(cc))
             row.cells[cc] = Cell(
-                value=value, coverage=coverage, source="culturespa.survey.baselines"
+                value=value, coverage=coverage, source="culturespa.scoring.baselines"
             )
         _fill_average(row, {})
         references.append(row)
