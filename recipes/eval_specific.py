@@ -29,14 +29,22 @@ def evaluate_culture_specific(
     task: str,
     output_path: str | Path,
     model: str | None = None,
+    countries: tuple[str, ...] | None = None,
     **eval_kwargs: Any,
 ) -> dict[str, dict[str, Any]]:
-    """Evaluate each country's adapter on its country's task of the group `task`, one results
-    file each. The adapter folders end in the country code, so `culturespa report` shows them as
-    one row."""
+    """Evaluate each country's adapter (or those of `countries` only) on its country's task of
+    the group `task`, one results file each. The adapter folders end in the country code, so
+    `culturespa report` shows them as one row."""
     from culturespa.evaluation.run import run_evaluation
 
     base, adapters = read_adapter_index(index_path)
+    if countries is not None:
+        missing = [c for c in countries if c not in adapters]
+        if missing:
+            raise CulturespaError(
+                f"{index_path}: no adapter for {', '.join(missing)}; it holds {', '.join(adapters)}"
+            )
+        adapters = {c: adapters[c] for c in countries}
     base = model or base
     if not base:
         raise CulturespaError(f"{index_path}: no base_model; pass the base model")
@@ -69,7 +77,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--model", default=None, help="base model (default: from adapters.json)")
     parser.add_argument(
-        "--backend", default="hf", choices=("hf", "vllm"), help="lm-eval model type: hf or vllm"
+        "--countries",
+        default=None,
+        help="only these countries' adapters, ISO-3 codes (USA,CHN); default: all in adapters.json",
+    )
+    parser.add_argument(
+        "--backend",
+        default="hf",
+        choices=("hf", "vllm", "culturespa-hf"),
+        help="lm-eval model type: hf, vllm or culturespa-hf (hf with a shared-prefix cache)",
+    )
+    parser.add_argument(
+        "--log-samples", action="store_true", help="also write per-item sample logs (intervals)"
     )
     parser.add_argument("--batch-size", type=batch_size, default=1, help="batch size or 'auto'")
     parser.add_argument(
@@ -80,15 +99,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from culturespa.atomic import check_output_dir
+    from culturespa.survey.countries import parse_countries
 
     try:
+        countries = parse_countries(args.countries) if args.countries else None
         check_output_dir(args.output_path, "--output-path")
         results = evaluate_culture_specific(
             args.adapters,
             args.task,
             args.output_path,
             model=args.model,
+            countries=countries,
             backend=args.backend,
+            log_samples=args.log_samples,
             batch_size=args.batch_size,
             limit=args.limit,
             device=args.device,

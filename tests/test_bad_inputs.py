@@ -104,6 +104,28 @@ RECIPES = {
 }
 
 
+def loop_config(**changes) -> str:
+    """The loop's shipped config (recipes/loop.py) with absolute paths and some keys replaced."""
+    config = yaml.safe_load((ROOT / "recipes" / "loop" / "smollm2-135m-instruct.yaml").read_text())
+    for key in ("data_config", "joint_recipe", "specific_recipe"):
+        config[key] = str(ROOT / config[key])
+    config["output_dir"] = "@/loop"
+    config.update(changes)
+    return yaml.safe_dump(config)
+
+
+LOOPS = {
+    "valid": loop_config(),
+    "unknown_key": loop_config(per_topics=3),
+    "country": loop_config(countries=["XYZ"]),
+    "gen_task": loop_config(eval_task="wvs_gen_culture_aware"),
+    "data_missing": loop_config(data_config="@/nope.yaml"),
+    "data_bad": loop_config(data_config="@/configs/temperature_hot.yaml"),
+    "limit_zero": loop_config(eval_limit=0),
+    "backend": loop_config(eval_backend="vllm"),
+}
+
+
 def results_file(tasks: dict) -> str:
     return json.dumps({"results": tasks, "config": {"model_args": "pretrained=org/model"}})
 
@@ -147,6 +169,8 @@ def make_sandbox(root: Path) -> None:
         text(f"configs/{name}.yaml", content)
     for name, content in RECIPES.items():
         text(f"recipes/{name}.yaml", content)
+    for name, content in LOOPS.items():
+        text(f"loops/{name}.yaml", content)
     (root / "recipes" / "latin1.yaml").write_bytes(b"learning_rate: 0.1 # \xe9\n")
     (root / "ro").chmod(0o555)
     (root / "ro.json").chmod(0o444)
@@ -343,6 +367,30 @@ SCRIPTS = [
         "@/empty --output-path @/file.txt",
         "is a file",
     ),
+    c("loop-no-config", "recipes/loop.py", "", "--config is required"),
+    c("loop-config-missing", "recipes/loop.py", "--config @/nope.yaml", "does not exist"),
+    c("loop-unknown-key", "recipes/loop.py", "--config @/loops/unknown_key.yaml", "per_topics"),
+    c("loop-country", "recipes/loop.py", "--config @/loops/country.yaml", "XYZ"),
+    c("loop-gen-task", "recipes/loop.py", "--config @/loops/gen_task.yaml", "eval_task"),
+    c("loop-data-missing", "recipes/loop.py", "--config @/loops/data_missing.yaml", "nope.yaml"),
+    c("loop-data-bad", "recipes/loop.py", "--config @/loops/data_bad.yaml", "answer.temperature"),
+    c("loop-limit-zero", "recipes/loop.py", "--config @/loops/limit_zero.yaml", "eval_limit"),
+    c("loop-backend", "recipes/loop.py", "--config @/loops/backend.yaml", "eval_backend"),
+    c(
+        "loop-per-topic",
+        "recipes/loop.py",
+        "--config @/loops/valid.yaml --per-topic 0",
+        "--per-topic",
+    ),
+    c("loop-stages", "recipes/loop.py", "--config @/loops/valid.yaml --stages deploy", "--stages"),
+    c(
+        "loop-output-a-file",
+        "recipes/loop.py",
+        "--config @/loops/valid.yaml --output-dir @/file.txt",
+        "is a file",
+    ),
+    c("loop-compare-no-run", "recipes/loop.py", "--compare @/empty @/ro", "not a loop run"),
+    c("eval-specific-country", "recipes/eval_specific.py", "@/empty --countries XYZ", "XYZ"),
     c("merge-not-an-adapter", "recipes/merge_adapter.py", "@/empty @/merged", "adapter_config"),
     c("merge-dtype", "recipes/merge_adapter.py", "@/empty @/merged --dtype int4", "--dtype"),
     c("bench-parts", "benchmarks/run.py", "--parts everything", "--parts"),
@@ -374,6 +422,7 @@ def script_module(relative: str):
         name = "bad_input_" + relative.replace("/", "_").removesuffix(".py")
         spec = importlib.util.spec_from_file_location(name, ROOT / relative)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up there
         spec.loader.exec_module(module)
         _MODULES[relative] = module
     return _MODULES[relative]

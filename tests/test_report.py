@@ -443,3 +443,34 @@ def test_a_report_replaces_the_older_one_as_a_set(two_runs, tmp_path):
     with pytest.raises(CulturespaError, match="matches no row"):
         build_report(list(two_runs), out, compare=("nope", "joint"))
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_compare_writes_the_paired_change_of_the_second_row(two_runs, tmp_path):
+    """`--compare A B` writes change.md: per country the change of the paper's score from row A
+    to row B on the items both answered, with a paired interval; stated here from the answers."""
+    out = tmp_path / "report"
+    report = build_report(
+        list(two_runs), out, compare=("base | Culture-aware", "joint | Culture-aware"), plot=False
+    )
+    change = report.change
+    assert change is not None and (out / "change.md").is_file()
+    by_country = {s.country: s for s in change.countries}
+    assert sorted(by_country) == sorted(COUNTRIES)
+    for i, cc in enumerate(COUNTRIES):
+        before, after = answers_for(cc, 0.3, i), answers_for(cc, 0.8, 10 + i)
+        step = by_country[cc]
+        assert step.delta == pytest.approx(alignment(cc, after) - alignment(cc, before), abs=1e-9)
+        assert step.delta_low <= step.delta <= step.delta_high
+        closer = sum(
+            abs(after[q] - survey_majority(cc, q)) < abs(before[q] - survey_majority(cc, q))
+            for q in before
+        )
+        assert step.closer == pytest.approx(closer / len(before))
+    mean, low, high = change.average
+    assert mean == pytest.approx(np.mean([s.delta for s in change.countries]))
+    assert 0 < low < mean < high  # 0.8 vs 0.3 of the majority: a change outside the interval
+    text = (out / "change.md").read_text()
+    assert "paired bootstrap" in text and "AVG" in text
+    assert json.loads((out / "leaderboard.json").read_text())["change"]["average_delta"] == (
+        pytest.approx(mean, abs=1e-6)
+    )

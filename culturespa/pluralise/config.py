@@ -189,9 +189,18 @@ class FilterSection:
 
     min_options: int = field(metadata={"help": "fewest options kept"}, default=2)
     max_options: int = field(metadata={"help": "most options kept"}, default=11)
+    per_topic: int | None = field(
+        metadata={
+            "help": "after the rules, keep N (>= 1) of the kept questions per topic, a seeded "
+            "draw (stratified subset; all of a topic with fewer); none keeps all"
+        },
+        default=None,
+    )
 
     def __post_init__(self) -> None:
         check_field_types(self, "config: filter.")
+        if self.per_topic is not None:
+            _at_least("filter.per_topic", self.per_topic, 1)
         if not 2 <= self.min_options <= 11:
             raise invalid("config: filter.min_options", self.min_options, "an integer in 2..11")
         if not self.min_options <= self.max_options <= 11:
@@ -281,7 +290,8 @@ class DataConfig:
     )
     questions_limit_per_topic: int | None = field(
         metadata={
-            "help": "use only the first N (>= 1) questions per topic of questions_file (small runs)"
+            "help": "use only the first N (>= 1) questions per topic of questions_file, before "
+            "the filter (small runs; filter.per_topic draws a subset after it)"
         },
         default=None,
     )

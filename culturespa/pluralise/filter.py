@@ -16,11 +16,15 @@ Rules, applied in this order (a question is dropped by the first rule that remov
 7. `wvs_duplicate`: the question's normalised form equals that of a WVS item.
 8. `near_duplicate`: the normalised form equals an earlier kept question's.
 
+Then, with `filter.per_topic: N`, a subset stratified by topic: of each topic's kept questions,
+the N whose SHA-1 of "<seed>:<question id>" is smallest (`stratified_subset`), in input order.
+
 The normalised form: lower case, punctuation removed, articles dropped, spaces collapsed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -114,9 +118,12 @@ class FilterReport:
     dropped: Counter = field(default_factory=Counter)
     edited: Counter = field(default_factory=Counter)
     per_topic: dict = field(default_factory=lambda: defaultdict(Counter))
+    subset: dict | None = None
+    """With filter.per_topic: {"per_topic", "seed", "questions", "topics": {topic: count}}."""
 
     def as_dict(self) -> dict:
         return {
+            "subset": self.subset,
             "total": self.total,
             "kept": self.kept,
             "dropped": {rule: self.dropped.get(rule, 0) for rule in DROP_RULES},
@@ -141,11 +148,21 @@ class FilterReport:
         ]
         lines += [f"| drop: {rule} | {self.dropped.get(rule, 0)} |" for rule in DROP_RULES]
         lines += [f"| edit: {rule} | {self.edited.get(rule, 0)} |" for rule in EDIT_RULES]
+        if self.subset:
+            lines += [
+                "",
+                f"Subset after the filter: up to {self.subset['per_topic']} kept questions per "
+                f"topic (seed {self.subset['seed']}), {self.subset['questions']} questions.",
+            ]
         cols = ("total", "kept", *DROP_RULES, *EDIT_RULES)
+        if self.subset:
+            cols = (*cols, "subset")
         lines += ["", "| topic | " + " | ".join(cols) + " |", "| --- |" + " ---: |" * len(cols)]
         for topic in TOPIC_NAMES:
             if topic in self.per_topic:
-                counts = self.per_topic[topic]
+                counts = dict(self.per_topic[topic])
+                if self.subset:
+                    counts["subset"] = self.subset["topics"].get(topic, 0)
                 lines.append(
                     f"| {topic} | " + " | ".join(str(counts.get(c, 0)) for c in cols) + " |"
                 )
@@ -222,6 +239,35 @@ def filter_questions(
         report.kept += 1
         counts["kept"] += 1
     return kept, report
+
+
+def subset_rank(seed: int, qid: str) -> str:
+    """The draw's sort key of a question: SHA-1 of "<seed>:<question id>" (no Python RNG, so the
+    subset is the same on every Python version and does not depend on other topics)."""
+    return hashlib.sha1(f"{seed}:{qid}".encode()).hexdigest()
+
+
+def stratified_subset(
+    questions: list[Question], per_topic: int, seed: int
+) -> tuple[list[Question], dict]:
+    """Up to `per_topic` questions of each topic (those of smallest `subset_rank`), in input
+    order; and the subset's counts for the filter report."""
+    by_topic: dict[str, list[Question]] = defaultdict(list)
+    for q in questions:
+        by_topic[q.topic].append(q)
+    chosen = set()
+    for topic_questions in by_topic.values():
+        ranked = sorted(topic_questions, key=lambda q: subset_rank(seed, q.question_id))
+        chosen.update(q.question_id for q in ranked[:per_topic])
+    subset = [q for q in questions if q.question_id in chosen]
+    counts = Counter(q.topic for q in subset)
+    info = {
+        "per_topic": per_topic,
+        "seed": seed,
+        "questions": len(subset),
+        "topics": {t: counts[t] for t in TOPIC_NAMES if t in by_topic},
+    }
+    return subset, info
 
 
 def single_rule_counts(

@@ -169,16 +169,21 @@ class Run:
 
     def filter(self) -> dict:
         """Stage 2."""
-        from culturespa.pluralise.filter import filter_questions
+        from culturespa.pluralise.filter import filter_questions, stratified_subset
 
         def run() -> dict:
             f = self.config.filter
             kept, report = filter_questions(self.raw_questions(), f.min_options, f.max_options)
+            if f.per_topic is not None:
+                kept, report.subset = stratified_subset(kept, f.per_topic, self.config.seed)
             folder = self.out / "questions"
             write_jsonl_atomic(folder / "filtered.jsonl", (q.as_dict() for q in kept))
             write_json_atomic(folder / "filter_report.json", report.as_dict())
             write_text_atomic(folder / "filter_report.md", report.markdown())
-            return {"input": report.total, "kept": report.kept, "dropped": dict(report.dropped)}
+            summary = {"input": report.total, "kept": report.kept, "dropped": dict(report.dropped)}
+            if report.subset:
+                summary["subset"] = report.subset["questions"]
+            return summary
 
         return self._timed("filter", run)
 

@@ -71,6 +71,21 @@ def steerability(rows: list[Row], seed: int = 0, n_resamples: int = 1000) -> lis
     return out
 
 
+def paired_change(
+    before: Row, after: Row, seed: int = 0, n_resamples: int = 1000
+) -> Steerability | None:
+    """How `after` moves the per-item answers of `before` (e.g. an adapter against its base
+    model, both culture-aware): per country the shares moved closer to the survey majority and
+    away from it, and the change in the paper's score with a paired interval (one draw of items
+    for both rows and all countries); None when either row lacks per-item answers."""
+    if not before.answers or not after.answers:
+        return None
+    results, average = steer_countries(before.answers, after.answers, n_resamples, seed)
+    if not results:
+        return None
+    return Steerability(f"{after.method} vs {before.method}", after.generation, results, average)
+
+
 def _x100(value: float) -> str:
     return "–" if math.isnan(value) else f"{100 * value:.1f}"
 

@@ -450,3 +450,40 @@ def load_runs(paths: list[str | Path], notes: Notes | None = None) -> tuple[list
 def finite(value: float | None) -> bool:
     """Whether a value is a real number (not None, not NaN)."""
     return value is not None and not math.isnan(value)
+
+
+@dataclass(frozen=True)
+class LossPoint:
+    """One logged optimizer step of a training run: its step, epoch (0..1 for one epoch), loss."""
+
+    step: int
+    epoch: float
+    loss: float
+
+
+def read_loss_history(adapter_dir: str | Path) -> list[LossPoint]:
+    """The training loss per logged step from the `trainer_state.json` that TRL's trainer saves
+    next to an adapter (`log_history` entries with a `loss`)."""
+    path = Path(adapter_dir)
+    path = path / "trainer_state.json" if path.is_dir() else path
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CulturespaError(f"{path}: no trainer state (train the adapter first)") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CulturespaError(f"{path}: not a readable trainer state ({exc})") from None
+    history = state.get("log_history") if isinstance(state, dict) else None
+    if not isinstance(history, list):
+        raise CulturespaError(f"{path}: no log_history list")
+    points = []
+    for entry in history:
+        if not isinstance(entry, dict):
+            continue
+        loss, step, epoch = entry.get("loss"), entry.get("step"), entry.get("epoch", 0.0)
+        numbers = all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in (loss, step, epoch)
+        )
+        if numbers:
+            points.append(LossPoint(int(step), float(epoch), float(loss)))
+    return points

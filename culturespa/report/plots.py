@@ -237,3 +237,37 @@ def plot_steerability(analysis, path: Path) -> Path:
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path
+
+
+def plot_training_loss(curves: dict[str, list], path: Path, title: str | None = None) -> Path:
+    """Training loss per logged optimizer step of one or more adapters (`LossPoint`s, from
+    `culturespa.report.loading.read_loss_history`), against the share of the epoch so that runs
+    of different lengths (joint, one per country) share the x axis; the first curve is drawn
+    bold, and the number of steps is in the legend."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for i, (label, points) in enumerate(curves.items()):
+        if not points:
+            continue
+        epochs = [p.epoch for p in points]
+        losses = [p.loss for p in points]
+        steps = max(p.step for p in points)
+        ax.plot(
+            epochs,
+            losses,
+            linewidth=2.2 if i == 0 else 1.0,
+            alpha=1.0 if i == 0 else 0.75,
+            marker="o" if len(points) <= 30 else None,
+            markersize=3,
+            label=f"{label} ({steps} step{'s' if steps != 1 else ''})",
+        )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss (answer + end of turn)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or "Training loss per optimizer step", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path

@@ -22,6 +22,7 @@ REPORT_ENTRIES: tuple[str, ...] = (
     "leaderboard.json",
     "leaderboard.csv",
     "leaderboard.md",
+    "change.md",
     "steerability.md",
     "steerability.csv",
     "index.html",
@@ -39,6 +40,8 @@ class Report:
     files: list[Path] = field(default_factory=list)
     correlations: dict[str, float] = field(default_factory=dict)
     steerability: list[analysis.Steerability] = field(default_factory=list)
+    change: analysis.Steerability | None = None
+    """With --compare: how the second row moves the first one's answers (paired)."""
 
     @property
     def models(self) -> list[Row]:
@@ -69,6 +72,18 @@ def _steerability_document(analyses: list[analysis.Steerability]) -> str:
         "change in the paper's alignment score (culture-aware minus culture-unaware, x100) with a "
         "95% paired bootstrap interval (one draw of items for both runs and all countries).\n\n"
         + analysis.steerability_markdown(analyses)
+    )
+
+
+def _change_document(change: analysis.Steerability, before: Row, after: Row) -> str:
+    return (
+        f"# Change from `{before.method}` to `{after.method}`\n\n"
+        "Per country, on the items both rows answered: the share of items where the second row's "
+        "answer is closer to the survey majority than the first row's, farther from it, or as "
+        "far, and the change in the paper's alignment score (second minus first, x100) with a "
+        "95% paired bootstrap interval (one draw of items for both rows and all countries). An "
+        "interval that holds 0 is a change the items cannot tell from none.\n\n"
+        + analysis.steerability_markdown([change])
     )
 
 
@@ -121,6 +136,8 @@ def build_report(
     out = Path(out_dir)
     report = Report(rows=rows, notes=notes)
     report.steerability = analysis.steerability(models, seed=seed)
+    if pair and not any(r.is_reference for r in pair):
+        report.change = analysis.paired_change(*pair, seed=seed)
     relations = analysis.relation_records(models)
     report.correlations = {method: record["r"] for method, record in relations.items()}
     for row in models:
@@ -145,6 +162,8 @@ def build_report(
         if plot:
             (stage / "plots").mkdir()
             _write_plots(report, stage / "plots", metric, pair, set(relations))
+        if report.change:
+            write("change.md", _change_document(report.change, *pair))
         if report.steerability:
             write("steerability.md", _steerability_document(report.steerability))
             write("steerability.csv", analysis.steerability_csv(report.steerability))
@@ -154,6 +173,7 @@ def build_report(
             "rows": records,
             "correlations": report.correlations,
             "steerability": [s.as_dict() for s in report.steerability],
+            "change": report.change.as_dict() if report.change else None,
             "notes": notes.messages,
             "runs": {str(run.source): run.provenance for run in runs},
             "relations": relations,

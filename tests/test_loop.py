@@ -1,0 +1,235 @@
+"""recipes/loop.py, the whole CultureSPA loop: its config, what it runs and what it skips on a
+rerun (resume), its refusal of a folder made with other settings, the run comparison used for the
+determinism check, and the pieces it adds elsewhere (the stratified subset after the filter, the
+loss curve). The loop itself on a real model is measured in the README, not here: CI runs the tiny
+smoke flow only."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from culturespa.errors import CulturespaError
+from culturespa.pluralise.filter import stratified_subset
+from culturespa.pluralise.questions import Question, question_id
+from culturespa.survey.items import TOPIC_NAMES
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "recipes" / "loop" / "smollm2-135m-instruct.yaml"
+COUNTRIES = ["USA", "CHN", "NGA", "DEU", "BRA"]
+
+
+@pytest.fixture(scope="module")
+def loop():
+    spec = importlib.util.spec_from_file_location("recipes_loop", ROOT / "recipes" / "loop.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() if p.is_file() else None for p in root.rglob("*")
+    }
+
+
+def write(path: Path, text: str = "x\n") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def test_shipped_config_and_overrides(loop, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    config = loop.load_loop_config(CONFIG, {"per_topic": 4, "eval_limit": None})
+    assert config.countries == COUNTRIES  # the demo's countries
+    assert config.per_topic == 4 and config.eval_limit is None and config.seed == 42
+    assert config.eval_task == "wvs_culture_aware" and config.eval_backend == "culturespa-hf"
+    # The data config the loop derives passes build-data's own checks and carries the loop's
+    # model, countries, seed and subset.
+    derived = loop.derived_data_config(config, loop.Layout(Path("runs/x")))
+    assert derived["filter"]["per_topic"] == 4 and derived["countries"] == COUNTRIES
+    assert derived["output_dir"] == "runs/x/data" and derived["model"]["name"] == "default"
+    assert derived["questions_file"] == "data/generated/generated_questions_llama3_8b.jsonl"
+    assert derived["answer"]["cross_culture_thinking"] is False
+
+
+def test_config_errors_name_the_key(loop, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    base = yaml.safe_load(CONFIG.read_text())
+    for change, message in (
+        ({"per_topics": 3}, "per_topics"),
+        ({"countries": ["XYZ"]}, "XYZ"),
+        ({"eval_task": "wvs_gen_culture_aware"}, "eval_task"),
+        ({"per_topic": 0}, "per_topic"),
+        ({"data_config": "nope.yaml"}, "data_config"),
+        ({"seed": "abc"}, "seed"),
+    ):
+        path = tmp_path / "loop.yaml"
+        path.write_text(yaml.safe_dump({**base, **change}))
+        with pytest.raises(CulturespaError, match=message):
+            loop.load_loop_config(path, {})
+
+
+def fake_run(out: Path, rows: dict[str, int]) -> None:
+    """A run folder whose data are built, the joint adapter and USA's trained, base evaluated."""
+    write(out / "data" / "sft" / "README.md")
+    write(out / "data" / "sft" / "culture_joint.jsonl", "{}\n" * sum(rows.values()))
+    for cc, n in rows.items():
+        write(out / "data" / "sft" / "culture_specific" / f"{cc}.jsonl", "{}\n" * n)
+    write(out / "train" / "culture_joint" / "culturespa_training.json", "{}")
+    write(out / "train" / "culture_specific" / "USA" / "culturespa_training.json", "{}")
+    write(out / "train" / "culture_specific" / "CHN" / "adapter_config.json", "{}")  # killed run
+    write(out / "eval" / "base" / "org__m" / "results_2026-01-01.json", "{}")
+
+
+def test_a_rerun_skips_what_is_complete_and_runs_the_rest(loop, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "run"
+    fake_run(out, {"USA": 3, "CHN": 2, "NGA": 0, "DEU": 1, "BRA": 4})
+    before = snapshot(tmp_path)
+    assert loop.main(["--config", str(CONFIG), "--output-dir", str(out), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert snapshot(tmp_path) == before  # a dry run writes nothing
+    assert "data: skipped" in printed
+    assert "train/culture_joint: skipped (adapter complete)" in printed
+    assert "train/culture_specific/USA: skipped (adapter complete)" in printed
+    assert "train/culture_specific/NGA: skipped (no training rows for NGA)" in printed
+    runs = [line for line in printed.splitlines() if line.startswith("would run:")]
+    trained = [line.rsplit("--countries ", 1)[1] for line in runs if "sft.py" in line]
+    assert trained == ["CHN", "DEU", "BRA"]  # CHN's folder lacks its last file: trained again
+    assert "eval/base: skipped" in printed
+    evaluated = [line for line in runs if " eval " in line or "eval_specific.py" in line]
+    assert "--peft" in evaluated[0] and "--log-samples" in evaluated[0]
+    specific = [line.split("--countries ")[1].split()[0] for line in evaluated[1:]]
+    assert specific == ["USA", "CHN", "NGA", "DEU", "BRA"]  # a dry run assumes every adapter
+    assert all("--seed 42" in line for line in runs)
+
+
+def test_the_stages_flag_and_estimates(loop, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    argv = ["--config", str(CONFIG), "--output-dir", str(tmp_path / "r"), "--dry-run"]
+    assert loop.main([*argv, "--stages", "data", "--per-topic", "10"]) == 0
+    printed = capsys.readouterr().out
+    # 10 per topic x 13 topics, each asked culture-unaware and for 5 countries
+    assert "10 kept questions per topic, 780 prompts" in printed
+    assert "estimate" in printed and "train LoRA" not in printed
+    assert loop.main([*argv, "--stages", "deploy"]) == 2
+
+
+def test_a_folder_made_with_other_settings_is_refused(loop, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "run"
+    config = loop.load_loop_config(CONFIG, {"output_dir": str(out)})
+    loop.check_manifest(loop.Layout(out), config)  # records the settings
+    write(out / "data" / "questions" / "filtered.jsonl")
+    argv = ["--config", str(CONFIG), "--output-dir", str(out), "--dry-run"]
+    assert loop.main([*argv, "--per-topic", "7"]) == 2
+    assert "per_topic" in capsys.readouterr().err
+    assert loop.main(argv) == 0  # the same settings resume
+
+
+def test_compare_runs_data_bytes_and_adapter_tensors(loop, tmp_path, capsys):
+    from safetensors.numpy import save_file
+
+    tensors = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.ones(4, np.float32)}
+    for name in ("one", "two"):
+        write(tmp_path / name / "data" / "sft" / "culture_joint.jsonl", '{"x": 1}\n')
+        folder = tmp_path / name / "train" / "culture_joint"
+        folder.mkdir(parents=True)
+        save_file(tensors, str(folder / "adapter_model.safetensors"))
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert loop.main(["--compare", str(one), str(two)]) == 0
+    assert "identical (2 tensors, bit for bit)" in capsys.readouterr().out
+    changed = dict(tensors, b=np.array([1, 1, 1, 1.5], np.float32))
+    save_file(changed, str(two / "train" / "culture_joint" / "adapter_model.safetensors"))
+    write(two / "data" / "sft" / "culture_joint.jsonl", '{"x": 2}\n')
+    assert loop.main(["--compare", str(one), str(two)]) == 1
+    printed = capsys.readouterr().out
+    assert "DIFFERENT (largest absolute difference 0.5)" in printed
+    assert "DIFFERENT" in printed.split("data/sft/culture_joint.jsonl")[0].splitlines()[-1]
+
+
+def questions(per_topic: int) -> list[Question]:
+    out = []
+    for topic in TOPIC_NAMES[:3]:
+        for i in range(per_topic):
+            text = f"{topic} question {i}?"
+            out.append(Question(question_id(topic, text, ("a", "b")), topic, text, ("a", "b")))
+    return out
+
+
+def test_stratified_subset_is_the_smallest_hashes_per_topic_in_file_order():
+    kept = questions(10)
+    subset, info = stratified_subset(kept, 4, seed=42)
+    # The rule, stated independently: per topic, the 4 questions whose SHA-1 of
+    # "<seed>:<question id>" is smallest; the subset keeps the input order.
+    expected = []
+    for topic in TOPIC_NAMES[:3]:
+        ids = [q.question_id for q in kept if q.topic == topic]
+        expected += sorted(ids, key=lambda i: hashlib.sha1(f"42:{i}".encode()).hexdigest())[:4]
+    assert {q.question_id for q in subset} == set(expected)
+    assert subset == [q for q in kept if q.question_id in set(expected)]
+    assert Counter(q.topic for q in subset) == {t: 4 for t in TOPIC_NAMES[:3]}
+    assert info["questions"] == 12 and info["per_topic"] == 4
+    # Another seed draws another subset; a topic with fewer keeps all of them.
+    assert stratified_subset(kept, 4, seed=1)[0] != subset
+    assert len(stratified_subset(kept, 50, seed=42)[0]) == 30
+
+
+def test_filter_stage_takes_the_subset_after_the_rules(tmp_path):
+    from culturespa.pluralise.config import config_from_dict
+    from culturespa.pluralise.pipeline import run_pipeline
+
+    raw = tmp_path / "q.jsonl"
+    lines = []
+    for topic in TOPIC_NAMES[:2]:
+        # Three duplicates first: a limit before the filter would keep one question of them.
+        lines += [{"topic": topic, "question": f"{topic} same?", "options": ["a", "b"]}] * 3
+        lines += [
+            {"topic": topic, "question": f"{topic} {i}?", "options": ["a", "b"]} for i in range(5)
+        ]
+    raw.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    config = config_from_dict(
+        {"model": "unused", "output_dir": str(tmp_path / "out"), "countries": ["USA"],
+         "questions_file": str(raw), "filter": {"per_topic": 4}}
+    )  # fmt: skip
+    summary = run_pipeline(config, backend=object(), stages=("generate", "filter"))["filter"]
+    assert summary["kept"] == 12 and summary["subset"] == 8
+    kept = [
+        json.loads(x)
+        for x in (tmp_path / "out/questions/filtered.jsonl").read_text().split("\n")
+        if x
+    ]
+    assert Counter(q["topic"] for q in kept) == {TOPIC_NAMES[0]: 4, TOPIC_NAMES[1]: 4}
+    report = json.loads((tmp_path / "out/questions/filter_report.json").read_text())
+    assert report["subset"]["topics"] == {TOPIC_NAMES[0]: 4, TOPIC_NAMES[1]: 4}
+    assert "Subset after the filter" in (tmp_path / "out/questions/filter_report.md").read_text()
+
+
+def test_loss_history_and_its_plot(tmp_path):
+    from culturespa.report.loading import LossPoint, read_loss_history
+    from culturespa.report.plots import plot_training_loss
+
+    state = {
+        "log_history": [
+            {"loss": 2.0, "step": 1, "epoch": 0.5, "learning_rate": 0.0},
+            {"loss": 1.5, "step": 2, "epoch": 1.0},
+            {"train_loss": 1.75, "step": 2, "epoch": 1.0},  # the summary entry: no "loss"
+        ]
+    }
+    write(tmp_path / "adapter" / "trainer_state.json", json.dumps(state))
+    points = read_loss_history(tmp_path / "adapter")
+    assert points == [LossPoint(1, 0.5, 2.0), LossPoint(2, 1.0, 1.5)]
+    path = plot_training_loss({"joint": points, "USA": points[:1]}, tmp_path / "loss.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(CulturespaError, match="no trainer state"):
+        read_loss_history(tmp_path / "nothing")
