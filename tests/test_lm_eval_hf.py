@@ -57,6 +57,49 @@ def test_decided_prefix_parses_as_the_whole_reply():
     assert parse_answer(reply[:cut]) == parse_answer(reply) == 3
 
 
+def test_stated_distributions_get_whole_replies(monkeypatch):
+    """Stopping at the first complete integer would cut "1: 40%, 2: ..." after "1:": requests of
+    the stated-distribution tasks are generated without that stop, the others with it, and the
+    replies come back in the order asked."""
+    from types import SimpleNamespace
+
+    from lm_eval.models.huggingface import HFLM
+
+    from culturespa.inference.lm_eval_model import CulturespaHFLM
+
+    calls = []
+
+    def generate(self, requests, disable_tqdm=False):
+        calls.append((self.stop_at_answer, [r.task_name for r in requests]))
+        return [f"{r.task_name} stop={self.stop_at_answer}" for r in requests]
+
+    monkeypatch.setattr(HFLM, "generate_until", generate)
+    lm = object.__new__(CulturespaHFLM)  # no model needed: only the routing is tested
+    lm.stop_at_answer = True
+    names = [
+        "wvs_dist_culture_aware_usa",
+        "wvs_gen_culture_aware_usa",
+        "wvs_dist_culture_unaware_chn",
+        "gsm8k",
+    ]
+    requests = [SimpleNamespace(task_name=n) for n in names]
+    assert lm.generate_until(requests) == [
+        "wvs_dist_culture_aware_usa stop=False",
+        "wvs_gen_culture_aware_usa stop=True",
+        "wvs_dist_culture_unaware_chn stop=False",
+        "gsm8k stop=True",  # other tasks keep this backend's default
+    ]
+    assert lm.stop_at_answer is True
+    assert sorted(calls) == [
+        (False, ["wvs_dist_culture_aware_usa", "wvs_dist_culture_unaware_chn"]),
+        (True, ["wvs_gen_culture_aware_usa", "gsm8k"]),
+    ]
+    calls.clear()
+    lm.stop_at_answer = False  # stop_at_answer=False: lm-eval's own generation for all, once
+    lm.generate_until(requests)
+    assert calls == [(False, names)]
+
+
 def _loglikelihoods(classes, model_dir, tasks, samples, **model_kwargs):
     import lm_eval
 

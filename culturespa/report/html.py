@@ -521,6 +521,78 @@ class RelationView:
     survey_svg: str
 
 
+@dataclass
+class OrderView:
+    """One model and template asked with the options forward and reversed."""
+
+    name: str
+    average: str  # "same option on 71.3% of items; forward - reversed 2.1 [-0.4, 4.5]"
+    lines: list[dict[str, str]]  # per country: items, same, forward, reversed, delta
+
+
+def _pct_text(value: Any) -> str:
+    number = _num(value)
+    return "–" if number is None else f"{100 * number:.1f}%"
+
+
+def _delta_text(record: dict[str, Any]) -> str:
+    low, high = _interval(record.get("delta_ci"))
+    text = _x100(_num(record.get("delta")))
+    return text if low is None or high is None else f"{text} [{_x100(low)}, {_x100(high)}]"
+
+
+def order_views(analyses: Any) -> list[OrderView]:
+    """The order-consistency tables from `leaderboard.json` (malformed entries skipped)."""
+    views = []
+    for a in analyses if isinstance(analyses, list) else []:
+        if not isinstance(a, dict) or not isinstance(a.get("countries"), dict):
+            continue
+        template = str(a.get("template") or "")
+        label = TEMPLATES[template].label if template in TEMPLATES else template
+        lines = [
+            {
+                "country": str(cc),
+                "items": str(c.get("n_items", "")),
+                "same": _pct_text(c.get("same")),
+                "forward": _x100(_num(c.get("forward"))),
+                "reversed": _x100(_num(c.get("reversed"))),
+                "delta": _delta_text(c),
+            }
+            for cc, c in a["countries"].items()
+            if isinstance(c, dict)
+        ]
+        avg = a.get("average") if isinstance(a.get("average"), dict) else None
+        summary = (
+            f"same option on {_pct_text(avg.get('same'))} of items; alignment forward - reversed "
+            f"{_delta_text(avg)} (x100, mean over {avg.get('n_countries')} of the paper's countries)"
+            if avg
+            else ""
+        )
+        views.append(OrderView(f"{a.get('model', '?')} | {label}", summary, lines))
+    return views
+
+
+def agreement_views(agreements: Any) -> list[dict[str, str]]:
+    """The agreement table's lines from `leaderboard.json` (malformed entries skipped)."""
+    lines = []
+    for a in agreements if isinstance(agreements, list) else []:
+        ways = a.get("ways") if isinstance(a, dict) else None
+        if not isinstance(ways, list) or len(ways) != 2:
+            continue
+        template = str(a.get("template") or "")
+        lines.append(
+            {
+                "model": str(a.get("model", "?")),
+                "template": TEMPLATES[template].label if template in TEMPLATES else template,
+                "first": WAY_LABELS.get(str(ways[0]), str(ways[0])),
+                "second": WAY_LABELS.get(str(ways[1]), str(ways[1])),
+                "items": str(a.get("n_items", "")),
+                "same": _pct_text(a.get("same")),
+            }
+        )
+    return lines
+
+
 def page_context(
     payload: dict[str, Any], out_dir: Path | None = None, generated: str | None = None
 ) -> dict[str, Any]:
@@ -569,6 +641,8 @@ def page_context(
         "bar_rows": bar_rows,
         "series_colours": SERIES_COLOURS,
         "relations": relations,
+        "order": order_views(payload.get("order_consistency")),
+        "agreement": agreement_views(payload.get("agreement")),
         "notes": [str(n) for n in payload.get("notes") or []],
         "n_results": origins.count("lm-eval results"),
         "n_replies": origins.count("reply file"),

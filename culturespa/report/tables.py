@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from culturespa.prompts.task_names import LOGLIKELIHOOD_WAYS, WAYS
 from culturespa.prompts.templates import TEMPLATES
 from culturespa.report.loading import PAPER_SCORE_METRICS, Notes, RunScores, TaskResult
 from culturespa.scoring.answers import (
@@ -25,6 +26,14 @@ from culturespa.survey.items import culture_specific_items, items_with_data
 
 N_RESAMPLES = 1000
 LEVEL = 0.95
+WAY_SUFFIXES: dict[str, str] = {
+    "loglik": "",
+    "rev": ", reversed options",
+    "gen": ", generated",
+    "dist": ", stated distribution",
+}
+"""What a row's method adds to the template's label for each way of asking (none for the
+default, so that 'Culture-aware (P1)' names the log-likelihood row)."""
 
 
 @dataclass
@@ -60,7 +69,7 @@ class Row:
 
     label: str
     template: str
-    generation: bool
+    way: str  # the way of asking (culturespa.prompts.task_names.WAYS); "" for reference rows
     cells: dict[str, Cell] = field(default_factory=dict)
     answers: dict[str, dict[str, int | None]] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
@@ -77,14 +86,19 @@ class Row:
         return self.rule is not None
 
     @property
+    def generation(self) -> bool:
+        """Sampled replies parsed for their first integer (the paper's way)."""
+        return self.way == "gen"
+
+    @property
     def template_label(self) -> str:
         if self.is_reference:
             return RULES[self.rule].label
-        return TEMPLATES[self.template].label + (", generated" if self.generation else "")
+        return TEMPLATES[self.template].label + WAY_SUFFIXES.get(self.way, f", {self.way}")
 
     @property
     def method(self) -> str:
-        """'SmolLM2-135M-Instruct | Culture-aware (P1)' (generation tasks marked)."""
+        """'SmolLM2-135M-Instruct | Culture-aware (P1)' (other ways than log-likelihood marked)."""
         return f"{self.label} | {self.template_label}"
 
     @property
@@ -206,7 +220,7 @@ def _merge_cell(
                     )
         else:
             cell.out_of_range += int(task.metrics.get("out_of_range", 0) or 0)
-        if math.isnan(coverage) and not task.generation:
+        if math.isnan(coverage) and task.way in LOGLIKELIHOOD_WAYS:
             coverage = 1.0  # a log-likelihood choice always names an option
         coverages.append(coverage)
         replicates.append(_replicates(task, metric, draw, country))
@@ -221,19 +235,19 @@ def _merge_cell(
 
 
 def build_rows(runs: list[RunScores], metric: str, notes: Notes, seed: int = 0) -> list[Row]:
-    """Merge runs into rows keyed by model label and template.
+    """Merge runs into rows keyed by model label, template and way of asking.
 
     Runs of one row with different seeds are averaged (the paper reports the mean of three
     sampled runs); a second results file for the same seed, country and row replaces the first
     (later file wins, with a note). All countries and runs of a row share one bootstrap draw of
     items, so the AVG interval accounts for their being scored on the same questionnaire.
     """
-    keyed: dict[tuple[str, str, bool], dict[str, dict[object, _RunCell]]] = {}
-    rows: dict[tuple[str, str, bool], Row] = {}
+    keyed: dict[tuple[str, str, str], dict[str, dict[object, _RunCell]]] = {}
+    rows: dict[tuple[str, str, str], Row] = {}
     for run in sorted(runs, key=lambda r: (r.date, str(r.source))):
         for task in run.tasks:
-            key = (run.label, task.template, task.generation)
-            row = rows.setdefault(key, Row(run.label, task.template, task.generation))
+            key = (run.label, task.template, task.way)
+            row = rows.setdefault(key, Row(run.label, task.template, task.way))
             value = task.metrics.get(metric)
             if value is None and task.answers is not None and metric in PAPER_SCORE_METRICS:
                 value = alignment_of(scored_rows(task, metric, task.country))  # older runs
@@ -303,7 +317,7 @@ def reference_rows(models: list[Row], metric: str) -> list[Row]:
             logged.setdefault(cc, set()).update(answers)
     references = []
     for rule in RULES:
-        row = Row(REFERENCE_LABEL, "", False, rule=rule)
+        row = Row(REFERENCE_LABEL, "", "", rule=rule)
         for cc in countries:
             value, coverage = reference_value(rule, cc, metric, logged.get(cc))
             row.cells[cc] = Cell(
@@ -404,6 +418,7 @@ def leaderboard_records(rows: list[Row], metric: str) -> list[dict]:
                 "model": row.label,
                 "template": row.template,
                 "method": row.method,
+                "way": row.way or None,
                 "generation": row.generation,
                 "metric": metric,
                 "average": _none(row.avg),
@@ -445,6 +460,7 @@ def leaderboard_csv(rows: list[Row]) -> str:
         "kind",
         "model",
         "template",
+        "way",
         "generation",
         "avg",
         "avg_ci_low",
@@ -464,6 +480,7 @@ def leaderboard_csv(rows: list[Row]) -> str:
             "reference" if row.is_reference else "model",
             row.label,
             row.rule if row.is_reference else row.template,
+            row.way,
             int(row.generation),
             _csv(row.avg),
             _csv(row.avg_low),
@@ -490,13 +507,14 @@ def _csv(value: float) -> str:
 
 
 def paper_order(rows: list[Row]) -> list[Row]:
-    """Rows grouped by model in first-seen order, templates in the paper's order within a model;
-    survey reference rows last, in the rules' order."""
+    """Rows grouped by model in first-seen order, then by way of asking, templates in the paper's
+    order within a way; survey reference rows last, in the rules' order."""
     models = [r for r in rows if not r.is_reference]
     labels = list(dict.fromkeys(r.label for r in models))
-    order = list(TEMPLATES)
+    order, ways = list(TEMPLATES), list(WAYS)
     ordered = sorted(
-        models, key=lambda r: (labels.index(r.label), r.generation, order.index(r.template))
+        models,
+        key=lambda r: (labels.index(r.label), ways.index(r.way), order.index(r.template)),
     )
     return ordered + sorted(
         (r for r in rows if r.is_reference), key=lambda r: list(RULES).index(r.rule)

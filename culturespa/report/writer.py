@@ -24,6 +24,10 @@ REPORT_ENTRIES: tuple[str, ...] = (
     "leaderboard.md",
     "steerability.md",
     "steerability.csv",
+    "order_consistency.md",
+    "order_consistency.csv",
+    "agreement.md",
+    "agreement.csv",
     "index.html",
     "plots",
 )
@@ -39,6 +43,8 @@ class Report:
     files: list[Path] = field(default_factory=list)
     correlations: dict[str, float] = field(default_factory=dict)
     steerability: list[analysis.Steerability] = field(default_factory=list)
+    order_consistency: list[analysis.OrderConsistencyAnalysis] = field(default_factory=list)
+    agreement: list[analysis.WayAgreement] = field(default_factory=list)
 
     @property
     def models(self) -> list[Row]:
@@ -51,11 +57,16 @@ def _slug(text: str) -> str:
 
 
 def select_row(rows: list[Row], selector: str) -> Row:
-    """The row whose method contains `selector` (case-insensitive); must be exactly one."""
-    hits = [r for r in rows if selector.lower() in r.method.lower()]
-    exact = [r for r in hits if r.method.lower() == selector.lower()]
-    if len(exact) == 1 or len(hits) == 1:
-        return (exact or hits)[0]
+    """The row whose method is `selector`, else the one whose method ends with it, else the one
+    that contains it (case-insensitive); must be exactly one. 'Culture-aware (P1)' selects the
+    log-likelihood row next to 'Culture-aware (P1), reversed options'."""
+    wanted = selector.lower()
+    hits = [r for r in rows if wanted in r.method.lower()]
+    exact = [r for r in hits if r.method.lower() == wanted]
+    ending = [r for r in hits if r.method.lower().endswith(wanted)]
+    for found in (exact, ending, hits):
+        if len(found) == 1:
+            return found[0]
     known = "; ".join(r.method for r in rows)
     reason = "matches no row" if not hits else f"matches {len(hits)} rows"
     raise CulturespaError(f"--compare {selector!r} {reason}; rows are: {known}")
@@ -69,6 +80,32 @@ def _steerability_document(analyses: list[analysis.Steerability]) -> str:
         "change in the paper's alignment score (culture-aware minus culture-unaware, x100) with a "
         "95% paired bootstrap interval (one draw of items for both runs and all countries).\n\n"
         + analysis.steerability_markdown(analyses)
+    )
+
+
+def _order_document(analyses: list[analysis.OrderConsistencyAnalysis]) -> str:
+    return (
+        "# Order consistency: the options listed forward and reversed\n\n"
+        "The log-likelihood tasks asked twice: with the options in the survey's order "
+        "(`wvs_<template>_<cc>`) and listed last to first, numbered 1..k "
+        "(`wvs_rev_<template>_<cc>`), each answer mapped back to the survey's code. Per country, "
+        "on the items both runs answered: the share of items where both orders give the same "
+        "option, the paper's alignment score in each order (x100) and forward minus reversed "
+        "with a 95% paired bootstrap interval (one draw of items for both orders and all "
+        "countries). A model that reads the question answers the same way in both orders; one "
+        "that favours a position or a number does not.\n\n"
+        + analysis.order_consistency_markdown(analyses)
+    )
+
+
+def _agreement_document(agreements: list[analysis.WayAgreement]) -> str:
+    return (
+        "# Agreement between ways of asking\n\n"
+        "For each model and template asked in several ways: the share of (country, item) pairs, "
+        "over the countries both ways cover and the items both answered, where the two ways "
+        "name the same option (log-likelihood: the most likely option; reversed options: mapped "
+        "back to the survey's code; generation: the parsed reply; stated distribution: the "
+        "option with the largest stated share).\n\n" + analysis.agreement_markdown(agreements)
     )
 
 
@@ -121,6 +158,8 @@ def build_report(
     out = Path(out_dir)
     report = Report(rows=rows, notes=notes)
     report.steerability = analysis.steerability(models, seed=seed)
+    report.order_consistency = analysis.order_consistency(models, seed=seed)
+    report.agreement = analysis.way_agreement(models)
     relations = analysis.relation_records(models)
     report.correlations = {method: record["r"] for method, record in relations.items()}
     for row in models:
@@ -148,12 +187,20 @@ def build_report(
         if report.steerability:
             write("steerability.md", _steerability_document(report.steerability))
             write("steerability.csv", analysis.steerability_csv(report.steerability))
+        if report.order_consistency:
+            write("order_consistency.md", _order_document(report.order_consistency))
+            write("order_consistency.csv", analysis.order_consistency_csv(report.order_consistency))
+        if report.agreement:
+            write("agreement.md", _agreement_document(report.agreement))
+            write("agreement.csv", analysis.agreement_csv(report.agreement))
         records = tables.leaderboard_records(rows, metric)
         payload = {
             "metric": metric,
             "rows": records,
             "correlations": report.correlations,
             "steerability": [s.as_dict() for s in report.steerability],
+            "order_consistency": [a.as_dict() for a in report.order_consistency],
+            "agreement": [a.as_dict() for a in report.agreement],
             "notes": notes.messages,
             "runs": {str(run.source): run.provenance for run in runs},
             "relations": relations,
@@ -189,6 +236,9 @@ def _write_plots(
     for steer in report.steerability:
         name = f"steerability_{_slug(steer.name)}.png"
         report.files.append(plots.plot_steerability(steer, folder / name))
+    for order in report.order_consistency:
+        name = f"order_consistency_{_slug(order.name)}.png"
+        report.files.append(plots.plot_order_consistency(order, folder / name))
     for row in models:
         if row.method in with_relations:
             path, _ = plots.plot_relations(row, folder / f"relations_{_slug(row.method)}.png")
