@@ -14,7 +14,7 @@ import numpy as np
 from culturespa.prompts.templates import get_template, render
 from culturespa.scoring.alignment import alignment_from_arrays
 from culturespa.scoring.answers import parse_answer
-from culturespa.scoring.distributions import distribution_scores
+from culturespa.scoring.distributions import distribution_scores, softmax
 from culturespa.survey.items import consensus_majority, get_item, items_with_data, survey_majority
 from culturespa_tasks.wvs_task import WVSTask
 
@@ -82,17 +82,11 @@ def _specific_row(doc: dict[str, Any], answer: int | None) -> dict[str, Any]:
     return {**_alignment_row(doc, answer), "specific": doc["majority"] != doc.get("consensus")}
 
 
-def _softmax(logliks: Sequence[float]) -> np.ndarray:
-    arr = np.asarray(logliks, dtype=float)
-    arr = np.exp(arr - arr.max())
-    return arr / arr.sum()
-
-
 def process_loglikelihood_results(
     doc: dict[str, Any], results: Sequence[tuple[float, bool]]
 ) -> dict[str, Any]:
     """Scores of one item from its options' log-likelihoods (one per option, in option order)."""
-    probs = _softmax([ll for ll, _ in results])
+    probs = softmax([ll for ll, _ in results])
     answer = doc["options"][int(np.argmax(probs))]
     scores = distribution_scores(probs, doc["country"], doc["qid"])
     return {

@@ -20,7 +20,7 @@ from culturespa.scoring.answers import (
 )
 from culturespa.scoring.baselines import RULES, reference_value
 from culturespa.scoring.bootstrap import ItemDraw, mean_of_replicates, percentile_interval
-from culturespa.survey.countries import ALL_COUNTRIES, PAPER_COUNTRIES
+from culturespa.survey.countries import ALL_COUNTRIES, in_paper_average, paper_average
 from culturespa.survey.items import culture_specific_items, items_with_data
 
 N_RESAMPLES = 1000
@@ -268,11 +268,11 @@ def build_rows(runs: list[RunScores], metric: str, notes: Notes, seed: int = 0) 
 
 
 def _fill_average(row: Row, by_country: dict[str, dict[object, _RunCell]]) -> None:
-    present = [cc for cc in PAPER_COUNTRIES if cc in row.cells]
+    present = in_paper_average(row.cells)
     row.n_avg = len(present)
     if not present:
         return
-    row.avg = float(np.mean([row.cells[cc].value for cc in present]))
+    row.avg = paper_average({cc: cell.value for cc, cell in row.cells.items()})
     reps = [row.cells[cc].replicates for cc in present]
     if all(r is not None for r in reps):
         row.avg_low, row.avg_high = _interval(mean_of_replicates(reps))
@@ -282,7 +282,7 @@ def _fill_average(row: Row, by_country: dict[str, dict[object, _RunCell]]) -> No
     shared = set.intersection(*run_keys) if run_keys else set()
     if len(shared) >= 2 and all(len(keys) == len(shared) for keys in run_keys):
         row.run_averages = [
-            float(np.mean([by_country[cc][k].value for cc in present])) for k in shared
+            paper_average({cc: by_country[cc][k].value for cc in present}) for k in shared
         ]
 
 
@@ -408,7 +408,7 @@ def leaderboard_records(rows: list[Row], metric: str) -> list[dict]:
                 "metric": metric,
                 "average": _none(row.avg),
                 "average_ci": [_none(row.avg_low), _none(row.avg_high)],
-                "average_over": [cc for cc in PAPER_COUNTRIES if cc in row.cells],
+                "average_over": in_paper_average(row.cells),
                 "runs": row.n_runs,
                 "run_averages": [_none(v) for v in row.run_averages],
                 "average_run_sd": _none(row.avg_spread),
