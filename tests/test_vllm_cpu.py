@@ -49,12 +49,13 @@ KV_CACHE_GIB = "1"
 LIMIT = 8  # items per lm-eval task
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", KV_CACHE_GIB)
+os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")  # vLLM posts usage statistics otherwise
 
 
 def _env(**extra: str) -> dict[str, str]:
     """The environment of a command-line run: offline, vLLM's default multi-process engine."""
     env = {k: v for k, v in os.environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}
-    env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", VLLM_NO_USAGE_STATS="1")
     env["VLLM_CPU_KVCACHE_SPACE"] = KV_CACHE_GIB
     env.update(extra)
     return env
