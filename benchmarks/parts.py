@@ -466,17 +466,26 @@ def builder_loop(cfg: dict) -> dict:
     }
 
 
-def main() -> None:
-    if len(sys.argv) != 4 or sys.argv[1] not in PARTS:
-        raise SystemExit(f"usage: parts.py {{{','.join(PARTS)}}} CONFIG.json RESULT.json")
-    name, config_path, result_path = sys.argv[1:]
-    cfg = json.loads(Path(config_path).read_text())
+def main(argv: list[str] | None = None) -> None:
+    from culturespa.atomic import write_text_atomic
+    from culturespa.cli.parsing import ArgumentParser
+
+    parser = ArgumentParser(
+        prog="benchmarks/parts.py", description="Run one benchmark part (started by run.py)."
+    )
+    parser.add_argument("part", choices=sorted(PARTS), help="the part to run")
+    parser.add_argument("config", type=Path, help="config.json written by benchmarks/run.py")
+    parser.add_argument("result", type=Path, help="where the part writes its result JSON")
+    args = parser.parse_args(argv)
+    if not args.config.is_file():
+        parser.error(f"config {args.config} is not a file")
+    cfg = json.loads(args.config.read_text())
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _set_threads(cfg)
-    result = PARTS[name](cfg)
+    result = PARTS[args.part](cfg)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result["part"] = name
-    Path(result_path).write_text(json.dumps(result, indent=1, default=str))
+    result["part"] = args.part
+    write_text_atomic(args.result, json.dumps(result, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -42,41 +42,54 @@ VLLM_PARTS = ("eval_loglik_vllm", "eval_gen_vllm", "builder_ours_vllm")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """The benchmark's flags, every value checked before anything runs or is written."""
+    from culturespa.cli.parsing import ArgumentParser, nonnegative_int, positive_int
+
+    parser = ArgumentParser(prog="benchmarks/run.py", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default", help="'default' (SmolLM2), 'tiny', or a path")
-    parser.add_argument("--items", type=int, default=259, help="items of the log-likelihood run")
+    parser.add_argument(
+        "--items", type=positive_int, default=259, help="items of the log-likelihood run"
+    )
     parser.add_argument(
         "--baseline-items",
-        type=int,
+        type=positive_int,
         default=30,
         help="items of the paper's loop, of the generation tasks and of lm-eval's own hf model (a spread subset of --items)",
     )
     parser.add_argument("--country", default="USA")
     parser.add_argument("--template", default="culture_aware")
-    parser.add_argument("--batch-size", type=int, default=16, help="lm-eval batch size")
     parser.add_argument(
         "--builder-batch-size",
-        type=int,
+        type=positive_int,
         default=None,
         help="data builder parts' batch size (default: the builder's own, model.batch_size)",
     )
     parser.add_argument(
-        "--scaling-items", type=int, default=3, help="items per task in the 6x19 scaling runs"
+        "--batch-size", type=positive_int, default=16, help="lm-eval and backend batch size"
     )
     parser.add_argument(
-        "--growth-items", type=int, default=8, help="items of the 1x run of the growth series"
+        "--scaling-items",
+        type=positive_int,
+        default=3,
+        help="items per task in the 6x19 scaling runs",
     )
-    parser.add_argument("--builder-questions", type=int, default=8)
+    parser.add_argument(
+        "--growth-items",
+        type=positive_int,
+        default=8,
+        help="items of the 1x run of the growth series",
+    )
+    parser.add_argument("--builder-questions", type=positive_int, default=8)
     parser.add_argument(
         "--builder-loop-prompts",
-        type=int,
+        type=positive_int,
         default=20,
         help="prompts the per-question loop answers (a spread subset of the stage's prompts)",
     )
-    parser.add_argument("--builder-sample-tokens", type=int, default=32)
+    parser.add_argument("--builder-sample-tokens", type=positive_int, default=32)
     parser.add_argument(
         "--batching-questions",
-        type=int,
+        type=positive_int,
         default=128,
         help="questions per system prompt in the batching part (released Llama-3 questions)",
     )
@@ -86,7 +99,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="generated questions (the paper's release format) for the data builder part",
     )
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument(
+        "--threads", type=nonnegative_int, default=0, help="torch threads (0: torch's default)"
+    )
     parser.add_argument("--parts", default=",".join(PART_ORDER), help="comma-separated parts")
     parser.add_argument(
         "--vllm",
@@ -94,7 +109,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"also run {', '.join(VLLM_PARTS)} (vLLM's CPU build; run with .venv-vllm/bin/python)",
     )
     parser.add_argument("--out", default="runs/bench", help="output folder")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    from culturespa.atomic import check_output_dir
+    from culturespa.countries import get_country
+    from culturespa.errors import CulturespaError
+    from culturespa.prompts import get_template
+
+    wanted = [p.strip() for p in args.parts.split(",") if p.strip()]
+    known = PART_ORDER + VLLM_PARTS
+    unknown = sorted(set(wanted) - set(known))
+    if unknown or not wanted:
+        parser.error(f"--parts {args.parts!r}: unknown or no parts; known: {', '.join(known)}")
+    try:
+        args.country = get_country(args.country).code
+        get_template(args.template)
+        check_output_dir(args.out, "--out")
+        if not Path(args.questions_file).is_file():
+            raise CulturespaError(f"--questions-file {args.questions_file} is not a file")
+    except CulturespaError as exc:
+        parser.error(str(exc))
+    args.parts = ",".join(wanted)
+    return args
 
 
 def resolve_model(name: str, out: Path) -> str:
@@ -462,6 +497,8 @@ def machine_info(model_path: str, threads: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    from culturespa.atomic import write_text_atomic
+
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -490,15 +527,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "threads": args.threads,
         "n_resamples": 200,
     }
-    cfg_path = out / "config.json"
-    cfg_path.write_text(json.dumps(cfg, indent=1))
+    cfg_path = write_text_atomic(out / "config.json", json.dumps(cfg, indent=1))
     info = machine_info(model_path, args.threads)
-    wanted = [p.strip() for p in args.parts.split(",") if p.strip()]
+    wanted = args.parts.split(",")
     if args.vllm:
-        wanted += VLLM_PARTS
-    unknown = sorted(set(wanted) - set(PART_ORDER) - set(VLLM_PARTS))
-    if unknown:
-        raise SystemExit(f"unknown parts {unknown}; known: {', '.join(PART_ORDER + VLLM_PARTS)}")
+        wanted += [p for p in VLLM_PARTS if p not in wanted]
     parts = {}
     for name in PART_ORDER + VLLM_PARTS:
         if name in wanted:
@@ -508,9 +541,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     info["load_avg_end"] = os.getloadavg()
     summary = summarise(parts, cfg)
     report = {"machine": info, "config": cfg, **summary}
-    (out / "bench.json").write_text(json.dumps(report, indent=1, default=str))
+    write_text_atomic(out / "bench.json", json.dumps(report, indent=1, default=str))
     text = table(summary)
-    (out / "bench.md").write_text(text + "\n")
+    write_text_atomic(out / "bench.md", text + "\n")
     print(
         f"culturespa benchmark, {info['date_utc']}, model {args.model} ({model_path}), "
         f"{info['cpus']} CPUs, torch threads {info['torch_threads']}, GPU {info['gpu']}, "

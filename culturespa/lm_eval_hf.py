@@ -69,6 +69,37 @@ def _answer_stopper(tokenizer, prompt_width: int, batch_size: int):
     return AnswerDecided()
 
 
+SHARED_PREFIX_FAILURES = (AttributeError, NotImplementedError, RuntimeError, TypeError)
+"""What a model's cache raises when it cannot be repeated over a batch or cut back (recurrent
+or hybrid caches, sliding windows already full)."""
+
+
+def shared_prefix_unsupported(model, longest: int) -> str | None:
+    """Why shared-prefix scoring cannot be trusted for this model and request length, or None.
+
+    A sliding-window (or chunked) attention layer keeps only the last `window` positions in its
+    cache; once a request is that long, cutting the cache back after an answer token is not
+    possible, so such requests go through lm-eval's own scoring.
+    """
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else None
+    config = config or model.config
+    window = getattr(config, "sliding_window", None) or getattr(
+        config, "attention_chunk_size", None
+    )
+    if not window:
+        return None
+    layer_types = getattr(config, "layer_types", None) or []
+    windowed = any(t in ("sliding_attention", "chunked_attention") for t in layer_types)
+    if not layer_types:
+        windowed = getattr(config, "use_sliding_window", True) is not False
+    if windowed and longest >= window:
+        return (
+            f"the model attends over a sliding window of {window} tokens and a request is "
+            f"{longest} tokens long"
+        )
+    return None
+
+
 @register_model("culturespa-hf")
 class CulturespaHFLM(HFLM):
     """lm-eval's HFLM with shared-prefix option scoring and answer-aware stopping."""
@@ -76,6 +107,7 @@ class CulturespaHFLM(HFLM):
     def __init__(self, *args: Any, stop_at_answer: bool | str = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.stop_at_answer = _as_bool(stop_at_answer)
+        self._fallback_warned = False
 
     # -- generation ---------------------------------------------------------------------------
 
@@ -116,6 +148,23 @@ class CulturespaHFLM(HFLM):
         fits = all(len(c) + len(k) <= self.max_length for _, c, k in requests)
         if self.backend != "causal" or self.batch_size == "auto" or not fits or not requests:
             return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
+        longest = max(len(c) + len(k) for _, c, k in requests)
+        reason = shared_prefix_unsupported(self.model, longest)
+        if reason is None:
+            try:
+                return self._shared_prefix_loglikelihoods(requests, disable_tqdm, override_bs)
+            except SHARED_PREFIX_FAILURES as exc:
+                reason = f"shared-prefix scoring failed ({type(exc).__name__}: {exc})"
+        if not self._fallback_warned:
+            self._fallback_warned = True
+            logger.warning(
+                "culturespa-hf: %s; scoring with lm-eval's own hf path instead (same results, "
+                "slower)",
+                reason,
+            )
+        return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
+
+    def _shared_prefix_loglikelihoods(self, requests, disable_tqdm: bool, override_bs):
         import torch
         from tqdm import tqdm
 
@@ -131,7 +180,7 @@ class CulturespaHFLM(HFLM):
             desc="Scoring options (shared prompts)",
         )
         pad = self.tokenizer.pad_token_id or 0
-        with torch.inference_mode():
+        with bar, torch.inference_mode():
             for batch in batches_by_opening(contexts, batch_size):
                 ctxs = [contexts[b] for b in batch]
                 conts = [[requests[i][2] for i in groups[c]] for c in ctxs]
@@ -141,5 +190,4 @@ class CulturespaHFLM(HFLM):
                         results[i] = answer
                         self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)
                         bar.update(1)
-        bar.close()
         return results

@@ -11,7 +11,11 @@ from culturespa.survey import get_item
 
 
 def read_reply_file(path: str | Path) -> dict[str, str]:
-    """Load {item id: raw reply}; every problem is reported with the file and the entry."""
+    """Load {item id: raw reply text}; every problem is reported with the file and the entry.
+
+    A JSON number is kept as its text ("7", "2.0", "-1"), so it is parsed like a text reply; a
+    boolean, list or object is an error.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -48,8 +52,12 @@ def read_reply_file(path: str | Path) -> dict[str, str]:
         if qid in replies:
             raise CulturespaError(f"{where}: item {qid} appears twice")
         answer = entry["answer"]
-        if answer is not None and not isinstance(answer, (str, int)):
-            raise CulturespaError(f"{where} ({qid}): field 'answer' must be text or a number")
+        if isinstance(answer, bool) or not isinstance(answer, (str, int, float, type(None))):
+            raise CulturespaError(
+                f"{where} ({qid}): field 'answer' must be text or a number, "
+                f"not {json.dumps(answer)}"
+            )
+        # A number is scored as its text, through the same parser as a text reply.
         replies[qid] = "" if answer is None else str(answer)
     return replies
 

@@ -1,4 +1,11 @@
-"""Country similarity from the survey: the alignment score between majority-answer vectors."""
+"""Country similarity: the paper's shipped table for its 18 countries, the survey for the rest.
+
+Cross-Culture Thinking (P2) names the 3 most and the 3 least similar cultures. The paper's rule
+(`cross_culture` in its `utils.py`): take the target's row of `country_similarity.json`, sort it
+ascending by value with a stable sort (ties keep the file's key order); the first three are the
+least similar, in that order; the last three read from the end (last, second to last, third to
+last) are the most similar.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,10 @@ from functools import cache
 
 from culturespa.countries import PAPER_COUNTRIES, get_country
 from culturespa.scoring import alignment_from_arrays
-from culturespa.survey import get_item, scored_items, survey_majority
+from culturespa.survey import get_item, scored_items, shipped_country_similarity, survey_majority
+
+SIMILARITY_DECIMALS = 1
+"""The shipped file's precision (x100, one decimal); rows computed for other countries match it."""
 
 
 @cache
@@ -25,26 +35,30 @@ def country_similarity(first: str, second: str) -> float:
 
 
 def similarity_matrix(countries: tuple[str, ...]) -> list[list[float]]:
-    """Pairwise similarity (x100); the diagonal is 100."""
+    """Pairwise similarity (x100) computed from the survey; the diagonal is 100."""
     return [[country_similarity(a, b) for b in countries] for a in countries]
 
 
-def ranked_cultures(country: str, pool: tuple[str, ...] = PAPER_COUNTRIES) -> list[str]:
-    """Other countries of `pool` from most to least similar to `country`.
+def similarity_row(country: str) -> dict[str, float]:
+    """{other country: similarity x100} over the paper's 18, in the shipped file's key order.
 
-    Similarities are ranked at the paper's precision (0.1, as in its country_similarity.json),
-    ties kept in pool order, so the paper's Cross-Culture Thinking prompts come out unchanged.
+    The paper's 18 countries take their row of the shipped `country_similarity.json` as it is.
+    A country without a row there (MEX) gets one computed from the survey, rounded as the file
+    is, with the keys in the paper's country order (the file's order).
     """
     code = get_country(country).code
-    others = [c for c in pool if c != code]
-    return sorted(others, key=lambda other: -round(country_similarity(code, other), 1))
+    shipped = shipped_country_similarity()
+    if code in shipped:
+        return {other: float(value) for other, value in shipped[code].items() if other != code}
+    return {
+        other: round(country_similarity(code, other), SIMILARITY_DECIMALS)
+        for other in PAPER_COUNTRIES
+        if other != code
+    }
 
 
 def most_and_least_similar(country: str, k: int = 3) -> tuple[list[str], list[str]]:
-    """The k most similar and k least similar of the paper's 18 countries (Cross-Culture Thinking).
-
-    The pool is the paper's 18 countries for every target, MEX included, so that adding MEX does
-    not change the paper's prompts for the other 18.
-    """
-    ranked = ranked_cultures(country)
-    return ranked[:k], ranked[-k:][::-1]
+    """(k most similar, most first; k least similar, least first) by the paper's rule."""
+    row = similarity_row(country)
+    ascending = sorted(row, key=row.__getitem__)  # stable: ties stay in the row's key order
+    return ascending[::-1][:k], ascending[:k]

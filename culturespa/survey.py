@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from culturespa.countries import get_country
+from culturespa.countries import PAPER_COUNTRIES, get_country
 from culturespa.errors import CulturespaError
 
 # Items whose options are numbered from 0 in the survey (all others start at 1).
@@ -138,11 +138,15 @@ def _shares() -> dict[str, dict[str, dict[str, float]]]:
     return _load_json("proportions_group_by_country.json")
 
 
+@cache
+def _item_shares(code: str, qid: str) -> tuple[tuple[int, float], ...]:
+    get_item(qid)
+    return tuple((int(k), float(v)) for k, v in _shares()[code].get(qid, {}).items())
+
+
 def survey_shares(country: str, qid: str) -> dict[int, float]:
     """Raw answer shares {option number: share}, majority first; empty if not asked there."""
-    code = get_country(country).code
-    get_item(qid)
-    return {int(k): float(v) for k, v in _shares()[code].get(qid, {}).items()}
+    return dict(_item_shares(get_country(country).code, qid))
 
 
 def has_survey_data(country: str, qid: str) -> bool:
@@ -152,9 +156,14 @@ def has_survey_data(country: str, qid: str) -> bool:
 
 
 def survey_majority(country: str, qid: str) -> int | None:
-    """The option number most respondents chose, or None if the item has no data there."""
-    shares = survey_shares(country, qid)
-    return next(iter(shares)) if shares else None
+    """The majority option number, or None if the item has no data there.
+
+    The majority is the first key of the item's shares in the survey file (the file lists the
+    shares majority first), as in the paper's scripts; where two options tie for the largest
+    share, the file's order decides.
+    """
+    shares = _item_shares(get_country(country).code, qid)
+    return shares[0][0] if shares else None
 
 
 def survey_distribution(country: str, qid: str) -> np.ndarray | None:
@@ -190,3 +199,30 @@ def similar_items(qid: str) -> list[str]:
 def shipped_country_similarity() -> dict[str, dict[str, float]]:
     """The paper's country_similarity.json (x100), for the 18 paper countries."""
     return _load_json("country_similarity.json")
+
+
+@cache
+def consensus_majority(qid: str) -> int | None:
+    """The option with the largest mean share over the paper's 18 countries that asked the item
+    (the shares as the survey file gives them, non-response left out); None if none asked it."""
+    item = get_item(qid)
+    vectors = []
+    for code in PAPER_COUNTRIES:
+        shares = survey_shares(code, qid)
+        if shares:
+            vectors.append([shares.get(n, 0.0) for n in item.option_numbers])
+    if not vectors:
+        return None
+    return item.option_numbers[int(np.argmax(np.mean(vectors, axis=0)))]
+
+
+def culture_specific_items(country: str) -> list[str]:
+    """The country's items with survey data whose majority differs from the consensus majority:
+    where a model that answers only the world's consensus cannot be right."""
+    code = get_country(country).code
+    return [
+        qid
+        for qid in items_with_data(code)
+        if consensus_majority(qid) is not None
+        and survey_majority(code, qid) != consensus_majority(qid)
+    ]

@@ -61,21 +61,35 @@ def build_tiny_model(
     num_layers: int = 2,
     seed: int = 0,
     initializer_range: float = 0.1,
+    sliding_window: int | None = None,
 ) -> Path:
     """Write a randomly initialised tiny Llama with its tokenizer to `output_dir`; return the path.
 
     Weights are drawn wider than Llama's default (std 0.1, not 0.02) so that the random model's
     answers react to the prompt: the persona then changes some answers, as it does for a real
-    model, and the data builder's smoke runs produce training rows for every country.
+    model, and the data builder's smoke runs produce training rows for every country. With
+    `sliding_window` the model is a Mistral (same sizes) attending over that many tokens.
     """
     import torch
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+    from transformers import (
+        GenerationConfig,
+        LlamaConfig,
+        LlamaForCausalLM,
+        MistralConfig,
+        MistralForCausalLM,
+    )
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tiny_tokenizer()
     torch.manual_seed(seed)
-    config = LlamaConfig(
+    config_class, model_class = LlamaConfig, LlamaForCausalLM
+    extra = {}
+    if sliding_window is not None:
+        config_class, model_class = MistralConfig, MistralForCausalLM
+        extra = {"sliding_window": sliding_window}
+    config = config_class(
+        **extra,
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
         intermediate_size=hidden_size * 2,
@@ -89,7 +103,7 @@ def build_tiny_model(
         tie_word_embeddings=True,
         initializer_range=initializer_range,
     )
-    model = LlamaForCausalLM(config)
+    model = model_class(config)
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -103,14 +117,27 @@ def build_tiny_model(
     return output_dir
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     """python -m culturespa.tiny_model OUTPUT_DIR"""
-    import sys
+    from culturespa.atomic import check_output_dir
+    from culturespa.cli.parsing import ArgumentParser, exit_with_error
+    from culturespa.errors import CulturespaError
 
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m culturespa.tiny_model OUTPUT_DIR")
-    print(build_tiny_model(sys.argv[1]))
+    parser = ArgumentParser(
+        prog="python -m culturespa.tiny_model",
+        description="Build the tiny random test model (a 2-layer Llama) into a folder.",
+    )
+    parser.add_argument("output_dir", help="folder for the model")
+    args = parser.parse_args(argv)
+    try:
+        check_output_dir(args.output_dir, "output folder")
+    except CulturespaError as exc:
+        return exit_with_error(parser.prog, str(exc))
+    print(build_tiny_model(args.output_dir))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    sys.exit(main())

@@ -6,13 +6,22 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from culturespa.atomic import (
+    check_output_dir,
+    replace_dir_atomic,
+    staging_dir,
+    write_json_atomic,
+    write_text_atomic,
+)
 from culturespa.countries import ALL_COUNTRIES, get_country
 from culturespa.errors import CulturespaError
+from culturespa.fields import accepts, check_field_types, describe, invalid
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +60,9 @@ class CultureSPAScriptArguments:
     chat_template: str | None = field(
         default=None,
         metadata={
-            "help": "Training chat template with `{% generation %}` markers: a shipped name "
+            # No percent sign here: argparse formats help texts with %.
+            "help": "Training chat template whose assistant answer is marked as a Jinja "
+            "`generation` block (the loss mask): a shipped name "
             f"({', '.join(SHIPPED_TEMPLATES)}) or a .jinja path. None keeps the tokenizer's own, "
             "which must then carry the markers."
         },
@@ -84,16 +95,17 @@ class CultureSPAScriptArguments:
     )
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.countries is not None:
             self.countries = self.countries.strip()
             if not self.countries:
                 self.countries = None
         if self.mask_check_examples < 0:
-            raise CulturespaError("mask_check_examples must be >= 0")
+            raise invalid("mask_check_examples", self.mask_check_examples, "an integer >= 0")
         if self.effective_batch_size is not None and self.effective_batch_size < 1:
-            raise CulturespaError("effective_batch_size must be >= 1")
+            raise invalid("effective_batch_size", self.effective_batch_size, "an integer >= 1")
         if self.max_train_examples is not None and self.max_train_examples < 1:
-            raise CulturespaError("max_train_examples must be >= 1")
+            raise invalid("max_train_examples", self.max_train_examples, "an integer >= 1")
 
 
 def training_template_path(name_or_path: str) -> Path:
@@ -385,7 +397,7 @@ def write_run_files(
         "loss_mask": f"answer tokens + {end_of_turn or 'nothing'}",
         "versions": versions,
     }
-    (output_dir / RUN_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n", "utf-8")
+    write_text_atomic(output_dir / RUN_FILE, json.dumps(record, indent=2, default=str) + "\n")
 
     variant = ", ".join(data.get("variants") or []) or "unknown"
     title = f"CultureSPA LoRA adapter ({variant}{', ' + country if country else ''})"
@@ -451,18 +463,77 @@ lm_eval run --model hf --model_args pretrained={base_model},peft={output_dir} --
 Survey answers: World Values Survey Wave 7 (WVS Association). Method: Xu, Leng, Yu, Xiong,
 "Self-Pluralising Culture Alignment for Large Language Models", NAACL 2025 (arXiv 2410.12971).
 """
-    (output_dir / CARD_FILE).write_text(card, encoding="utf-8")
-    return output_dir / CARD_FILE
+    return write_text_atomic(output_dir / CARD_FILE, card)
 
 
 def write_adapter_index(output_dir: str | Path, adapters: dict[str, str], base_model: str) -> Path:
     """Write `adapters.json` ({"base_model", "adapters": {ISO3: path}}) for culture-specific runs."""
-    path = Path(output_dir) / INDEX_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps({"base_model": base_model, "adapters": adapters}, indent=2) + "\n", "utf-8"
+    return write_json_atomic(
+        Path(output_dir) / INDEX_FILE, {"base_model": base_model, "adapters": adapters}
     )
-    return path
+
+
+def read_recipe(path: str | Path) -> dict[str, Any]:
+    """The YAML mapping of a training recipe; a missing, unreadable or malformed file is an error."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise CulturespaError(
+            f"--config {path} {'is a folder' if path.is_dir() else 'does not exist'}"
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CulturespaError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except yaml.YAMLError as exc:
+        raise CulturespaError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if not isinstance(data, dict):
+        raise CulturespaError(f"{path}: a recipe must be a YAML mapping of field: value")
+    return data
+
+
+def check_recipe(data: dict[str, Any], dataclass_types, source: str) -> None:
+    """Refuse unknown keys and values of the wrong type in a recipe, before TRL parses it.
+
+    TRL takes recipe values as argparse defaults: text is converted like a flag (so
+    `learning_rate: 2e-4`, which YAML reads as text, works), anything else reaches the dataclass
+    unchecked. Booleans must be YAML booleans, numbers numbers (or text argparse converts).
+    """
+    import dataclasses
+    import typing
+
+    hints: dict[str, Any] = {}
+    for cls in dataclass_types:
+        try:
+            resolved = typing.get_type_hints(cls)
+        except Exception:  # an annotation this Python cannot evaluate: leave it to TRL
+            resolved = {}
+        for f in dataclasses.fields(cls):
+            hints.setdefault(f.name, resolved.get(f.name, Any))
+    unknown = sorted(k for k in data if k not in hints and k != "env")
+    if unknown:
+        raise CulturespaError(
+            f"{source}: unknown key(s) {', '.join(unknown)} (not a field of the script arguments, "
+            "SFTConfig or ModelConfig; `python recipes/sft.py --help` lists them)"
+        )
+    if "env" in data and not isinstance(data["env"], dict):
+        raise invalid(f"{source}: env", data["env"], "a mapping of environment variables")
+    for key, value in data.items():
+        if key == "env" or value is None:
+            continue
+        hint = hints[key]
+        if isinstance(value, str) and not _is_bool_hint(hint):
+            continue  # argparse converts it with the field's type, or fails with one line
+        if accepts(value, hint) is False:
+            raise invalid(f"{source}: {key}", value, describe(hint))
+
+
+def _is_bool_hint(hint: Any) -> bool:
+    import typing
+
+    members = typing.get_args(hint) if typing.get_origin(hint) is not None else (hint,)
+    return bool in members and str not in members
 
 
 def prepare_arguments(script_args, training_args, model_args) -> None:
@@ -475,14 +546,9 @@ def prepare_arguments(script_args, training_args, model_args) -> None:
         raise CulturespaError(
             "model_name_or_path: required ('default' selects SmolLM2-135M-Instruct)"
         )
-    if model_args.model_name_or_path.strip().lower() in {
-        "default",
-        "smollm2",
-        "smollm2-135m-instruct",
-    }:
-        from culturespa.default_model import resolve_model_path
+    from culturespa.default_model import resolve_model_path
 
-        model_args.model_name_or_path = resolve_model_path(model_args.model_name_or_path)
+    model_args.model_name_or_path = resolve_model_path(model_args.model_name_or_path)
     # As in TRL's sft.py: the model fields of ModelConfig reach from_pretrained through SFTConfig.
     model_init_kwargs = {
         "revision": model_args.model_revision,
@@ -575,21 +641,23 @@ def merge_adapter(
     adapter_dir, output_dir = Path(adapter_dir), Path(output_dir)
     if not (adapter_dir / "adapter_config.json").is_file():
         raise CulturespaError(f"{adapter_dir}: no adapter_config.json (not a PEFT adapter folder)")
-    if not hasattr(torch, dtype):
+    if not isinstance(getattr(torch, dtype, None), torch.dtype):
         raise CulturespaError(f"dtype: unknown torch dtype {dtype!r}")
+    check_output_dir(output_dir, "output folder")
     base = base_model or PeftConfig.from_pretrained(str(adapter_dir)).base_model_name_or_path
     model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, dtype))
     merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    merged.save_pretrained(output_dir)
-    # The adapter folder holds the training tokenizer (with its chat template); fall back to the base.
-    source = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else base
-    AutoTokenizer.from_pretrained(source).save_pretrained(output_dir)
-    for name in (CARD_FILE, RUN_FILE):
-        if (adapter_dir / name).is_file():
-            (output_dir / f"adapter_{name}").write_text(
-                (adapter_dir / name).read_text("utf-8"), "utf-8"
-            )
+    # Saved into a staging folder and swapped in whole: an older checkpoint is never mixed in.
+    with staging_dir(output_dir.parent if output_dir.parent.exists() else output_dir) as stage:
+        build = stage / output_dir.name
+        merged.save_pretrained(build)
+        # The adapter folder holds the training tokenizer (with its chat template); else the base.
+        source = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else base
+        AutoTokenizer.from_pretrained(source).save_pretrained(build)
+        for name in (CARD_FILE, RUN_FILE):
+            if (adapter_dir / name).is_file():
+                shutil.copyfile(adapter_dir / name, build / f"adapter_{name}")
+        replace_dir_atomic(build, output_dir)
     logger.info("merged %s into %s -> %s", adapter_dir, base, output_dir)
     return output_dir
 

@@ -13,13 +13,15 @@ import numpy as np
 
 from culturespa.prompts import get_template, render
 from culturespa.scoring import alignment_from_arrays, distribution_scores, parse_answer
-from culturespa.survey import get_item, items_with_data, survey_majority
+from culturespa.survey import consensus_majority, get_item, items_with_data, survey_majority
 from culturespa_tasks.wvs_task import WVSTask
 
 __all__ = [
     "WVSTask",
     "alignment_aggregate",
+    "alignment_specific_aggregate",
     "build_doc",
+    "count",
     "doc_to_choice",
     "doc_to_target",
     "doc_to_text",
@@ -40,6 +42,7 @@ def build_doc(template: str, country: str, qid: str) -> dict[str, Any]:
         "user": render(template, qid, country).user,
         "options": list(item.option_numbers),
         "majority": survey_majority(country, qid),
+        "consensus": consensus_majority(qid),
         "max_distance": item.max_distance,
     }
 
@@ -72,6 +75,11 @@ def _alignment_row(doc: dict[str, Any], answer: int | None) -> dict[str, Any]:
     return {"answer": answer, "majority": doc["majority"], "max_distance": doc["max_distance"]}
 
 
+def _specific_row(doc: dict[str, Any], answer: int | None) -> dict[str, Any]:
+    """The alignment row, flagged when the country's majority differs from the consensus."""
+    return {**_alignment_row(doc, answer), "specific": doc["majority"] != doc.get("consensus")}
+
+
 def _softmax(logliks: Sequence[float]) -> np.ndarray:
     arr = np.asarray(logliks, dtype=float)
     arr = np.exp(arr - arr.max())
@@ -87,6 +95,7 @@ def process_loglikelihood_results(
     scores = distribution_scores(probs, doc["country"], doc["qid"])
     return {
         "alignment": _alignment_row(doc, answer),
+        "alignment_specific": _specific_row(doc, answer),
         "alignment_w1": scores.alignment_w1,
         "alignment_jsd": scores.alignment_jsd,
         "majority_match": scores.majority_match,
@@ -94,19 +103,27 @@ def process_loglikelihood_results(
 
 
 def process_generation_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str, Any]:
-    """Scores of one sampled reply, parsed as in the paper (first integer in 0..10, else invalid)."""
+    """Scores of one sampled reply, parsed as in the paper (first integer in 0..10, else invalid).
+
+    The paper's score takes every parsed answer, also a number that is not one of the item's
+    options (e.g. 7 for a 4-option item); `coverage` counts only answers that are options, and
+    `out_of_range` counts the others.
+    """
     answer = parse_answer(results[0])
+    in_options = answer in doc["options"]
     w1 = jsd = None
-    if answer in doc["options"]:
+    if in_options:
         point = np.zeros(len(doc["options"]))
         point[doc["options"].index(answer)] = 1.0
         scores = distribution_scores(point, doc["country"], doc["qid"])
         w1, jsd = scores.alignment_w1, scores.alignment_jsd
     return {
         "alignment": _alignment_row(doc, answer),
+        "alignment_specific": _specific_row(doc, answer),
         "alignment_w1": w1,
         "alignment_jsd": jsd,
-        "coverage": float(answer is not None),
+        "coverage": float(in_options),
+        "out_of_range": float(answer is not None and not in_options),
     }
 
 
@@ -118,6 +135,17 @@ def alignment_aggregate(rows: Sequence[dict[str, Any]]) -> float:
         [r["majority"] for r in valid],
         [r["max_distance"] for r in valid],
     )
+
+
+def alignment_specific_aggregate(rows: Sequence[dict[str, Any]]) -> float:
+    """The paper's score on the items where the country's majority differs from the majority of
+    the 18 countries' pooled shares: answering the world's consensus scores low here."""
+    return alignment_aggregate([r for r in rows if r["specific"]])
+
+
+def count(values: Sequence[float]) -> float:
+    """How many items have the property (per-item values 0 or 1)."""
+    return float(sum(values))
 
 
 def mean_of_valid(values: Sequence[float | None]) -> float:

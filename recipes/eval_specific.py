@@ -12,12 +12,13 @@ the country code, so `culturespa report` merges them into one row ("... + .../{C
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from culturespa.cli.parsing import ArgumentParser, batch_size, exit_with_error, positive_int
+
+    parser = ArgumentParser(prog="recipes/eval_specific.py", description=__doc__.splitlines()[0])
     parser.add_argument("adapters", help="training output_dir holding adapters.json")
     parser.add_argument(
         "--task",
@@ -28,32 +29,36 @@ def main(argv: list[str] | None = None) -> int:
         "--output-path", default="runs/eval", help="results folder (default: %(default)s)"
     )
     parser.add_argument("--model", default=None, help="base model (default: from adapters.json)")
-    parser.add_argument("--backend", default="hf", help="lm-eval model type: hf or vllm")
-    parser.add_argument("--batch-size", default="1", help="batch size or 'auto'")
-    parser.add_argument("--limit", type=int, default=None, help="items per task (testing only)")
+    parser.add_argument(
+        "--backend", default="hf", choices=("hf", "vllm"), help="lm-eval model type: hf or vllm"
+    )
+    parser.add_argument("--batch-size", type=batch_size, default=1, help="batch size or 'auto'")
+    parser.add_argument(
+        "--limit", type=positive_int, default=None, help="items per task (testing only)"
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda (default: cuda if present)")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
 
+    from culturespa.atomic import check_output_dir
     from culturespa.errors import CulturespaError
     from culturespa.training import evaluate_culture_specific
 
-    batch = args.batch_size if args.batch_size.startswith("auto") else int(args.batch_size)
     try:
+        check_output_dir(args.output_path, "--output-path")
         results = evaluate_culture_specific(
             args.adapters,
             args.task,
             args.output_path,
             model=args.model,
             backend=args.backend,
-            batch_size=batch,
+            batch_size=args.batch_size,
             limit=args.limit,
             device=args.device,
             seed=args.seed,
         )
     except CulturespaError as exc:
-        print(f"recipes/eval_specific.py: error: {exc}", file=sys.stderr)
-        return 2
+        return exit_with_error(parser.prog, str(exc))
     for code, result in results.items():
         for task, metrics in result.get("results", {}).items():
             print(f"{code} {task} alignment={metrics.get('alignment,none')}")

@@ -12,18 +12,24 @@ The base model is read from the adapter's adapter_config.json unless --base-mode
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from culturespa.cli.parsing import ArgumentParser, exit_with_error
+
+    parser = ArgumentParser(prog="recipes/merge_adapter.py", description=__doc__.splitlines()[0])
     parser.add_argument("adapter", help="adapter folder written by recipes/sft.py")
-    parser.add_argument("output", help="folder for the merged checkpoint")
+    parser.add_argument("output", help="folder for the merged checkpoint (replaced as a whole)")
     parser.add_argument(
         "--base-model", default=None, help="base model id or folder (default: from the adapter)"
     )
-    parser.add_argument("--dtype", default="bfloat16", help="weights dtype (default: %(default)s)")
+    parser.add_argument(
+        "--dtype",
+        default="bfloat16",
+        choices=("bfloat16", "float16", "float32"),
+        help="weights dtype (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
 
     from culturespa.errors import CulturespaError
@@ -34,8 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             args.adapter, args.output, base_model=args.base_model, dtype=args.dtype
         )
     except CulturespaError as exc:
-        print(f"recipes/merge_adapter.py: error: {exc}", file=sys.stderr)
-        return 2
+        return exit_with_error(parser.prog, str(exc))
     print(f"merged checkpoint saved to {path}")
     return 0
 

@@ -143,9 +143,11 @@ def make_parser(prog: str | None = None):
     """The TrlParser over culturespa's script arguments, TRL's SFTConfig and ModelConfig."""
     from trl import ModelConfig, SFTConfig, TrlParser
 
+    from culturespa.cli.parsing import one_line_errors
     from culturespa.training import CultureSPAScriptArguments
 
-    return TrlParser((CultureSPAScriptArguments, SFTConfig, ModelConfig), prog=prog)
+    parser = TrlParser((CultureSPAScriptArguments, SFTConfig, ModelConfig), prog=prog)
+    return one_line_errors(parser)
 
 
 def config_path(argv: list[str]) -> str | None:
@@ -155,13 +157,41 @@ def config_path(argv: list[str]) -> str | None:
     return parser.parse_known_args(argv)[0].config
 
 
+def parse_args(argv: list[str], parser=None):
+    """(script args, SFTConfig, ModelConfig); every problem is a CulturespaError or, for a flag,
+    argparse's exit 2 with one line.
+
+    The recipe is read and checked first (missing or malformed file, unknown keys, values of the
+    wrong type); then TRL parses it with the flags, and its own checks (ValueError) become
+    one-line errors too.
+    """
+    from culturespa.errors import CulturespaError
+    from culturespa.training import check_recipe, read_recipe
+
+    parser = parser or make_parser(prog="recipes/sft.py")
+    if any(a.startswith("--config=") for a in argv):
+        parser.error("write --config PATH (TRL reads no --config=PATH)")
+    if argv.count("--config") > 1:
+        parser.error("--config given more than once")
+    if "--config" in argv:
+        index = argv.index("--config")
+        if index + 1 >= len(argv) or argv[index + 1].startswith("--"):
+            parser.error("--config needs a path")
+        path = argv[index + 1]
+        check_recipe(read_recipe(path), parser.dataclass_types, path)
+    try:
+        return parser.parse_args_and_config(argv)
+    except ValueError as exc:  # TRL and transformers check their fields with ValueError
+        raise CulturespaError(" ".join(str(exc).split())) from None
+
+
 def cli(argv: list[str] | None = None) -> int:
     """Parse, train, and turn culturespa errors into one line on stderr (exit code 2)."""
     from culturespa.errors import CulturespaError
 
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = make_parser().parse_args_and_config(argv)
+        args = parse_args(argv)
         provenance = {
             "recipe": config_path(argv),
             "command": shlex.join(["recipes/sft.py", *argv]),

@@ -30,6 +30,10 @@ case "$SCALE" in
     RECIPE=recipes/smollm2-135m-instruct_cpu_smoke.yaml
     SPECIFIC_STEPS=5
     ;;
+  -h|--help)
+    echo "usage: bash recipes/smoke.sh [tiny|default]   (build data -> train -> evaluate -> report)"
+    exit 0
+    ;;
   *)
     echo "usage: bash recipes/smoke.sh [tiny|default]" >&2
     exit 2

@@ -79,12 +79,17 @@ def test_model_args_per_backend():
     }
 
 
-def test_default_model_resolves_through_default_model(monkeypatch):
+@pytest.mark.parametrize("name", ["default", "smollm2", "SmolLM2-135M-Instruct", " Default "])
+def test_every_command_resolves_the_default_models_names_alike(monkeypatch, name):
+    # `culturespa eval --model smollm2` must load what `build-data` loads for that name.
     import culturespa.default_model as default_model
+    from culturespa.backends import resolve_model as backend_resolve
 
-    monkeypatch.setattr(default_model, "resolve_model_path", lambda name: f"/models/{name}")
-    assert resolve_model("default") == "/models/default"
-    assert resolve_model("org/model") == "org/model"
+    monkeypatch.setattr(default_model, "fetch_default_model", lambda: "/cache/smollm2")
+    assert resolve_model(name) == "/cache/smollm2"
+    assert backend_resolve(name) == "/cache/smollm2"
+    assert build_model_args(name, "hf")["pretrained"] == "/cache/smollm2"
+    assert resolve_model("org/model") == backend_resolve("org/model") == "org/model"
 
 
 def test_intervals_from_logged_samples(tmp_path):
@@ -153,3 +158,68 @@ def test_tasks_lists_names_by_glob(capsys):
     names = capsys.readouterr().out.split()
     assert len(names) == 19 and all(n.startswith("wvs_self_alignment_") for n in names)
     assert main(["tasks", "wvs_nothing_*"]) == 2
+
+
+def test_model_args_are_typed_as_lm_eval_types_them():
+    pytest.importorskip("lm_eval")
+    parsed = parse_model_args("trust_remote_code=false,dtype=bfloat16,max_length=512,x=none,s='1'")
+    assert parsed == {
+        "trust_remote_code": False,
+        "dtype": "bfloat16",
+        "max_length": 512,
+        "x": None,
+        "s": "1",
+    }
+    assert parse_model_args("trust_remote_code=True")["trust_remote_code"] is True
+    for bad in ("trust_remote_code=yes", "trust_remote_code=0", {"trust_remote_code": "false"}):
+        with pytest.raises(CulturespaError, match=r"trust_remote_code.*expected true or false"):
+            parse_model_args(bad)
+
+
+def remote_code_model(folder, marker):
+    """A model folder whose config.json maps AutoConfig to a module shipped in the folder; that
+    module writes `marker` when it is imported, i.e. when the folder's code runs."""
+    folder.mkdir()
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "culturespa_marker",
+                "auto_map": {
+                    "AutoConfig": "marker_code.MarkerConfig",
+                    "AutoModelForCausalLM": "marker_code.MarkerModel",
+                },
+            }
+        )
+    )
+    (folder / "marker_code.py").write_text(
+        "import pathlib\n"
+        f"pathlib.Path({str(marker)!r}).write_text('the model folder ran its code')\n"
+        "from transformers import PretrainedConfig\n\n\n"
+        "class MarkerConfig(PretrainedConfig):\n"
+        "    model_type = 'culturespa_marker'\n"
+    )
+    return folder
+
+
+@pytest.mark.slow
+def test_remote_code_runs_only_with_a_real_true(tmp_path, capsys):
+    """`--model-args trust_remote_code=false` once reached transformers as the text "false"
+    (truthy) and ran the folder's code. Now false, its absence and a non-boolean never run it;
+    only true does (the last call proves the folder's code would run if allowed)."""
+    pytest.importorskip("lm_eval")
+    marker = tmp_path / "marker"
+    model = remote_code_model(tmp_path / "remote", marker)
+    base = ["eval", "--model", str(model), "--tasks", "wvs_culture_aware_usa", "--limit", "1"]
+    base += ["--device", "cpu", "--output-path", str(tmp_path / "out")]
+    for extra in (
+        [],
+        ["--model-args", "trust_remote_code=false"],
+        ["--model-args", "dtype=float32,trust_remote_code=False"],
+        ["--model-args", "trust_remote_code=no"],
+    ):
+        assert main(base + extra) == 2
+        assert not marker.exists(), extra
+        assert "error:" in capsys.readouterr().err
+    assert main([*base, "--model-args", "trust_remote_code=true"]) == 2  # no real model in it
+    assert marker.read_text() == "the model folder ran its code"
+    assert not (tmp_path / "out").exists()

@@ -55,6 +55,8 @@ def wheel_install(tmp_path_factory) -> Path:
 def test_wheel_contains_data_and_tasks(wheel_install):
     assert (wheel_install / "culturespa/data/wvs/proportions_group_by_country.json").exists()
     assert (wheel_install / "culturespa/templates/chatml.jinja").exists()
+    for name in ("leaderboard.html.jinja", "page.css", "page.js"):  # the leaderboard page
+        assert (wheel_install / "culturespa/report/page" / name).exists(), name
     if (ROOT / "culturespa_tasks").exists():
         yamls = list((ROOT / "culturespa_tasks").glob("*.yaml"))
         installed = list((wheel_install / "culturespa_tasks").glob("*.yaml"))

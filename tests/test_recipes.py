@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from culturespa.errors import CulturespaError
+
 pytest.importorskip("trl")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +51,7 @@ def parse(sft, *argv: str):
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
         warnings.simplefilter("error", DeprecationWarning)
-        return sft.make_parser().parse_args_and_config(argv)
+        return sft.parse_args(argv)
 
 
 def test_recipes_exist():
@@ -108,12 +110,12 @@ def test_unknown_or_renamed_yaml_key_is_an_error(sft, tmp_path, bad_key):
     config[bad_key] = 1
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(config))
-    with pytest.raises(ValueError, match=bad_key):
+    with pytest.raises(CulturespaError, match=f"unknown key.*{bad_key}"):
         parse(sft, "--config", str(path))
 
 
 def test_unknown_flag_is_an_error(sft):
-    with pytest.raises(ValueError, match="no_such_flag"):
+    with pytest.raises(CulturespaError, match="no_such_flag"):
         parse(sft, "--config", str(RECIPES / "tiny_cpu_smoke.yaml"), "--no_such_flag", "1")
 
 

@@ -6,8 +6,10 @@ import csv
 import json
 import math
 import random
+import statistics
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from culturespa.cli.main import main
@@ -48,6 +50,7 @@ def write_run(
     model_args: dict | str,
     log_samples: bool = True,
     extra_results: dict | None = None,
+    seed: int | None = None,
 ) -> Path:
     """An lm-eval results file (and sample logs) in the layout EvaluationTracker writes."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -100,7 +103,12 @@ def write_run(
         "configs": {task: {"task": task} for task in tasks},
         "versions": {task: 1.0 for task in tasks},
         "n-samples": {task: {"original": len(a), "effective": len(a)} for task, a in tasks.items()},
-        "config": {"model": "hf", "model_args": model_args, "batch_size": 1},
+        "config": {
+            "model": "hf",
+            "model_args": model_args,
+            "batch_size": 1,
+            **({"random_seed": seed} if seed is not None else {}),
+        },
         "date": 1.0,
         "model_name": "x",
     }
@@ -164,8 +172,13 @@ def test_report_two_runs(two_runs, tmp_path):
         if name.endswith(".png"):
             assert (out / name).read_bytes()[:4] == b"\x89PNG"
     data = json.loads((out / "leaderboard.json").read_text())
-    rows = data["rows"]
+    rows = [r for r in data["rows"] if r["kind"] == "model"]
     assert [r["rank"] for r in rows] == [1, 2, 3]
+    references = [r for r in data["rows"] if r["kind"] == "reference"]
+    assert [r["rule"] for r in references] == [
+        "uniform", "middle", "consensus", "respondent", "nearest_country", "own_majority"
+    ]  # fmt: skip
+    assert all(r["rank"] is None for r in references) and data["rows"][-6:] == references
     top = rows[0]
     assert (
         top["model"] == "org/base + adapters/culture_joint" and top["template"] == "culture_aware"
@@ -185,7 +198,8 @@ def test_leaderboard_csv_and_markdown(two_runs, tmp_path):
     build_report(list(two_runs), tmp_path, plot=False)
     with (tmp_path / "leaderboard.csv").open() as handle:
         lines = list(csv.DictReader(handle))
-    assert len(lines) == 3
+    assert [line["kind"] for line in lines] == ["model"] * 3 + ["reference"] * 6
+    assert [line["rank"] for line in lines] == ["1", "2", "3"] + [""] * 6
     assert float(lines[0]["USA_ci_low"]) < float(lines[0]["USA"]) < float(lines[0]["USA_ci_high"])
     markdown = (tmp_path / "leaderboard.md").read_text()
     assert "| rank | model | template | AVG |" in markdown
@@ -207,8 +221,8 @@ def test_culture_specific_adapters_merge_into_one_row(tmp_path):
             {"pretrained": "org/base", "peft": f"runs/specific/{cc.lower()}"},
         )
     report = build_report([tmp_path], tmp_path / "out", plot=False)
-    assert len(report.rows) == 1
-    row = report.rows[0]
+    assert len(report.models) == 1
+    row = report.models[0]
     assert row.label == "org/base + specific/{CC}"
     assert sorted(row.cells) == sorted(COUNTRIES)
 
@@ -239,7 +253,7 @@ def test_bad_inputs_are_notes_not_crashes(two_runs, tmp_path):
     assert "no culturespa wvs_* tasks (found: arc_easy)" in text
     assert f"{nolog}: no sample logs" in text and "no intervals" in text
     assert f"{empty}: no lm-eval results files" in text
-    bra = next(r for r in report.rows if r.label == "org/other")
+    bra = next(r for r in report.models if r.label == "org/other")
     assert math.isnan(bra.cells["BRA"].ci_low) and not math.isnan(bra.cells["BRA"].value)
     assert "## Notes" in (tmp_path / "out" / "leaderboard.md").read_text()
 
@@ -281,6 +295,140 @@ def test_intervals_stored_by_culturespa_eval_are_used_without_sample_logs(tmp_pa
     data["culturespa"] = {"alignment_ci95": {"wvs_culture_aware_usa": [0.41, 0.62]}}
     path.write_text(json.dumps(data))
     report = build_report([path], tmp_path / "out", plot=False)
-    cell = report.rows[0].cells["USA"]
+    cell = report.models[0].cells["USA"]
     assert (cell.ci_low, cell.ci_high) == (0.41, 0.62)
     assert not any("no sample logs" in m for m in report.notes.messages)
+
+
+def test_seeded_runs_merge_into_one_row_with_mean_and_spread(tmp_path):
+    # The paper reports the mean of three sampled runs (seeds 42, 41, 40).
+    seeds = (42, 41, 40)
+    per_seed = {
+        seed: {
+            f"wvs_gen_culture_aware_{cc.lower()}": answers_for(cc, 0.5, 100 * seed + i)
+            for i, cc in enumerate(COUNTRIES)
+        }
+        for seed in seeds
+    }
+    for i, seed in enumerate(seeds):
+        write_run(
+            tmp_path / "org__m",
+            f"2025-02-0{i + 1}T00-00-00.0",
+            per_seed[seed],
+            {"pretrained": "org/m"},
+            seed=seed,
+        )
+    report = build_report([tmp_path], tmp_path / "out", plot=False)
+    assert len(report.models) == 1
+    row = report.models[0]
+    assert row.n_runs == 3
+    for cc in COUNTRIES:
+        task = f"wvs_gen_culture_aware_{cc.lower()}"
+        per_run = [alignment(cc, per_seed[seed][task]) for seed in seeds]
+        cell = row.cells[cc]
+        assert cell.value == pytest.approx(sum(per_run) / 3)
+        assert sorted(cell.runs) == pytest.approx(sorted(per_run))
+        assert cell.spread == pytest.approx(statistics.stdev(per_run))
+    run_avgs = [
+        sum(
+            alignment(cc, per_seed[seed][f"wvs_gen_culture_aware_{cc.lower()}"]) for cc in COUNTRIES
+        )
+        / 4
+        for seed in seeds
+    ]
+    assert row.avg == pytest.approx(sum(run_avgs) / 3)
+    assert row.avg_spread == pytest.approx(statistics.stdev(run_avgs))
+    assert row.avg_low < row.avg < row.avg_high
+    record = json.loads((tmp_path / "out" / "leaderboard.json").read_text())["rows"][0]
+    assert record["runs"] == 3
+    assert record["average_run_sd"] == pytest.approx(row.avg_spread, abs=1e-6)
+    comparison = (tmp_path / "out" / "comparison.md").read_text()
+    assert "mean of 3 runs" in comparison
+    assert "| 3 (sd " in (tmp_path / "out" / "leaderboard.md").read_text()
+
+
+def test_same_seed_twice_is_one_run_and_the_later_file_wins(tmp_path):
+    first = {"wvs_culture_aware_usa": answers_for("USA", 0.2, 1)}
+    second = {"wvs_culture_aware_usa": answers_for("USA", 0.9, 2)}
+    write_run(tmp_path / "a", "2025-01-01T00-00-00.0", first, {"pretrained": "m"}, seed=42)
+    write_run(tmp_path / "b", "2025-01-02T00-00-00.0", second, {"pretrained": "m"}, seed=42)
+    report = build_report([tmp_path], tmp_path / "out", plot=False)
+    cell = report.models[0].cells["USA"]
+    assert cell.n_runs == 1
+    assert cell.value == pytest.approx(alignment("USA", second["wvs_culture_aware_usa"]))
+    assert any("same seed; using the later file" in m for m in report.notes.messages)
+
+
+def test_out_of_range_answers_are_counted_and_marked(tmp_path):
+    answers = answers_for("USA", 0.5, 7)
+    answers["Q1"] = 7  # Q1 has 4 options: valid for the paper's parser, but no option
+    write_run(
+        tmp_path,
+        "2025-01-01T00-00-00.0",
+        {"wvs_gen_culture_aware_usa": answers},
+        {"pretrained": "m"},
+    )
+    report = build_report([tmp_path], tmp_path / "out", plot=False)
+    row = report.models[0]
+    assert row.out_of_range == 1
+    assert row.cells["USA"].coverage == pytest.approx((len(answers) - 1) / len(answers))
+    assert row.cells["USA"].value == pytest.approx(alignment("USA", answers))  # still scored
+    head = (tmp_path / "out" / "comparison.csv").read_text().splitlines()[0].split(",")
+    assert head[-1] == "out of range"
+    assert "(1 out of range)" in (tmp_path / "out" / "leaderboard.md").read_text()
+
+
+def test_average_interval_is_paired_across_countries(tmp_path):
+    # One set of culture-unaware replies scored against 4 countries: the countries' scores move
+    # together, so their average varies far more than an average of independent resamples.
+    replies = answers_for("USA", 0.4, 5, n_items=200)
+    tasks = {}
+    for cc in COUNTRIES:
+        tasks[f"wvs_culture_unaware_{cc.lower()}"] = {
+            q: a for q, a in replies.items() if q in set(items_with_data(cc))
+        }
+    write_run(tmp_path, "2025-01-01T00-00-00.0", tasks, {"pretrained": "m"})
+    row = build_report([tmp_path], tmp_path / "out", plot=False).models[0]
+    # The too-narrow way, written out here: resample each country's items on its own, average.
+    rng = np.random.default_rng(0)
+    independent = np.zeros(1000)
+    for cc, answers in ((t.rsplit("_", 1)[1].upper(), a) for t, a in tasks.items()):
+        qids = list(answers)
+        sq = np.array([(answers[q] - survey_majority(cc, q)) ** 2 for q in qids], dtype=float)
+        span = np.array([get_item(q).max_distance ** 2 for q in qids], dtype=float)
+        idx = rng.integers(0, len(qids), size=(1000, len(qids)))
+        independent += (1 - np.sqrt(sq[idx].sum(axis=1) / span[idx].sum(axis=1))) / len(tasks)
+    lo, hi = np.quantile(independent, [0.025, 0.975])
+    assert row.avg_high - row.avg_low > 1.3 * (hi - lo)
+    assert row.avg_low < row.avg < row.avg_high
+
+
+def test_a_report_replaces_the_older_one_as_a_set(two_runs, tmp_path):
+    """Into a folder that holds an older report (and, as `culturespa demo` leaves it, lm-eval's
+    results): every old report file goes, the new set comes, the rest stays."""
+    out = tmp_path / "report"
+    (out / "plots").mkdir(parents=True)
+    (out / "plots" / "relations_an-older-row.png").write_text("older plot")
+    (out / "leaderboard.md").write_text("older leaderboard")
+    (out / "lm_eval").mkdir()
+    (out / "lm_eval" / "results_old.json").write_text("{}")
+    report = build_report(list(two_runs), out, plot=False)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "comparison.csv",
+        "comparison.md",
+        "index.html",
+        "leaderboard.csv",
+        "leaderboard.json",
+        "leaderboard.md",
+        "lm_eval",
+        "steerability.csv",  # the base model has culture-unaware and culture-aware rows
+        "steerability.md",
+    ]
+    assert "org/base" in (out / "leaderboard.md").read_text()
+    assert (out / "lm_eval" / "results_old.json").read_text() == "{}"
+    assert sorted(report.files) == sorted(p for p in out.iterdir() if p.name != "lm_eval")
+    # A failing report (an unknown --compare row) changes nothing of the new set.
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(CulturespaError, match="matches no row"):
+        build_report(list(two_runs), out, compare=("nope", "joint"))
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

@@ -29,12 +29,15 @@ def test_demo_writes_table_results_and_plots(tiny_model_dir, tmp_path, capsys):
         "leaderboard.md",
         "plots/heatmap.png",
         "plots/bars.png",
+        "index.html",
     ):
         assert (out / name).is_file(), name
+    assert printed.rstrip().splitlines()[-1].endswith(str((out / "index.html").resolve()))
     assert list((out / "plots").glob("relations_*.png"))
     # The report re-reads the run on its own, with intervals from the sample logs.
     assert main(["report", str(out / "lm_eval"), "-o", str(tmp_path / "again"), "--no-plots"]) == 0
-    rows = json.loads((tmp_path / "again" / "leaderboard.json").read_text())["rows"]
+    payload = json.loads((tmp_path / "again" / "leaderboard.json").read_text())
+    rows = [r for r in payload["rows"] if r["kind"] == "model"]
     assert {r["template"] for r in rows} == {"culture_unaware", "culture_aware"}
     assert all(r["countries"]["USA"]["ci"][0] is not None for r in rows)
 

@@ -44,7 +44,8 @@ def _check_metrics(results: dict) -> None:
     # The paper's parser accepts any integer in 0..10, so an answer outside an item's options
     # (the random model's "9" for a 4-option item) can push the paper's score below 0.
     alignment = row["alignment,none"]
-    assert alignment <= 1.0 if row["coverage,none"] > 0 else math.isnan(alignment), row
+    answered = row["coverage,none"] > 0 or row["out_of_range,none"] > 0
+    assert alignment <= 1.0 if answered else math.isnan(alignment), row
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def cli_run(tiny_model_dir, tmp_path_factory) -> tuple[dict, dict]:
 def test_lm_eval_command_writes_metrics_in_range(cli_run):
     results, samples = cli_run
     _check_metrics(results)
-    assert results["versions"][LL] == 1.0 and results["versions"][GEN] == 1.0
+    assert results["versions"][LL] == 2.0 and results["versions"][GEN] == 2.0
     assert len(samples[LL]) == len(samples[GEN]) == 3
 
 
@@ -108,6 +109,7 @@ def test_without_chat_template_the_persona_opens_a_plain_prompt(tiny_model_dir, 
     low, high = results["culturespa"]["alignment_ci95"][LL]
     assert low <= results["results"][LL]["alignment,none"] <= high
     assert len(list(tmp_path.rglob("samples_*.jsonl"))) == 2
+    assert not list(tmp_path.rglob(".*"))  # written aside, moved in, the staging folder gone
 
 
 def test_culture_unaware_over_all_countries_costs_one_country(tiny_model_dir, tmp_path, capsys):
@@ -151,3 +153,46 @@ def test_culture_unaware_over_all_countries_costs_one_country(tiny_model_dir, tm
         == (results["culturespa"]["requests"]["received"]["loglikelihood"])
     )
     assert "wvs_culture_unaware_mex" in capsys.readouterr().out
+
+
+def test_seeds_run_sampled_tasks_once_per_seed_and_the_report_merges_them(
+    tiny_model_dir, tmp_path, capsys
+):
+    """The paper's mean of three sampled runs, from one `culturespa eval --seeds` command."""
+    from culturespa.evaluation import run_evaluations
+    from culturespa.report.writer import build_report
+
+    runs = run_evaluations(
+        str(tiny_model_dir), [LL, GEN], seeds=[42, 41, 40], limit=20, device="cpu",
+        gen_kwargs={"max_gen_toks": 24}, output_path=tmp_path / "eval", log_samples=True,
+    )  # fmt: skip
+    assert [r["config"]["random_seed"] for r in runs] == [42, 41, 40]
+    assert set(runs[0]["results"]) == {LL, GEN}
+    assert set(runs[1]["results"]) == set(runs[2]["results"]) == {GEN}  # loglik is deterministic
+    files = sorted((tmp_path / "eval").rglob("results_*.json"))
+    assert len(files) == 3 and len({f.parent for f in files}) == 1
+    report = build_report([tmp_path / "eval"], tmp_path / "report", plot=False)
+    gen_row = next(r for r in report.models if r.generation)
+    ll_row = next(r for r in report.models if not r.generation)
+    assert gen_row.n_runs == 3 and ll_row.n_runs == 1
+    per_run = [r["results"][GEN]["alignment,none"] for r in runs]
+    assert not any(math.isnan(v) for v in per_run)  # some replies name a number in each run
+    assert len(set(per_run)) > 1  # the seeds sampled different replies
+    assert gen_row.cells["USA"].value == pytest.approx(sum(per_run) / 3)
+    assert "mean of 3 runs" in (tmp_path / "report" / "comparison.md").read_text()
+
+
+def test_default_model_outputs_are_named_after_the_model(tiny_model_dir, tmp_path, monkeypatch):
+    """lm-eval names the output folder after `pretrained`: the default model's is a cache path,
+    so its results go to a folder named after the model instead."""
+    cache = tmp_path / "cache"
+    shutil.copytree(tiny_model_dir, cache / "models" / "smollm2-135m-instruct")
+    monkeypatch.setenv("CULTURESPA_CACHE", str(cache))
+    monkeypatch.setattr("culturespa.default_model.is_converted", lambda path: True)
+    code = main(
+        ["eval", "--model", "smollm2", "--tasks", LL, "--limit", "2", "--device", "cpu",
+         "--output-path", str(tmp_path / "out")]
+    )  # fmt: skip
+    assert code == 0
+    (results_file,) = (tmp_path / "out").rglob("results_*.json")
+    assert results_file.parent.name == "HuggingFaceTB__SmolLM2-135M-Instruct"

@@ -35,7 +35,7 @@ def test_every_task_loads_with_its_docs_and_version(manager):
     assert sorted(loaded) == sorted(names)
     for name, task in loaded.items():
         assert isinstance(task, WVSTask)
-        assert task.config.metadata["version"] == 1.0
+        assert task.config.metadata["version"] == 2.0
         country = task.config.dataset_kwargs["country"]
         assert len(task.eval_docs) == len(items_with_data(country)), name
         expected = "generate_until" if name.startswith("wvs_gen_") else "multiple_choice"

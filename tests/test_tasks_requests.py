@@ -176,19 +176,36 @@ def test_loglikelihood_results_give_the_answer_and_distribution_scores():
 def test_generation_results_are_parsed_as_in_the_paper():
     from culturespa_tasks.utils import (
         alignment_aggregate,
+        alignment_specific_aggregate,
+        count,
         mean_of_valid,
         process_generation_results,
     )
 
-    doc = {"qid": "Q1", "country": "USA", "options": [1, 2, 3, 4], "majority": 1, "max_distance": 3}
+    doc = {
+        "qid": "Q1", "country": "USA", "options": [1, 2, 3, 4], "majority": 1, "consensus": 1,
+        "max_distance": 3,
+    }  # fmt: skip
     good = process_generation_results(doc, ["I choose 2. Rather important"])
     bad = process_generation_results(doc, ["It depends."])
     outside = process_generation_results(doc, ["7"])
     assert good["alignment"]["answer"] == 2 and good["coverage"] == 1.0
     assert bad["alignment"]["answer"] is None and bad["coverage"] == 0.0
-    assert outside["coverage"] == 1.0 and outside["alignment_w1"] is None
+    # "7" passes the paper's parser (0..10) and enters its score, but names no option of Q1:
+    # not covered, counted out of range.
+    assert outside["alignment"]["answer"] == 7 and outside["alignment_w1"] is None
+    assert outside["coverage"] == 0.0 and outside["out_of_range"] == 1.0
+    assert good["out_of_range"] == bad["out_of_range"] == 0.0
+    assert count([good["out_of_range"], bad["out_of_range"], outside["out_of_range"]]) == 1
     rows = [good["alignment"], bad["alignment"]]
     assert alignment_aggregate(rows) == pytest.approx(1 - 1 / 3)
+    # Culture-specific alignment keeps only items whose majority differs from the consensus.
+    specific_doc = {**doc, "qid": "Q2", "consensus": 2}
+    hit = process_generation_results(specific_doc, ["1"])
+    assert hit["alignment_specific"]["specific"] and not good["alignment_specific"]["specific"]
+    assert alignment_specific_aggregate(
+        [good["alignment_specific"], hit["alignment_specific"]]
+    ) == pytest.approx(1.0)
     assert mean_of_valid([good["coverage"], bad["coverage"]]) == 0.5
     assert mean_of_valid([None, 0.25]) == 0.25
     assert math.isnan(alignment_aggregate([bad["alignment"]]))

@@ -22,12 +22,10 @@ __all__ = [
 
 
 def resolve_model(name: str) -> str:
-    """'default' (the embedded SmolLM2 model) -> its local folder; anything else unchanged."""
-    from culturespa.default_model import is_default_model, resolve_model_path
+    """A model name as the user typed it -> what to load (see `resolve_model_path`)."""
+    from culturespa.default_model import resolve_model_path
 
-    if is_default_model(name):
-        return resolve_model_path(name)
-    return name
+    return resolve_model_path(name)
 
 
 def build_backend(kind: str, model: str, **options) -> Backend:

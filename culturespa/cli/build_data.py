@@ -66,7 +66,7 @@ def _print_summary(stage: str, summary: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from culturespa.pluralise.config import config_reference, load_config
-    from culturespa.pluralise.pipeline import STAGES, Run
+    from culturespa.pluralise.pipeline import STAGES, Run, check_stage
 
     if args.keys:
         print(config_reference(), end="")
@@ -81,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
     stages = STAGES if args.stage == "all" else (args.stage,)
     if shard is not None and shard[1] > 1 and args.stage == "all":
         raise CulturespaError("--shard needs a stage: generate or answer")
+    for stage in stages:
+        check_stage(stage, shard)
     pipeline = Run(config, shard=shard)
     start = time.perf_counter()
     try:

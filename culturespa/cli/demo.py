@@ -6,6 +6,9 @@ import argparse
 import os
 import time
 
+from culturespa.atomic import check_output_dir
+from culturespa.cli.parsing import batch_size, positive_int
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from culturespa.demo import DEMO_COUNTRIES, DEMO_TEMPLATES
@@ -38,11 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "-o", "--output", default=None, help="output folder (default: runs/demo-<date>-<time>)"
     )
     parser.add_argument(
-        "--batch-size", default="16", help="lm-eval batch size (default: %(default)s)"
+        "--batch-size",
+        type=batch_size,
+        default=16,
+        help="lm-eval batch size or 'auto' (default: %(default)s)",
     )
     parser.add_argument(
         "--limit",
-        type=int,
+        type=positive_int,
         default=None,
         help="only the first N items per task (a quick check; not comparable)",
     )
@@ -56,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=None,
         help="torch CPU threads (default: the cores not busy now; on a shared CPU one thread per "
         "free core is far faster than threads that wait for each other)",
@@ -115,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
     templates = parse_templates(args.templates)
     countries = parse_countries(args.countries)
     output = args.output or time.strftime("runs/demo-%Y%m%d-%H%M%S")
-    batch = int(args.batch_size) if args.batch_size.isdigit() else args.batch_size
+    check_output_dir(output, "output folder")
+    batch = args.batch_size
     import torch
 
     threads = args.threads or free_cores()
@@ -136,8 +143,23 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
     )
     report = result.report
-    print("\nCultural alignment (the paper's score x100; coverage = items with a valid answer)\n")
+    print(
+        "\nCultural alignment (the paper's score x100; coverage = items answered with one of "
+        "their options; the Reference rows are answer rules scored from the survey alone, on "
+        "the same items)\n"
+    )
     print(comparison_text(report.rows))
+    for steer in report.steerability:
+        if steer.average is not None:
+            mean, low, high = (100 * v for v in steer.average)
+            closer = sum(s.closer for s in steer.countries) / len(steer.countries)
+            away = sum(s.away for s in steer.countries) / len(steer.countries)
+            print(
+                f"\npersona effect ({steer.name}): culture-aware minus culture-unaware "
+                f"{mean:+.2f} [{low:+.2f}, {high:+.2f}] over the paper's countries; answers "
+                f"moved closer to the majority on {100 * closer:.1f}% of items, away on "
+                f"{100 * away:.1f}%"
+            )
     for method, r in report.correlations.items():
         print(f"relations between cultures, model vs survey similarity: r = {r} ({method})")
     if report.notes:
@@ -145,4 +167,5 @@ def run(args: argparse.Namespace) -> int:
     timings = ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items())
     print(f"\ntook: {timings}")
     print(f"results, tables and plots: {result.output.resolve()}")
+    print(f"leaderboard page (open it in a browser): {(result.output / 'index.html').resolve()}")
     return 0

@@ -8,11 +8,13 @@ import logging
 import sys
 
 from culturespa import __version__
+from culturespa.cli.parsing import ArgumentParser
 from culturespa.errors import CulturespaError
 
 # Each module defines `register(subparsers)`, which adds its parser and sets `func`.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "culturespa.cli.score",
+    "culturespa.cli.baselines",
     "culturespa.cli.build_data",
     "culturespa.cli.model",
     "culturespa.cli.report",
@@ -22,7 +24,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="culturespa",
         description="Cultural alignment of LLMs on the World Values Survey (CultureSPA).",
     )

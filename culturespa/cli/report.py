@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from culturespa.report.loading import METRICS
+from culturespa.report.loading import RANKABLE_METRICS
+from culturespa.report.replies_input import DEFAULT_REPLIES_LABEL
 
 EPILOG = """examples:
   culturespa report runs/eval -o runs/report
   culturespa report runs/base runs/culturespa --compare "Base | Culture-aware" "joint | Culture-aware"
+  culturespa report runs/eval tests/data/reference_generations -o runs/report   # + the paper's replies
 """
 
 
@@ -18,20 +21,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="leaderboard, comparison table and plots from lm-eval results files",
         description=(
             "Read lm-eval results files (results_*.json, found recursively in folders) and their "
-            "sample logs, from any number of runs and models, and write a ranked leaderboard "
-            "(Markdown, CSV, JSON), the paper's comparison table and PNG plots."
+            "sample logs, from any number of runs and models, and reply files in the paper's "
+            "release format (wvs_result_*.json), and write a ranked leaderboard (a web page, "
+            "index.html, and Markdown, CSV, JSON), the paper's comparison table and PNG plots."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("results", nargs="+", help="results_*.json files or folders holding them")
+    parser.add_argument(
+        "results",
+        nargs="+",
+        help="results_*.json files, reply files (wvs_result_*.json) or folders holding them",
+    )
     parser.add_argument(
         "-o", "--output", default="runs/report", help="output folder (default: %(default)s)"
     )
     parser.add_argument(
         "--metric",
         default="alignment",
-        choices=[m for m in METRICS if m != "coverage"],
+        choices=RANKABLE_METRICS,
         help="score to rank by (default: the paper's %(default)s)",
     )
     parser.add_argument(
@@ -41,11 +49,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="two rows for the side-by-side bars (a part of 'model | template')",
     )
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
-    parser.add_argument("--no-plots", action="store_true", help="write the tables only")
+    parser.add_argument(
+        "--countries",
+        "--country",
+        dest="countries",
+        default=None,
+        help="countries to score culture-unaware reply files against: ISO-3 codes, 'paper' or "
+        "'all' (default: the countries the other inputs cover, else the paper's 18)",
+    )
+    parser.add_argument(
+        "--replies-label",
+        default=DEFAULT_REPLIES_LABEL,
+        help="model name of rows from reply files (default: %(default)r)",
+    )
+    parser.add_argument("--no-plots", action="store_true", help="write the tables only (no PNGs)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from culturespa.countries import parse_countries
     from culturespa.report.tables import comparison_text
     from culturespa.report.writer import build_report
 
@@ -56,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         compare=tuple(args.compare) if args.compare else None,
         seed=args.seed,
         plot=not args.no_plots,
+        countries=parse_countries(args.countries) if args.countries else None,
+        replies_label=args.replies_label,
     )
     print(comparison_text(report.rows))
     for method, r in report.correlations.items():
@@ -65,4 +89,5 @@ def run(args: argparse.Namespace) -> int:
         for message in report.notes.messages:
             print(f"  - {message}")
     print(f"\nwrote {len(report.files)} files to {args.output}/ (leaderboard.md, plots/...)")
+    print(f"leaderboard page: {Path(args.output) / 'index.html'}")
     return 0

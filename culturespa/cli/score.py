@@ -8,10 +8,12 @@ import io
 import json
 from pathlib import Path
 
+from culturespa.atomic import check_output_file, write_text_atomic
+from culturespa.cli.parsing import nonnegative_int
 from culturespa.countries import PAPER_COUNTRIES, parse_countries
 from culturespa.errors import CulturespaError
 from culturespa.replies import parse_replies, read_reply_file
-from culturespa.scoring import CountryScore, score_country
+from culturespa.scoring import percentile_interval, score_countries
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="score reply files ([{'Q_id', 'answer'}]) with the paper's alignment score",
         description=(
             "Score WVS reply files in the CultureSPA release format against one, several or all "
-            "countries. Prints alignment x100 with coverage and a bootstrap 95%% interval."
+            "countries. Prints alignment x100 with coverage and a bootstrap 95%% interval, the "
+            "score on the culture-specific items, and with --unaware the persona's effect."
         ),
     )
     parser.add_argument("files", nargs="+", type=Path, help="reply files (JSON lists)")
@@ -31,56 +34,130 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="USA",
         help="ISO-3 codes separated by commas, 'paper' (the 18) or 'all' (19); default USA",
     )
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0: none)")
+    parser.add_argument(
+        "--bootstrap", type=nonnegative_int, default=1000, help="bootstrap resamples (0: none)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument(
+        "--unaware",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="culture-unaware replies of the same model: adds how far each file's persona moves "
+        "the answers toward each country's majority (steerability, with a paired interval)",
+    )
     parser.add_argument("--json", type=Path, help="also write the scores as JSON to this file")
     parser.add_argument("--csv", type=Path, help="also write the scores as CSV to this file")
     parser.set_defaults(func=run)
 
 
-def _rows(files: list[Path], countries: tuple[str, ...], bootstrap: int, seed: int) -> list[dict]:
-    rows = []
+def _scores(
+    files: list[Path], countries: tuple[str, ...], bootstrap: int, seed: int
+) -> tuple[list[dict], list[dict]]:
+    """Per file and country, the score rows; per file, the AVG over the paper's 18 countries
+    (country "AVG": their plain mean, with a paired bootstrap interval; counts summed) when all
+    18 were asked for."""
+    rows, averages = [], []
     for path in files:
         answers = parse_replies(read_reply_file(path))
-        for code in countries:
-            score: CountryScore = score_country(answers, code, n_resamples=bootstrap, seed=seed)
-            rows.append({"file": str(path), **score.as_dict()})
-    return rows
+        scores, avg_replicates = score_countries(answers, countries, bootstrap, seed)
+        rows += [{"file": str(path), **score.as_dict()} for score in scores]
+        paper = [s for s in scores if s.country in PAPER_COUNTRIES]
+        if len({s.country for s in paper}) == len(PAPER_COUNTRIES):
+            reps = None
+            if avg_replicates is not None and len(paper) == len(scores):
+                reps = avg_replicates
+            elif avg_replicates is not None:  # other countries asked too: average the 18 only
+                _, reps = score_countries(answers, PAPER_COUNTRIES, bootstrap, seed)
+            lo, hi = percentile_interval(reps)
+            averages.append(
+                {
+                    "file": str(path),
+                    "country": "AVG",
+                    "alignment": sum(s.alignment for s in paper) / len(paper),
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n_scored": sum(s.n_scored for s in paper),
+                    "n_items": sum(s.n_items for s in paper),
+                    "n_out_of_range": sum(s.n_out_of_range for s in paper),
+                    "coverage": sum(s.coverage for s in paper) / len(paper),
+                }
+            )
+    return rows, averages
+
+
+def _finite_or_none(value: object) -> object:
+    """NaN (no interval, no item) becomes null: JSON has no NaN."""
+    return None if isinstance(value, float) and value != value else value
 
 
 def _fmt(value: float) -> str:
     return "nan" if value != value else f"{100 * value:.2f}"
 
 
+def _ci(low: float, high: float) -> str:
+    return "-" if low != low else f"[{_fmt(low)}, {_fmt(high)}]"
+
+
 def format_table(rows: list[dict]) -> str:
     """A fixed-width table, x100 with 2 decimals."""
-    header = f"{'file':<40} {'country':<7} {'alignment':>9} {'95% CI':>15} {'coverage':>8} {'n':>9}"
+    header = (
+        f"{'file':<40} {'country':<7} {'alignment':>9} {'95% CI':>15} {'specific':>8} "
+        f"{'coverage':>8} {'out of range':>12} {'scored':>9}"
+    )
     lines = [header, "-" * len(header)]
     for row in rows:
         name = Path(row["file"]).name
         name = name if len(name) <= 40 else "..." + name[-37:]
-        ci = (
-            "-"
-            if row["ci_low"] != row["ci_low"]
-            else f"[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
-        )
         lines.append(
-            f"{name:<40} {row['country']:<7} {_fmt(row['alignment']):>9} {ci:>15} "
-            f"{_fmt(row['coverage']):>8} {row['n_valid']:>4}/{row['n_items']:<4}"
+            f"{name:<40} {row['country']:<7} {_fmt(row['alignment']):>9} "
+            f"{_ci(row['ci_low'], row['ci_high']):>15} {_fmt(row['alignment_specific']):>8} "
+            f"{_fmt(row['coverage']):>8} {row['n_out_of_range']:>12} "
+            f"{row['n_scored']:>4}/{row['n_items']:<4}"
         )
     return "\n".join(lines)
 
 
-def _averages(rows: list[dict]) -> list[str]:
-    lines = []
-    for path in dict.fromkeys(row["file"] for row in rows):
-        paper = [
-            r["alignment"] for r in rows if r["file"] == path and r["country"] in PAPER_COUNTRIES
-        ]
-        if len(paper) == len(PAPER_COUNTRIES):
-            avg = sum(paper) / len(paper)
-            lines.append(f"{Path(path).name}: AVG over the paper's 18 countries = {_fmt(avg)}")
-    return lines
+def format_averages(averages: list[dict]) -> list[str]:
+    """'FILE: AVG over the paper's 18 countries = 62.36 [59.55, 65.25]' lines."""
+    return [
+        f"{Path(a['file']).name}: AVG over the paper's 18 countries = {_fmt(a['alignment'])} "
+        f"(95% CI {_ci(a['ci_low'], a['ci_high'])}, countries resampled on shared items)"
+        for a in averages
+    ]
+
+
+def steer_rows(
+    files: list[Path], unaware: Path, countries: tuple[str, ...], bootstrap: int, seed: int
+) -> list[dict]:
+    """Per file and country: how the file's persona moved the answers of the unaware file."""
+    from culturespa.steerability import steer_countries
+
+    before = parse_replies(read_reply_file(unaware))
+    rows = []
+    for path in files:
+        if path.resolve() == unaware.resolve():
+            continue
+        after = parse_replies(read_reply_file(path))
+        steers, _ = steer_countries(
+            dict.fromkeys(countries, before), dict.fromkeys(countries, after), bootstrap, seed
+        )
+        rows += [{"file": str(path), **s.as_dict()} for s in steers]
+    return rows
+
+
+def format_steer(rows: list[dict]) -> str:
+    header = f"{'file':<40} {'country':<7} {'closer':>7} {'away':>6} {'change':>7} {'95% CI':>15}"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        name = Path(row["file"]).name
+        name = name if len(name) <= 40 else "..." + name[-37:]
+        low, high = row["delta_ci"]
+        lines.append(
+            f"{name:<40} {row['country']:<7} {_fmt(row['closer']):>7} {_fmt(row['away']):>6} "
+            f"{_fmt(row['delta']):>7} {_ci(low, high):>15}"
+        )
+    return "\n".join(lines)
 
 
 def _csv_text(rows: list[dict]) -> str:
@@ -91,25 +168,37 @@ def _csv_text(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def _write(path: Path, text: str) -> None:
-    """Write atomically: a crash never leaves half a file."""
-    if path.parent and not path.parent.exists():
-        raise CulturespaError(f"{path}: folder {path.parent} does not exist")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def run(args: argparse.Namespace) -> int:
     countries = parse_countries(args.countries)
-    if args.bootstrap < 0:
-        raise CulturespaError("--bootstrap must be 0 or more")
-    rows = _rows(args.files, countries, args.bootstrap, args.seed)
+    outputs = {flag: path for flag, path in (("--json", args.json), ("--csv", args.csv)) if path}
+    for flag, path in outputs.items():
+        check_output_file(path, flag)
+    if args.json and args.csv and args.json.absolute() == args.csv.absolute():
+        raise CulturespaError(f"--json and --csv are the same file {args.json}")
+    rows, averages = _scores(args.files, countries, args.bootstrap, args.seed)
+    steering = (
+        steer_rows(args.files, args.unaware, countries, args.bootstrap, args.seed)
+        if args.unaware
+        else []
+    )
     print(format_table(rows))
-    for line in _averages(rows):
+    for line in format_averages(averages):
         print(line)
+    print(
+        "specific: the score on the culture-specific items (the country's majority differs from "
+        "the 18 countries' consensus); coverage: share of the items with survey data answered "
+        "with one of their options; out of range: numbers the paper's parser accepts (0..10) "
+        "that are no option of the item (scored, as in the paper)"
+    )
+    if steering:
+        print(f"\nsteerability against {args.unaware.name} (x100: shares of the items both "
+              "answered, change in alignment with a paired 95% interval)\n")  # fmt: skip
+        print(format_steer(steering))
     if args.json:
-        _write(args.json, json.dumps(rows, indent=2) + "\n")
+        records = [{k: _finite_or_none(v) for k, v in row.items()} for row in rows + averages]
+        if steering:
+            records += [{"kind": "steerability", **row} for row in steering]
+        write_text_atomic(args.json, json.dumps(records, indent=2, allow_nan=False) + "\n")
     if args.csv:
-        _write(args.csv, _csv_text(rows))
+        write_text_atomic(args.csv, _csv_text(rows + averages))
     return 0

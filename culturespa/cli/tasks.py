@@ -7,7 +7,8 @@ import json
 import math
 from pathlib import Path
 
-from culturespa.errors import CulturespaError
+from culturespa.atomic import check_output_dir
+from culturespa.cli.parsing import batch_size, item_limit, seed_list
 from culturespa.evaluation import BACKENDS
 
 
@@ -40,7 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--model", required=True, help="HF id, local dir, 'default', or API model name")
     ev.add_argument("--tasks", required=True, help="task/group names or globs, comma-separated")
     ev.add_argument("--backend", default="hf", choices=BACKENDS, help="lm-eval model type")
-    ev.add_argument("--model-args", default=None, help="extra lm-eval model_args, k=v,k2=v2")
+    ev.add_argument(
+        "--model-args",
+        default=None,
+        help="extra lm-eval model_args, k=v,k2=v2, typed as lm-eval types them (true/false are "
+        "booleans); trust_remote_code=true runs Python code shipped with the model",
+    )
     ev.add_argument(
         "--peft", default=None, help="LoRA adapter dir (hf: peft=, vllm: lora_local_path=)"
     )
@@ -50,11 +56,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_false",
         help="feed plain text (base models); by default the chat template is applied",
     )
-    ev.add_argument("--batch-size", default="1", help="batch size or 'auto'")
+    ev.add_argument("--batch-size", type=batch_size, default=1, help="batch size or 'auto'")
     ev.add_argument("--seed", type=int, default=42, help="seed of Python, numpy, torch (and vllm)")
-    ev.add_argument("--limit", type=float, default=None, help="items per task (testing only)")
     ev.add_argument(
-        "--output-path", type=Path, default=None, help="folder for lm-eval's results JSON"
+        "--seeds",
+        type=seed_list,
+        default=None,
+        help="several runs, one per seed, e.g. 42,41,40 or 'paper' (the paper's three seeds): "
+        "sampled tasks run once per seed, log-likelihood tasks once; `culturespa report` "
+        "shows the mean over runs and their spread",
+    )
+    ev.add_argument(
+        "--limit",
+        type=item_limit,
+        default=None,
+        help="items per task, or a fraction of them below 1 (testing only)",
+    )
+    ev.add_argument(
+        "--output-path",
+        type=Path,
+        default=None,
+        help="folder for lm-eval's results JSON (checked writable before the model loads)",
     )
     ev.add_argument("--log-samples", action="store_true", help="also write per-item sample logs")
     ev.add_argument("--use-cache", default=None, help="sqlite path of lm-eval's request cache")
@@ -85,23 +107,6 @@ def run_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-def _batch_size(text: str) -> int | str:
-    if text.startswith("auto"):
-        return text
-    try:
-        return int(text)
-    except ValueError as exc:
-        raise CulturespaError(f"--batch-size must be an integer or 'auto', not {text!r}") from exc
-
-
-def _limit(value: float | None) -> int | float | None:
-    if value is None:
-        return None
-    if value <= 0:
-        raise CulturespaError("--limit must be positive")
-    return int(value) if value >= 1 else value
-
-
 def _fmt(value: object) -> str:
     if not isinstance(value, (int, float)) or math.isnan(value):
         return "-"
@@ -125,30 +130,36 @@ def format_summary(results: dict) -> str:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from culturespa.evaluation import run_evaluation
+    from culturespa.evaluation import parse_model_args, run_evaluations
 
-    results = run_evaluation(
+    if args.output_path is not None:
+        check_output_dir(args.output_path, "--output-path")
+    parse_model_args(args.model_args)  # a bad value fails here, before lm-eval is imported
+    runs = run_evaluations(
         model=args.model,
         tasks=args.tasks,
+        seeds=args.seeds or [args.seed],
         backend=args.backend,
         model_args=args.model_args,
         peft=args.peft,
         apply_chat_template=args.apply_chat_template,
-        batch_size=_batch_size(args.batch_size),
-        seed=args.seed,
-        limit=_limit(args.limit),
+        batch_size=args.batch_size,
+        limit=args.limit,
         output_path=args.output_path,
         log_samples=args.log_samples,
         use_cache=args.use_cache,
         device=args.device,
         deduplicate=args.deduplicate,
     )
-    if not results:
-        return 0
-    print(format_summary(results))
-    requests = results["culturespa"]["requests"]
-    if requests["received"]:
-        print("model requests (received -> sent):", json.dumps(requests))
+    for results in runs:
+        if not results:
+            continue
+        if len(runs) > 1:
+            print(f"\nseed {results['config'].get('random_seed')}:")
+        print(format_summary(results))
+        requests = results["culturespa"]["requests"]
+        if requests["received"]:
+            print("model requests (received -> sent):", json.dumps(requests))
     if args.output_path:
         print(f"results written under {args.output_path}")
     return 0

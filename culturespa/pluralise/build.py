@@ -21,8 +21,9 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from culturespa.atomic import replace_dir_atomic, write_text_atomic
 from culturespa.pluralise.questions import Question
-from culturespa.pluralise.store import replace_dir_atomic, write_jsonl_atomic, write_text_atomic
+from culturespa.pluralise.store import write_jsonl_atomic
 from culturespa.prompts import system_prompt
 from culturespa.survey import TOPIC_NAMES
 

@@ -1,7 +1,8 @@
 """The YAML config of `culturespa build-data`: one file for the whole flow.
 
-Every section is a dataclass whose fields carry their help text; unknown keys and missing
-required values are errors that name the key.
+Every section is a dataclass whose fields carry their help text; unknown keys, missing required
+values, values of the wrong type (`cct: "no"` is text, not a boolean) and impossible values are
+errors that name the key, the value and what is allowed, raised before anything is written.
 """
 
 from __future__ import annotations
@@ -12,6 +13,27 @@ from pathlib import Path
 from typing import Any
 
 from culturespa.errors import CulturespaError
+from culturespa.fields import check_field_types, invalid
+
+DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
+
+
+def _at_least(key: str, value: int, low: int) -> None:
+    if value < low:
+        raise invalid(f"config: {key}", value, f"an integer >= {low}")
+
+
+def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise invalid(f"config: {key}", value, "one of " + ", ".join(allowed))
+
+
+def _sampling(section: str, temperature: float, top_p: float, max_new_tokens: int) -> None:
+    if temperature < 0:
+        raise invalid(f"config: {section}.temperature", temperature, "a number >= 0")
+    if not 0 < top_p <= 1:
+        raise invalid(f"config: {section}.top_p", top_p, "a number in (0, 1]")
+    _at_least(f"{section}.max_new_tokens", max_new_tokens, 1)
 
 
 @dataclass
@@ -71,14 +93,22 @@ class ModelSection:
     )
 
     def __post_init__(self) -> None:
+        check_field_types(self, "config: model.")
         if not self.name:
             raise CulturespaError("config: model.name is missing (a model folder or 'default')")
-        if self.backend not in ("hf", "vllm", "openai"):
-            raise CulturespaError(
-                f"config: model.backend {self.backend!r} is not hf, vllm or openai"
+        _one_of("model.backend", self.backend, ("hf", "vllm", "openai"))
+        _one_of("model.dtype", self.dtype, DTYPES)
+        _at_least("model.batch_size", self.batch_size, 1)
+        _at_least("model.num_threads", self.num_threads, 0)
+        _at_least("model.tensor_parallel_size", self.tensor_parallel_size, 1)
+        _at_least("model.max_model_len", self.max_model_len, 1)
+        _at_least("model.concurrency", self.concurrency, 1)
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise invalid(
+                "config: model.gpu_memory_utilization",
+                self.gpu_memory_utilization,
+                "a share in (0, 1]",
             )
-        if self.batch_size < 1 or self.tensor_parallel_size < 1:
-            raise CulturespaError("config: batch and parallel sizes must be at least 1")
 
     def backend_options(self) -> dict:
         if self.backend == "hf":
@@ -137,18 +167,20 @@ class GenerateSection:
     )
 
     def __post_init__(self) -> None:
-        if not isinstance(self.stop, list) or not all(isinstance(x, str) and x for x in self.stop):
-            raise CulturespaError("config: generate.stop must be a list of non-empty strings")
-        if not isinstance(self.response_prefix, str):
-            raise CulturespaError("config: generate.response_prefix must be a string")
-        if self.questions_per_topic < 1 or self.requests_per_round < 1:
-            raise CulturespaError(
-                "config: generate.questions_per_topic and requests_per_round must be >= 1"
-            )
+        check_field_types(self, "config: generate.")
+        if not all(self.stop):
+            raise invalid("config: generate.stop", self.stop, "a list of non-empty strings")
+        _at_least("generate.questions_per_topic", self.questions_per_topic, 1)
+        _at_least("generate.requests_per_round", self.requests_per_round, 1)
+        _at_least("generate.n_examples", self.n_examples, 1)
         if not 1 <= self.max_wvs_examples <= self.n_examples:
-            raise CulturespaError("config: generate.max_wvs_examples must lie in 1..n_examples")
-        if self.max_attempts_per_question < 1:
-            raise CulturespaError("config: generate.max_attempts_per_question must be >= 1")
+            raise invalid(
+                "config: generate.max_wvs_examples",
+                self.max_wvs_examples,
+                f"an integer in 1..n_examples ({self.n_examples})",
+            )
+        _sampling("generate", self.temperature, self.top_p, self.max_new_tokens)
+        _at_least("generate.max_attempts_per_question", self.max_attempts_per_question, 1)
 
 
 @dataclass
@@ -159,8 +191,15 @@ class FilterSection:
     max_options: int = field(metadata={"help": "most options kept"}, default=11)
 
     def __post_init__(self) -> None:
-        if not 2 <= self.min_options <= self.max_options <= 11:
-            raise CulturespaError("config: filter needs 2 <= min_options <= max_options <= 11")
+        check_field_types(self, "config: filter.")
+        if not 2 <= self.min_options <= 11:
+            raise invalid("config: filter.min_options", self.min_options, "an integer in 2..11")
+        if not self.min_options <= self.max_options <= 11:
+            raise invalid(
+                "config: filter.max_options",
+                self.max_options,
+                f"an integer in min_options..11 ({self.min_options}..11)",
+            )
 
 
 @dataclass
@@ -187,10 +226,10 @@ class AnswerSection:
     )
 
     def __post_init__(self) -> None:
-        if self.method not in ("loglik", "sample"):
-            raise CulturespaError(f"config: answer.method {self.method!r} is not loglik or sample")
-        if self.chunk_size < 1:
-            raise CulturespaError("config: answer.chunk_size must be >= 1")
+        check_field_types(self, "config: answer.")
+        _one_of("answer.method", self.method, ("loglik", "sample"))
+        _at_least("answer.chunk_size", self.chunk_size, 1)
+        _sampling("answer", self.temperature, self.top_p, self.max_new_tokens)
 
 
 @dataclass
@@ -205,11 +244,9 @@ class BuildSection:
     def __post_init__(self) -> None:
         from culturespa.pluralise.build import VARIANTS
 
-        unknown = [v for v in self.variants if v not in VARIANTS]
-        if unknown:
-            raise CulturespaError(
-                f"config: unknown build variant(s) {unknown}; known: {list(VARIANTS)}"
-            )
+        check_field_types(self, "config: build.")
+        for variant in self.variants:
+            _one_of("build.variants", variant, VARIANTS)
 
 
 _SECTIONS = {
@@ -227,10 +264,10 @@ class DataConfig:
 
     model: ModelSection = field(metadata={"help": "the model and its backend"}, default=None)
     output_dir: str = field(metadata={"help": "run folder for every stage's output"}, default="")
-    countries: Any = field(
+    countries: str | list[str] = field(
         metadata={"help": "ISO-3 codes, 'paper' (18) or 'all' (19)"}, default="paper"
     )
-    topics: Any = field(metadata={"help": "WVS topic names, or 'all'"}, default="all")
+    topics: str | list[str] = field(metadata={"help": "WVS topic names, or 'all'"}, default="all")
     seed: int = field(metadata={"help": "seed of example choice and sampling"}, default=42)
     questions_file: str | None = field(
         metadata={
@@ -240,7 +277,7 @@ class DataConfig:
     )
     questions_limit_per_topic: int | None = field(
         metadata={
-            "help": "use only the first N questions per topic of questions_file (small runs)"
+            "help": "use only the first N (>= 1) questions per topic of questions_file (small runs)"
         },
         default=None,
     )
@@ -255,19 +292,32 @@ class DataConfig:
 
         if self.model is None:
             raise CulturespaError("config: the model section is missing (model: {name: ...})")
+        check_field_types(self, "config: ")
         if not self.output_dir:
             raise CulturespaError("config: output_dir is missing")
+        if isinstance(self.countries, list) and not self.countries:
+            raise invalid("config: countries", self.countries, "ISO-3 codes, 'paper' or 'all'")
         self.countries = list(parse_countries(self.countries))
-        if self.answer.cct and "MEX" in self.countries:
-            raise CulturespaError(
-                "config: MEX has no country-similarity row, so cross-culture thinking cannot be "
-                "prompted for it; drop MEX or set answer.cct: false"
-            )
         if self.topics == "all":
             self.topics = list(TOPIC_NAMES)
+        elif isinstance(self.topics, str):
+            self.topics = [self.topics]
+        if not self.topics:
+            raise invalid("config: topics", self.topics, "WVS topic names or 'all'")
         unknown = [t for t in self.topics if t not in TOPIC_NAMES]
         if unknown:
-            raise CulturespaError(f"config: unknown topic(s) {unknown}")
+            raise CulturespaError(
+                f"config: unknown topic(s) {unknown}; topics: 'all' or of {list(TOPIC_NAMES)}"
+            )
+        if self.questions_limit_per_topic is not None:
+            _at_least("questions_limit_per_topic", self.questions_limit_per_topic, 1)
+        if self.questions_file is not None:
+            path = Path(self.questions_file)
+            if not path.is_file():
+                what = "is a folder" if path.is_dir() else "does not exist"
+                raise CulturespaError(
+                    f"config: questions_file {self.questions_file} {what}; expected a JSONL file"
+                )
         if "cct_joint" in self.build.variants and not self.answer.cct:
             raise CulturespaError("config: build variant cct_joint needs answer.cct: true")
 
@@ -352,10 +402,13 @@ def load_config(path: str | Path, overrides: dict | None = None) -> DataConfig:
     import yaml
 
     path = Path(path)
-    if not path.exists():
-        raise CulturespaError(f"config file {path} does not exist")
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise CulturespaError(f"config file {path} {what}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise CulturespaError(f"{path}: not UTF-8 text ({exc.reason})") from None
     except yaml.YAMLError as exc:
         raise CulturespaError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):

@@ -18,15 +18,11 @@ import logging
 import time
 from collections.abc import Callable
 
+from culturespa.atomic import check_output_dir, write_json_atomic, write_text_atomic
 from culturespa.backends import Backend, build_backend
 from culturespa.errors import CulturespaError
 from culturespa.pluralise.config import DataConfig
-from culturespa.pluralise.store import (
-    read_jsonl,
-    write_json_atomic,
-    write_jsonl_atomic,
-    write_text_atomic,
-)
+from culturespa.pluralise.store import read_jsonl, write_jsonl_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +31,16 @@ ANSWER_ORDER = "by_system_prompt"
 manifest so that a run folder from a version that ordered them per question is not resumed."""
 
 STAGES: tuple[str, ...] = ("generate", "filter", "answer", "collect", "build")
+
+
+def check_stage(stage: str, shard: tuple[int, int] | None = None) -> None:
+    """A known stage, and a shard only for the stages that take one (generate, answer)."""
+    if stage not in STAGES:
+        raise CulturespaError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+    if shard is not None and shard[1] > 1 and stage not in ("generate", "answer"):
+        raise CulturespaError(
+            f"stage {stage} runs unsharded; only generate and answer take --shard"
+        )
 
 
 class Run:
@@ -50,7 +56,12 @@ class Run:
         self._backend = backend
         self.shard = shard
         self.out = config.out
-        self.out.mkdir(parents=True, exist_ok=True)
+        # Everything that can be checked is checked before the first file is written.
+        check_output_dir(self.out, "output_dir")
+        if config.questions_file:
+            from culturespa.pluralise.questions import read_raw_questions
+
+            read_raw_questions(config.questions_file)
         self._check_manifest()
 
     # -- bookkeeping --------------------------------------------------------------------------
@@ -72,19 +83,30 @@ class Run:
             "answer_order": ANSWER_ORDER,
         }
 
+    def _holds_results(self) -> bool:
+        """Whether the run folder holds any file besides the manifest."""
+        manifest = self.out / "manifest.json"
+        return any(p.is_file() and p != manifest for p in self.out.rglob("*"))
+
     def _check_manifest(self) -> None:
         path = self.out / "manifest.json"
         current = json.loads(json.dumps(self._manifest()))
         if path.exists():
-            saved = json.loads(path.read_text(encoding="utf-8"))
+            try:
+                saved = json.loads(path.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise CulturespaError(f"{path}: not a readable manifest ({exc})") from None
+            saved = saved if isinstance(saved, dict) else {}
             changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
-            if changed:
+            if changed and self._holds_results():
                 raise CulturespaError(
                     f"{self.out} holds a run made with other settings ({', '.join(changed)}); "
                     "use another output_dir or delete that folder"
                 )
-        else:
-            write_json_atomic(path, current)
+            if not changed:
+                return
+            logger.info("%s: no results yet, so the manifest takes the new settings", self.out)
+        write_json_atomic(path, current)
 
     @property
     def backend(self) -> Backend:
@@ -250,12 +272,7 @@ class Run:
         return self._timed("build", run)
 
     def run_stage(self, stage: str) -> dict:
-        if stage not in STAGES:
-            raise CulturespaError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
-        if self.shard is not None and self.shard[1] > 1 and stage not in ("generate", "answer"):
-            raise CulturespaError(
-                f"stage {stage} runs unsharded; only generate and answer take --shard"
-            )
+        check_stage(stage, self.shard)
         return getattr(self, stage)()
 
     def close(self) -> None:

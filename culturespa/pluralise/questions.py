@@ -76,30 +76,34 @@ def read_raw_questions(path: str | Path) -> list[dict]:
     options is an error naming the file and line.
     """
     path = Path(path)
-    if not path.exists():
-        raise CulturespaError(f"questions file {path} does not exist")
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise CulturespaError(f"questions file {path} {what}")
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        raise CulturespaError(
+            f"questions file {path}: not UTF-8 text (byte {exc.start}: {exc.reason})"
+        ) from None
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CulturespaError(f"{where}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise CulturespaError(f"{where}: expected a JSON object")
-            missing = [k for k in ("topic", "question", "options") if k not in row]
-            if missing:
-                raise CulturespaError(f"{where}: missing field(s) {', '.join(missing)}")
-            if row["topic"] not in TOPIC_NAMES:
-                raise CulturespaError(f"{where}: unknown topic {row['topic']!r}")
-            if not isinstance(row["question"], str) or not isinstance(row["options"], list):
-                raise CulturespaError(f"{where}: question must be a string and options a list")
-            rows.append(
-                {"topic": row["topic"], "question": row["question"], "options": row["options"]}
-            )
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CulturespaError(f"{where}: not valid JSON ({exc.msg})") from exc
+        if not isinstance(row, dict):
+            raise CulturespaError(f"{where}: expected a JSON object")
+        missing = [k for k in ("topic", "question", "options") if k not in row]
+        if missing:
+            raise CulturespaError(f"{where}: missing field(s) {', '.join(missing)}")
+        if row["topic"] not in TOPIC_NAMES:
+            raise CulturespaError(f"{where}: unknown topic {row['topic']!r}")
+        if not isinstance(row["question"], str) or not isinstance(row["options"], list):
+            raise CulturespaError(f"{where}: question must be a string and options a list")
+        rows.append({"topic": row["topic"], "question": row["question"], "options": row["options"]})
     if not rows:
         raise CulturespaError(f"questions file {path} has no questions")
     return rows

@@ -5,7 +5,7 @@ single write followed by fsync; every record carries its unit (`unit`) and the u
 (`unit_size`). On reopening, a torn last line is cut off and the records of an incomplete last
 unit are dropped, so a unit is either fully in the log or recomputed from scratch. Recomputing
 whole units keeps batch composition, seeds and therefore results identical to an uninterrupted
-run. Final outputs are written to a temporary file and renamed into place.
+run. Final outputs are written aside and renamed into place (`culturespa.atomic`).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from culturespa.atomic import write_text_atomic
 from culturespa.errors import CulturespaError
 
 logger = logging.getLogger(__name__)
@@ -100,27 +100,11 @@ def open_logs(directory: Path, stem: str) -> list[UnitLog]:
     return [UnitLog(p) for p in sorted(directory.glob(f"{stem}*.log.jsonl"))]
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write to a temporary sibling, fsync, and rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def write_jsonl_atomic(path: str | Path, rows: Iterable[dict]) -> int:
     """Write rows as JSONL atomically; return the number of rows."""
     lines = [dumps(r) + "\n" for r in rows]
     write_text_atomic(path, "".join(lines))
     return len(lines)
-
-
-def write_json_atomic(path: str | Path, obj) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict]:
@@ -136,17 +120,3 @@ def read_jsonl(path: str | Path) -> Iterator[dict]:
                 yield json.loads(line)
             except json.JSONDecodeError as exc:
                 raise CulturespaError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-
-
-def replace_dir_atomic(staging: Path, target: Path) -> None:
-    """Move a finished folder into place, replacing an older one."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(target, old)
-        os.replace(staging, target)
-        shutil.rmtree(old)
-    else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging, target)

@@ -6,11 +6,14 @@ import json
 import logging
 import math
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from culturespa.countries import COUNTRIES
+from culturespa.errors import CulturespaError
+from culturespa.fields import show
 from culturespa.prompts import TEMPLATES
 from culturespa.scoring import parse_answer
 from culturespa.survey import scored_items
@@ -20,11 +23,20 @@ logger = logging.getLogger(__name__)
 TASK_PATTERN = re.compile(r"^wvs_(?P<gen>gen_)?(?P<template>[a-z_]+)_(?P<cc>[a-z]{3})$")
 METRICS: tuple[str, ...] = (
     "alignment",
+    "alignment_specific",
     "alignment_w1",
     "alignment_jsd",
     "majority_match",
     "coverage",
+    "out_of_range",
 )
+RANKABLE_METRICS: tuple[str, ...] = tuple(
+    m for m in METRICS if m not in ("coverage", "out_of_range")
+)
+"""The metrics a report can rank by."""
+PAPER_SCORE_METRICS: tuple[str, ...] = ("alignment", "alignment_specific")
+"""The paper's score over all items, and over the culture-specific ones: computable from the
+per-item answers of a sample log."""
 _QID_KEYS = ("qid", "Q_id", "question_id", "item")
 
 
@@ -64,7 +76,9 @@ class RunScores:
     model: str
     label: str
     date: str
+    seed: int | None = None  # lm-eval's config.random_seed: runs that differ by seed are averaged
     tasks: list[TaskResult] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)  # see run_provenance
 
 
 def parse_task_name(name: str) -> tuple[str, bool, str] | None:
@@ -96,11 +110,16 @@ def find_results_files(paths: list[str | Path], notes: Notes) -> list[Path]:
 
 
 def _model_args(config: dict[str, Any]) -> dict[str, str]:
+    """The run's model arguments as text (a dict, or lm-eval's 'k=v,k2=v2' string)."""
+    from culturespa.evaluation import parse_model_args
+
     args = config.get("model_args") or {}
-    if isinstance(args, dict):
-        return {str(k): str(v) for k, v in args.items()}
-    pairs = (part.split("=", 1) for part in str(args).split(",") if "=" in part)
-    return {k.strip(): v.strip() for k, v in pairs}
+    try:
+        parsed = parse_model_args(args if isinstance(args, dict) else str(args))
+    except CulturespaError:
+        # Only labels come from here: keep the well-formed pairs of a damaged string.
+        parsed = dict(p.split("=", 1) for p in str(args).split(",") if "=" in p)
+    return {str(k).strip(): str(v).strip() for k, v in parsed.items() if v is not None}
 
 
 def _short_name(path: str) -> str:
@@ -193,25 +212,31 @@ def read_samples(path: Path, generation: bool, notes: Notes) -> tuple[dict, dict
     answers: dict[str, int | None] = {}
     item_metrics: dict[str, dict[str, float]] = {}
     bad = 0
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            try:
-                sample = json.loads(line)
-                qid = _qid_of(sample)
-            except (json.JSONDecodeError, AttributeError):
-                bad += 1
-                continue
-            if qid is None:
-                bad += 1
-                continue
-            answers[qid] = sample_answer(sample, qid, generation)
-            item_metrics[qid] = {
-                m: float(sample[m])
-                for m in METRICS
-                if isinstance(sample.get(m), (int, float)) and not isinstance(sample.get(m), bool)
-            }
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        raise CulturespaError(
+            f"sample log {path}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
+            "fix or remove it, or move its results file away"
+        ) from None
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            sample = json.loads(line)
+            qid = _qid_of(sample)
+        except (json.JSONDecodeError, AttributeError):
+            bad += 1
+            continue
+        if qid is None:
+            bad += 1
+            continue
+        answers[qid] = sample_answer(sample, qid, generation)
+        item_metrics[qid] = {
+            m: float(sample[m])
+            for m in METRICS
+            if isinstance(sample.get(m), (int, float)) and not isinstance(sample.get(m), bool)
+        }
     if bad:
         notes.add(f"{path}: skipped {bad} unreadable line(s) (bad JSON or no WVS item id)")
     return answers, item_metrics
@@ -246,6 +271,12 @@ def load_run(path: Path, notes: Notes) -> RunScores | None:
     except (OSError, UnicodeDecodeError) as exc:
         notes.add(f"{path}: cannot be read ({exc}); skipped")
         return None
+    if isinstance(data, list):
+        notes.add(
+            f"{path}: a list, not an lm-eval results file; a reply file must be named as the "
+            "paper's release names them (wvs_result_<template>[_<country>]_<run>.json); skipped"
+        )
+        return None
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
         notes.add(f"{path}: no 'results' object, not an lm-eval results file; skipped")
         return None
@@ -257,11 +288,24 @@ def load_run(path: Path, notes: Notes) -> RunScores | None:
         return None
     config = data.get("config") if isinstance(data.get("config"), dict) else {}
     model, label = model_label(config, {cc for _, _, cc in ours.values()})
-    run = RunScores(source=path, model=model, label=label, date=_date_id(path))
+    seed = config.get("random_seed")
+    run = RunScores(
+        source=path,
+        model=model,
+        label=label,
+        date=_date_id(path),
+        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+    )
+    run.provenance = run_provenance(data, path, sorted(ours))
     cis = _logged_intervals(data)
     missing_samples = []
     for name, (template, generation, cc) in sorted(ours.items()):
         entry = data["results"][name]
+        if not isinstance(entry, dict):
+            raise CulturespaError(
+                f"{path}: results entry {name!r} is {show(entry)}, not an object of metrics; "
+                "the file is damaged"
+            )
         metrics = {m: v for m in METRICS if (v := _metric_value(entry, m)) is not None}
         if not any(m in metrics for m in ("alignment", "alignment_w1", "alignment_jsd")):
             notes.add(f"{path}: task {name} has no alignment metric; skipped")
@@ -283,6 +327,106 @@ def load_run(path: Path, notes: Notes) -> RunScores | None:
             "run lm-eval with --log_samples to get them"
         )
     return run if run.tasks else None
+
+
+_ADAPTER_KEYS = ("peft", "lora", "lora_local_path")
+_DATE_ID = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2})-(\d{2})-(\d{2})")
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if isinstance(value, (str, int, float)) and str(value) else None
+
+
+def readable_date(date_id: str) -> str:
+    """lm-eval's file date '2025-01-02T10-00-00.123' -> '2025-01-02 10:00:00' (the run's local time)."""
+    match = _DATE_ID.match(date_id)
+    return f"{match[1]} {match[2]}:{match[3]}:{match[4]}" if match else date_id
+
+
+def _task_versions(data: dict[str, Any], tasks: list[str]) -> dict[str, str | None]:
+    """Each task's `metadata.version` from the results file's configs (else its `versions`)."""
+    configs = data.get("configs") if isinstance(data.get("configs"), dict) else {}
+    versions = data.get("versions") if isinstance(data.get("versions"), dict) else {}
+    out = {}
+    for task in tasks:
+        config = configs.get(task) if isinstance(configs.get(task), dict) else {}
+        metadata = config.get("metadata") if isinstance(config.get("metadata"), dict) else {}
+        out[task] = _text(metadata.get("version", versions.get(task)))
+    return out
+
+
+def _task_list(tasks: list[str]) -> str:
+    """Comma-separated task names, a template's 19 countries written as one glob."""
+    by_prefix: dict[str, list[str]] = {}
+    for task in tasks:
+        by_prefix.setdefault(task[:-4], []).append(task)
+    parts = []
+    for prefix, names in by_prefix.items():
+        parts.extend([f"{prefix}_*"] if len(names) == len(COUNTRIES) else names)
+    return ",".join(parts)
+
+
+def rebuilt_command(data: dict[str, Any], path: Path, tasks: list[str]) -> str:
+    """A command that reproduces the run, rebuilt from the results file (lm-eval keeps no argv).
+
+    Results written by `culturespa eval` (they hold a "culturespa" block) get a `culturespa eval`
+    command, others an `lm_eval` one; sample logs next to the file add the log-samples flag.
+    """
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    args = _model_args(config)
+    backend = _text(config.get("model")) or "hf"
+    chat = bool(data.get("chat_template"))
+    limit, seed = _text(config.get("limit")), _text(config.get("random_seed"))
+    logged = any(path.parent.glob(f"samples_*_{_date_id(path)}.jsonl"))
+    if isinstance(data.get("culturespa"), dict):
+        model = args.pop("pretrained", None) or args.pop("model", None) or "?"
+        adapter = next((args.pop(k) for k in _ADAPTER_KEYS if k in args), None)
+        if backend == "vllm":
+            args.pop("seed", None)
+        parts = ["culturespa eval", f"--model {shlex.quote(model)}", f"--backend {backend}"]
+        parts += [f"--peft {shlex.quote(adapter)}"] if adapter else []
+        extra = ",".join(f"{k}={v}" for k, v in args.items())
+        parts += [f"--model-args {shlex.quote(extra)}"] if extra else []
+        parts.append(f"--tasks {shlex.quote(_task_list(tasks))}")
+        parts += [] if chat else ["--no-chat-template"]
+        parts += [f"--limit {limit}"] if limit else []
+        parts += [f"--seed {seed}"] if seed else []
+        parts += ["--log-samples"] if logged else []
+        parts.append(f"--output-path {shlex.quote(str(path.parent.parent))}")
+        return " ".join(parts)
+    model_args = ",".join(f"{k}={v}" for k, v in args.items())
+    parts = ["lm_eval", f"--model {backend}", f"--model_args {shlex.quote(model_args)}"]
+    parts.append(f"--tasks {shlex.quote(_task_list(tasks))}")
+    parts.append('--include_path "$(culturespa tasks-path)"')
+    parts += ["--apply_chat_template"] if chat else []
+    parts += [f"--limit {limit}"] if limit else []
+    parts += [f"--seed {seed}"] if seed else []
+    parts += ["--log_samples"] if logged else []
+    parts.append(f"--output_path {shlex.quote(str(path.parent.parent))}")
+    return " ".join(parts)
+
+
+def run_provenance(data: dict[str, Any], path: Path, tasks: list[str]) -> dict[str, Any]:
+    """Where a run's scores come from: model, adapter, versions, date, command, results file."""
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    args = _model_args(config)
+    return {
+        "origin": "lm-eval results",
+        "file": str(path),
+        "model": args.get("pretrained") or args.get("model") or _text(config.get("model_name")),
+        "adapter": next((args[k] for k in _ADAPTER_KEYS if k in args), None),
+        "backend": _text(config.get("model")),
+        "model_args": args,
+        "lm_eval_version": _text(data.get("lm_eval_version")),
+        "transformers_version": _text(data.get("transformers_version")),
+        "git_hash": _text(data.get("git_hash")),
+        "task_versions": _task_versions(data, tasks),
+        "date": readable_date(_date_id(path)),
+        "limit": config.get("limit") if isinstance(config.get("limit"), (int, float)) else None,
+        "seed": config.get("random_seed") if isinstance(config.get("random_seed"), int) else None,
+        "chat_template": bool(data.get("chat_template")),
+        "command": rebuilt_command(data, path, tasks),
+    }
 
 
 def load_runs(paths: list[str | Path], notes: Notes | None = None) -> tuple[list[RunScores], Notes]:

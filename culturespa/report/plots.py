@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from culturespa.countries import ALL_COUNTRIES
+from culturespa.prompts import TEMPLATES
 from culturespa.report.tables import Row, countries_in
 from culturespa.scoring import alignment_from_arrays
 from culturespa.survey import get_item
@@ -60,16 +61,36 @@ def plot_heatmap(rows: list[Row], path: Path, metric: str) -> Path:
                 ax.text(
                     j, i, f"{data[i, j]:.1f}", ha="center", va="center", fontsize=8, color=color
                 )
+    n_models = sum(not r.is_reference for r in rows)
+    if 0 < n_models < len(rows):  # survey reference rows below a rule, their labels in italics
+        ax.axhline(n_models - 0.5, color="white", linewidth=3)
+        for label in ax.get_yticklabels()[n_models:]:
+            label.set_fontstyle("italic")
+            label.set_color("#555555")
     fig.colorbar(image, ax=ax, label=f"{metric} x100", fraction=0.03, pad=0.02)
-    ax.set_title(f"Cultural alignment ({metric} x100) by method and country")
+    title = f"Cultural alignment ({metric} x100) by method and country"
+    if n_models < len(rows):
+        title += "\nbelow the line: survey references (answer rules without a model)"
+    ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path
 
 
-def plot_paired_bars(first: Row, second: Row, path: Path, metric: str) -> Path:
-    """Per-country bars of two rows side by side, with 95% bootstrap intervals where known."""
+BAR_REFERENCES: tuple[tuple[str, str, str], ...] = (
+    ("middle", "#7f7f7f", "--"),
+    ("consensus", "#2ca02c", "--"),
+    ("nearest_country", "#9467bd", "--"),
+)
+"""Survey references drawn across the bar plot's country groups (rule, colour, line style)."""
+
+
+def plot_paired_bars(
+    first: Row, second: Row, path: Path, metric: str, references: list[Row] | None = None
+) -> Path:
+    """Per-country bars of two rows side by side, with 95% bootstrap intervals where known, and
+    the survey references' values as ticks across each country's pair of bars."""
     plt = _pyplot()
     countries = [cc for cc in ALL_COUNTRIES if cc in first.cells or cc in second.cells]
     x = np.arange(len(countries) + 1)
@@ -102,6 +123,23 @@ def plot_paired_bars(first: Row, second: Row, path: Path, metric: str) -> Path:
             error_kw={"linewidth": 1},
         )
         lows.extend(v - e for v, e in zip(values, err[0]) if np.isfinite(v))
+    by_rule = {r.rule: r for r in references or [] if r.is_reference}
+    for rule, color, style in BAR_REFERENCES:
+        ref = by_rule.get(rule)
+        if ref is None:
+            continue
+        marks = [100 * ref.cells[cc].value if cc in ref.cells else np.nan for cc in countries]
+        marks.append(100 * ref.avg)
+        ax.hlines(
+            marks,
+            x - 0.42,
+            x + 0.42,
+            colors=color,
+            linestyles=style,
+            linewidth=1.4,
+            label=f"reference: {ref.template_label}",
+        )
+        lows.extend(v for v in marks if np.isfinite(v))
     floor = max(0.0, 10 * math.floor((min(lows) - 5) / 10)) if lows else 0.0
     ax.set_ylim(bottom=floor)
     ax.set_xticks(x, [*countries, "AVG"])
@@ -110,7 +148,13 @@ def plot_paired_bars(first: Row, second: Row, path: Path, metric: str) -> Path:
     has_ci = any(not math.isnan(c.ci_low) for r in (first, second) for c in r.cells.values())
     note = "error bars: 95% bootstrap intervals" if has_ci else "no sample logs: no intervals"
     ax.set_title(f"Alignment per country ({note})", fontsize=10)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=1, fontsize=8, frameon=False)
+    ax.legend(
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.1),
+        ncol=1 if not by_rule else 2,
+        fontsize=8,
+        frameon=False,
+    )
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
@@ -192,3 +236,62 @@ def plot_relations(row: Row, path: Path) -> tuple[Path, float]:
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path, r
+
+
+def relation_records(rows: list[Row]) -> dict[str, dict]:
+    """The culture-relations matrices of every persona row with answers for 3+ countries (JSON)."""
+
+    def plain(matrix: np.ndarray) -> list[list[float | None]]:
+        return [[round(float(v), 2) if np.isfinite(v) else None for v in line] for line in matrix]
+
+    records = {}
+    for row in rows:
+        template = TEMPLATES.get(row.template)
+        if template is None or not template.country_dependent:
+            continue
+        if len(row.answers) < MIN_RELATION_COUNTRIES:
+            continue
+        countries, model, survey, r = relation_matrices(row)
+        records[row.method] = {
+            "countries": countries,
+            "model": plain(model),
+            "survey": plain(survey),
+            "r": None if math.isnan(r) else round(r, 4),
+        }
+    return records
+
+
+def plot_steerability(analysis, path: Path) -> Path:
+    """The persona's effect per country: answers moved closer to / away from the survey majority
+    (left), and the change in alignment with its 95% paired interval (right)."""
+    plt = _pyplot()
+    steers = analysis.countries
+    countries = [s.country for s in steers]
+    y = np.arange(len(countries))[::-1]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 1.2 + 0.38 * len(countries)), sharey=True)
+    closer = np.array([100 * s.closer for s in steers])
+    away = np.array([100 * s.away for s in steers])
+    unchanged = np.array([100 * s.unchanged for s in steers])
+    left.barh(y, closer, color="#009e73", label="closer to the majority")
+    left.barh(y, unchanged, left=closer, color="#dddddd", label="unchanged")
+    left.barh(y, away, left=closer + unchanged, color="#d55e00", label="away from it")
+    left.set_xlim(0, 100)
+    left.set_xlabel("share of items (%)")
+    left.set_yticks(y, countries)
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, fontsize=8, frameon=False)
+    delta = np.array([100 * s.delta for s in steers])
+    low = np.array([100 * s.delta_low for s in steers])
+    high = np.array([100 * s.delta_high for s in steers])
+    err = np.clip(np.nan_to_num(np.vstack([delta - low, high - delta])), 0, None)
+    right.errorbar(delta, y, xerr=err, fmt="o", color="#0072b2", capsize=3)
+    right.axvline(0, color="grey", linewidth=1)
+    right.set_xlabel("change in alignment x100 (aware - unaware), 95% CI")
+    title = f"Steerability: {_tail(analysis.name, 70)}"
+    if analysis.average is not None:
+        mean, lo, hi = (100 * v for v in analysis.average)
+        title += f"\nmean change over the paper's countries {mean:.1f} [{lo:.1f}, {hi:.1f}]"
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path

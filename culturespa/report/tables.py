@@ -10,17 +10,20 @@ from pathlib import Path
 
 import numpy as np
 
+from culturespa.baselines import RULES, reference_value
 from culturespa.countries import ALL_COUNTRIES, PAPER_COUNTRIES
 from culturespa.prompts import TEMPLATES
-from culturespa.report.loading import Notes, RunScores, TaskResult
+from culturespa.report.loading import PAPER_SCORE_METRICS, Notes, RunScores, TaskResult
 from culturespa.scoring import (
+    ItemDraw,
+    ScoredItem,
     alignment_of,
-    alignment_replicates,
-    bootstrap_indices,
+    answer_in_options,
     collect_scored_items,
+    mean_of_replicates,
     percentile_interval,
 )
-from culturespa.survey import items_with_data
+from culturespa.survey import culture_specific_items, items_with_data
 
 N_RESAMPLES = 1000
 LEVEL = 0.95
@@ -28,7 +31,11 @@ LEVEL = 0.95
 
 @dataclass
 class Cell:
-    """One country's score in one row (0..1 scale), with interval and coverage when known."""
+    """One country's score in one row (0..1 scale): the mean over the row's runs.
+
+    `runs` holds each run's value (one per seed); `replicates` are bootstrap replicates of the
+    mean over runs, drawn on the row's shared item draw (see `culturespa.scoring.ItemDraw`).
+    """
 
     value: float
     ci_low: float = math.nan
@@ -36,6 +43,17 @@ class Cell:
     coverage: float = math.nan
     replicates: np.ndarray | None = None
     source: str = ""
+    runs: list[float] = field(default_factory=list)
+    out_of_range: int = 0
+
+    @property
+    def n_runs(self) -> int:
+        return max(1, len(self.runs))
+
+    @property
+    def spread(self) -> float:
+        """Run-to-run standard deviation (NaN for a single run)."""
+        return float(np.std(self.runs, ddof=1)) if len(self.runs) >= 2 else math.nan
 
 
 @dataclass
@@ -52,103 +70,206 @@ class Row:
     avg_low: float = math.nan
     avg_high: float = math.nan
     n_avg: int = 0
+    run_averages: list[float] = field(default_factory=list)
+    rule: str | None = None  # a reference row's answer rule (culturespa.baselines); None: a model
+
+    @property
+    def is_reference(self) -> bool:
+        """A survey reference row: an answer rule without a model, never ranked among models."""
+        return self.rule is not None
+
+    @property
+    def template_label(self) -> str:
+        if self.is_reference:
+            return RULES[self.rule].label
+        return TEMPLATES[self.template].label + (", generated" if self.generation else "")
 
     @property
     def method(self) -> str:
         """'SmolLM2-135M-Instruct | Culture-aware (P1)' (generation tasks marked)."""
-        name = TEMPLATES[self.template].label + (", generated" if self.generation else "")
-        return f"{self.label} | {name}"
+        return f"{self.label} | {self.template_label}"
 
     @property
     def coverage(self) -> float:
         values = [c.coverage for c in self.cells.values() if not math.isnan(c.coverage)]
         return float(np.mean(values)) if values else math.nan
 
+    @property
+    def n_runs(self) -> int:
+        return max((c.n_runs for c in self.cells.values()), default=1)
 
-def country_alignment(
-    answers: dict[str, int | None], country: str, n_resamples: int, seed: int
-) -> tuple[float, np.ndarray | None, float]:
-    """The paper's score from per-item answers, its bootstrap replicates, and coverage."""
-    rows = collect_scored_items(answers, country)
-    # Coverage over the logged items that have survey data (a --limit run asks fewer items).
+    @property
+    def avg_spread(self) -> float:
+        """Run-to-run standard deviation of the AVG (NaN for a single run)."""
+        return float(np.std(self.run_averages, ddof=1)) if len(self.run_averages) >= 2 else math.nan
+
+    @property
+    def out_of_range(self) -> int:
+        """Answers, over all countries and runs, that are not one of their item's options."""
+        return sum(c.out_of_range for c in self.cells.values())
+
+
+def answer_coverage(answers: dict[str, int | None], country: str) -> tuple[float, int]:
+    """(share of the asked items with survey data answered with one of their options,
+    number answered with a number that is not an option)."""
     surveyed = set(items_with_data(country))
-    asked = sum(1 for qid in answers if qid in surveyed)
-    coverage = len(rows) / asked if asked else math.nan
-    if not rows:
-        return math.nan, None, coverage
-    return alignment_of(rows), alignment_replicates(rows, n_resamples, seed), coverage
-
-
-def mean_replicates(values: list[float], n_resamples: int, seed: int) -> np.ndarray | None:
-    """Bootstrap replicates of the mean of per-item values."""
-    arr = np.asarray(values, dtype=float)
-    if arr.size < 2:
-        return None
-    return arr[bootstrap_indices(arr.size, n_resamples, seed)].mean(axis=1)
+    asked = [qid for qid in answers if qid in surveyed]
+    in_options = sum(answer_in_options(qid, answers[qid]) for qid in asked)
+    out_of_range = sum(
+        answers[qid] is not None and not answer_in_options(qid, answers[qid]) for qid in asked
+    )
+    return (in_options / len(asked) if asked else math.nan), out_of_range
 
 
 def _interval(replicates: np.ndarray | None) -> tuple[float, float]:
     return percentile_interval(replicates, LEVEL)
 
 
-def task_cell(task: TaskResult, metric: str, seed: int, notes: Notes, source: str) -> Cell | None:
-    """A task's cell: the results file's value, with an interval from its sample log if logged."""
-    value = task.metrics.get(metric)
-    if value is None:
+@dataclass
+class _RunCell:
+    """One run's task for one country, before runs are merged."""
+
+    task: TaskResult
+    source: str
+    value: float
+
+
+def _run_key(run: RunScores) -> object:
+    """Runs of one model and template that differ by seed are separate runs; a results file
+    without a seed is a run of its own."""
+    return run.seed if run.seed is not None else str(run.source)
+
+
+def scored_rows(task: TaskResult, metric: str, country: str) -> list[ScoredItem]:
+    """The items a paper-score metric takes from a sample log's answers: all of them for
+    `alignment`, the culture-specific ones for `alignment_specific`."""
+    rows = collect_scored_items(task.answers or {}, country)
+    if metric == "alignment_specific":
+        specific = set(culture_specific_items(country))
+        rows = [r for r in rows if r.qid in specific]
+    return rows
+
+
+def _replicates(
+    task: TaskResult, metric: str, draw: ItemDraw | None, country: str
+) -> np.ndarray | None:
+    if draw is None:
         return None
-    cell = Cell(value=value, coverage=task.metrics.get("coverage", math.nan), source=source)
-    if task.answers is not None and metric == "alignment":
-        recomputed, cell.replicates, coverage = country_alignment(
-            task.answers, task.country, N_RESAMPLES, seed
-        )
-        if math.isnan(cell.coverage):
-            cell.coverage = coverage
-        if not math.isnan(recomputed) and abs(recomputed - value) > 5e-3:
-            notes.add(
-                f"{source}: {task.task}: alignment from the sample log ({recomputed:.4f}) differs "
-                f"from the results file ({value:.4f}); the table shows the results file's value"
-            )
-    elif task.item_metrics:
-        per_item = [m[metric] for m in task.item_metrics.values() if metric in m]
-        cell.replicates = mean_replicates(per_item, N_RESAMPLES, seed)
-    if math.isnan(cell.coverage) and not task.generation:
-        cell.coverage = 1.0  # a log-likelihood choice always names an option
+    if task.answers is not None and metric in PAPER_SCORE_METRICS:
+        rows = scored_rows(task, metric, country)
+        return draw.alignment(rows) if len(rows) >= 2 else None
+    if task.item_metrics:
+        values = {q: m[metric] for q, m in task.item_metrics.items() if metric in m}
+        return draw.mean(values) if len(values) >= 2 else None
+    return None
+
+
+def _draw_for(runs: dict[str, dict[object, _RunCell]], metric: str, seed: int) -> ItemDraw | None:
+    """The row's one bootstrap draw, over every item any of its countries and runs scored."""
+    items: set[str] = set()
+    for country, by_run in runs.items():
+        for rc in by_run.values():
+            if rc.task.answers is not None and metric in PAPER_SCORE_METRICS:
+                items |= {r.qid for r in collect_scored_items(rc.task.answers, country)}
+            elif rc.task.item_metrics:
+                items |= {q for q, m in rc.task.item_metrics.items() if metric in m}
+    return ItemDraw.over(items, N_RESAMPLES, seed)
+
+
+def _merge_cell(
+    country: str,
+    by_run: dict[object, _RunCell],
+    metric: str,
+    draw: ItemDraw | None,
+    notes: Notes,
+) -> Cell:
+    """The mean over runs of one country, with paired replicates, coverage and out-of-range."""
+    cells = list(by_run.values())
+    cell = Cell(
+        value=float(np.mean([rc.value for rc in cells])),
+        source=cells[-1].source,
+        runs=[rc.value for rc in cells] if len(cells) > 1 else [],
+    )
+    coverages, replicates = [], []
+    for rc in cells:
+        task = rc.task
+        coverage = task.metrics.get("coverage", math.nan)
+        if task.answers is not None:
+            from_log, out = answer_coverage(task.answers, country)
+            cell.out_of_range += out
+            coverage = from_log
+            if metric in PAPER_SCORE_METRICS:
+                recomputed = alignment_of(scored_rows(task, metric, country))
+                if not math.isnan(recomputed) and abs(recomputed - rc.value) > 5e-3:
+                    notes.add(
+                        f"{rc.source}: {task.task}: alignment from the sample log "
+                        f"({recomputed:.4f}) differs from the results file ({rc.value:.4f}); "
+                        "the table shows the results file's value"
+                    )
+        else:
+            cell.out_of_range += int(task.metrics.get("out_of_range", 0) or 0)
+        if math.isnan(coverage) and not task.generation:
+            coverage = 1.0  # a log-likelihood choice always names an option
+        coverages.append(coverage)
+        replicates.append(_replicates(task, metric, draw, country))
+    cell.coverage = float(np.mean(coverages))
+    if all(r is not None for r in replicates):
+        cell.replicates = mean_of_replicates(replicates)
     cell.ci_low, cell.ci_high = _interval(cell.replicates)
-    if cell.replicates is None and task.logged_ci is not None and metric == "alignment":
-        cell.ci_low, cell.ci_high = task.logged_ci
+    logged = cells[0].task.logged_ci if len(cells) == 1 and metric == "alignment" else None
+    if cell.replicates is None and logged is not None:
+        cell.ci_low, cell.ci_high = logged
     return cell
 
 
 def build_rows(runs: list[RunScores], metric: str, notes: Notes, seed: int = 0) -> list[Row]:
-    """Merge runs into rows keyed by model label and template; later files win on duplicates."""
+    """Merge runs into rows keyed by model label and template.
+
+    Runs of one row with different seeds are averaged (the paper reports the mean of three
+    sampled runs); a second results file for the same seed, country and row replaces the first
+    (later file wins, with a note). All countries and runs of a row share one bootstrap draw of
+    items, so the AVG interval accounts for their being scored on the same questionnaire.
+    """
+    keyed: dict[tuple[str, str, bool], dict[str, dict[object, _RunCell]]] = {}
     rows: dict[tuple[str, str, bool], Row] = {}
     for run in sorted(runs, key=lambda r: (r.date, str(r.source))):
         for task in run.tasks:
             key = (run.label, task.template, task.generation)
             row = rows.setdefault(key, Row(run.label, task.template, task.generation))
-            cell = task_cell(
-                task, metric, seed + ALL_COUNTRIES.index(task.country), notes, str(run.source)
-            )
-            if cell is None:
+            value = task.metrics.get(metric)
+            if value is None and task.answers is not None and metric in PAPER_SCORE_METRICS:
+                value = alignment_of(scored_rows(task, metric, task.country))  # older runs
+            if value is None:
                 notes.add(f"{run.source}: task {task.task} has no {metric!r} metric; left out")
                 continue
-            if task.country in row.cells:
-                earlier = Path(row.cells[task.country].source)
+            by_run = keyed.setdefault(key, {}).setdefault(task.country, {})
+            run_key = _run_key(run)
+            if run_key in by_run:
+                earlier = Path(by_run[run_key].source)
                 notes.add(
                     f"{task.task} of {run.label} is in {earlier.parent.name}/{earlier.name} and "
-                    f"{run.source.parent.name}/{run.source.name}; using the later file"
+                    f"{run.source.parent.name}/{run.source.name} with the same seed; using the "
+                    "later file"
                 )
-            row.cells[task.country] = cell
-            if task.answers is not None:
-                row.answers[task.country] = task.answers
+            by_run[run_key] = _RunCell(task, str(run.source), value)
             if str(run.source) not in row.sources:
                 row.sources.append(str(run.source))
-    for row in rows.values():
-        _fill_average(row)
-    return list(rows.values())
+    for key, row in rows.items():
+        by_country = keyed.get(key, {})
+        draw = _draw_for(by_country, metric, seed)
+        for country in ALL_COUNTRIES:
+            if country not in by_country:
+                continue
+            by_run = by_country[country]
+            row.cells[country] = _merge_cell(country, by_run, metric, draw, notes)
+            first = next(iter(by_run.values())).task
+            if first.answers is not None:
+                row.answers[country] = first.answers
+        _fill_average(row, by_country)
+    return [row for row in rows.values() if row.cells]
 
 
-def _fill_average(row: Row) -> None:
+def _fill_average(row: Row, by_country: dict[str, dict[object, _RunCell]]) -> None:
     present = [cc for cc in PAPER_COUNTRIES if cc in row.cells]
     row.n_avg = len(present)
     if not present:
@@ -156,12 +277,50 @@ def _fill_average(row: Row) -> None:
     row.avg = float(np.mean([row.cells[cc].value for cc in present]))
     reps = [row.cells[cc].replicates for cc in present]
     if all(r is not None for r in reps):
-        row.avg_low, row.avg_high = _interval(np.mean(np.stack(reps), axis=0))
+        row.avg_low, row.avg_high = _interval(mean_of_replicates(reps))
+    if not by_country:
+        return
+    run_keys = [set(by_country[cc]) for cc in present]
+    shared = set.intersection(*run_keys) if run_keys else set()
+    if len(shared) >= 2 and all(len(keys) == len(shared) for keys in run_keys):
+        row.run_averages = [
+            float(np.mean([by_country[cc][k].value for cc in present])) for k in shared
+        ]
+
+
+REFERENCE_LABEL = "survey reference"
+"""The `model` of reference rows: answer rules computed from the survey alone."""
+
+
+def reference_rows(models: list[Row], metric: str) -> list[Row]:
+    """One row per survey answer rule (`culturespa.baselines`), on the countries the model rows
+    cover and, where they logged their items, on the same items (the same skipping rules).
+
+    Their values are exact expectations from the survey, not estimates: they carry no interval.
+    """
+    countries = countries_in(models)
+    logged: dict[str, set[str]] = {}
+    for row in models:
+        for cc, answers in row.answers.items():
+            logged.setdefault(cc, set()).update(answers)
+    references = []
+    for rule in RULES:
+        row = Row(REFERENCE_LABEL, "", False, rule=rule)
+        for cc in countries:
+            value, coverage = reference_value(rule, cc, metric, logged.get(cc))
+            row.cells[cc] = Cell(value=value, coverage=coverage, source="culturespa.baselines")
+        _fill_average(row, {})
+        references.append(row)
+    return references
 
 
 def rank_rows(rows: list[Row]) -> list[Row]:
-    """Rows with more of the 18 countries first, then by the average, best first."""
-    return sorted(rows, key=lambda r: (-r.n_avg, -(r.avg if not math.isnan(r.avg) else -1.0)))
+    """Model rows with more of the 18 countries first, then by the average, best first; reference
+    rows after them, in the rules' order, unranked."""
+    models = [r for r in rows if not r.is_reference]
+    references = [r for r in rows if r.is_reference]
+    ranked = sorted(models, key=lambda r: (-r.n_avg, -(r.avg if not math.isnan(r.avg) else -1.0)))
+    return ranked + sorted(references, key=lambda r: list(RULES).index(r.rule))
 
 
 def countries_in(rows: list[Row]) -> list[str]:
@@ -183,20 +342,48 @@ def _with_ci(value: float, low: float, high: float) -> str:
     return f"{_pct(value)} [{_pct(low)}, {_pct(high)}]"
 
 
+def runs_text(row: Row) -> str:
+    """'1', or '3 (sd 0.42)' for a row averaged over 3 runs (sd of the AVG, x100)."""
+    if row.n_runs == 1:
+        return "1"
+    spread = row.avg_spread
+    return f"{row.n_runs}" + ("" if math.isnan(spread) else f" (sd {100 * spread:.2f})")
+
+
+def coverage_text(row: Row, digits: int = 0) -> str:
+    """'98%', with the number of out-of-range answers when there are any."""
+    text = _pct(row.coverage, digits) + ("%" if not math.isnan(row.coverage) else "")
+    return text + (f" ({row.out_of_range} out of range)" if row.out_of_range else "")
+
+
+def ranks(rows: list[Row]) -> list[int | None]:
+    """1, 2, ... for model rows in order; None for reference rows (never ranked)."""
+    out, rank = [], 0
+    for row in rows:
+        if row.is_reference:
+            out.append(None)
+        else:
+            rank += 1
+            out.append(rank)
+    return out
+
+
 def leaderboard_markdown(rows: list[Row]) -> str:
-    """The ranked leaderboard as a Markdown table (x100; 95% bootstrap intervals in brackets)."""
+    """The ranked leaderboard as a Markdown table (x100; 95% bootstrap intervals in brackets);
+    survey reference rows follow the models, unranked (rank "ref")."""
     countries = countries_in(rows)
-    head = ["rank", "model", "template", "AVG", "countries", "coverage", *countries]
+    head = ["rank", "model", "template", "AVG", "countries", "runs", "coverage", *countries]
     lines = [_md_row(head), "|" + "---|" * len(head)]
-    for rank, row in enumerate(rows, 1):
-        template = TEMPLATES[row.template].label + (" (gen)" if row.generation else "")
+    for rank, row in zip(ranks(rows), rows):
+        template = row.template_label
         cells = [
-            str(rank),
-            row.label,
+            "ref" if rank is None else str(rank),
+            f"*{row.label}*" if row.is_reference else row.label,
             template,
             _with_ci(row.avg, row.avg_low, row.avg_high),
             f"{row.n_avg}/18",
-            _pct(row.coverage, 0) + ("%" if not math.isnan(row.coverage) else ""),
+            runs_text(row),
+            coverage_text(row),
         ]
         for cc in countries:
             cell = row.cells.get(cc)
@@ -208,23 +395,33 @@ def leaderboard_markdown(rows: list[Row]) -> str:
 def leaderboard_records(rows: list[Row], metric: str) -> list[dict]:
     """Plain records (0..1 scale) for JSON."""
     records = []
-    for rank, row in enumerate(rows, 1):
+    for rank, row in zip(ranks(rows), rows):
         records.append(
             {
                 "rank": rank,
+                "kind": "reference" if row.is_reference else "model",
+                "rule": row.rule,
                 "model": row.label,
                 "template": row.template,
+                "method": row.method,
                 "generation": row.generation,
                 "metric": metric,
                 "average": _none(row.avg),
                 "average_ci": [_none(row.avg_low), _none(row.avg_high)],
                 "average_over": [cc for cc in PAPER_COUNTRIES if cc in row.cells],
+                "runs": row.n_runs,
+                "run_averages": [_none(v) for v in row.run_averages],
+                "average_run_sd": _none(row.avg_spread),
                 "coverage": _none(row.coverage),
+                "out_of_range": row.out_of_range,
                 "countries": {
                     cc: {
                         "score": _none(c.value),
                         "ci": [_none(c.ci_low), _none(c.ci_high)],
                         "coverage": _none(c.coverage),
+                        "out_of_range": c.out_of_range,
+                        "runs": [_none(v) for v in c.runs] or [_none(c.value)],
+                        "run_sd": _none(c.spread),
                     }
                     for cc, c in row.cells.items()
                 },
@@ -245,6 +442,7 @@ def leaderboard_csv(rows: list[Row]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     head = [
         "rank",
+        "kind",
         "model",
         "template",
         "generation",
@@ -252,29 +450,36 @@ def leaderboard_csv(rows: list[Row]) -> str:
         "avg_ci_low",
         "avg_ci_high",
         "n_countries_in_avg",
+        "runs",
+        "avg_run_sd",
         "coverage",
+        "out_of_range",
     ]
     for cc in countries:
-        head += [cc, f"{cc}_ci_low", f"{cc}_ci_high", f"{cc}_coverage"]
+        head += [cc, f"{cc}_ci_low", f"{cc}_ci_high", f"{cc}_coverage", f"{cc}_run_sd"]
     writer.writerow(head)
-    for rank, row in enumerate(rows, 1):
+    for rank, row in zip(ranks(rows), rows):
         line = [
-            rank,
+            "" if rank is None else rank,
+            "reference" if row.is_reference else "model",
             row.label,
-            row.template,
+            row.rule if row.is_reference else row.template,
             int(row.generation),
             _csv(row.avg),
             _csv(row.avg_low),
             _csv(row.avg_high),
             row.n_avg,
+            row.n_runs,
+            _csv(row.avg_spread),
             _csv(row.coverage),
+            row.out_of_range,
         ]
         for cc in countries:
             c = row.cells.get(cc)
             line += (
-                [_csv(c.value), _csv(c.ci_low), _csv(c.ci_high), _csv(c.coverage)]
+                [_csv(c.value), _csv(c.ci_low), _csv(c.ci_high), _csv(c.coverage), _csv(c.spread)]
                 if c
-                else [""] * 4
+                else [""] * 5
             )
         writer.writerow(line)
     return out.getvalue()
@@ -285,27 +490,47 @@ def _csv(value: float) -> str:
 
 
 def paper_order(rows: list[Row]) -> list[Row]:
-    """Rows grouped by model in first-seen order, templates in the paper's order within a model."""
-    models = list(dict.fromkeys(r.label for r in rows))
+    """Rows grouped by model in first-seen order, templates in the paper's order within a model;
+    survey reference rows last, in the rules' order."""
+    models = [r for r in rows if not r.is_reference]
+    labels = list(dict.fromkeys(r.label for r in models))
     order = list(TEMPLATES)
-    return sorted(
-        rows, key=lambda r: (models.index(r.label), r.generation, order.index(r.template))
+    ordered = sorted(
+        models, key=lambda r: (labels.index(r.label), r.generation, order.index(r.template))
+    )
+    return ordered + sorted(
+        (r for r in rows if r.is_reference), key=lambda r: list(RULES).index(r.rule)
     )
 
 
+def comparison_method(row: Row) -> str:
+    """The row's method, with 'mean of N runs' when runs were averaged (as the paper does);
+    reference rows read 'Reference: <rule>'."""
+    if row.is_reference:
+        return f"Reference: {row.template_label}"
+    return row.method + (f", mean of {row.n_runs} runs" if row.n_runs > 1 else "")
+
+
 def comparison_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
-    """The paper's table: methods by countries and AVG, x100 with 2 decimals, plus coverage."""
+    """The paper's table: methods by countries and AVG, x100 with 2 decimals, plus coverage.
+
+    A column `out of range` (answers that are no option of their item, scored as in the paper)
+    is added when any row has such answers.
+    """
     rows = paper_order(rows)
     countries = countries_in(rows)
-    head = ["method", *countries, "AVG", "coverage"]
+    with_range = any(row.out_of_range for row in rows)
+    head = ["method", *countries, "AVG", "coverage", *(["out of range"] if with_range else [])]
     body = []
     for row in rows:
-        line = [row.method]
+        line = [comparison_method(row)]
         line += [_pct(row.cells[cc].value, 2) if cc in row.cells else "" for cc in countries]
         line += [
             _pct(row.avg, 2),
             _pct(row.coverage, 1) + ("%" if not math.isnan(row.coverage) else ""),
         ]
+        if with_range:
+            line.append(str(row.out_of_range))
         body.append(line)
     return head, body
 

@@ -7,12 +7,28 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from culturespa.atomic import check_output_dir, replace_entries, staging_dir
 from culturespa.errors import CulturespaError
 from culturespa.prompts import TEMPLATES
-from culturespa.report import plots, tables
-from culturespa.report.loading import Notes, load_runs
+from culturespa.report import analysis, plots, tables
+from culturespa.report.html import render_page
+from culturespa.report.loading import Notes
 from culturespa.report.plots import MIN_RELATION_COUNTRIES
+from culturespa.report.replies_input import DEFAULT_REPLIES_LABEL, load_inputs
 from culturespa.report.tables import Row
+
+REPORT_ENTRIES: tuple[str, ...] = (
+    "comparison.md",
+    "comparison.csv",
+    "leaderboard.json",
+    "leaderboard.csv",
+    "leaderboard.md",
+    "steerability.md",
+    "steerability.csv",
+    "index.html",
+    "plots",
+)
+"""What a report writes into its folder; a new report replaces all of them, other files stay."""
 
 
 @dataclass
@@ -23,6 +39,12 @@ class Report:
     notes: Notes
     files: list[Path] = field(default_factory=list)
     correlations: dict[str, float] = field(default_factory=dict)
+    steerability: list[analysis.Steerability] = field(default_factory=list)
+
+    @property
+    def models(self) -> list[Row]:
+        """The rows of models (survey reference rows left out)."""
+        return [r for r in self.rows if not r.is_reference]
 
 
 def _slug(text: str) -> str:
@@ -40,13 +62,29 @@ def select_row(rows: list[Row], selector: str) -> Row:
     raise CulturespaError(f"--compare {selector!r} {reason}; rows are: {known}")
 
 
+def _steerability_document(analyses: list[analysis.Steerability]) -> str:
+    return (
+        "# Steerability: how the culture-aware persona moves a model's answers\n\n"
+        "Per country, on the items both runs answered: the share of items where the persona moves "
+        "the answer closer to the survey majority, away from it, or leaves its distance, and the "
+        "change in the paper's alignment score (culture-aware minus culture-unaware, x100) with a "
+        "95% paired bootstrap interval (one draw of items for both runs and all countries).\n\n"
+        + analysis.steerability_markdown(analyses)
+    )
+
+
 def _markdown_document(rows: list[Row], metric: str, notes: Notes) -> str:
     parts = [
         "# WVS cultural alignment leaderboard\n",
         f"Metric: `{metric}` x100 (the paper's alignment score when `alignment`). AVG is the mean "
         "over the paper's 18 countries present in the row (the `countries` column says how "
         "many); rows with all 18 rank first. Brackets: 95% bootstrap intervals over items, from "
-        "the sample logs (none without `--log_samples`).\n",
+        "the sample logs (none without `--log_samples`), paired across the row's countries.\n",
+        "Rows ranked `ref` (model *survey reference*) are answer rules computed from the survey "
+        "alone, on the same items: what a score means next to a uniform random answer, the "
+        "middle option, the 18 countries' consensus, a respondent of the country, the most "
+        "similar other country's majority and the country's own majority (the ceiling). They "
+        "are exact expectations (no interval) and never ranked among models.\n",
         tables.leaderboard_markdown(rows),
     ]
     if notes:
@@ -61,56 +99,82 @@ def build_report(
     compare: tuple[str, str] | None = None,
     seed: int = 0,
     plot: bool = True,
+    countries: tuple[str, ...] | None = None,
+    replies_label: str = DEFAULT_REPLIES_LABEL,
+    references: bool = True,
 ) -> Report:
-    """Read every results file under `paths` and write the report into `out_dir`."""
-    runs, notes = load_runs(paths)
+    """Read every results file (and reply file) under `paths`, write the report into `out_dir`.
+
+    `countries`: what culture-unaware reply files are scored against (see `load_inputs`).
+    `references`: add the survey reference rows (`culturespa.baselines`), unranked.
+    """
+    check_output_dir(out_dir, "report folder")
+    runs, notes = load_inputs(paths, countries=countries, replies_label=replies_label)
     if not runs:
         detail = "; ".join(notes.messages) or "nothing given"
         raise CulturespaError(f"no usable culturespa results found ({detail})")
-    rows = tables.rank_rows(tables.build_rows(runs, metric, notes, seed=seed))
-    if not rows:
+    models = tables.build_rows(runs, metric, notes, seed=seed)
+    if not models:
         raise CulturespaError(f"no result carries the metric {metric!r}")
+    survey_rows = tables.reference_rows(models, metric) if references else []
+    rows = tables.rank_rows(models + survey_rows)
+    pair = (select_row(rows, compare[0]), select_row(rows, compare[1])) if compare else None
     out = Path(out_dir)
-    (out / "plots").mkdir(parents=True, exist_ok=True)
     report = Report(rows=rows, notes=notes)
+    report.steerability = analysis.steerability(models, seed=seed)
+    # Built in a staging folder and moved in as one set: a failure (e.g. a --compare row that
+    # does not exist) leaves `out` as it was, and no file of an older report stays beside it.
+    with staging_dir(out) as stage:
 
-    def write(name: str, text: str) -> None:
-        path = out / name
-        path.write_text(text, encoding="utf-8")
-        report.files.append(path)
+        def write(name: str, text: str) -> None:
+            path = stage / name
+            path.write_text(text, encoding="utf-8")
+            report.files.append(path)
 
-    write("comparison.md", tables.comparison_markdown(rows))
-    write("comparison.csv", tables.comparison_csv(rows))
-    if plot:
-        _write_plots(report, out / "plots", metric, compare)
-    records = tables.leaderboard_records(rows, metric)
-    payload = {
-        "metric": metric,
-        "rows": records,
-        "correlations": report.correlations,
-        "notes": notes.messages,
-    }
-    write("leaderboard.json", json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
-    write("leaderboard.csv", tables.leaderboard_csv(rows))
-    write("leaderboard.md", _markdown_document(rows, metric, notes))
+        write("comparison.md", tables.comparison_markdown(rows))
+        write("comparison.csv", tables.comparison_csv(rows))
+        if plot:
+            (stage / "plots").mkdir()
+            _write_plots(report, stage / "plots", metric, pair)
+        if report.steerability:
+            write("steerability.md", _steerability_document(report.steerability))
+            write("steerability.csv", analysis.steerability_csv(report.steerability))
+        records = tables.leaderboard_records(rows, metric)
+        payload = {
+            "metric": metric,
+            "rows": records,
+            "correlations": report.correlations,
+            "steerability": [s.as_dict() for s in report.steerability],
+            "notes": notes.messages,
+            "runs": {str(run.source): run.provenance for run in runs},
+            "relations": plots.relation_records(rows),
+        }
+        write("leaderboard.json", json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        write("leaderboard.csv", tables.leaderboard_csv(rows))
+        write("leaderboard.md", _markdown_document(rows, metric, notes))
+        write("index.html", render_page(payload, out))
+        replace_entries(stage, out, stale=REPORT_ENTRIES)
+        report.files = [out / p.relative_to(stage) for p in report.files]
     return report
 
 
-def _write_plots(
-    report: Report, folder: Path, metric: str, compare: tuple[str, str] | None
-) -> None:
+def _write_plots(report: Report, folder: Path, metric: str, pair: tuple[Row, Row] | None) -> None:
     rows, notes = report.rows, report.notes
     report.files.append(plots.plot_heatmap(rows, folder / "heatmap.png", metric))
-    if compare:
-        pair = (select_row(rows, compare[0]), select_row(rows, compare[1]))
-    elif len(rows) >= 2:
-        pair = (rows[1], rows[0])
-    else:
-        pair = None
-        notes.add("only one row: no side-by-side bar plot")
+    models = report.models
+    references = [r for r in rows if r.is_reference]
+    if pair is None and len(models) >= 2:
+        pair = (models[1], models[0])
+    elif pair is None:
+        notes.add("only one model row: no side-by-side bar plot")
     if pair:
-        report.files.append(plots.plot_paired_bars(*pair, folder / "bars.png", metric))
-    for row in rows:
+        report.files.append(
+            plots.plot_paired_bars(*pair, folder / "bars.png", metric, references=references)
+        )
+    for steer in report.steerability:
+        name = f"steerability_{_slug(steer.name)}.png"
+        report.files.append(plots.plot_steerability(steer, folder / name))
+    for row in models:
         if not TEMPLATES[row.template].country_dependent:
             continue
         if len(row.answers) < MIN_RELATION_COUNTRIES:

@@ -1,0 +1,478 @@
+"""Bad input never costs a result: every command and script, given input a careless or hostile
+user would give, exits with code 2 and one line on stderr, without a traceback, and leaves every
+file as it was (the whole sandbox, the working folder included, is compared before and after).
+
+Each case runs in a fresh sandbox holding a plain file, an empty folder, a read-only folder and
+file, reply files, lm-eval results, an older report and build-data configs; `@/` in a case stands
+for the sandbox. Commands run in-process (the machine has two cores); a few run as subprocesses
+too, as users run them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from culturespa.cli.main import main as culturespa_main
+
+ROOT = Path(__file__).resolve().parents[1]
+REPLIES = ROOT / "tests" / "data" / "reference_generations" / "wvs_result_culture_unaware_0.json"
+QUESTIONS = ROOT / "tests" / "data" / "pluralise_questions_sample.jsonl"
+TINY_RECIPE = ROOT / "recipes" / "tiny_cpu_smoke.yaml"
+DATE = "2024-01-01T00-00-00"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: the command (`culturespa` or a script path), its arguments, and a part of
+    the expected error line."""
+
+    id: str
+    command: str
+    argv: tuple[str, ...]
+    message: str
+
+
+def build_config(**changes) -> str:
+    """A valid build-data config with some keys replaced (None removes a key)."""
+    config = {
+        "model": {"name": "@/empty", "device": "cpu"},
+        "output_dir": "@/build",
+        "countries": ["USA"],
+        "questions_file": str(QUESTIONS),
+    }
+    for key, value in changes.items():
+        section, _, field = key.partition(".")
+        if field:
+            config.setdefault(section, {})[field] = value
+        elif value is None:
+            config.pop(section)
+        else:
+            config[section] = value
+    return yaml.safe_dump(config)
+
+
+def recipe(**changes) -> str:
+    """The tiny training recipe with some keys replaced."""
+    config = yaml.safe_load(TINY_RECIPE.read_text())
+    config.update(changes)
+    return yaml.safe_dump(config)
+
+
+CONFIGS = {
+    "valid": build_config(),
+    "cct_no": build_config(**{"answer.cct": "no"}),
+    "name_int": build_config(**{"model.name": 123}),
+    "min_options_float": build_config(**{"filter.min_options": 2.5}),
+    "temperature_hot": build_config(**{"answer.temperature": "hot"}),
+    "seed_abc": build_config(seed="abc"),
+    "limit_negative": build_config(questions_limit_per_topic=-1),
+    "countries_int": build_config(countries=5),
+    "countries_empty": build_config(countries=[]),
+    "topics_int": build_config(topics=5),
+    "batch_text": build_config(**{"model.batch_size": "x"}),
+    "output_list": build_config(output_dir=["a", "b"]),
+    "output_file": build_config(output_dir="@/file.txt"),
+    "output_read_only": build_config(output_dir="@/ro/build"),
+    "backend_bogus": build_config(**{"model.backend": "torch"}),
+    "top_p_high": build_config(**{"answer.top_p": 1.5}),
+    "variant_bogus": build_config(build={"variants": ["culture_mixed"]}),
+    "stop_empty": build_config(generate={"stop": [""]}),
+    "unknown_key": build_config(temprature=0.6),
+    "no_model": build_config(model=None),
+    "questions_latin1": build_config(questions_file="@/questions_latin1.jsonl"),
+    "questions_folder": build_config(questions_file="@/empty"),
+    "questions_missing": build_config(questions_file="@/nope.jsonl"),
+    "not_mapping": "- a\n- b\n",
+}
+RECIPES = {
+    "unknown": recipe(lora_rank=8),
+    "bool_text": recipe(use_peft="no"),
+    "int_list": recipe(mask_check_examples=[1]),
+    "lr_text": recipe(learning_rate="abc"),
+    "scheduler": recipe(lr_scheduler_type="sometimes"),
+    "negative_mask": recipe(mask_check_examples=-1),
+}
+
+
+def results_file(tasks: dict) -> str:
+    return json.dumps({"results": tasks, "config": {"model_args": "pretrained=org/model"}})
+
+
+def make_sandbox(root: Path) -> None:
+    """Everything the cases point at; `@/` in the files stands for `root`."""
+
+    def text(relative: str, content: str) -> None:
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content.replace("@/", f"{root}/"), encoding="utf-8")
+
+    text("file.txt", "a plain file\n")
+    (root / "empty").mkdir()
+    text("ro/keep.txt", "kept\n")
+    text("ro.json", "[]\n")
+    shutil.copy(REPLIES, root / "replies.json")
+    text("replies_bool.json", '[{"Q_id": "Q1", "answer": true}]')
+    text("replies_list.json", '[{"Q_id": "Q1", "answer": [1]}]')
+    text("replies_broken.json", '[{"Q_id": "Q1", "answer": "1"}')
+    text("replies_object.json", '{"Q1": "1"}')
+    text("replies_unknown.json", '[{"Q_id": "Q999", "answer": "1"}]')
+    (root / "replies_latin1.json").write_bytes(b'[{"Q_id": "Q1", "answer": "caf\xe9"}]')
+    (root / "questions_latin1.jsonl").write_bytes(b'{"topic": "Corruption", "question": "\xe9"}\n')
+    good = {
+        "wvs_culture_aware_usa": {"alignment,none": 0.61},
+        "wvs_culture_unaware_usa": {"alignment,none": 0.55},
+    }
+    text(f"results/good/org__model/results_{DATE}.json", results_file(good))
+    text(f"results/latin1/org__model/results_{DATE}.json", results_file(good))
+    (root / f"results/latin1/org__model/samples_wvs_culture_aware_usa_{DATE}.jsonl").write_bytes(
+        b'{"doc_id": 0, "doc": {"qid": "Q1"}, "resps": "\xff"}\n'
+    )
+    bad_entry = {"wvs_culture_aware_usa": "oops"}
+    text(f"results/entry/org__model/results_{DATE}.json", results_file(bad_entry))
+    for name in ("comparison.md", "comparison.csv", "leaderboard.md", "leaderboard.csv"):
+        text(f"report/{name}", f"an older report's {name}\n")
+    text("report/plots/heatmap.png", "older plot\n")
+    text("report/lm_eval/org__model/results_old.json", "{}\n")
+    for name, content in CONFIGS.items():
+        text(f"configs/{name}.yaml", content)
+    for name, content in RECIPES.items():
+        text(f"recipes/{name}.yaml", content)
+    (root / "recipes" / "latin1.yaml").write_bytes(b"learning_rate: 0.1 # \xe9\n")
+    (root / "ro").chmod(0o555)
+    (root / "ro.json").chmod(0o444)
+
+
+def c(id: str, command: str, argv: str | list[str], message: str) -> Case:
+    return Case(id, command, tuple(argv.split() if isinstance(argv, str) else argv), message)
+
+
+SCORE = [
+    c("json-onto-folder", "culturespa", "score @/replies.json --json @/empty", "is a folder"),
+    c(
+        "json-read-only-folder",
+        "culturespa",
+        "score @/replies.json --json @/ro/s.json",
+        "read-only",
+    ),
+    c("json-read-only-file", "culturespa", "score @/replies.json --json @/ro.json", "read-only"),
+    c("csv-under-a-file", "culturespa", "score @/replies.json --csv @/file.txt/s.csv", "is a file"),
+    c("json-and-csv-same", "culturespa", "score @/replies.json --json @/s --csv @/s", "same file"),
+    c("answer-boolean", "culturespa", "score @/replies_bool.json", "not true"),
+    c("answer-list", "culturespa", "score @/replies_list.json", "not [1]"),
+    c("replies-broken-json", "culturespa", "score @/replies_broken.json", "malformed JSON"),
+    c("replies-not-a-list", "culturespa", "score @/replies_object.json", "expected a list"),
+    c("replies-unknown-item", "culturespa", "score @/replies_unknown.json", "Q999"),
+    c("replies-not-utf8", "culturespa", "score @/replies_latin1.json", "not UTF-8"),
+    c("replies-folder", "culturespa", "score @/empty", "is a directory"),
+    c("replies-missing", "culturespa", "score @/nope.json", "no such file"),
+    c("country-unknown", "culturespa", "score @/replies.json --country XYZ", "XYZ"),
+    c("bootstrap-negative", "culturespa", "score @/replies.json --bootstrap -1", "--bootstrap"),
+    c("seed-text", "culturespa", "score @/replies.json --seed abc", "--seed"),
+    c("no-files", "culturespa", "score", "required"),
+]
+REPORT = [
+    c("sample-log-not-utf8", "culturespa", "report @/results/latin1 -o @/out", "not UTF-8"),
+    c("task-entry-not-object", "culturespa", "report @/results/entry -o @/out", "not an object"),
+    c("output-a-file", "culturespa", "report @/results/good -o @/file.txt", "is a file"),
+    c("output-under-a-file", "culturespa", "report @/results/good -o @/file.txt/r", "is a file"),
+    c("output-read-only", "culturespa", "report @/results/good -o @/ro", "read-only"),
+    c("output-in-read-only", "culturespa", "report @/results/good -o @/ro/r", "read-only"),
+    c(
+        "compare-unknown-row-into-old-report",
+        "culturespa",
+        "report @/results/good -o @/report --compare nope aware",
+        "matches no row",
+    ),
+    c(
+        "compare-unknown-row-no-plots",
+        "culturespa",
+        "report @/results/good -o @/new --no-plots --compare nope aware",
+        "matches no row",
+    ),
+    c("no-results", "culturespa", "report @/empty -o @/out", "no usable culturespa results"),
+    c("metric-unknown", "culturespa", "report @/results/good --metric accuracy", "--metric"),
+]
+EVAL_BASE = "eval --tasks wvs_culture_aware_usa --device cpu"
+EVAL = [
+    c(
+        "output-a-file",
+        "culturespa",
+        f"{EVAL_BASE} --model @/empty --output-path @/file.txt",
+        "is a file",
+    ),
+    c(
+        "output-under-a-file",
+        "culturespa",
+        f"{EVAL_BASE} --model @/empty --output-path @/file.txt/x",
+        "is a file",
+    ),
+    c(
+        "output-read-only",
+        "culturespa",
+        f"{EVAL_BASE} --model @/empty --output-path @/ro",
+        "read-only",
+    ),
+    c("limit-inf", "culturespa", f"{EVAL_BASE} --model @/empty --limit inf", "--limit"),
+    c("limit-nan", "culturespa", f"{EVAL_BASE} --model @/empty --limit nan", "--limit"),
+    c("limit-zero", "culturespa", f"{EVAL_BASE} --model @/empty --limit 0", "--limit"),
+    c("limit-negative", "culturespa", f"{EVAL_BASE} --model @/empty --limit -3", "--limit"),
+    c(
+        "limit-fraction-above-1",
+        "culturespa",
+        f"{EVAL_BASE} --model @/empty --limit 2.5",
+        "--limit",
+    ),
+    c(
+        "batch-size-text",
+        "culturespa",
+        f"{EVAL_BASE} --model @/empty --batch-size x",
+        "--batch-size",
+    ),
+    c("backend-unknown", "culturespa", f"{EVAL_BASE} --model @/empty --backend torch", "--backend"),
+    c("model-missing-folder", "culturespa", f"{EVAL_BASE} --model @/nope/model", "does not exist"),
+    c("model-empty-folder", "culturespa", f"{EVAL_BASE} --model @/empty", "is empty"),
+    c("model-a-file", "culturespa", f"{EVAL_BASE} --model @/file.txt", "is a file"),
+    c(
+        "trust-remote-code-not-boolean",
+        "culturespa",
+        f"{EVAL_BASE} --model @/empty --model-args trust_remote_code=yes",
+        "trust_remote_code",
+    ),
+    c("model-args-not-pairs", "culturespa", f"{EVAL_BASE} --model @/empty --model-args x", "x"),
+    c("task-unknown", "culturespa", "eval --model @/empty --tasks wvs_nope", "no task matches"),
+]
+BUILD = [
+    c(f"config-{name}", "culturespa", f"build-data filter --config @/configs/{name}.yaml", message)
+    for name, message in {
+        "cct_no": 'answer.cct = "no": expected a boolean',
+        "name_int": "model.name = 123: expected text",
+        "min_options_float": "filter.min_options = 2.5: expected an integer",
+        "temperature_hot": 'answer.temperature = "hot": expected a finite number',
+        "seed_abc": 'seed = "abc": expected an integer',
+        "limit_negative": "questions_limit_per_topic = -1: expected an integer >= 1",
+        "countries_int": "countries = 5",
+        "countries_empty": "countries = []",
+        "topics_int": "topics = 5",
+        "batch_text": 'model.batch_size = "x": expected an integer',
+        "output_list": 'output_dir = ["a", "b"]: expected text',
+        "output_file": "is a file",
+        "output_read_only": "read-only",
+        "backend_bogus": 'model.backend = "torch"',
+        "top_p_high": "answer.top_p = 1.5",
+        "variant_bogus": 'build.variants = "culture_mixed"',
+        "stop_empty": "generate.stop",
+        "unknown_key": "unknown key(s) top level.temprature",
+        "no_model": "model is missing",
+        "questions_latin1": "not UTF-8",
+        "questions_folder": "is a folder",
+        "questions_missing": "does not exist",
+        "not_mapping": "must be a mapping",
+    }.items()
+] + [
+    c("config-missing", "culturespa", "build-data --config @/nope.yaml", "does not exist"),
+    c("no-config", "culturespa", "build-data", "needs --config"),
+    c(
+        "shard-text",
+        "culturespa",
+        "build-data answer --config @/configs/valid.yaml --shard x",
+        "--shard",
+    ),
+    c(
+        "shard-on-unsharded-stage",
+        "culturespa",
+        "build-data filter --config @/configs/valid.yaml --shard 0/2",
+        "runs unsharded",
+    ),
+    c(
+        "shard-without-stage",
+        "culturespa",
+        "build-data --config @/configs/valid.yaml --shard 1/2",
+        "needs a stage",
+    ),
+    c("stage-unknown", "culturespa", "build-data sample --config @/configs/valid.yaml", "sample"),
+]
+OTHERS = [
+    c("demo-limit-negative", "culturespa", "demo --limit -1", "--limit"),
+    c("demo-threads-zero", "culturespa", "demo --threads 0", "--threads"),
+    c("demo-batch-size-text", "culturespa", "demo --batch-size x", "--batch-size"),
+    c("demo-output-a-file", "culturespa", "demo -o @/file.txt", "is a file"),
+    c("demo-country-unknown", "culturespa", "demo --countries XYZ", "XYZ"),
+    c("demo-template-unknown", "culturespa", "demo --templates sarcastic", "sarcastic"),
+    c("tasks-glob-matches-nothing", "culturespa", "tasks wvs_nope_*", "no task matches"),
+    c("model-action-unknown", "culturespa", "model delete", "delete"),
+    c("command-unknown", "culturespa", "evaluate", "evaluate"),
+    c("baselines-country-unknown", "culturespa", "baselines --country XYZ", "XYZ"),
+    c("baselines-metric-unknown", "culturespa", "baselines --metric accuracy", "--metric"),
+    c("baselines-json-a-folder", "culturespa", "baselines --json @/empty", "is a folder"),
+    c("eval-seeds-text", "culturespa", "eval --model m --tasks t --seeds 42,x", "--seeds"),
+]
+SCRIPTS = [
+    c("sft-config-missing", "recipes/sft.py", "--config @/nope.yaml", "does not exist"),
+    c("sft-config-folder", "recipes/sft.py", "--config @/empty", "is a folder"),
+    c("sft-config-no-value", "recipes/sft.py", "--config", "needs a path"),
+    c("sft-config-not-utf8", "recipes/sft.py", "--config @/recipes/latin1.yaml", "not UTF-8"),
+    c("sft-unknown-key", "recipes/sft.py", "--config @/recipes/unknown.yaml", "lora_rank"),
+    c("sft-bool-as-text", "recipes/sft.py", "--config @/recipes/bool_text.yaml", "use_peft"),
+    c("sft-int-as-list", "recipes/sft.py", "--config @/recipes/int_list.yaml", "mask_check"),
+    c("sft-number-text", "recipes/sft.py", "--config @/recipes/lr_text.yaml", "learning_rate"),
+    c("sft-scheduler", "recipes/sft.py", "--config @/recipes/scheduler.yaml", "sometimes"),
+    c("sft-negative", "recipes/sft.py", "--config @/recipes/negative_mask.yaml", "-1"),
+    c("sft-flag-type", "recipes/sft.py", "--learning_rate fast", "learning_rate"),
+    c(
+        "sft-unknown-flag",
+        "recipes/sft.py",
+        ["--config", str(TINY_RECIPE), "--no_such_flag", "1"],
+        "no_such_flag",
+    ),
+    c("eval-specific-batch", "recipes/eval_specific.py", "@/empty --batch-size x", "--batch-size"),
+    c("eval-specific-limit", "recipes/eval_specific.py", "@/empty --limit 0", "--limit"),
+    c("eval-specific-no-index", "recipes/eval_specific.py", "@/empty", "adapters.json"),
+    c(
+        "eval-specific-output-a-file",
+        "recipes/eval_specific.py",
+        "@/empty --output-path @/file.txt",
+        "is a file",
+    ),
+    c("merge-not-an-adapter", "recipes/merge_adapter.py", "@/empty @/merged", "adapter_config"),
+    c("merge-dtype", "recipes/merge_adapter.py", "@/empty @/merged --dtype int4", "--dtype"),
+    c("bench-parts", "benchmarks/run.py", "--parts everything", "--parts"),
+    c("bench-items", "benchmarks/run.py", "--items 0", "--items"),
+    c("bench-out-a-file", "benchmarks/run.py", "--out @/file.txt", "is a file"),
+    c("bench-country", "benchmarks/run.py", "--country XYZ", "XYZ"),
+    c("bench-part-unknown", "benchmarks/parts.py", "everything @/c.json @/r.json", "everything"),
+    c("bench-part-config", "benchmarks/parts.py", "eval_loglik @/c.json @/r.json", "c.json"),
+    c("bench-default-items", "benchmarks/default_model.py", "--items -2", "--items"),
+    c("tasks-generate-into-file", "culturespa_tasks/generate.py", "@/file.txt", "is a file"),
+    c("tiny-model-into-file", "culturespa/tiny_model.py", "@/file.txt", "is a file"),
+    c("tiny-model-no-folder", "culturespa/tiny_model.py", "", "required"),
+]
+CASES = [
+    *(("score", x) for x in SCORE),
+    *(("report", x) for x in REPORT),
+    *(("eval", x) for x in EVAL),
+    *(("build-data", x) for x in BUILD),
+    *(("cli", x) for x in OTHERS),
+    *(("script", x) for x in SCRIPTS),
+]
+
+_MODULES: dict[str, object] = {}
+
+
+def script_module(relative: str):
+    """A script imported once as a module (scripts are not part of the package)."""
+    if relative not in _MODULES:
+        name = "bad_input_" + relative.replace("/", "_").removesuffix(".py")
+        spec = importlib.util.spec_from_file_location(name, ROOT / relative)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _MODULES[relative] = module
+    return _MODULES[relative]
+
+
+def run_in_process(case: Case, argv: list[str]) -> int:
+    if case.command == "culturespa":
+        entry = culturespa_main
+    else:
+        module = script_module(case.command)
+        entry = getattr(module, "cli", None) or module.main
+    try:
+        code = entry(argv)
+    except SystemExit as exc:
+        code = exc.code
+    return code
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every path under `root` with its permissions and, for a file, its bytes."""
+    return {
+        str(p.relative_to(root)): (p.stat().st_mode, p.read_bytes() if p.is_file() else None)
+        for p in sorted(root.rglob("*"))
+    }
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    root = tmp_path / "sandbox"
+    root.mkdir()
+    make_sandbox(root)
+    monkeypatch.chdir(root)  # default outputs (runs/report, runs/eval, ...) land here
+    return root
+
+
+def expand(case: Case, root: Path) -> list[str]:
+    return [a.replace("@/", f"{root}/") for a in case.argv]
+
+
+def assert_one_line_error(err: str, case: Case) -> None:
+    assert "Traceback" not in err, err
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    assert case.message in err, err
+
+
+@pytest.mark.parametrize(("group", "case"), CASES, ids=[f"{g}:{x.id}" for g, x in CASES])
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(group, case, sandbox, capsys):
+    before = snapshot(sandbox)
+    code = run_in_process(case, expand(case, sandbox))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert_one_line_error(err, case)
+    assert snapshot(sandbox) == before
+
+
+SUBPROCESS_CASES = [
+    ("culturespa", ("build-data", "filter", "--config", "@/configs/cct_no.yaml"), "answer.cct"),
+    ("culturespa", ("eval", *EVAL_BASE.split()[1:], "--model", "@/empty"), "is empty"),
+    ("culturespa", ("score", "@/replies.json", "--json", "@/empty"), "is a folder"),
+    ("recipes/sft.py", ("--config", "@/recipes/unknown.yaml"), "lora_rank"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("command", "argv", "message"), SUBPROCESS_CASES)
+def test_bad_input_as_a_user_runs_it(command, argv, message, sandbox):
+    """The same promise from a real process: its exit code and everything on its stderr."""
+    case = Case("subprocess", command, argv, message)
+    prefix = (
+        [sys.executable, "-m", "culturespa.cli.main"]
+        if command == "culturespa"
+        else [sys.executable, str(ROOT / command)]
+    )
+    before = snapshot(sandbox)
+    result = subprocess.run(
+        [*prefix, *expand(case, sandbox)],
+        cwd=sandbox,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert_one_line_error(result.stderr, case)
+    assert snapshot(sandbox) == before
+
+
+def test_the_table_covers_every_command():
+    """Each `culturespa` subcommand that takes input and each script has a bad-input case."""
+    from test_cli_help import SCRIPTS as SCRIPT_PATHS
+    from test_cli_help import SUBCOMMANDS
+
+    covered = {x.argv[0] for _, x in CASES if x.command == "culturespa" and x.argv}
+    takes_no_input = {"tasks-path", "model"}
+    for path in SUBCOMMANDS:
+        if len(path) == 1 and path[0] not in takes_no_input:
+            assert path[0] in covered, path
+    scripts = {x.command for _, x in CASES if x.command != "culturespa"}
+    for script in SCRIPT_PATHS:
+        if str(script) != "culturespa/cli/main.py":
+            assert str(script) in scripts, script
