@@ -71,6 +71,7 @@ def _set_threads(cfg: dict) -> None:
 # the transformers parts, no torch.compile (20 s more per start on two cores), a 2 GiB KV cache.
 VLLM_ENGINE = {"dtype": "float32", "enforce_eager": True, "max_model_len": 2048}
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")  # vLLM posts usage statistics otherwise
 
 
 def _lm_class(backend: str) -> type:
