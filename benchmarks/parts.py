@@ -133,7 +133,7 @@ def lm_eval_probe(samples: dict[str, list[int]] | None = None, backend: str = "h
 
 
 def _run_lm_eval(cfg: dict, tasks: str, backend: str, samples=None, limit=None) -> dict:
-    """One `culturespa.evaluation.run_evaluation` call; wall times and lm-eval's results.
+    """One `culturespa.evaluation.run.run_evaluation` call; wall times and lm-eval's results.
 
     lm-eval's vllm model takes batch size "auto" (all requests to the engine at once, which
     schedules them itself); a number would cut them into engine calls of that size."""

@@ -217,7 +217,7 @@ def assert_same_loglik_samples(got: list[dict], want: list[dict]) -> None:
 def assert_generation_parsed(samples: list[dict]) -> None:
     """Every item got a reply, parsed as the task says: its first integer in 0..10, else None;
     coverage counts answers that are options of the item, out_of_range the other numbers."""
-    from culturespa.survey import get_item
+    from culturespa.survey.items import get_item
 
     assert len(samples) == LIMIT
     for s in samples:

@@ -66,7 +66,7 @@ def plan_jobs(
     culture-unaware, then all culture-aware for each country, then all CCT for each country.
 
     Grouping by system prompt lets a batch of prompts share it (and the instruction after it),
-    which the transformers backend then runs once per batch (`culturespa.option_scoring`).
+    which the transformers backend then runs once per batch (`culturespa.inference.option_scoring`).
     """
     jobs = [Job(q, "unaware", None) for q in questions]
     kinds = ("aware", "cross_culture_thinking") if cross_culture_thinking else ("aware",)

@@ -69,7 +69,7 @@ class Row:
     avg_high: float = math.nan
     n_avg: int = 0
     run_averages: list[float] = field(default_factory=list)
-    rule: str | None = None  # a reference row's answer rule (culturespa.baselines); None: a model
+    rule: str | None = None  # a reference row's answer rule (culturespa.scoring.baselines); None: a model
 
     @property
     def is_reference(self) -> bool:
@@ -291,7 +291,7 @@ REFERENCE_LABEL = "survey reference"
 
 
 def reference_rows(models: list[Row], metric: str) -> list[Row]:
-    """One row per survey answer rule (`culturespa.baselines`), on the countries the model rows
+    """One row per survey answer rule (`culturespa.scoring.baselines`), on the countries the model rows
     cover and, where they logged their items, on the same items (the same skipping rules).
 
     Their values are exact expectations from the survey, not estimates: they carry no interval.
