@@ -15,7 +15,7 @@ from culturespa.prompts.task_names import WAYS
 from culturespa.prompts.templates import get_template, render
 from culturespa.scoring.alignment import alignment_from_arrays
 from culturespa.scoring.answers import parse_answer
-from culturespa.scoring.distributions import distribution_scores
+from culturespa.scoring.distributions import distribution_scores, softmax
 from culturespa.scoring.stated import parse_stated_distribution
 from culturespa.survey.items import consensus_majority, get_item, items_with_data, survey_majority
 from culturespa_tasks.wvs_task import WVSTask
@@ -98,12 +98,6 @@ def _specific_row(doc: dict[str, Any], answer: int | None) -> dict[str, Any]:
     return {**_alignment_row(doc, answer), "specific": doc["majority"] != doc.get("consensus")}
 
 
-def _softmax(logliks: Sequence[float]) -> np.ndarray:
-    arr = np.asarray(logliks, dtype=float)
-    arr = np.exp(arr - arr.max())
-    return arr / arr.sum()
-
-
 def in_survey_order(doc: dict[str, Any], listed: Sequence[float]) -> np.ndarray:
     """Values given per listed option, put in the survey's option order (for W1 and JSD)."""
     codes = list(get_item(doc["qid"]).option_numbers)
@@ -118,7 +112,7 @@ def process_loglikelihood_results(
 ) -> dict[str, Any]:
     """Scores of one item from its options' log-likelihoods (one per listed option, in the
     order listed); the choice is mapped back to the survey's code before scoring."""
-    probs = _softmax([ll for ll, _ in results])
+    probs = softmax([ll for ll, _ in results])
     answer = doc["options"][int(np.argmax(probs))]
     scores = distribution_scores(in_survey_order(doc, probs), doc["country"], doc["qid"])
     return {

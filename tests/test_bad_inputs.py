@@ -276,7 +276,7 @@ BUILD = [
         "questions_latin1": "not UTF-8",
         "questions_folder": "is a folder",
         "questions_missing": "does not exist",
-        "not_mapping": "must be a mapping",
+        "not_mapping": "expected a YAML mapping",
     }.items()
 ] + [
     c("config-missing", "culturespa", "build-data --config @/nope.yaml", "does not exist"),

@@ -89,7 +89,6 @@ def run_demo(
             limit=limit,
             output_path=out / "lm_eval",
             log_samples=True,
-            device="cpu" if _no_gpu() else None,
         )
     except OSError as exc:  # transformers: missing folder, unknown id, no network
         raise CulturespaError(
@@ -112,9 +111,3 @@ def run_demo(
     result.report = build_report(fresh, out, compare=compare, seed=seed, plot=plot)
     result.timings["report"] = time.perf_counter() - start
     return result
-
-
-def _no_gpu() -> bool:
-    import torch
-
-    return not torch.cuda.is_available()

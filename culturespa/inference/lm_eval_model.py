@@ -11,7 +11,7 @@ reply, up to 256 tokens. This subclass changes these things and nothing else:
   last position's logits; the answer tokens after the first are scored from the context's
   key/value cache. Results equal lm-eval's within float tolerance (tests/test_lm_eval_hf.py).
 - Generation, with `stop_at_answer=True` (the default): the batch's common prompt prefix runs
-  once (`culturespa.generation_prefix`), and a reply stops as soon as its first integer is
+  once (`culturespa.inference.generation_prefix`), and a reply stops as soon as its first integer is
   complete (digits followed by another character). The paper's parser reads only the first
   integer, so the parsed answer is the one the full reply would give; the logged reply is cut
   there. Set `stop_at_answer=False` for lm-eval's own generation, full replies. Tasks that read
@@ -19,7 +19,7 @@ reply, up to 256 tokens. This subclass changes these things and nothing else:
 - Nothing else: tokenisation, chat templates, batching order and caching are lm-eval's.
 
 Used through `culturespa.evaluation` as backend `culturespa-hf`, or from Python after
-`import culturespa.lm_eval_hf` (the import registers the name with lm-eval).
+`import culturespa.inference.lm_eval_model` (the import registers the name with lm-eval).
 """
 
 from __future__ import annotations

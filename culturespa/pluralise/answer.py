@@ -16,7 +16,6 @@ backend call and one unit of the append-only log, and chunk c belongs to shard c
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from culturespa.pluralise.questions import Question
 from culturespa.pluralise.store import UnitLog, open_logs, shard_suffix, write_jsonl_atomic
 from culturespa.prompts.templates import system_prompt
 from culturespa.scoring.answers import parse_answer
+from culturespa.scoring.distributions import softmax
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def plan_jobs(
     culture-unaware, then all culture-aware for each country, then all CCT for each country.
 
     Grouping by system prompt lets a batch of prompts share it (and the instruction after it),
-    which the transformers backend then runs once per batch (`culturespa.option_scoring`).
+    which the transformers backend then runs once per batch (`culturespa.inference.option_scoring`).
     """
     jobs = [Job(q, "unaware", None) for q in questions]
     kinds = ("aware", "cross_culture_thinking") if cross_culture_thinking else ("aware",)
@@ -74,13 +74,6 @@ def plan_jobs(
         for c in countries:
             jobs.extend(Job(q, kind, c) for q in questions)
     return jobs
-
-
-def _softmax(scores: Sequence[float]) -> list[float]:
-    top = max(scores)
-    weights = [math.exp(s - top) for s in scores]
-    total = sum(weights)
-    return [w / total for w in weights]
 
 
 def answer_chunk(
@@ -96,7 +89,7 @@ def answer_chunk(
         labels = [[str(n) for n in job.question.option_numbers] for job in jobs]
         scores = backend.option_logprobs(conversations, labels)
         for job, row in zip(jobs, scores):
-            probs = _softmax(row)
+            probs = [float(p) for p in softmax(row)]
             best = max(range(len(probs)), key=lambda i: (probs[i], -i))
             records.append(
                 {

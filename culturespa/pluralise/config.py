@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from culturespa.errors import CulturespaError
-from culturespa.fields import check_field_types, invalid
+from culturespa.fields import check_field_types, invalid, read_yaml_mapping
 
 DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
 
@@ -408,20 +408,7 @@ def config_from_dict(data: dict, overrides: dict | None = None) -> DataConfig:
 
 def load_config(path: str | Path, overrides: dict | None = None) -> DataConfig:
     """Read a YAML config file."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        what = "is a folder" if path.is_dir() else "does not exist"
-        raise CulturespaError(f"config file {path} {what}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except UnicodeDecodeError as exc:
-        raise CulturespaError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    except yaml.YAMLError as exc:
-        raise CulturespaError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(data, dict):
-        raise CulturespaError(f"{path}: the config must be a mapping")
+    data = read_yaml_mapping(path, "config file", empty_ok=True)
     try:
         return config_from_dict(data, overrides)
     except CulturespaError as exc:

@@ -18,7 +18,12 @@ import logging
 import time
 from collections.abc import Callable
 
-from culturespa.atomic import check_output_dir, write_json_atomic, write_text_atomic
+from culturespa.atomic import (
+    check_output_dir,
+    remove_leftovers,
+    write_json_atomic,
+    write_text_atomic,
+)
 from culturespa.errors import CulturespaError
 from culturespa.inference.backends import Backend, build_backend
 from culturespa.pluralise.config import DataConfig
@@ -63,6 +68,8 @@ class Run:
 
             read_raw_questions(config.questions_file)
         self._check_manifest()
+        if self.out.exists():  # a killed run's half-written temporary files
+            remove_leftovers(self.out)
 
     # -- bookkeeping --------------------------------------------------------------------------
 

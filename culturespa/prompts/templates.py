@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from culturespa.errors import CulturespaError
 from culturespa.survey.countries import get_country
@@ -100,8 +101,10 @@ def get_template(name: str) -> Template:
     return template
 
 
+@cache
 def system_prompt(kind: str, country: str | None) -> str:
-    """The system prompt of kind 'unaware', 'aware' or 'cross_culture_thinking' for a country."""
+    """The system prompt of kind 'unaware', 'aware' or 'cross_culture_thinking' for a country
+    (built once per kind and country)."""
     if kind == "unaware":
         return SYSTEM_UNAWARE
     if country is None:

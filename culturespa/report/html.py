@@ -190,6 +190,7 @@ class RowView:
     avg: CellView
     n_avg: int
     coverage: CellView
+    specific: CellView
     runs: int
     spread: float | None
     cells: dict[str, CellView]
@@ -282,6 +283,7 @@ def row_view(
         avg=CellView(_num(record.get("average")), avg_low, avg_high),
         n_avg=len(over) if isinstance(over, list) else sum(cc in cells for cc in PAPER_COUNTRIES),
         coverage=CellView(_num(record.get("coverage"))),
+        specific=CellView(_num(record.get("specific_average"))),
         runs=_n_runs(record.get("runs")),
         spread=_num(record.get("spread", record.get("average_run_sd"))),
         cells=cells,
@@ -522,6 +524,48 @@ class RelationView:
 
 
 @dataclass
+class SteerView:
+    """One model's steerability as the page's table shows it (x100 text)."""
+
+    name: str
+    average: str
+    countries: list[dict[str, str]]
+
+
+def _signed(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:+.1f}"
+
+
+def steerability_views(records: Any) -> list[SteerView]:
+    """The `steerability` part of the payload, for the page (records it cannot read are left out)."""
+    views = []
+    for record in records if isinstance(records, list) else []:
+        if not isinstance(record, dict) or not isinstance(record.get("countries"), dict):
+            continue
+        low, high = _interval(record.get("average_delta_ci"))
+        mean = _num(record.get("average_delta"))
+        average = "" if mean is None else f"{_signed(mean)} [{_signed(low)}, {_signed(high)}]"
+        rows = []
+        for code, c in record["countries"].items():
+            if not isinstance(c, dict):
+                continue
+            c_low, c_high = _interval(c.get("delta_ci"))
+            rows.append(
+                {
+                    "country": str(code),
+                    "items": str(c.get("n_items", "")),
+                    "closer": f"{_x100(_num(c.get('closer')))}%",
+                    "away": f"{_x100(_num(c.get('away')))}%",
+                    "change": f"{_signed(_num(c.get('delta')))} [{_signed(c_low)}, {_signed(c_high)}]",
+                }
+            )
+        way = record.get("way") if record.get("way") in WAY_LABELS else None
+        way = "generated" if record.get("generation") else WAY_LABELS[way or "loglik"]
+        views.append(SteerView(f"{record.get('model', '?')} | {way}", average, rows))
+    return views
+
+
+@dataclass
 class OrderView:
     """One model and template asked with the options forward and reversed."""
 
@@ -641,6 +685,7 @@ def page_context(
         "bar_rows": bar_rows,
         "series_colours": SERIES_COLOURS,
         "relations": relations,
+        "steerability": steerability_views(payload.get("steerability")),
         "order": order_views(payload.get("order_consistency")),
         "agreement": agreement_views(payload.get("agreement")),
         "notes": [str(n) for n in payload.get("notes") or []],

@@ -142,7 +142,7 @@ def build_report(
     """Read every results file (and reply file) under `paths`, write the report into `out_dir`.
 
     `countries`: what culture-unaware reply files are scored against (see `load_inputs`).
-    `references`: add the survey reference rows (`culturespa.baselines`), unranked.
+    `references`: add the survey reference rows (`culturespa.scoring.baselines`), unranked.
     """
     check_output_dir(out_dir, "report folder")
     runs, notes = load_inputs(paths, countries=countries, replies_label=replies_label)

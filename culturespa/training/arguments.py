@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from culturespa.errors import CulturespaError
-from culturespa.fields import accepts, check_field_types, describe, invalid
+from culturespa.fields import accepts, check_field_types, describe, invalid, read_yaml_mapping
 from culturespa.inference.chat_templates import SHIPPED_TEMPLATES
 from culturespa.inference.models import resolve_model
 
@@ -100,22 +100,7 @@ def gradient_accumulation_for(effective_batch_size: int, per_device: int, world_
 
 def read_recipe(path: str | Path) -> dict[str, Any]:
     """The YAML mapping of a training recipe; a missing, unreadable or malformed file is an error."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise CulturespaError(
-            f"--config {path} {'is a folder' if path.is_dir() else 'does not exist'}"
-        )
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise CulturespaError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    except yaml.YAMLError as exc:
-        raise CulturespaError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
-    if not isinstance(data, dict):
-        raise CulturespaError(f"{path}: a recipe must be a YAML mapping of field: value")
-    return data
+    return read_yaml_mapping(path, "--config")
 
 
 def check_recipe(data: dict[str, Any], dataclass_types, source: str) -> None:
