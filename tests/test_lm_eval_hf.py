@@ -59,8 +59,8 @@ def test_decided_prefix_parses_as_the_whole_reply():
 
 def test_stated_distributions_get_whole_replies(monkeypatch):
     """Stopping at the first complete integer would cut "1: 40%, 2: ..." after "1:": requests of
-    the stated-distribution tasks are generated without that stop, the others with it, and the
-    replies come back in the order asked."""
+    the stated-distribution tasks (and of any task that is not ours) are generated without that
+    stop, the WVS generation tasks with it, and the replies come back in the order asked."""
     from types import SimpleNamespace
 
     from lm_eval.models.huggingface import HFLM
@@ -87,12 +87,12 @@ def test_stated_distributions_get_whole_replies(monkeypatch):
         "wvs_dist_culture_aware_usa stop=False",
         "wvs_gen_culture_aware_usa stop=True",
         "wvs_dist_culture_unaware_chn stop=False",
-        "gsm8k stop=True",  # other tasks keep this backend's default
+        "gsm8k stop=False",  # a task that is not ours reads its whole reply
     ]
     assert lm.stop_at_answer is True
     assert sorted(calls) == [
-        (False, ["wvs_dist_culture_aware_usa", "wvs_dist_culture_unaware_chn"]),
-        (True, ["wvs_gen_culture_aware_usa", "gsm8k"]),
+        (False, ["wvs_dist_culture_aware_usa", "wvs_dist_culture_unaware_chn", "gsm8k"]),
+        (True, ["wvs_gen_culture_aware_usa"]),
     ]
     calls.clear()
     lm.stop_at_answer = False  # stop_at_answer=False: lm-eval's own generation for all, once

@@ -15,7 +15,8 @@ reply, up to 256 tokens. This subclass changes these things and nothing else:
   complete (digits followed by another character). The paper's parser reads only the first
   integer, so the parsed answer is the one the full reply would give; the logged reply is cut
   there. Set `stop_at_answer=False` for lm-eval's own generation, full replies. Tasks that read
-  the whole reply (the stated-distribution tasks `wvs_dist_*`) always get full replies.
+  the whole reply (the stated-distribution tasks `wvs_dist_*`, and any task that is not one of
+  ours, e.g. GSM8K) always get full replies.
 - Nothing else: tokenisation, chat templates, batching order and caching are lm-eval's.
 
 Used through `culturespa.evaluation` as backend `culturespa-hf`, or from Python after
@@ -53,11 +54,11 @@ def answer_decided(text: str) -> bool:
 
 def reads_first_integer_only(request: Any) -> bool:
     """Whether a request's task reads only the first integer of its reply, so that generation may
-    stop once it is complete: WVS generation tasks do, the stated-distribution tasks do not; a
-    request of any other task keeps this backend's default (it stops)."""
+    stop once it is complete: the WVS generation tasks (the paper's parser) do; the
+    stated-distribution tasks and every task that is not ours get whole replies."""
     name = getattr(request, "task_name", None)
     parsed = parse_task_name(name) if isinstance(name, str) else None
-    return parsed is None or parsed.first_integer_reply
+    return parsed is not None and parsed.first_integer_reply
 
 
 def _answer_stopper(tokenizer, prompt_width: int, batch_size: int):
