@@ -146,14 +146,16 @@ def hyperparameters(training_args) -> dict[str, Any]:
 
 
 def distributed_summary(training_args) -> dict[str, Any]:
-    """How the run was spread: accelerate's distributed type, the process group's backend and the
-    number of processes (`{"type": "MULTI_CPU", "backend": "gloo", "processes": 2}`)."""
+    """How the run was spread: accelerate's distributed type, the process group's backend, the
+    number of processes and the main process's device
+    (`{"type": "MULTI_CPU", "backend": "gloo", "processes": 2, "device": "cpu"}`)."""
     state = training_args.distributed_state
     kind = getattr(state, "distributed_type", None)
     return {
         "type": str(getattr(kind, "value", kind)),
         "backend": getattr(state, "backend", None),
         "processes": int(getattr(state, "num_processes", 1)),
+        "device": str(training_args.device),
     }
 
 
