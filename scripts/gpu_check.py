@@ -1,20 +1,26 @@
 """The GPU check: what CI cannot run, in one command, for the day a GPU machine is available.
 
     bash scripts/prepare_gpu_wheels.sh       # here, with network: the wheels the GPU machine lacks
-    python3 scripts/gpu_check.py             # there: bf16 on the first CUDA device, ~2 minutes
+    python3 scripts/gpu_check.py             # there: bf16 on the first CUDA device
     python3 scripts/gpu_check.py --cpu       # the same checks on a CPU (CI: tests/test_gpu_check.py)
+
+Not yet run on a GPU (none has been available); on this project's 2-core CPU, `--cpu` takes 40 to
+70 s. On a GPU expect a few minutes at most (each of the three processes starts CUDA once); the
+budget is 8 minutes.
 
 The GPU machine needs no network and no install: wheels in `.whl/` (trl, lm-eval, datasets and
 the versions we pin) go to a temporary folder on `sys.path`, culturespa runs from this checkout,
 and the model is the tiny random Llama of the tests, built on the spot. Checks, one line each
 (`PASS name: ...` or `FAIL name: ...`):
 
-1. environment: the device, bf16 support, and the packages we pin at their versions, their own
-   requirements met;
+1. environment: the device, bf16 support, the packages we pin at their versions, and the
+   requirements those packages declare at versions they accept (missing ones are named: wheels
+   travel without their dependencies, and lm-eval declares some that our tasks never import);
 2. sft bf16 LoRA: `recipes/sft.py` on `recipes/tiny_cpu_smoke.yaml` in bf16 through `accelerate
    launch` with `recipes/accelerate/single_gpu.yaml`: the loss falls, the adapter is saved;
 3. hf parity: `culturespa-hf` against lm-eval's `hf` on our tasks (plain, self-alignment and
-   10-option items) in bf16, in bf16 with the adapter of 2, and in float32, by the rule of
+   10-option items) in bf16, in bf16 with the adapter of 2, and in float32 (not with --cpu: CI's
+   tests/test_lm_eval_hf.py runs it), by the rule of
    tests/test_lm_eval_hf.py::test_loglikelihoods_equal_lm_eval_hf (`support.lm_eval_parity`);
 4. build-data answer: the data builder's transformers backend on the device, in bf16.
 
@@ -133,6 +139,7 @@ def install_wheels(folder: Path, site: Path) -> str:
         "--no-deps",
         "--no-compile",
         "--no-cache-dir",
+        "--upgrade",
         "--disable-pip-version-check",
         "--target",
         str(site),

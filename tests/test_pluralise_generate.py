@@ -181,9 +181,12 @@ def test_replicas_split_each_round_into_topic_groups(tmp_path):
         ]
         alone = read_generated(tmp_path / f"group{g}")
         assert [q for q in generated if q["topic"] in group] == alone
-    # a log is resumed with the number of groups it was made with
+    # a finished log is read by any run; one with rounds left is resumed in its groups only
+    backend = ScriptedBackend()
+    generate_questions(backend, tmp_path / "ray", topics, per_topic(3), progress=False)
+    assert backend.calls == []
     with pytest.raises(CulturespaError, match=r"2 topic group\(s\) per round and this run has 1"):
-        generate_questions(ScriptedBackend(), tmp_path / "ray", topics, per_topic(4))
+        generate_questions(backend, tmp_path / "ray", topics, per_topic(4), progress=False)
 
 
 def test_one_replica_is_the_run_without_ray(tmp_path):

@@ -93,12 +93,9 @@ def test_two_processes_train_the_same_adapter_as_one(tiny_model_dir, tmp_path):
         n: json.loads((out / "culturespa_training.json").read_text())
         for n, out in ((1, one), (2, two))
     }
-    assert runs[2]["distributed"] == {
-        "type": "MULTI_CPU",
-        "backend": "gloo",
-        "processes": 2,
-        "device": "cpu",
-    }
+    spread = runs[2]["distributed"]
+    assert (spread["type"], spread["backend"], spread["processes"]) == ("MULTI_CPU", "gloo", 2)
+    assert spread["device"].startswith("cpu")
     assert runs[1]["distributed"]["processes"] == 1
     # the effective batch holds: accumulation halves with twice the processes
     for processes, accumulation in ((1, 4), (2, 2)):

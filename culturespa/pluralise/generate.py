@@ -185,13 +185,7 @@ def generate_questions(
     groups = replicas.size
     log = UnitLog(out_dir / GENERATION_LOG)
     records = list(log.records.values())
-    made = {r.get("groups", 1) for r in records}
-    if made and made != {groups}:
-        raise CulturespaError(
-            f"{log.path} was generated in {min(made)} topic group(s) per round and this run has "
-            f"{groups} (ray.replicas; 1 without ray): resume it with ray.replicas: {min(made)}, "
-            "or delete the log to start the questions again"
-        )
+    made = {r.get("groups", 1) for r in records} - {groups}
     pools = wvs_examples_by_topic()
     cap = questions_per_topic * max_attempts_per_question
     valid, tries, round_no = generation_state(records)
@@ -206,6 +200,12 @@ def generate_questions(
         ]
         if not todo:
             break
+        if made:  # more rounds to draw, in other groups than the log's: other questions
+            raise CulturespaError(
+                f"{log.path} was generated in {min(made)} topic group(s) per round and this run "
+                f"has {groups} (ray.replicas; 1 without ray): resume it with ray.replicas: "
+                f"{min(made)}, or delete the log to start the questions again"
+            )
         requests, slots = [], []
         for t in todo:
             rng = random.Random(f"{seed}:{t}:{round_no}")
