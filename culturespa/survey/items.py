@@ -119,7 +119,15 @@ class ListedOption:
 
 
 def _data_file(name: str) -> Any:
-    return resources.files("culturespa.data").joinpath("wvs", name)
+    """A WVS file of the installed package, or of the checkout when culturespa runs from one
+    without being installed (PYTHONPATH=<checkout>, as scripts/gpu_check.py on a bare machine)."""
+    try:
+        root = resources.files("culturespa.data")
+    except ModuleNotFoundError:
+        from pathlib import Path
+
+        root = Path(__file__).resolve().parents[2] / "data"
+    return root.joinpath("wvs", name)
 
 
 @cache
