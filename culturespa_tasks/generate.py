@@ -28,9 +28,24 @@ MEAN_METRICS = {
         "majority_match",
     ),
     "gen": ("alignment", "alignment_specific", "alignment_w1", "alignment_jsd", "coverage"),
+    "dist": (
+        "alignment",
+        "alignment_specific",
+        "alignment_w1",
+        "alignment_jsd",
+        "majority_match",
+        "coverage",
+    ),
 }
-SHARED_YAML = {"loglik": "_wvs_loglikelihood_yaml", "gen": "_wvs_generation_yaml"}
-"""The settings every task of one way of asking shares (the file each task includes)."""
+MEAN_METRICS["rev"] = MEAN_METRICS["loglik"]
+SHARED_YAML = {
+    "loglik": "_wvs_loglikelihood_yaml",
+    "rev": "_wvs_loglikelihood_yaml",
+    "gen": "_wvs_generation_yaml",
+    "dist": "_wvs_distribution_yaml",
+}
+"""The settings every task of one way of asking shares (the file each task includes). Reversed
+options are scored as the forward ones: the docs (`utils.load_docs`, by `way`) reverse them."""
 LEADERBOARD_TEMPLATE = "culture_aware"
 
 

@@ -11,10 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from culturespa.prompts.task_names import WAYS
 from culturespa.prompts.templates import get_template, render
 from culturespa.scoring.alignment import alignment_from_arrays
 from culturespa.scoring.answers import parse_answer
-from culturespa.scoring.distributions import distribution_scores
+from culturespa.scoring.distributions import distribution_scores, softmax
+from culturespa.scoring.stated import parse_stated_distribution
 from culturespa.survey.items import consensus_majority, get_item, items_with_data, survey_majority
 from culturespa_tasks.wvs_task import WVSTask
 
@@ -29,32 +31,46 @@ __all__ = [
     "doc_to_text",
     "load_docs",
     "mean_of_valid",
+    "process_distribution_results",
     "process_generation_results",
     "process_loglikelihood_results",
 ]
 
 
-def build_doc(template: str, country: str, qid: str) -> dict[str, Any]:
-    """One eval doc: the item's user message for the template and country, and its survey answer."""
+def build_doc(template: str, country: str, qid: str, way: str = "loglik") -> dict[str, Any]:
+    """One eval doc: the item's user message for the way of asking, template and country, and
+    its survey answer.
+
+    `options` are the survey's codes in the order the prompt lists them, `shown` the numbers the
+    prompt gives them (the same, except with the options reversed: shown 1..k, codes last to
+    first), `texts` their texts. A model's choice of the i-th listed option is `options[i]`.
+    """
     item = get_item(qid)
+    reverse = way == "rev"
+    listing = item.listing(reverse)
     return {
         "qid": qid,
+        "way": way,
         "template": template,
         "country": country,
-        "user": render(template, qid, country).user,
-        "options": list(item.option_numbers),
+        "user": render(template, qid, country, reverse=reverse, shares=way == "dist").user,
+        "options": [o.code for o in listing],
+        "shown": [o.shown for o in listing],
+        "texts": [o.text for o in listing],
         "majority": survey_majority(country, qid),
         "consensus": consensus_majority(qid),
         "max_distance": item.max_distance,
     }
 
 
-def load_docs(template: str, country: str, **_: Any):
+def load_docs(template: str, country: str, way: str = "loglik", **_: Any):
     """The task's dataset (`custom_dataset`): the items that have survey data for the country."""
     import datasets
 
     get_template(template)
-    rows = [build_doc(template, country, qid) for qid in items_with_data(country)]
+    if way not in WAYS:
+        raise ValueError(f"unknown way of asking {way!r}; known: {', '.join(WAYS)}")
+    rows = [build_doc(template, country, qid, way) for qid in items_with_data(country)]
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
 
 
@@ -64,8 +80,8 @@ def doc_to_text(doc: dict[str, Any]) -> str:
 
 
 def doc_to_choice(doc: dict[str, Any]) -> list[str]:
-    """The option numbers as the model would write them."""
-    return [str(n) for n in doc["options"]]
+    """The option numbers as the prompt shows them, in the order it lists them."""
+    return [str(n) for n in doc.get("shown", doc["options"])]
 
 
 def doc_to_target(doc: dict[str, Any]) -> int:
@@ -82,19 +98,23 @@ def _specific_row(doc: dict[str, Any], answer: int | None) -> dict[str, Any]:
     return {**_alignment_row(doc, answer), "specific": doc["majority"] != doc.get("consensus")}
 
 
-def _softmax(logliks: Sequence[float]) -> np.ndarray:
-    arr = np.asarray(logliks, dtype=float)
-    arr = np.exp(arr - arr.max())
-    return arr / arr.sum()
+def in_survey_order(doc: dict[str, Any], listed: Sequence[float]) -> np.ndarray:
+    """Values given per listed option, put in the survey's option order (for W1 and JSD)."""
+    codes = list(get_item(doc["qid"]).option_numbers)
+    out = np.zeros(len(codes))
+    for code, value in zip(doc["options"], listed):
+        out[codes.index(code)] = value
+    return out
 
 
 def process_loglikelihood_results(
     doc: dict[str, Any], results: Sequence[tuple[float, bool]]
 ) -> dict[str, Any]:
-    """Scores of one item from its options' log-likelihoods (one per option, in option order)."""
-    probs = _softmax([ll for ll, _ in results])
+    """Scores of one item from its options' log-likelihoods (one per listed option, in the
+    order listed); the choice is mapped back to the survey's code before scoring."""
+    probs = softmax([ll for ll, _ in results])
     answer = doc["options"][int(np.argmax(probs))]
-    scores = distribution_scores(probs, doc["country"], doc["qid"])
+    scores = distribution_scores(in_survey_order(doc, probs), doc["country"], doc["qid"])
     return {
         "alignment": _alignment_row(doc, answer),
         "alignment_specific": _specific_row(doc, answer),
@@ -126,6 +146,36 @@ def process_generation_results(doc: dict[str, Any], results: Sequence[str]) -> d
         "alignment_jsd": jsd,
         "coverage": float(in_options),
         "out_of_range": float(answer is not None and not in_options),
+    }
+
+
+def process_distribution_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str, Any]:
+    """Scores of one stated distribution: W1, JSD and majority match of the stated shares, and
+    the paper's score of the option with the largest share (the first listed among ties).
+
+    A reply that gives no share for some option, or only zeros, is unusable: no scores, counted
+    in `unparsed` and missing from `coverage`.
+    """
+    stated = parse_stated_distribution(results[0], doc["shown"], doc["texts"])
+    if not stated.usable:
+        none = {"alignment_w1": None, "alignment_jsd": None, "majority_match": None}
+        return {
+            "alignment": _alignment_row(doc, None),
+            "alignment_specific": _specific_row(doc, None),
+            **none,
+            "coverage": 0.0,
+            "unparsed": 1.0,
+        }
+    answer = doc["options"][int(np.argmax(stated.shares))]
+    scores = distribution_scores(in_survey_order(doc, stated.shares), doc["country"], doc["qid"])
+    return {
+        "alignment": _alignment_row(doc, answer),
+        "alignment_specific": _specific_row(doc, answer),
+        "alignment_w1": scores.alignment_w1,
+        "alignment_jsd": scores.alignment_jsd,
+        "majority_match": scores.majority_match,
+        "coverage": 1.0,
+        "unparsed": 0.0,
     }
 
 

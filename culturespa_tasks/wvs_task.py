@@ -37,7 +37,8 @@ PLAIN_TEXT_ANSWER_END = "\n"
 
 
 class WVSTask(ConfigurableTask):
-    """A WVS task (log-likelihood over option numbers, or sampled generation)."""
+    """A WVS task (log-likelihood over the option numbers shown, or generation: a sampled reply
+    or a stated distribution)."""
 
     def __init__(self, config: dict[str, Any] | None = None, **kwargs: Any) -> None:
         config = {k: v for k, v in (config or {}).items() if k != "class"}

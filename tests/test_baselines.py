@@ -19,7 +19,7 @@ from culturespa.scoring.baselines import (
     culture_specific_items,
     expected_alignment,
     nearest_countries,
-    paper_average,
+    reference_average,
     reference_score,
     reference_table,
 )
@@ -118,9 +118,9 @@ def test_issue_12_figures_over_the_papers_18_countries():
     # Issue 12: about 46.2, 56.0 and 66.1 (x100). The uniform figure here is the exact expected
     # score, 46.32 (a 200,000-draw sample agrees above); 46.25 is the score at the expected
     # squared distance, a lower bound by Jensen's inequality.
-    assert 100 * paper_average(table["uniform"], "alignment") == pytest.approx(46.3, abs=0.05)
-    assert round(100 * paper_average(table["middle"], "alignment"), 1) == 56.0
-    assert round(100 * paper_average(table["consensus"], "alignment"), 1) == 66.1
+    assert 100 * reference_average(table["uniform"], "alignment") == pytest.approx(46.3, abs=0.05)
+    assert round(100 * reference_average(table["middle"], "alignment"), 1) == 56.0
+    assert round(100 * reference_average(table["consensus"], "alignment"), 1) == 66.1
 
 
 def test_culture_specific_items_differ_from_the_consensus():
@@ -159,3 +159,11 @@ def test_cli_prints_and_writes_every_rule(tmp_path, capsys):
     )
     lines = out_csv.read_text().splitlines()
     assert lines[0].startswith("rule,country,alignment") and len(lines) == 1 + 6 * 3
+
+
+def test_the_papers_average_is_over_its_18_countries_only():
+    from culturespa.survey.countries import paper_average
+
+    by_country = {"USA": 0.5, "CHN": 0.7, "MEX": 0.0}  # MEX is evaluated, never averaged
+    assert paper_average(by_country) == pytest.approx(0.6)
+    assert math.isnan(paper_average({"MEX": 0.3}))

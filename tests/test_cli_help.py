@@ -15,7 +15,7 @@ import pytest
 from culturespa.cli.main import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT_FOLDERS = ("recipes", "benchmarks", "culturespa", "culturespa_tasks")
+SCRIPT_FOLDERS = ("recipes", "benchmarks", "culturespa", "culturespa_tasks", "scripts")
 MAIN_GUARD = re.compile(r"^if __name__ == [\"']__main__[\"']:", re.MULTILINE)
 
 

@@ -45,6 +45,20 @@ def test_group_members_are_dropped_and_overlapping_groups_refused():
         drop_covered(["wvs_culture_aware", "wvs_leaderboard"], manager)
 
 
+def test_only_sampled_tasks_are_rerun_per_seed():
+    """Sampled replies change with the seed; log-likelihoods and the greedy stated
+    distributions do not, so `--seeds` runs them once."""
+    pytest.importorskip("lm_eval")
+    from culturespa.evaluation.tasks import sampled_tasks, task_manager
+
+    manager = task_manager()
+    names = [
+        "wvs_culture_aware_usa", "wvs_rev_culture_aware_usa", "wvs_gen_culture_aware_usa",
+        "wvs_dist_culture_aware_usa", "wvs_gen_culture_unaware", "wvs_dist_culture_unaware",
+    ]  # fmt: skip
+    assert sampled_tasks(names, manager) == ["wvs_gen_culture_aware_usa", "wvs_gen_culture_unaware"]
+
+
 def test_model_args_per_backend():
     assert build_model_args("org/m", "hf", "dtype=bfloat16", peft="runs/lora") == {
         "pretrained": "org/m",

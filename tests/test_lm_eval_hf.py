@@ -57,6 +57,49 @@ def test_decided_prefix_parses_as_the_whole_reply():
     assert parse_answer(reply[:cut]) == parse_answer(reply) == 3
 
 
+def test_stated_distributions_get_whole_replies(monkeypatch):
+    """Stopping at the first complete integer would cut "1: 40%, 2: ..." after "1:": requests of
+    the stated-distribution tasks (and of any task that is not ours) are generated without that
+    stop, the WVS generation tasks with it, and the replies come back in the order asked."""
+    from types import SimpleNamespace
+
+    from lm_eval.models.huggingface import HFLM
+
+    from culturespa.inference.lm_eval_model import CulturespaHFLM
+
+    calls = []
+
+    def generate(self, requests, disable_tqdm=False):
+        calls.append((self.stop_at_answer, [r.task_name for r in requests]))
+        return [f"{r.task_name} stop={self.stop_at_answer}" for r in requests]
+
+    monkeypatch.setattr(HFLM, "generate_until", generate)
+    lm = object.__new__(CulturespaHFLM)  # no model needed: only the routing is tested
+    lm.stop_at_answer = True
+    names = [
+        "wvs_dist_culture_aware_usa",
+        "wvs_gen_culture_aware_usa",
+        "wvs_dist_culture_unaware_chn",
+        "gsm8k",
+    ]
+    requests = [SimpleNamespace(task_name=n) for n in names]
+    assert lm.generate_until(requests) == [
+        "wvs_dist_culture_aware_usa stop=False",
+        "wvs_gen_culture_aware_usa stop=True",
+        "wvs_dist_culture_unaware_chn stop=False",
+        "gsm8k stop=False",  # a task that is not ours reads its whole reply
+    ]
+    assert lm.stop_at_answer is True
+    assert sorted(calls) == [
+        (False, ["wvs_dist_culture_aware_usa", "wvs_dist_culture_unaware_chn", "gsm8k"]),
+        (True, ["wvs_gen_culture_aware_usa"]),
+    ]
+    calls.clear()
+    lm.stop_at_answer = False  # stop_at_answer=False: lm-eval's own generation for all, once
+    lm.generate_until(requests)
+    assert calls == [(False, names)]
+
+
 def _loglikelihoods(classes, model_dir, tasks, samples, **model_kwargs):
     import lm_eval
 
@@ -80,8 +123,8 @@ def _loglikelihoods(classes, model_dir, tasks, samples, **model_kwargs):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("dtype", "tolerance"), [("float32", 1e-4), ("bfloat16", 0.2)])
-def test_loglikelihoods_equal_lm_eval_hf(tiny_model_dir, dtype, tolerance):
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_loglikelihoods_equal_lm_eval_hf(tiny_model_dir, dtype):
     """Same answers as lm-eval's own hf model: plain, self-alignment and 10-option items.
 
     float32: the same log-likelihoods to 1e-4 and the same answers. bfloat16: lm-eval takes the
@@ -89,37 +132,18 @@ def test_loglikelihoods_equal_lm_eval_hf(tiny_model_dir, dtype, tolerance):
     (0.125 around -20), while culturespa-hf takes it in float32; the two agree within about one
     such step. Where lm-eval's best option leads by more than its rounding the answers are the
     same; where lm-eval's rounding ties two options (its argmax then takes the first), our
-    answer is one of the tied options.
+    answer is one of the tied options. The rule is `support.lm_eval_parity.compare`, which
+    scripts/gpu_check.py applies on a GPU too.
     """
-    from lm_eval.models.huggingface import HFLM
+    from support.lm_eval_parity import TOLERANCE, compare, loglikelihoods
 
-    from culturespa.inference.lm_eval_model import CulturespaHFLM
-
-    tasks = ["wvs_culture_aware_usa", "wvs_cct_self_alignment_chn"]
-    samples = [0, 1, 2, 3, 4, 5, 6, 7, 47]  # 47: a 10-option item
-    got = _loglikelihoods((HFLM, CulturespaHFLM), tiny_model_dir, tasks, samples, dtype=dtype)
-    stock, ours = got[HFLM], got[CulturespaHFLM]
-    assert stock.keys() == ours.keys() and len(stock) == 2 * len(samples)
-    decided = 0
-    for key, rows in stock.items():
-        assert len(rows) == len(ours[key])
-        theirs = [ll for ll, _ in rows]
-        mine = [ll for ll, _ in ours[key]]
-        best = max(theirs)
-        our_choice = max(range(len(mine)), key=mine.__getitem__)
-        runner_up = max(v for i, v in enumerate(theirs) if i != theirs.index(best))
-        if best - runner_up > tolerance:
-            decided += 1
-            assert our_choice == theirs.index(best), key
-        else:
-            assert theirs[our_choice] >= best - tolerance, key
-        for (ll, greedy), (ll2, greedy2) in zip(rows, ours[key]):
-            assert ll2 == pytest.approx(ll, abs=tolerance), key
-            if dtype == "float32":
-                assert greedy2 == greedy, key
+    stock, ours = loglikelihoods(tiny_model_dir, dtype=dtype)
+    assert len(stock) == 2 * 9
+    parity = compare(stock, ours, TOLERANCE[dtype], same_greedy=dtype == "float32")
+    assert parity.problems == []
     if dtype == "float32":
-        assert decided == len(stock)
-    assert decided >= len(stock) // 2  # the comparison is not vacuous
+        assert parity.decided == len(stock)
+    assert parity.decided >= len(stock) // 2  # the comparison is not vacuous
 
 
 @pytest.mark.slow

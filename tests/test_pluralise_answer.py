@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from support.pluralise_fakes import ScriptedBackend
+from support.pluralise_fakes import ScriptedBackend, ShuffledReplicas
 
 from culturespa.pluralise.answer import answer_questions, plan_jobs
 from culturespa.pluralise.collect import collect_differences
@@ -63,6 +63,30 @@ def test_sampling_parses_the_first_integer_and_checks_the_range():
         AnswerSection(method="sample", cross_culture_thinking=False),
     )
     assert [r["answer"] for r in records] == [2, None, None, 1, None]  # 12 and 0 are out of range
+
+
+def test_replicas_finishing_out_of_order_give_the_same_records(tmp_path):
+    """Chunks that come back last first (as from replicas on Ray) are logged as they come and
+    returned in job order: the records of one backend in this process."""
+    import json
+
+    settings = AnswerSection(chunk_size=2)
+    countries = ["USA", "CHN"]
+    plain = answer_questions(
+        ScriptedBackend(), QUESTIONS, countries, settings, log_path=tmp_path / "a.log"
+    )
+    replicas = ShuffledReplicas(2)
+    spread = answer_questions(replicas, QUESTIONS, countries, settings, log_path=tmp_path / "b.log")
+    assert spread == plain and len(plain) == 2 * (1 + 2 * 2)
+    assert [len(b.calls) for b in replicas.backends] == [3, 2]  # 5 chunks, alternating
+    units = [json.loads(x)["unit"] for x in (tmp_path / "b.log").read_text().splitlines()]
+    assert units == sorted(units, reverse=True)  # logged in the order they finished
+    again = ShuffledReplicas(2)  # a rerun finds every chunk in the log
+    assert (
+        answer_questions(again, QUESTIONS, countries, settings, log_path=tmp_path / "b.log")
+        == plain
+    )
+    assert all(b.calls == [] for b in again.backends)
 
 
 def test_collect_keeps_differing_valid_answers():

@@ -6,7 +6,7 @@ import json
 import random
 
 import pytest
-from support.pluralise_fakes import ScriptedBackend
+from support.pluralise_fakes import ScriptedBackend, ShuffledReplicas
 
 from culturespa.errors import CulturespaError
 from culturespa.pluralise.config import GenerateSection
@@ -158,13 +158,55 @@ def test_partial_success_keeps_valid_questions(tmp_path):
     assert 0 < len(kept) < 12
 
 
-def test_shards_then_unsharded_run_merges_without_new_requests(tmp_path):
-    for index in (0, 1):
-        summary = generate_questions(
-            ScriptedBackend(), tmp_path, TOPICS, per_topic(3), shard=(index, 2), progress=False
+def test_replicas_split_each_round_into_topic_groups(tmp_path):
+    """On 2 replicas a round is 2 calls, one per topic group (topic index mod 2), each with the
+    round's seed: the questions are those of one run per group, whatever order the calls end in."""
+    from culturespa.pluralise.questions import topic_index
+
+    topics = list(TOPIC_NAMES[:4])
+    replicas = ShuffledReplicas(2, valid_share=0.6)
+    generate_questions(replicas, tmp_path / "ray", topics, per_topic(3), progress=False)
+    assert replicas.backends[0].calls and replicas.backends[1].calls  # both replicas worked
+    groups = [[t for t in topics if topic_index(t) % 2 == g] for g in (0, 1)]
+    for g, group in enumerate(groups):
+        generate_questions(
+            ScriptedBackend(0.6), tmp_path / f"group{g}", group, per_topic(3), progress=False
         )
-        assert "written" not in summary  # a shard only writes its own log
+    ray = read_log(tmp_path / "ray")
+    assert ray and all(r["groups"] == 2 for r in ray)
+    generated = read_generated(tmp_path / "ray")
+    for g, group in enumerate(groups):
+        assert [same_round(r) for r in ray if r["topic"] in group] == [
+            same_round(r) for r in read_log(tmp_path / f"group{g}")
+        ]
+        alone = read_generated(tmp_path / f"group{g}")
+        assert [q for q in generated if q["topic"] in group] == alone
+    # a finished log is read by any run; one with rounds left is resumed in its groups only
     backend = ScriptedBackend()
-    summary = generate_questions(backend, tmp_path, TOPICS, per_topic(3), progress=False)
-    assert backend.calls == [] and summary["written"] == 9
-    assert len(list(tmp_path.glob("generation.shard-*.log.jsonl"))) == 2
+    generate_questions(backend, tmp_path / "ray", topics, per_topic(3), progress=False)
+    assert backend.calls == []
+    with pytest.raises(CulturespaError, match=r"2 topic group\(s\) per round and this run has 1"):
+        generate_questions(backend, tmp_path / "ray", topics, per_topic(4), progress=False)
+
+
+def test_one_replica_is_the_run_without_ray(tmp_path):
+    plain, one = tmp_path / "plain", tmp_path / "one"
+    generate_questions(ScriptedBackend(0.6), plain, TOPICS, per_topic(3), progress=False)
+    generate_questions(ShuffledReplicas(1, 0.6), one, TOPICS, per_topic(3), progress=False)
+    for name in ("generation.log.jsonl", "generated.jsonl"):
+        assert (plain / name).read_bytes() == (one / name).read_bytes()
+
+
+def read_log(folder) -> list[dict]:
+    """The generation log's records in (round, topic, slot) order."""
+    records = [json.loads(x) for x in (folder / "generation.log.jsonl").read_text().splitlines()]
+    return sorted(records, key=lambda r: (r["round"], r["id"]))
+
+
+def same_round(record: dict) -> dict:
+    """A record without what depends on the other group's share of its round."""
+    return {k: v for k, v in record.items() if k not in ("groups", "unit_size")}
+
+
+def read_generated(folder) -> list[dict]:
+    return [json.loads(x) for x in (folder / "generated.jsonl").read_text().splitlines()]

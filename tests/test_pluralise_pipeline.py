@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.pluralise_fakes import ScriptedBackend
+from support.pluralise_fakes import ScriptedBackend, ShuffledReplicas
 
 from culturespa.cli.main import main
 from culturespa.pluralise.config import config_from_dict, load_config
@@ -133,21 +133,19 @@ def test_generation_on_a_real_model_is_bounded_and_logged(tmp_path, tiny_model_d
     assert (tmp_path / "gen/questions/generated.jsonl").read_text() == ""
 
 
-def test_shards_merge_to_the_unsharded_result(tmp_path):
+def test_replicas_give_the_files_of_one_process(tmp_path):
+    """The whole flow with generation on 2 stand-in replicas that finish out of order: the answer
+    stage's files are those of one backend in this process (generation is checked per group in
+    test_pluralise_generate.py), and only the answer log's line order differs."""
     data = scripted_config(tmp_path / "one", questions_file=str(SAMPLE))
     run_pipeline(config_from_dict(data), backend=ScriptedBackend())
     data["output_dir"] = str(tmp_path / "two")
-    config = config_from_dict(data)
-    Run(config, backend=ScriptedBackend()).run_stage("filter")
-    for index in (1, 0):  # any order, as on separate nodes
-        Run(config, backend=ScriptedBackend(), shard=(index, 2)).run_stage("answer")
-    assert len(list((tmp_path / "two" / "answers").glob("answers.shard-*.log.jsonl"))) == 2
-    assert not (tmp_path / "two" / "answers" / "answers.jsonl").exists()
-    backend = ScriptedBackend()
-    run_pipeline(config, backend=backend)  # merges the shards
-    assert backend.calls == []  # and answers nothing again
-    for name in ("answers/answers.jsonl", "collected/collected.jsonl", "sft/culture_joint.jsonl"):
-        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    run_pipeline(config_from_dict(data), backend=ShuffledReplicas(2))
+    one, two = result_files(tmp_path / "one"), result_files(tmp_path / "two")
+    log = "answers/answers.log.jsonl"
+    assert one.keys() == two.keys() and one[log] != two[log]
+    assert sorted(one.pop(log).splitlines()) == sorted(two.pop(log).splitlines())
+    assert one == two
 
 
 def test_changed_settings_are_refused(tmp_path):
@@ -265,14 +263,19 @@ def test_sigkill_at_several_points_then_resume_gives_identical_files(tmp_path, t
     assert result_files(killed) == result_files(reference)
 
 
-def test_shard_flag(tmp_path, capsys):
-    from culturespa.cli.build_data import parse_shard
-
-    assert parse_shard("1/4") == (1, 4) and parse_shard(None) is None
+def test_shard_flag_points_to_the_ray_section(tmp_path, capsys):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(scripted_config(tmp_path / "r", questions_file=str(SAMPLE))))
-    for spec, message in (("4/4", "need 0 <= I < N"), ("x", "expected I/N")):
-        assert main(["build-data", "answer", "--config", str(path), "--shard", spec]) == 2
-        assert message in capsys.readouterr().err
-    assert main(["build-data", "filter", "--config", str(path), "--shard", "0/2"]) == 2
-    assert "only generate and answer take --shard" in capsys.readouterr().err
+    assert main(["build-data", "answer", "--config", str(path), "--shard", "0/2"]) == 2
+    err = capsys.readouterr().err
+    assert "--shard was removed" in err and "ray: {replicas: N}" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_folders_with_shard_logs_are_refused(tmp_path):
+    out = tmp_path / "r"
+    (out / "answers").mkdir(parents=True)
+    (out / "answers" / "answers.shard-00-of-02.log.jsonl").write_text("")
+    data = scripted_config(out, questions_file=str(SAMPLE))
+    with pytest.raises(Exception, match="logs of --shard runs"):
+        Run(config_from_dict(data), backend=ScriptedBackend())

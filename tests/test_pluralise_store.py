@@ -7,7 +7,7 @@ import json
 import pytest
 
 from culturespa.errors import CulturespaError
-from culturespa.pluralise.store import UnitLog, shard_suffix, write_jsonl_atomic
+from culturespa.pluralise.store import UnitLog, write_jsonl_atomic
 
 
 def test_units_resume_and_dedupe(tmp_path):
@@ -34,7 +34,6 @@ def test_broken_middle_line_is_an_error(tmp_path):
         UnitLog(path)
 
 
-def test_atomic_write_and_suffix(tmp_path):
+def test_atomic_write(tmp_path):
     assert write_jsonl_atomic(tmp_path / "x.jsonl", [{"a": 1}, {"a": 2}]) == 2
     assert not list(tmp_path.glob(".*tmp"))
-    assert shard_suffix(None) == "" and shard_suffix((1, 4)) == ".shard-01-of-04"

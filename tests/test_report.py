@@ -219,7 +219,7 @@ def test_leaderboard_csv_and_markdown(two_runs, tmp_path):
         widths = {ln.replace("\\|", "").count("|") for ln in table}
         assert len(widths) == 1, f"{name}: rows with different numbers of columns"
     comparison = (tmp_path / "comparison.csv").read_text().splitlines()
-    assert comparison[0].split(",") == ["method", *PAPER_ORDER, "AVG", "coverage"]
+    assert comparison[0].split(",") == ["method", *PAPER_ORDER, "AVG", "specific", "coverage"]
 
 
 def test_culture_specific_adapters_merge_into_one_row(tmp_path):
@@ -474,3 +474,28 @@ def test_compare_writes_the_paired_change_of_the_second_row(two_runs, tmp_path):
     assert json.loads((out / "leaderboard.json").read_text())["change"]["average_delta"] == (
         pytest.approx(mean, abs=1e-6)
     )
+
+
+def test_culture_specific_alignment_is_a_column_beside_every_metric(two_runs, tmp_path):
+    """The paper's score on the items where the country's majority differs from the consensus,
+    written out here from the sample logs, next to the ranking metric."""
+    from culturespa.survey.items import culture_specific_items
+
+    report = build_report(list(two_runs), tmp_path, plot=False, metric="alignment_w1")
+    row = next(r for r in report.models if "joint" in r.label)
+    for cc, cell in row.cells.items():
+        specific = set(culture_specific_items(cc))
+        log = next((two_runs[1]).rglob(f"samples_wvs_culture_aware_{cc.lower()}_*.jsonl"))
+        rows = [json.loads(line) for line in log.read_text().splitlines()]
+        kept = [r["alignment"] for r in rows if r["doc"]["qid"] in specific]
+        expected = alignment_from_arrays(
+            [r["answer"] for r in kept],
+            [r["majority"] for r in kept],
+            [r["max_distance"] for r in kept],
+        )
+        assert cell.specific == pytest.approx(expected)
+    record = json.loads((tmp_path / "leaderboard.json").read_text())["rows"]
+    joint = next(r for r in record if "joint" in r["model"])
+    assert joint["specific_average"] == pytest.approx(row.specific_avg, abs=1e-6)
+    middle = next(r for r in record if r.get("rule") == "middle")
+    assert middle["specific_average"] is not None  # references have it too

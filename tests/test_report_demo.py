@@ -42,6 +42,61 @@ def test_demo_writes_table_results_and_plots(tiny_model_dir, tmp_path, capsys):
     assert all(r["countries"]["USA"]["ci"][0] is not None for r in rows)
 
 
+def test_demo_tasks_cover_every_way_template_and_country():
+    from culturespa.evaluation.demo import demo_tasks
+
+    assert demo_tasks(("culture_aware",), ("USA",)) == ["wvs_culture_aware_usa"]  # the default
+    assert demo_tasks(("culture_unaware", "culture_aware"), ("USA", "CHN"), ("rev", "dist")) == [
+        "wvs_rev_culture_unaware_usa",
+        "wvs_rev_culture_unaware_chn",
+        "wvs_rev_culture_aware_usa",
+        "wvs_rev_culture_aware_chn",
+        "wvs_dist_culture_unaware_usa",
+        "wvs_dist_culture_unaware_chn",
+        "wvs_dist_culture_aware_usa",
+        "wvs_dist_culture_aware_chn",
+    ]
+
+
+@pytest.mark.slow
+def test_demo_asks_in_four_ways_and_reports_their_consistency(
+    tiny_model_dir, tmp_path, capsys, monkeypatch
+):
+    from culturespa.inference.lm_eval_model import CulturespaHFLM
+
+    real = CulturespaHFLM.generate_until
+
+    def short(self, requests, disable_tqdm=False):  # the random model would fill 256 tokens
+        for request in requests:
+            request.args[1]["max_gen_toks"] = 6
+        return real(self, requests, disable_tqdm)
+
+    monkeypatch.setattr(CulturespaHFLM, "generate_until", short)
+    out = tmp_path / "demo"
+    argv = ["demo", "--model", str(tiny_model_dir), "--countries", "USA,CHN", "--limit", "3"]
+    assert main([*argv, "--ways", "loglik,rev,gen,dist", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "ways loglik, rev, gen, dist" in printed
+    assert "order consistency (SmolLM2" not in printed  # the tiny model is not the default
+    assert "order consistency (" in printed and "agreement between ways" in printed
+    (results,) = (out / "lm_eval").rglob("results_*.json")
+    tasks = set(json.loads(results.read_text())["results"])
+    for prefix in ("wvs_", "wvs_rev_", "wvs_gen_", "wvs_dist_"):
+        assert f"{prefix}culture_aware_chn" in tasks
+    payload = json.loads((out / "leaderboard.json").read_text())
+    ways = {(r["template"], r["way"]) for r in payload["rows"] if r["kind"] == "model"}
+    assert len(ways) == 2 * 4
+    assert {o["template"] for o in payload["order_consistency"]} == {
+        "culture_unaware",
+        "culture_aware",
+    }
+    assert {tuple(a["ways"]) for a in payload["agreement"]} >= {("loglik", "rev")}
+    for name in ("order_consistency.md", "order_consistency.csv", "comparison.md"):
+        assert (out / name).is_file(), name
+    assert len(list((out / "plots").glob("order_consistency_*.png"))) == 2
+    assert (out / "plots" / "bars.png").is_file()  # the log-likelihood rows compared
+
+
 def test_free_cores_measures_the_cpu_now_not_the_load_average(monkeypatch, tmp_path):
     from culturespa.cli import demo as demo_cli
 

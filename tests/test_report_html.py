@@ -262,7 +262,7 @@ def test_page_rows_in_rank_order_without_javascript(report_dir):
     assert all(group == "models" for group, _, _ in rows)
     first = rows[0][2]
     assert first[0] == "1" and first[2].split()[0] == "100.0"  # rank, AVG of the oracle
-    assert first[3] == "3/18" and first[5] == "1"  # countries in AVG, runs
+    assert first[4] == "3/18" and first[6] == "1"  # countries in AVG, runs
     second = rows[1][2]
     assert second[2].split()[0] == "60.9"  # (68.34 + 62.19 + 52.05) / 3, shown to 1 decimal
 
@@ -350,8 +350,8 @@ def test_reference_rows_runs_and_ways_are_shown_when_records_carry_them():
         ("references", "middle option"),
     ]
     m1, m2, ref = rows[0][2], rows[1][2], rows[2][2]
-    assert m1[1] == "m1 Culture-aware (P1) · stated distribution" and m1[5] == "3 ±1.2"
-    assert m2[1] == "m2 Culture-aware (P1) · log-likelihood" and m2[5] == "2"
+    assert m1[1] == "m1 Culture-aware (P1) · stated distribution" and m1[6] == "3 ±1.2"
+    assert m2[1] == "m2 Culture-aware (P1) · log-likelihood" and m2[6] == "2"
     assert (
         ref[0] == "ref." and ref[1] == "middle option reference Culture-aware (P1) · log-likelihood"
     )
@@ -504,3 +504,35 @@ def test_reference_rows_stay_apart_when_sorting_in_chromium(browser, report_dir,
     reference = page.locator("#board tbody.references tr[data-model='always the middle option']")
     assert reference.is_visible()
     assert page.locator("#heatmap svg text", has_text="survey baselines").count() == 1
+
+
+def test_the_page_shows_culture_specific_alignment_and_steerability():
+    payload = {
+        "metric": "alignment",
+        "rows": [
+            {
+                "rank": 1, "model": "m", "template": "culture_aware", "generation": False,
+                "average": 0.5, "average_ci": [0.45, 0.55], "average_over": ["USA"],
+                "specific_average": 0.4321, "coverage": 1.0,
+                "countries": {"USA": {"score": 0.5, "ci": [None, None], "coverage": 1.0}},
+                "sources": [],
+            }
+        ],
+        "steerability": [
+            {
+                "model": "m", "generation": False, "average_delta": 0.021,
+                "average_delta_ci": [-0.01, 0.05],
+                "countries": {
+                    "USA": {"country": "USA", "n_items": 250, "closer": 0.12, "away": 0.06,
+                            "unchanged": 0.82, "delta": 0.026, "delta_ci": [-0.018, 0.068]},
+                },
+            }
+        ],
+        "notes": [],
+    }  # fmt: skip
+    page = render_page(payload, generated="today")
+    (row,) = table_rows(page)
+    assert row[2][3] == "43.2"  # the Specific column, x100
+    steer = page[page.index('id="steerability"') :]
+    assert "m | log-likelihood" in steer and "mean change +2.1 [-1.0, +5.0]" in steer
+    assert "12.0%" in steer and "6.0%" in steer and "+2.6 [-1.8, +6.8]" in steer

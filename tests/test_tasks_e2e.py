@@ -196,3 +196,40 @@ def test_default_model_outputs_are_named_after_the_model(tiny_model_dir, tmp_pat
     assert code == 0
     (results_file,) = (tmp_path / "out").rglob("results_*.json")
     assert results_file.parent.name == "HuggingFaceTB__SmolLM2-135M-Instruct"
+
+
+@pytest.mark.parametrize(
+    ("glob", "metrics"),
+    [
+        ("wvs_rev_culture_aware_*", LL_METRICS),
+        ("wvs_dist_culture_aware_*", ("coverage", "unparsed")),
+    ],
+)
+def test_lm_eval_runs_the_new_ways_by_glob(tiny_model_dir, tmp_path, glob, metrics):
+    """The Done-when commands: plain `lm_eval` with `hf`, a glob per way, the tiny model."""
+    if shutil.which("lm_eval") is None:
+        pytest.skip("lm_eval command not installed")
+    command = [
+        "lm_eval", "--model", "hf", "--model_args", f"pretrained={tiny_model_dir}",
+        "--apply_chat_template", "--include_path", str(TASK_DIR), "--tasks", glob,
+        "--limit", "2", "--device", "cpu", "--gen_kwargs", SHORT_REPLIES,
+        "--output_path", str(tmp_path), "--log_samples",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr[-3000:]
+    results, samples = _results_and_samples(tmp_path)
+    tasks = {t for t in results["results"] if t.startswith(glob[:-1])}
+    assert len(tasks) == 19 and set(samples) == tasks
+    for task in tasks:
+        row = results["results"][task]
+        for name in metrics:
+            assert not math.isnan(row[f"{name},none"]), (task, name)
+        assert results["versions"][task] == 2.0
+        for sample in samples[task]:
+            answer, options = sample["alignment"]["answer"], sample["doc"]["options"]
+            assert answer is None or answer in options
+    if glob.startswith("wvs_dist_"):
+        # A random model writes no distribution: every reply is counted, none dropped.
+        total = sum(results["results"][t]["unparsed,none"] for t in tasks)
+        covered = sum(results["results"][t]["coverage,none"] * 2 for t in tasks)
+        assert total + covered == 2 * 19

@@ -12,8 +12,9 @@ from culturespa.survey.countries import ALL_COUNTRIES, PAPER_COUNTRIES
 from culturespa_tasks import TASK_DIR
 from culturespa_tasks.generate import all_configs, generate
 
-# The naming rule, stated here: wvs_[gen_]<template>[_<cc>] (way infix, lower-case ISO-3).
-INFIX = {"loglik": "", "gen": "gen_"}
+# The naming rule, stated here: wvs_[rev_|gen_|dist_]<template>[_<cc>] (way infix, lower-case
+# ISO-3).
+INFIX = {"loglik": "", "rev": "rev_", "gen": "gen_", "dist": "dist_"}
 
 
 def expected_name(way: str, template: str, country: str | None = None) -> str:
@@ -28,11 +29,13 @@ def test_committed_yamls_equal_a_fresh_generation(tmp_path):
     assert not stale, f"stale YAMLs, rerun python -m culturespa_tasks.generate: {stale[:5]}"
 
 
-def test_six_templates_by_19_countries_by_two_ways_of_asking():
+def test_six_templates_by_19_countries_by_four_ways_of_asking():
     names = [c["task"] for c in all_configs().values() if "task" in c and "group" not in c]
-    assert len(names) == len(set(names)) == 6 * 19 * 2
+    assert len(names) == len(set(names)) == 6 * 19 * 4
     assert "wvs_culture_aware_usa" in names
     assert "wvs_gen_aware_self_alignment_mex" in names
+    assert "wvs_rev_culture_unaware_chn" in names
+    assert "wvs_dist_cct_self_alignment_nga" in names
 
 
 def test_the_persona_is_the_description_for_every_task():
@@ -61,9 +64,10 @@ def test_groups_average_the_papers_18_countries_and_the_leaderboard_all_19():
         group = configs[f"wvs_{template}.yaml"]
         assert group["task"] == [expected_name("loglik", template, c) for c in PAPER_COUNTRIES]
         assert all(not m["weight_by_size"] for m in group["aggregate_metric_list"])
-        assert configs[f"wvs_gen_{template}.yaml"]["task"] == [
-            expected_name("gen", template, c) for c in PAPER_COUNTRIES
-        ]
+        for way in ("rev", "gen", "dist"):
+            assert configs[f"wvs_{INFIX[way]}{template}.yaml"]["task"] == [
+                expected_name(way, template, c) for c in PAPER_COUNTRIES
+            ]
     assert configs["wvs_leaderboard.yaml"]["task"] == [
         expected_name("loglik", "culture_aware", c) for c in ALL_COUNTRIES
     ]
@@ -87,3 +91,29 @@ def test_task_names_are_built_and_read_in_one_place():
             assert (kwargs["way"], kwargs["template"], kwargs["country"]) == (
                 parsed.way, parsed.template, parsed.country
             )  # fmt: skip
+
+
+def test_a_forward_glob_does_not_select_the_other_ways():
+    names = [c["task"] for c in all_configs().values() if "task" in c and "group" not in c]
+    selected = fnmatch.filter(names, "wvs_culture_aware_*")
+    assert len(selected) == 19
+    assert not [n for n in selected if n.startswith(("wvs_rev_", "wvs_gen_", "wvs_dist_"))]
+    assert len(fnmatch.filter(names, "wvs_rev_culture_aware_*")) == 19
+    assert len(fnmatch.filter(names, "wvs_dist_culture_aware_*")) == 19
+
+
+def test_the_new_ways_start_at_the_current_version_with_their_shared_settings():
+    configs = all_configs()
+    assert configs["wvs_rev_culture_aware_usa.yaml"]["include"] == "_wvs_loglikelihood_yaml"
+    assert configs["wvs_dist_culture_aware_usa.yaml"]["include"] == "_wvs_distribution_yaml"
+    shared = yaml.safe_load(
+        (TASK_DIR / "_wvs_distribution_yaml").read_text().replace("!function ", "")
+    )
+    assert shared["metadata"]["version"] == 2.0
+    assert shared["output_type"] == "generate_until"
+    assert shared["generation_kwargs"]["do_sample"] is False  # a stated distribution: greedy
+    metrics = [m["metric"] for m in shared["metric_list"]]
+    assert metrics == [
+        "alignment", "alignment_specific", "alignment_w1", "alignment_jsd", "majority_match",
+        "coverage", "unparsed",
+    ]  # fmt: skip

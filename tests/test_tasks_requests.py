@@ -30,8 +30,9 @@ def tokenizer():
     return build_tiny_tokenizer()
 
 
-def _reply_model(tokenizer, replies: dict[str, float]):
-    """An LM whose replies have fixed probabilities; it scores a continuation token by token."""
+def _reply_model(tokenizer, replies: dict[str, float], text: str | None = None):
+    """An LM whose replies have fixed probabilities; it scores a continuation token by token.
+    `text`: what it generates (every request), recording the requests' generation settings."""
     from lm_eval.api.model import LM
 
     class ReplyModel(LM):
@@ -69,21 +70,25 @@ def _reply_model(tokenizer, replies: dict[str, float]):
             raise NotImplementedError
 
         def generate_until(self, requests):
-            raise NotImplementedError
+            if text is None:
+                raise NotImplementedError
+            self.pieces.extend([r.args[1] for r in requests])
+            return [text for _ in requests]
 
     return ReplyModel()
 
 
-def _evaluate(lm, manager, task: str, qid: str, chat: bool) -> dict:
+def _evaluate(lm, manager, task: str, qid: str | list[str], chat: bool) -> dict:
     import lm_eval
 
     country = task.rsplit("_", 1)[1].upper()
-    index = items_with_data(country).index(qid)
+    qids = [qid] if isinstance(qid, str) else qid
+    indices = [items_with_data(country).index(q) for q in qids]
     return lm_eval.simple_evaluate(
         model=lm,
         tasks=[task],
         task_manager=manager,
-        samples={task: [index]},
+        samples={task: indices},
         apply_chat_template=chat,
         log_samples=True,
     )
@@ -247,3 +252,100 @@ def test_the_end_of_an_answer_is_read_off_the_chat_template(tokenizer, template,
         assert answer_frame(messages, ctx, "1", model.apply_chat_template) == expected
     finally:
         tokenizer.chat_template = tokenizer_template
+
+
+# Reversed options --------------------------------------------------------------------------
+
+REVERSED_ITEMS = {"Q1": 4, "Q94": 2, "Q48": 10}
+"""Items and their last survey code: Q1 is coded 1..4, Q94 0..2 (numbered from 0), Q48 1..10."""
+
+
+def _w1_of_last_option(country: str, qid: str) -> float:
+    """1 - W1 / (n - 1) of all mass on the last option: W1 is then the sum of the survey's
+    cumulative shares before the last option."""
+    import numpy as np
+
+    from culturespa.survey.items import survey_distribution
+
+    survey = survey_distribution(country, qid)
+    return 1 - float(np.cumsum(survey)[:-1].sum()) / (len(survey) - 1)
+
+
+@pytest.mark.parametrize("chat", [True, False])
+def test_a_model_that_always_picks_the_first_listed_option_gets_the_last_code(
+    tokenizer, manager, chat
+):
+    from culturespa.survey.items import survey_majority
+
+    lm = _reply_model(tokenizer, {"1": 1.0})  # always "1": the first option listed
+    task = "wvs_rev_culture_aware_usa"
+    out = _evaluate(lm, manager, task, list(REVERSED_ITEMS), chat)
+    samples = {s["doc"]["qid"]: s for s in out["samples"][task]}
+    for qid, last in REVERSED_ITEMS.items():
+        sample = samples[qid]
+        assert sample["alignment"]["answer"] == last, qid
+        assert sample["alignment_w1"] == pytest.approx(_w1_of_last_option("USA", qid)), qid
+        assert sample["majority_match"] == float(survey_majority("USA", qid) == last), qid
+        # The model was shown 1..k, and the target is the majority's place in that listing.
+        numbers = [a[1].strip().removesuffix(END) for a in sample["arguments"]]
+        assert numbers == [str(n) for n in range(1, len(sample["doc"]["options"]) + 1)], qid
+    prompt = samples["Q94"]["arguments"][0][0]
+    assert "#Options: 1.Active member 2.Inactive member 3.Don't belong" in prompt
+    # The same model on the forward task answers "1", the survey's code 1.
+    forward = _evaluate(lm, manager, "wvs_culture_aware_usa", "Q1", chat)
+    assert forward["samples"]["wvs_culture_aware_usa"][0]["alignment"]["answer"] == 1
+
+
+def test_reversed_scores_equal_forward_scores_of_the_same_choice():
+    """A distribution given over the reversed listing scores as the same distribution over the
+    survey's order: every metric is comparable with the forward task."""
+    from culturespa_tasks.utils import build_doc, process_loglikelihood_results
+
+    forward = build_doc("culture_aware", "USA", "Q1", "loglik")
+    backward = build_doc("culture_aware", "USA", "Q1", "rev")
+    assert backward["options"] == [4, 3, 2, 1] and backward["shown"] == [1, 2, 3, 4]
+    logliks = [-0.2, -1.5, -2.5, -4.0]  # per survey code 1, 2, 3, 4
+    out_forward = process_loglikelihood_results(forward, [(x, False) for x in logliks])
+    out_backward = process_loglikelihood_results(backward, [(x, False) for x in logliks[::-1]])
+    assert out_backward == out_forward
+    assert out_forward["alignment"]["answer"] == 1
+
+
+# Stated distributions ----------------------------------------------------------------------
+
+
+def test_a_stated_distribution_is_parsed_and_scored(tokenizer, manager):
+    import numpy as np
+
+    from culturespa.survey.items import survey_distribution, survey_majority
+
+    reply = "1: 10%\n2: 20%\n3: 30%\n4: 40%"  # sums to 100; option 4 largest
+    lm = _reply_model(tokenizer, {}, text=reply)
+    task = "wvs_dist_culture_aware_usa"
+    out = _evaluate(lm, manager, task, "Q1", chat=True)
+    sample = out["samples"][task][0]
+    stated = np.array([0.1, 0.2, 0.3, 0.4])
+    survey = survey_distribution("USA", "Q1")
+    w1 = np.abs(np.cumsum(stated) - np.cumsum(survey))[:-1].sum()
+    assert sample["alignment_w1"] == pytest.approx(1 - w1 / 3)
+    assert sample["alignment"]["answer"] == 4  # the paper's score on the largest share
+    assert sample["majority_match"] == float(survey_majority("USA", "Q1") == 4)
+    assert sample["coverage"] == 1.0 and sample["unparsed"] == 0.0
+    prompt = sample["arguments"][0][0]
+    assert "estimate how people with an American cultural background would answer" in prompt
+    settings = lm.pieces[0]
+    assert settings["do_sample"] is False and settings["max_gen_toks"] == 256
+    results = out["results"][task]
+    assert results["unparsed,none"] == 0.0 and results["coverage,none"] == 1.0
+
+
+def test_an_unusable_stated_distribution_is_counted_not_dropped(tokenizer, manager):
+    lm = _reply_model(tokenizer, {}, text="1: 60%\n2: 40%")  # two shares for four options
+    task = "wvs_dist_culture_aware_usa"
+    out = _evaluate(lm, manager, task, ["Q1", "Q2", "Q3"], chat=True)
+    for sample in out["samples"][task]:
+        assert sample["alignment"]["answer"] is None
+        assert sample["alignment_w1"] is None and sample["coverage"] == 0.0
+    results = out["results"][task]
+    assert results["unparsed,none"] == 3.0 and results["coverage,none"] == 0.0
+    assert math.isnan(results["alignment,none"])

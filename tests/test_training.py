@@ -11,6 +11,8 @@ import pytest
 pytest.importorskip("trl")
 pytest.importorskip("peft")
 
+from support.training_sets import sft_rows, write_set
+
 from culturespa.errors import CulturespaError
 from culturespa.inference import chat_templates as chat
 from culturespa.training import arguments, data, loss_mask, outputs
@@ -19,41 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 TRL_LLAMA3 = Path(__import__("trl").__file__).parent / "chat_templates" / "llama3.jinja"
 
 # --- fixtures that follow the data builder's contract ----------------------------------------
-
-
-def sft_rows(country: str, variant: str, n: int) -> list[dict]:
-    """Conversational rows as `culturespa build-data` writes them (survey majority as answer)."""
-    from culturespa.prompts.templates import render
-    from culturespa.survey.items import items_with_data, survey_majority
-
-    template = (
-        "cross_culture_thinking" if variant == "cross_culture_thinking_joint" else "culture_aware"
-    )
-    rows = []
-    for qid in items_with_data(country)[:n]:
-        prompt = render(template, qid, country)
-        answer = str(survey_majority(country, qid))
-        rows.append(
-            {
-                "messages": [*prompt.as_messages(), {"role": "assistant", "content": answer}],
-                "country": country,
-                "topic": "t",
-                "question_id": qid,
-                "variant": variant,
-            }
-        )
-    return rows
-
-
-def write_set(path: Path, rows: list[dict]) -> Path:
-    """A DatasetDict({'train'}) folder plus its JSONL sibling, as the data builder writes."""
-    from datasets import Dataset, DatasetDict
-
-    DatasetDict({"train": Dataset.from_list(rows)}).save_to_disk(str(path))
-    with path.with_suffix(".jsonl").open("w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +116,19 @@ def test_effective_batch_sets_accumulation():
     assert arguments.gradient_accumulation_for(8, 1, 1) == 8
     with pytest.raises(CulturespaError, match="multiple"):
         arguments.gradient_accumulation_for(128, 16, 3)
+
+
+def test_launches_that_accelerate_would_run_otherwise_are_refused():
+    """Two traps met running `accelerate launch` on CPU (recipes/README.md, "More processes")."""
+    arguments.check_launch({}, 1, use_cpu=False)
+    arguments.check_launch({"WORLD_SIZE": "2"}, 2, use_cpu=True)
+    arguments.check_launch({"WORLD_SIZE": "2", "ACCELERATE_USE_FSDP": "true"}, 2, use_cpu=False)
+    # processes started without a process group: each would train alone into one folder
+    with pytest.raises(CulturespaError, match=r"2 processes .* formed no process group"):
+        arguments.check_launch({"WORLD_SIZE": "2"}, 1, use_cpu=False)
+    # FSDP on CPU processes: accelerate would run DDP instead
+    with pytest.raises(CulturespaError, match="FSDP on CPU"):
+        arguments.check_launch({"WORLD_SIZE": "2", "ACCELERATE_USE_FSDP": "true"}, 2, use_cpu=True)
 
 
 # --- chat templates and the loss mask ------------------------------------------------------------

@@ -49,12 +49,13 @@ KV_CACHE_GIB = "1"
 LIMIT = 8  # items per lm-eval task
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", KV_CACHE_GIB)
+os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")  # vLLM posts usage statistics otherwise
 
 
 def _env(**extra: str) -> dict[str, str]:
     """The environment of a command-line run: offline, vLLM's default multi-process engine."""
     env = {k: v for k, v in os.environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}
-    env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", VLLM_NO_USAGE_STATS="1")
     env["VLLM_CPU_KVCACHE_SPACE"] = KV_CACHE_GIB
     env.update(extra)
     return env
@@ -214,15 +215,19 @@ def assert_same_loglik_samples(got: list[dict], want: list[dict]) -> None:
 
 
 def assert_generation_parsed(samples: list[dict]) -> None:
-    """Every item got a reply, parsed as the task says: its first integer in 0..10, else None,
-    and coverage counts the parsed ones."""
+    """Every item got a reply, parsed as the task says: its first integer in 0..10, else None;
+    coverage counts answers that are options of the item, out_of_range the other numbers."""
+    from culturespa.survey.items import get_item
+
     assert len(samples) == LIMIT
     for s in samples:
         reply = s["filtered_resps"][0]
         assert isinstance(reply, str) and reply
         answer = s["alignment"]["answer"]
         assert answer is None or (isinstance(answer, int) and 0 <= answer <= 10)
-        assert s["coverage"] == float(answer is not None)
+        in_options = answer in get_item(s["doc"]["qid"]).option_numbers
+        assert s["coverage"] == float(in_options)
+        assert s["out_of_range"] == float(answer is not None and not in_options)
 
 
 def transformers_reference(model_dir: Path, tasks: str, backend: str = "hf") -> dict:

@@ -9,7 +9,7 @@ import json
 import math
 from pathlib import Path
 
-from culturespa.scoring.baselines import METRICS, RULES, culture_specific_items, paper_average
+from culturespa.scoring.baselines import METRICS, RULES, culture_specific_items, reference_average
 
 EPILOG = """rules:
 """ + "\n".join(f"  {rule.name:<16} {rule.meaning}" for rule in RULES.values())
@@ -58,7 +58,7 @@ def records(countries: tuple[str, ...]) -> list[dict]:
                 "rule": name,
                 "label": RULES[name].label,
                 "meaning": RULES[name].meaning,
-                "average": {m: _none(paper_average(by_country, m)) for m in METRICS},
+                "average": {m: _none(reference_average(by_country, m)) for m in METRICS},
                 "countries": {
                     cc: {
                         **{m: _none(s.scores[m]) for m in METRICS},

@@ -2,9 +2,9 @@
 
     culturespa build-data --config recipes/data/smollm2_cpu.yaml            # the whole flow
     culturespa build-data answer --config recipes/data/smollm2_cpu.yaml     # one stage
-    culturespa build-data answer --config X.yaml --shard 0/4                # one shard of four
 
-Every stage resumes from its log: run the same command again after a crash or a kill.
+Every stage resumes from its log: run the same command again after a crash or a kill. A `ray`
+section in the config runs the model stages (generate, answer) on model replicas on Ray.
 """
 
 from __future__ import annotations
@@ -43,21 +43,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--output-dir", help="override output_dir of the config")
     parser.add_argument("--model", help="override model.name of the config")
-    parser.add_argument("--shard", help="I/N: run shard I of N (generate and answer only)")
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="removed: set `ray: {replicas: N}` in the config (a local Ray, or ray.address for a "
+        "cluster) to spread generate and answer over N model replicas",
+    )
     parser.set_defaults(func=run)
 
 
-def parse_shard(spec: str | None) -> tuple[int, int] | None:
-    """'1/4' -> (1, 4)."""
-    if spec is None:
-        return None
-    try:
-        index, count = (int(x) for x in spec.split("/"))
-    except ValueError:
-        raise CulturespaError(f"--shard {spec!r}: expected I/N, e.g. 0/4") from None
-    if count < 1 or not 0 <= index < count:
-        raise CulturespaError(f"--shard {spec!r}: need 0 <= I < N")
-    return index, count
+SHARD_REMOVED = (
+    "--shard was removed: add `ray: {replicas: N}` to the config to run generate and answer on N "
+    "model replicas (a local Ray; ray.address: auto or ray://host:10001 for a cluster); "
+    "`culturespa build-data --keys` lists the ray keys"
+)
 
 
 def _print_summary(stage: str, summary: dict) -> None:
@@ -71,17 +70,16 @@ def run(args: argparse.Namespace) -> int:
     if args.keys:
         print(config_reference(), end="")
         return 0
+    if args.shard is not None:
+        raise CulturespaError(SHARD_REMOVED)
     if not args.config:
         raise CulturespaError(
             "build-data needs --config <file.yaml> (examples in recipes/data/; "
             "`culturespa build-data --keys` lists every key)"
         )
     config = load_config(args.config, {"output_dir": args.output_dir, "model_name": args.model})
-    shard = parse_shard(args.shard)
     stages = STAGES if args.stage == "all" else (args.stage,)
-    if shard is not None and shard[1] > 1 and args.stage == "all":
-        raise CulturespaError("--shard needs a stage: generate or answer")
     start = time.perf_counter()
-    run_pipeline(config, stages=stages, report=_print_summary, shard=shard)
+    run_pipeline(config, stages=stages, report=_print_summary)
     print(f"done in {time.perf_counter() - start:.1f}s; output in {config.out}", flush=True)
     return 0

@@ -7,19 +7,20 @@ import os
 import time
 
 from culturespa.atomic import check_output_dir
-from culturespa.cli.parsing import batch_size, positive_int
+from culturespa.cli.parsing import batch_size, positive_int, way_list
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from culturespa.evaluation.demo import DEMO_COUNTRIES, DEMO_TEMPLATES
+    from culturespa.evaluation.demo import DEMO_COUNTRIES, DEMO_TEMPLATES, DEMO_WAYS
 
     parser = subparsers.add_parser(
         "demo",
         help="evaluate a model (default: SmolLM2-135M-Instruct) per country, print the table, plot",
         description=(
-            "Run the WVS log-likelihood tasks (all 259 items) for some templates and countries "
-            "through lm-eval, then write the lm-eval results with sample logs, the paper-style "
-            "table (Markdown, CSV), a leaderboard and plots into one output folder."
+            "Run the WVS tasks (all 259 items; by default the log-likelihood way of asking) for "
+            "some templates and countries through lm-eval, then write the lm-eval results with "
+            "sample logs, the paper-style table (Markdown, CSV), a leaderboard and plots into one "
+            "output folder."
         ),
     )
     parser.add_argument(
@@ -36,6 +37,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--countries",
         default=",".join(DEMO_COUNTRIES),
         help="ISO-3 codes, 'paper' or 'all' (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--ways",
+        type=way_list,
+        default=DEMO_WAYS,
+        help="comma-separated ways of asking: loglik (log-likelihood of each option number), rev "
+        "(the same, options listed in reverse), gen (one sampled reply, the paper's way), dist "
+        "(the model states the share choosing each option), or 'all' (default: loglik). With "
+        "loglik and rev the report adds order consistency; with two ways or more, the agreement "
+        "between them. gen and dist generate up to 256 tokens per item: slow on a CPU, use "
+        "--limit",
     )
     parser.add_argument(
         "-o", "--output", default=None, help="output folder (default: runs/demo-<date>-<time>)"
@@ -129,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(threads)
     print(
         f"culturespa demo: model {args.model}, templates {', '.join(templates)}, "
-        f"countries {', '.join(countries)}, {threads} CPU thread(s)"
+        f"countries {', '.join(countries)}, ways {', '.join(args.ways)}, {threads} CPU thread(s)"
         + (f", first {args.limit} items" if args.limit else "")
     )
     result = run_demo(
@@ -141,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         seed=args.seed,
         backend=args.backend,
+        ways=args.ways,
     )
     report = result.report
     print(
@@ -159,6 +172,21 @@ def run(args: argparse.Namespace) -> int:
                 f"{mean:+.2f} [{low:+.2f}, {high:+.2f}] over the paper's countries; answers "
                 f"moved closer to the majority on {100 * closer:.1f}% of items, away on "
                 f"{100 * away:.1f}%"
+            )
+    for order in report.order_consistency:
+        if order.average is not None:
+            avg = order.average
+            print(
+                f"\norder consistency ({order.name}): the same option forward and reversed on "
+                f"{100 * avg.same:.1f}% of items; alignment forward minus reversed "
+                f"{100 * avg.delta:+.2f} [{100 * avg.delta_low:+.2f}, {100 * avg.delta_high:+.2f}]"
+            )
+    if report.agreement:
+        print("\nagreement between ways of asking (same option, share of items):")
+        for a in report.agreement:
+            print(
+                f"  {a.model} | {a.template}: {a.first} vs {a.second} {100 * a.same:.1f}% "
+                f"of {a.n_items}"
             )
     for method, r in report.correlations.items():
         print(f"relations between cultures, model vs survey similarity: r = {r} ({method})")

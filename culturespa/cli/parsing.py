@@ -89,6 +89,23 @@ def seed_list(text: str) -> list[int]:
     return list(dict.fromkeys(seeds))
 
 
+def way_list(text: str) -> tuple[str, ...]:
+    """'loglik,rev,gen,dist' -> the ways of asking, in the given order, without repeats; 'all'
+    -> every way."""
+    from culturespa.prompts.task_names import WAYS
+
+    if text.strip().lower() == "all":
+        return tuple(WAYS)
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = [n for n in names if n not in WAYS]
+    if unknown or not names:
+        what = f"unknown way {unknown[0]!r}" if unknown else "no way given"
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: {what}; expected ways separated by commas from {', '.join(WAYS)}, or 'all'"
+        )
+    return tuple(dict.fromkeys(names))
+
+
 def exit_with_error(prog: str, message: str) -> int:
     """Print `prog: error: message` as one line on stderr; return exit code 2."""
     print(f"{prog}: error: {message}", file=sys.stderr)

@@ -14,7 +14,12 @@ from culturespa.errors import CulturespaError
 from culturespa.scoring.bootstrap import percentile_interval
 from culturespa.scoring.country_scores import score_countries
 from culturespa.scoring.replies import parse_replies, read_reply_file
-from culturespa.survey.countries import PAPER_COUNTRIES, parse_countries
+from culturespa.survey.countries import (
+    PAPER_COUNTRIES,
+    in_paper_average,
+    paper_average,
+    parse_countries,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -63,19 +68,14 @@ def _scores(
         answers = parse_replies(read_reply_file(path))
         scores, avg_replicates = score_countries(answers, countries, bootstrap, seed)
         rows += [{"file": str(path), **score.as_dict()} for score in scores]
-        paper = [s for s in scores if s.country in PAPER_COUNTRIES]
-        if len({s.country for s in paper}) == len(PAPER_COUNTRIES):
-            reps = None
-            if avg_replicates is not None and len(paper) == len(scores):
-                reps = avg_replicates
-            elif avg_replicates is not None:  # other countries asked too: average the 18 only
-                _, reps = score_countries(answers, PAPER_COUNTRIES, bootstrap, seed)
-            lo, hi = percentile_interval(reps)
+        paper = [s for s in scores if s.country in in_paper_average(countries)]
+        if len(paper) == len(PAPER_COUNTRIES):
+            lo, hi = percentile_interval(avg_replicates)
             averages.append(
                 {
                     "file": str(path),
                     "country": "AVG",
-                    "alignment": sum(s.alignment for s in paper) / len(paper),
+                    "alignment": paper_average({s.country: s.alignment for s in paper}),
                     "ci_low": lo,
                     "ci_high": hi,
                     "n_scored": sum(s.n_scored for s in paper),

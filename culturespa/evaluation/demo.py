@@ -17,6 +17,8 @@ logger = logging.getLogger(__name__)
 DEMO_COUNTRIES: tuple[str, ...] = ("USA", "CHN", "NGA", "DEU", "BRA")
 """One country or more per continent: North and South America, Asia, Africa, Europe."""
 DEMO_TEMPLATES: tuple[str, ...] = ("culture_unaware", "culture_aware")
+DEMO_WAYS: tuple[str, ...] = ("loglik",)
+"""Log-likelihood only by default: deterministic, one scoring pass per item, fast on a CPU."""
 
 
 @dataclass
@@ -28,9 +30,11 @@ class DemoResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def demo_tasks(templates: tuple[str, ...], countries: tuple[str, ...]) -> list[str]:
-    """Log-likelihood task names, e.g. wvs_culture_aware_usa, for every template and country."""
-    return [task_name("loglik", t, cc) for t in templates for cc in countries]
+def demo_tasks(
+    templates: tuple[str, ...], countries: tuple[str, ...], ways: tuple[str, ...] = DEMO_WAYS
+) -> list[str]:
+    """Task names, e.g. wvs_culture_aware_usa, for every way of asking, template and country."""
+    return [task_name(w, t, cc) for w in ways for t in templates for cc in countries]
 
 
 def parse_templates(spec: str | None) -> tuple[str, ...]:
@@ -55,10 +59,13 @@ def run_demo(
     seed: int = 42,
     plot: bool = True,
     backend: str = "culturespa-hf",
+    ways: tuple[str, ...] = DEMO_WAYS,
 ) -> DemoResult:
-    """Fetch the model, run the lm-eval tasks with sample logs, write the report; time each stage."""
+    """Fetch the model, run the lm-eval tasks (every way of asking in `ways`) with sample logs,
+    write the report; time each stage."""
     from culturespa.evaluation.run import run_evaluation
     from culturespa.inference.models import resolve_model
+    from culturespa.report.tables import WAY_SUFFIXES
     from culturespa.report.writer import build_report
 
     out = Path(output)
@@ -67,7 +74,7 @@ def run_demo(
     start = time.perf_counter()
     model_path = resolve_model(model)
     result.timings["model"] = time.perf_counter() - start
-    tasks = demo_tasks(templates, countries)
+    tasks = demo_tasks(templates, countries, ways)
     logger.info("%d tasks on %s: %s", len(tasks), model_path, ", ".join(tasks))
     before = set((out / "lm_eval").rglob("results_*.json"))
     start = time.perf_counter()
@@ -82,7 +89,6 @@ def run_demo(
             limit=limit,
             output_path=out / "lm_eval",
             log_samples=True,
-            device="cpu" if _no_gpu() else None,
         )
     except OSError as exc:  # transformers: missing folder, unknown id, no network
         raise CulturespaError(
@@ -93,7 +99,11 @@ def run_demo(
     start = time.perf_counter()
     compare = None
     if "culture_unaware" in templates and "culture_aware" in templates:
-        compare = (TEMPLATES["culture_unaware"].label, TEMPLATES["culture_aware"].label)
+        suffix = WAY_SUFFIXES[ways[0]]  # the first way's rows: their methods end with this
+        compare = (
+            TEMPLATES["culture_unaware"].label + suffix,
+            TEMPLATES["culture_aware"].label + suffix,
+        )
     # Only this run's results file: an earlier demo into the same folder must not mix in.
     fresh = sorted(set((out / "lm_eval").rglob("results_*.json")) - before)
     if not fresh:
@@ -101,9 +111,3 @@ def run_demo(
     result.report = build_report(fresh, out, compare=compare, seed=seed, plot=plot)
     result.timings["report"] = time.perf_counter() - start
     return result
-
-
-def _no_gpu() -> bool:
-    import torch
-
-    return not torch.cuda.is_available()

@@ -83,15 +83,20 @@ def drop_covered(names: Sequence[str], manager: Any) -> list[str]:
     return kept
 
 
+def _samples(config: dict) -> bool:
+    """Whether a task config samples its replies (generation with `do_sample`): its result
+    changes with the seed. Greedy generation (the stated distributions) does not."""
+    kwargs = config.get("generation_kwargs") or {}
+    return config.get("output_type") == "generate_until" and kwargs.get("do_sample", True) is True
+
+
 def sampled_tasks(names: Sequence[str], manager: Any) -> list[str]:
-    """The names (tasks or groups) whose every task samples its replies (generate_until)."""
+    """The names (tasks or groups) whose every task samples its replies."""
     kept = []
     for name in names:
         members = group_members(manager, name)
         if all(
-            (manager.task_index[m].cfg or {}).get("output_type") == "generate_until"
-            for m in members
-            if m in manager.task_index
+            _samples(manager.task_index[m].cfg or {}) for m in members if m in manager.task_index
         ):
             kept.append(name)
     return kept

@@ -11,14 +11,16 @@ reply, up to 256 tokens. This subclass changes these things and nothing else:
   last position's logits; the answer tokens after the first are scored from the context's
   key/value cache. Results equal lm-eval's within float tolerance (tests/test_lm_eval_hf.py).
 - Generation, with `stop_at_answer=True` (the default): the batch's common prompt prefix runs
-  once (`culturespa.generation_prefix`), and a reply stops as soon as its first integer is
+  once (`culturespa.inference.generation_prefix`), and a reply stops as soon as its first integer is
   complete (digits followed by another character). The paper's parser reads only the first
   integer, so the parsed answer is the one the full reply would give; the logged reply is cut
-  there. Set `stop_at_answer=False` for lm-eval's own generation, full replies.
+  there. Set `stop_at_answer=False` for lm-eval's own generation, full replies. Tasks that read
+  the whole reply (the stated-distribution tasks `wvs_dist_*`, and any task that is not one of
+  ours, e.g. GSM8K) always get full replies.
 - Nothing else: tokenisation, chat templates, batching order and caching are lm-eval's.
 
 Used through `culturespa.evaluation` as backend `culturespa-hf`, or from Python after
-`import culturespa.lm_eval_hf` (the import registers the name with lm-eval).
+`import culturespa.inference.lm_eval_model` (the import registers the name with lm-eval).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from lm_eval.models.huggingface import HFLM
 
 from culturespa.inference.generation_prefix import generate_with_shared_prefix
 from culturespa.inference.option_scoring import batches_by_opening, score_options
+from culturespa.prompts.task_names import parse_task_name
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +50,15 @@ def _as_bool(value: Any) -> bool:
 def answer_decided(text: str) -> bool:
     """Whether a reply's first integer is complete, so the paper's parser can no longer change."""
     return _ANSWER_DECIDED.search(text) is not None
+
+
+def reads_first_integer_only(request: Any) -> bool:
+    """Whether a request's task reads only the first integer of its reply, so that generation may
+    stop once it is complete: the WVS generation tasks (the paper's parser) do; the
+    stated-distribution tasks and every task that is not ours get whole replies."""
+    name = getattr(request, "task_name", None)
+    parsed = parse_task_name(name) if isinstance(name, str) else None
+    return parsed is not None and parsed.first_integer_reply
 
 
 def _answer_stopper(tokenizer, prompt_width: int, batch_size: int):
@@ -110,6 +122,25 @@ class CulturespaHFLM(HFLM):
         self._fallback_warned = False
 
     # -- generation ---------------------------------------------------------------------------
+
+    def generate_until(self, requests, disable_tqdm: bool = False):
+        """lm-eval's generation; requests of tasks that read the whole reply never stop early."""
+        whole = [i for i, r in enumerate(requests) if not reads_first_integer_only(r)]
+        if not self.stop_at_answer or not whole:
+            return super().generate_until(requests, disable_tqdm)
+        rest = sorted(set(range(len(requests))) - set(whole))
+        replies: list[str | None] = [None] * len(requests)
+        if rest:
+            for i, reply in zip(rest, super().generate_until([requests[i] for i in rest], True)):
+                replies[i] = reply
+        self.stop_at_answer = False
+        try:
+            full = super().generate_until([requests[i] for i in whole], disable_tqdm)
+        finally:
+            self.stop_at_answer = True
+        for i, reply in zip(whole, full):
+            replies[i] = reply
+        return replies
 
     def _model_generate(self, context, max_length: int, stop: list[str], **generation_kwargs):
         """lm-eval's sampling call, plus the per-row stop once the answer is decided."""

@@ -1,7 +1,7 @@
 """Score answer options of many prompts with a causal LM, without work nobody reads.
 
 Shared by the transformers backend (`culturespa.inference.backends.hf`) and the lm-eval model
-`culturespa-hf` (`culturespa.lm_eval_hf`). For one batch of prompts (token ids) and, per prompt,
+`culturespa-hf` (`culturespa.inference.lm_eval_model`). For one batch of prompts (token ids) and, per prompt,
 its candidate answers (token ids, e.g. "3" + end of turn):
 
 - the prompts' common token prefix (chat header, system prompt, instruction) runs once;

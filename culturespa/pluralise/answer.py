@@ -10,24 +10,28 @@ the config's `answer` section, whose `method` picks one):
   integer; a reply without a valid option number gives no answer.
 
 Work is cut into fixed chunks of prompts (`chunk_size`) in a deterministic order; a chunk is one
-backend call and one unit of the append-only log, and chunk c belongs to shard c mod n.
+backend call and one unit of the append-only log. The chunks run on the backend of this process or
+on model replicas on Ray (`culturespa.inference.replicas`); this process appends each finished
+chunk to the log, in the order they finish, and writes `answers.jsonl` in job order, so the files
+do not depend on where or in which order the chunks ran.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from culturespa.errors import CulturespaError
 from culturespa.inference.backends.base import Backend, SamplingSettings
+from culturespa.inference.replicas import Replicas, as_replicas
 from culturespa.pluralise.config import AnswerSection
 from culturespa.pluralise.questions import Question
-from culturespa.pluralise.store import UnitLog, open_logs, shard_suffix, write_jsonl_atomic
+from culturespa.pluralise.store import UnitLog, write_jsonl_atomic
 from culturespa.prompts.templates import system_prompt
 from culturespa.scoring.answers import parse_answer
+from culturespa.scoring.distributions import softmax
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +70,7 @@ def plan_jobs(
     culture-unaware, then all culture-aware for each country, then all CCT for each country.
 
     Grouping by system prompt lets a batch of prompts share it (and the instruction after it),
-    which the transformers backend then runs once per batch (`culturespa.option_scoring`).
+    which the transformers backend then runs once per batch (`culturespa.inference.option_scoring`).
     """
     jobs = [Job(q, "unaware", None) for q in questions]
     kinds = ("aware", "cross_culture_thinking") if cross_culture_thinking else ("aware",)
@@ -74,13 +78,6 @@ def plan_jobs(
         for c in countries:
             jobs.extend(Job(q, kind, c) for q in questions)
     return jobs
-
-
-def _softmax(scores: Sequence[float]) -> list[float]:
-    top = max(scores)
-    weights = [math.exp(s - top) for s in scores]
-    total = sum(weights)
-    return [w / total for w in weights]
 
 
 def answer_chunk(
@@ -96,7 +93,7 @@ def answer_chunk(
         labels = [[str(n) for n in job.question.option_numbers] for job in jobs]
         scores = backend.option_logprobs(conversations, labels)
         for job, row in zip(jobs, scores):
-            probs = _softmax(row)
+            probs = [float(p) for p in softmax(row)]
             best = max(range(len(probs)), key=lambda i: (probs[i], -i))
             records.append(
                 {
@@ -131,72 +128,66 @@ def answer_chunk(
     return records
 
 
+def answer_unit(backend: Backend, unit: tuple) -> list[dict]:
+    """One unit of work as replicas run it: `unit` is (jobs, method, sampling settings)."""
+    return answer_chunk(backend, *unit)
+
+
 def answer_questions(
-    backend: Backend,
+    backend: Backend | Replicas,
     questions: Sequence[Question],
     countries: Sequence[str],
     settings: AnswerSection | None = None,
     *,
     seed: int = 42,
     log_path: str | Path | None = None,
-    shard: tuple[int, int] | None = None,
     progress: bool = False,
 ) -> list[dict]:
     """Answer questions for countries; the Python API of the stage (`settings`: the config's
-    `answer` section, its defaults when None).
+    `answer` section, its defaults when None; `backend`: a backend, or model replicas).
 
     With `log_path`, finished chunks are appended there and skipped when the call is repeated
-    (resume). Returns the records of the chunks this call (or shard) owns, in job order.
+    (resume). Returns every record in job order.
     """
     from tqdm.auto import tqdm
 
     settings = settings or AnswerSection()
     method, chunk_size = settings.method, settings.chunk_size
-    temperature, top_p, max_new_tokens = (
-        settings.temperature,
-        settings.top_p,
-        settings.max_new_tokens,
-    )
     if method not in METHODS:
         raise CulturespaError(f"unknown answer method {method!r}; use one of {', '.join(METHODS)}")
     jobs = plan_jobs(questions, countries, settings.cross_culture_thinking)
     chunks = [jobs[i : i + chunk_size] for i in range(0, len(jobs), chunk_size)]
-    mine = [c for c in range(len(chunks)) if shard is None or c % shard[1] == shard[0]]
     log = UnitLog(log_path) if log_path is not None else None
-    sources = [log] if log else []
-    if log and (shard is None or shard[1] == 1):
-        # an unsharded run also counts the chunks that shards have finished
-        stem = log.path.name.split(".")[0]
-        sources += [UnitLog(p) for p in sorted(log.path.parent.glob(f"{stem}.shard-*.log.jsonl"))]
     results: dict[int, list[dict]] = {}
-    for source in sources:
-        grouped: dict[int, list[dict]] = {}
-        for record in source.records.values():
-            grouped.setdefault(record["unit"], []).append(record)
-        for unit, records in grouped.items():
-            results.setdefault(unit, records)
-    done = set(results)
-    total = sum(len(chunks[c]) for c in mine)
-    initial = sum(len(chunks[c]) for c in mine if c in done)
+    if log is not None:
+        for record in log.records.values():
+            results.setdefault(record["unit"], []).append(record)
+    todo = [c for c in range(len(chunks)) if c not in results]
     bar = tqdm(
-        total=total, initial=initial, unit="prompt", desc=f"answer ({method})", disable=not progress
+        total=len(jobs),
+        initial=len(jobs) - sum(len(chunks[c]) for c in todo),
+        unit="prompt",
+        desc=f"answer ({method})",
+        disable=not progress,
     )
-    for c in mine:
-        if c in done:
-            continue
-        settings = None
-        if method == "sample":
-            settings = SamplingSettings(max_new_tokens, temperature, top_p, seed * 1_000_003 + c)
-        records = answer_chunk(backend, chunks[c], method, settings)
-        if log:
+    units = [(chunks[c], method, _sampling(settings, seed, c)) for c in todo]
+    for position, records in as_replicas(backend).map_unordered(answer_unit, units):
+        c = todo[position]
+        if log is not None:
             log.append_unit(c, records)
         results[c] = records
         bar.update(len(records))
     bar.close()
-    out = []
-    for c in mine:
-        out.extend(_strip(r) for r in results[c])
-    return out
+    return [_strip(r) for c in range(len(chunks)) for r in results[c]]
+
+
+def _sampling(settings: AnswerSection, seed: int, chunk: int) -> SamplingSettings | None:
+    """The sampling settings of one chunk, seeded by its number (None for `loglik`)."""
+    if settings.method != "sample":
+        return None
+    return SamplingSettings(
+        settings.max_new_tokens, settings.temperature, settings.top_p, seed * 1_000_003 + chunk
+    )
 
 
 def _strip(record: dict) -> dict:
@@ -204,56 +195,32 @@ def _strip(record: dict) -> dict:
 
 
 def run_answer_stage(
-    backend: Backend,
+    backend: Backend | Replicas,
     questions: Sequence[Question],
     countries: Sequence[str],
     out_dir: Path,
     settings: AnswerSection | None = None,
     *,
     seed: int = 42,
-    shard: tuple[int, int] | None = None,
 ) -> dict:
-    """Answer with a resumable log under `out_dir`; merge all shards into `answers.jsonl`."""
+    """Answer with a resumable log under `out_dir`, then write `answers.jsonl` in job order."""
     settings = settings or AnswerSection()
-    log_path = out_dir / f"answers{shard_suffix(shard)}.log.jsonl"
     records = answer_questions(
         backend,
         questions,
         countries,
         settings,
         seed=seed,
-        log_path=log_path,
-        shard=shard,
+        log_path=out_dir / ANSWER_LOG,
         progress=True,
     )
-    summary = {
+    written = write_jsonl_atomic(out_dir / "answers.jsonl", records)
+    return {
         "prompts": len(records),
         "method": settings.method,
         "invalid": sum(r["answer"] is None for r in records),
+        "written": written,
     }
-    if shard is None or shard[1] == 1:
-        summary["written"] = finalise_answers(
-            questions, countries, out_dir, settings.cross_culture_thinking
-        )
-    return summary
 
 
-def finalise_answers(
-    questions: Sequence[Question],
-    countries: Sequence[str],
-    out_dir: Path,
-    cross_culture_thinking: bool = True,
-) -> int:
-    """Merge the logs of all shards into `answers.jsonl` in job order; all prompts must be done."""
-    merged: dict[str, dict] = {}
-    for log in open_logs(out_dir, "answers"):
-        for key, record in log.records.items():
-            merged.setdefault(key, record)
-    jobs = plan_jobs(questions, countries, cross_culture_thinking)
-    missing = [j.id for j in jobs if j.id not in merged]
-    if missing:
-        raise CulturespaError(
-            f"{len(missing)} of {len(jobs)} prompts have no answer yet (e.g. {missing[0]}); "
-            "run the answer stage (every shard) to finish them"
-        )
-    return write_jsonl_atomic(out_dir / "answers.jsonl", (_strip(merged[j.id]) for j in jobs))
+ANSWER_LOG = "answers.log.jsonl"

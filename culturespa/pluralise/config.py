@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from culturespa.errors import CulturespaError
-from culturespa.fields import check_field_types, invalid
+from culturespa.fields import check_field_types, invalid, read_yaml_mapping
 
 DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
 
@@ -262,13 +262,80 @@ class BuildSection:
             _one_of("build.variants", variant, VARIANTS)
 
 
+@dataclass
+class RaySection:
+    """The model-bound stages (generate, answer) on Ray: one actor per model replica."""
+
+    address: str = field(
+        metadata={
+            "help": "'' starts a local Ray on this machine; 'auto' joins the cluster of `ray start` "
+            "(or RAY_ADDRESS); 'ray://host:10001' or 'host:6379' joins that cluster"
+        },
+        default="",
+    )
+    replicas: int = field(
+        metadata={
+            "help": "model replicas (Ray actors), each answering its own chunks; also the number "
+            "of topic groups of a generation round (generated questions depend on it)"
+        },
+        default=1,
+    )
+    cpus_per_replica: float = field(
+        metadata={"help": "CPUs Ray reserves for each replica (its torch threads on a CPU)"},
+        default=1.0,
+    )
+    gpus_per_replica: float | None = field(
+        metadata={
+            "help": "GPUs Ray reserves for each replica; none: model.tensor_parallel_size for "
+            "vllm, 1 for hf unless model.device is cpu or the cluster has no GPU, 0 for openai"
+        },
+        default=None,
+    )
+    num_cpus: int | None = field(
+        metadata={"help": "local Ray only: CPUs it may use (none: all of this machine's)"},
+        default=None,
+    )
+
+    def __post_init__(self) -> None:
+        check_field_types(self, "config: ray.")
+        address = self.address.strip()
+        if address and address != "auto" and not _is_ray_address(address):
+            raise invalid(
+                "config: ray.address",
+                self.address,
+                "'' (a local Ray), 'auto', 'ray://host:port' or 'host:port'",
+            )
+        self.address = address
+        _at_least("ray.replicas", self.replicas, 1)
+        if self.cpus_per_replica < 0:
+            raise invalid("config: ray.cpus_per_replica", self.cpus_per_replica, "a number >= 0")
+        if self.gpus_per_replica is not None and self.gpus_per_replica < 0:
+            raise invalid("config: ray.gpus_per_replica", self.gpus_per_replica, "a number >= 0")
+        if self.num_cpus is not None:
+            _at_least("ray.num_cpus", self.num_cpus, 1)
+            if address:
+                raise CulturespaError(
+                    "config: ray.num_cpus caps a local Ray only; a cluster's CPUs are set by "
+                    "`ray start --num-cpus` on each node"
+                )
+
+
+def _is_ray_address(address: str) -> bool:
+    """'ray://host:port' or 'host:port' with a port number."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    return bool(host) and port.isdigit() and " " not in address
+
+
 _SECTIONS = {
     "model": ModelSection,
     "generate": GenerateSection,
     "filter": FilterSection,
     "answer": AnswerSection,
     "build": BuildSection,
+    "ray": RaySection,
 }
+_OPTIONAL_SECTIONS = {"ray"}
+"""Sections that are off unless the config has them (their table row says what they switch on)."""
 
 
 @dataclass
@@ -299,6 +366,13 @@ class DataConfig:
     filter: FilterSection = field(metadata={"help": "stage 2"}, default_factory=FilterSection)
     answer: AnswerSection = field(metadata={"help": "stage 3"}, default_factory=AnswerSection)
     build: BuildSection = field(metadata={"help": "stage 5"}, default_factory=BuildSection)
+    ray: RaySection | None = field(
+        metadata={
+            "help": "run the generate and answer stages on Ray (`ray: {}` for a local Ray with "
+            "the defaults below); none: in this process"
+        },
+        default=None,
+    )
 
     def __post_init__(self) -> None:
         from culturespa.survey.countries import parse_countries
@@ -363,10 +437,12 @@ def config_reference() -> str:
     sections = []
     for f in dataclasses.fields(DataConfig):
         cls = _SECTIONS.get(f.name)
-        if cls is None:
+        if (
+            cls is None or f.name in _OPTIONAL_SECTIONS
+        ):  # a key, or a section that is off unless given
             default = "required" if f.name == "output_dir" else _default_text(f)
             lines.append(f"| `{f.name}` | {default} | {f.metadata['help']} |")
-        else:
+        if cls is not None:
             sections.append((f.name, cls))
     for name, cls in sections:
         for f in dataclasses.fields(cls):
@@ -418,20 +494,7 @@ def config_from_dict(data: dict, overrides: dict | None = None) -> DataConfig:
 
 def load_config(path: str | Path, overrides: dict | None = None) -> DataConfig:
     """Read a YAML config file."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        what = "is a folder" if path.is_dir() else "does not exist"
-        raise CulturespaError(f"config file {path} {what}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except UnicodeDecodeError as exc:
-        raise CulturespaError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    except yaml.YAMLError as exc:
-        raise CulturespaError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(data, dict):
-        raise CulturespaError(f"{path}: the config must be a mapping")
+    data = read_yaml_mapping(path, "config file", empty_ok=True)
     try:
         return config_from_dict(data, overrides)
     except CulturespaError as exc:

@@ -7,6 +7,11 @@ ends at the first closing brace. Work goes in rounds: a round sends, for every u
 up to `requests_per_round` requests in one batched call and appends all replies as one unit of
 the log. Replies that are not usable JSON are logged as invalid and retried in later rounds; a
 topic stops after `questions_per_topic * max_attempts_per_question` requests.
+
+On N model replicas (`culturespa.inference.replicas`, the config's `ray` section) a round is cut
+into N topic groups (topic index mod N), one batched call each, all with the round's seed; a
+sampled reply depends on the batch it was drawn in, so the questions depend on N (with N = 1 they
+are those of a run without Ray) and a log is resumed with the N it was started with.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ from pathlib import Path
 
 from culturespa.errors import CulturespaError
 from culturespa.inference.backends.base import Backend, SamplingSettings
+from culturespa.inference.replicas import Replicas, as_replicas
 from culturespa.pluralise.config import GenerateSection
 from culturespa.pluralise.questions import topic_index
-from culturespa.pluralise.store import UnitLog, open_logs, shard_suffix, write_jsonl_atomic
+from culturespa.pluralise.store import UnitLog, write_jsonl_atomic
 from culturespa.survey.items import scored_items
 
 logger = logging.getLogger(__name__)
@@ -44,6 +50,7 @@ continues a JSON object. Small models that rarely open a JSON object on their ow
 once the object is complete: flat objects only, as asked; a nested one is retried like any other."""
 
 _OPTION_KEYS = ("options", "choices", "answers")
+GENERATION_LOG = "generation.log.jsonl"
 
 
 def _json_objects(text: str):
@@ -141,19 +148,25 @@ def generation_state(records: list[dict]) -> tuple[dict[str, list[dict]], dict[s
     return valid, tries, next_round
 
 
+def generate_unit(backend: Backend, unit: tuple) -> list[str]:
+    """One topic group of a round as replicas run it: `unit` is (requests, sampling settings)."""
+    requests, sampling = unit
+    return backend.generate(requests, sampling)
+
+
 def generate_questions(
-    backend: Backend,
+    backend: Backend | Replicas,
     out_dir: Path,
     topics: list[str],
     settings: GenerateSection | None = None,
     *,
     seed: int = 42,
-    shard: tuple[int, int] | None = None,
     progress: bool = True,
 ) -> dict:
-    """Run (or resume) generation; write `generated.jsonl` unless this is one shard of several.
+    """Run (or resume) generation and write `generated.jsonl`.
 
-    `settings` is the config's `generate` section (its defaults when None)."""
+    `settings` is the config's `generate` section (its defaults when None); `backend` a backend
+    or model replicas."""
     from tqdm.auto import tqdm
 
     settings = settings or GenerateSection()
@@ -168,14 +181,13 @@ def generate_questions(
     max_attempts_per_question = settings.max_attempts_per_question
     response_prefix, stop = settings.response_prefix, tuple(settings.stop)
 
-    if shard is not None:
-        topics = [t for t in topics if topic_index(t) % shard[1] == shard[0]]
-    log = UnitLog(out_dir / f"generation{shard_suffix(shard)}.log.jsonl")
+    replicas = as_replicas(backend)
+    groups = replicas.size
+    log = UnitLog(out_dir / GENERATION_LOG)
+    records = list(log.records.values())
+    made = {r.get("groups", 1) for r in records} - {groups}
     pools = wvs_examples_by_topic()
     cap = questions_per_topic * max_attempts_per_question
-    records = list(log.records.values())
-    if shard is None or shard[1] == 1:  # an unsharded run continues from every shard's log
-        records = [r for other in open_logs(out_dir, "generation") for r in other.records.values()]
     valid, tries, round_no = generation_state(records)
     target = questions_per_topic * len(topics)
     have = sum(min(len(valid.get(t, [])), questions_per_topic) for t in topics)
@@ -188,6 +200,12 @@ def generate_questions(
         ]
         if not todo:
             break
+        if made:  # more rounds to draw, in other groups than the log's: other questions
+            raise CulturespaError(
+                f"{log.path} was generated in {min(made)} topic group(s) per round and this run "
+                f"has {groups} (ray.replicas; 1 without ray): resume it with ray.replicas: "
+                f"{min(made)}, or delete the log to start the questions again"
+            )
         requests, slots = [], []
         for t in todo:
             rng = random.Random(f"{seed}:{t}:{round_no}")
@@ -206,10 +224,18 @@ def generate_questions(
                     )
                 )
                 slots.append((t, s))
-        settings = SamplingSettings(
+        sampling = SamplingSettings(
             max_new_tokens, temperature, top_p, seed * 1_000_003 + round_no, tuple(stop)
         )
-        replies = [response_prefix + r for r in backend.generate(requests, settings)]
+        members: dict[int, list[int]] = {}
+        for i, (t, _) in enumerate(slots):
+            members.setdefault(topic_index(t) % groups, []).append(i)
+        parts = [members[g] for g in sorted(members)]
+        units = [([requests[i] for i in part], sampling) for part in parts]
+        replies = [""] * len(requests)
+        for position, texts in replicas.map_unordered(generate_unit, units):
+            for i, text in zip(parts[position], texts):
+                replies[i] = response_prefix + text
         unit = []
         for (t, s), reply in zip(slots, replies):
             parsed = parse_generated(reply)
@@ -220,6 +246,8 @@ def generate_questions(
                 "slot": s,
                 "valid": parsed is not None,
             }
+            if groups > 1:
+                record["groups"] = groups
             if parsed:
                 record.update(parsed)
             else:
@@ -238,10 +266,9 @@ def generate_questions(
         "requests": sum(tries.get(t, 0) for t in topics),
         "valid": sum(len(valid.get(t, [])) for t in topics),
         "per_topic": {t: min(len(valid.get(t, [])), questions_per_topic) for t in topics},
+        "written": finalise_generation(out_dir, topics, questions_per_topic),
     }
     short = [t for t in topics if len(valid.get(t, [])) < questions_per_topic]
-    if shard is None or shard[1] == 1:
-        summary["written"] = finalise_generation(out_dir, topics, questions_per_topic)
     if short:
         example = next((r.get("reply", "") for r in log.records.values() if not r["valid"]), "")[
             :120
@@ -256,9 +283,9 @@ def generate_questions(
 
 
 def finalise_generation(out_dir: Path, topics: list[str], questions_per_topic: int) -> int:
-    """Merge every generation log into `generated.jsonl` (release format), first N per topic."""
-    records = [r for log in open_logs(out_dir, "generation") for r in log.records.values()]
-    valid, _, _ = generation_state(records)
+    """Write the generation log's valid questions as `generated.jsonl` (release format), the
+    first N per topic."""
+    valid, _, _ = generation_state(list(UnitLog(out_dir / GENERATION_LOG).records.values()))
     rows = []
     for t in topics:
         for r in valid.get(t, [])[:questions_per_topic]:

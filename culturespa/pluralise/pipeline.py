@@ -3,9 +3,9 @@
 Run folder layout (`output_dir`):
 
     manifest.json                    settings that fix the results; a rerun must match them
-    questions/generation*.log.jsonl  stage 1 log (one unit per round)   -> generated.jsonl
+    questions/generation.log.jsonl   stage 1 log (one unit per round)   -> generated.jsonl
     questions/filtered.jsonl         stage 2 output, filter_report.{json,md}
-    answers/answers*.log.jsonl       stage 3 log (one unit per chunk)   -> answers.jsonl
+    answers/answers.log.jsonl        stage 3 log (one unit per chunk)   -> answers.jsonl
     collected/collected.jsonl        stage 4 output, report.{json,md}
     sft/                             stage 5 training sets and dataset card
     timings.json                     wall time per stage (not part of the results)
@@ -18,9 +18,15 @@ import logging
 import time
 from collections.abc import Callable
 
-from culturespa.atomic import check_output_dir, write_json_atomic, write_text_atomic
+from culturespa.atomic import (
+    check_output_dir,
+    remove_leftovers,
+    write_json_atomic,
+    write_text_atomic,
+)
 from culturespa.errors import CulturespaError
 from culturespa.inference.backends import Backend, build_backend
+from culturespa.inference.replicas import InProcess, Replicas
 from culturespa.pluralise.config import DataConfig
 from culturespa.pluralise.store import read_jsonl, write_jsonl_atomic
 
@@ -33,28 +39,27 @@ manifest so that a run folder from a version that ordered them per question is n
 STAGES: tuple[str, ...] = ("generate", "filter", "answer", "collect", "build")
 
 
-def check_stage(stage: str, shard: tuple[int, int] | None = None) -> None:
-    """A known stage, and a shard only for the stages that take one (generate, answer)."""
+def check_stage(stage: str) -> None:
+    """A known stage."""
     if stage not in STAGES:
         raise CulturespaError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
-    if shard is not None and shard[1] > 1 and stage not in ("generate", "answer"):
-        raise CulturespaError(
-            f"stage {stage} runs unsharded; only generate and answer take --shard"
-        )
 
 
 class Run:
-    """One pipeline run: the config, a lazily built backend, and stage bookkeeping."""
+    """One pipeline run: the config, the model (built when a stage first needs it: a backend in
+    this process, or replicas on Ray), and stage bookkeeping."""
 
     def __init__(
         self,
         config: DataConfig,
-        backend: Backend | None = None,
-        shard: tuple[int, int] | None = None,
+        backend: Backend | Replicas | None = None,
     ) -> None:
         self.config = config
+        self._given = backend is not None
+        self._replicas: Replicas | None = None
+        if isinstance(backend, Replicas):
+            self._replicas, backend = backend, None
         self._backend = backend
-        self.shard = shard
         self.out = config.out
         # Everything that can be checked is checked before the first file is written.
         check_output_dir(self.out, "output_dir")
@@ -62,7 +67,23 @@ class Run:
             from culturespa.pluralise.questions import read_raw_questions
 
             read_raw_questions(config.questions_file)
+        if config.ray is not None:
+            import importlib.util
+
+            if importlib.util.find_spec("ray") is None:
+                raise CulturespaError(
+                    "config: the ray section needs Ray: pip install 'culturespa[ray]' "
+                    "(or remove the section to run in this process)"
+                )
+        shard_logs = sorted(p.name for p in self.out.glob("*/*.shard-*.log.jsonl"))
+        if shard_logs:
+            raise CulturespaError(
+                f"{self.out} holds logs of --shard runs ({shard_logs[0]}), which culturespa no "
+                "longer merges: use a new output_dir (the ray section spreads a stage over replicas)"
+            )
         self._check_manifest()
+        if self.out.exists():  # a killed run's half-written temporary files
+            remove_leftovers(self.out)
 
     # -- bookkeeping --------------------------------------------------------------------------
 
@@ -110,11 +131,24 @@ class Run:
 
     @property
     def backend(self) -> Backend:
+        """The model in this process (built on first use)."""
         if self._backend is None:
             m = self.config.model
             logger.info("loading %s with backend %s", m.name, m.backend)
             self._backend = build_backend(m.backend, m.name, **m.backend_options())
         return self._backend
+
+    @property
+    def replicas(self) -> Replicas:
+        """Where the model stages run: this process, or the replicas of the `ray` section."""
+        if self._replicas is None:
+            if self.config.ray is None or self._given:
+                self._replicas = InProcess(self.backend)
+            else:
+                from culturespa.pluralise.distributed import ray_replicas
+
+                self._replicas = ray_replicas(self.config)
+        return self._replicas
 
     def _timed(self, stage: str, func: Callable[[], dict]) -> dict:
         start = time.perf_counter()
@@ -138,12 +172,11 @@ class Run:
         return self._timed(
             "generate",
             lambda: generate_questions(
-                self.backend,
+                self.replicas,
                 self.out / "questions",
                 self.config.topics,
                 self.config.generate,
                 seed=self.config.seed,
-                shard=self.shard,
             ),
         )
 
@@ -202,13 +235,12 @@ class Run:
         return self._timed(
             "answer",
             lambda: run_answer_stage(
-                self.backend,
+                self.replicas,
                 self.questions(),
                 self.config.countries,
                 self.out / "answers",
                 self.config.answer,
                 seed=self.config.seed,
-                shard=self.shard,
             ),
         )
 
@@ -264,27 +296,33 @@ class Run:
         return self._timed("build", run)
 
     def run_stage(self, stage: str) -> dict:
-        check_stage(stage, self.shard)
+        check_stage(stage)
         return getattr(self, stage)()
 
     def close(self) -> None:
+        """Free what this run built (a given backend or replicas stay with their owner)."""
+        if self._given:
+            return
+        if self._replicas is not None:
+            self._replicas.close()
         if self._backend is not None:
             self._backend.close()
 
 
 def run_pipeline(
     config: DataConfig,
-    backend: Backend | None = None,
+    backend: Backend | Replicas | None = None,
     stages: tuple[str, ...] = STAGES,
     report: Callable[[str, dict], None] | None = None,
-    shard: tuple[int, int] | None = None,
 ) -> dict[str, dict]:
     """Run stages in order (each resumes from its log); return each stage's summary.
 
-    `culturespa build-data` calls this; `report` sees each stage's summary as it finishes."""
+    `culturespa build-data` calls this; `report` sees each stage's summary as it finishes.
+    Without `backend` the model is built from the config, in this process or, with a `ray`
+    section, as replicas on Ray."""
     for stage in stages:
-        check_stage(stage, shard)
-    run = Run(config, backend, shard=shard)
+        check_stage(stage)
+    run = Run(config, backend)
     summaries = {}
     try:
         for stage in stages:
@@ -292,6 +330,5 @@ def run_pipeline(
             if report:
                 report(stage, summaries[stage])
     finally:
-        if backend is None:
-            run.close()
+        run.close()
     return summaries

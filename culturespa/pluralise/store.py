@@ -88,18 +88,6 @@ def records_unit_size(records: list[dict], unit) -> int:
     return 0
 
 
-def shard_suffix(shard: tuple[int, int] | None) -> str:
-    """'' for an unsharded run, '.shard-01-of-04' for shard 1 of 4."""
-    if shard is None or shard[1] == 1:
-        return ""
-    return f".shard-{shard[0]:02d}-of-{shard[1]:02d}"
-
-
-def open_logs(directory: Path, stem: str) -> list[UnitLog]:
-    """Every log of a stage (unsharded and all shards), for merging."""
-    return [UnitLog(p) for p in sorted(directory.glob(f"{stem}*.log.jsonl"))]
-
-
 def write_jsonl_atomic(path: str | Path, rows: Iterable[dict]) -> int:
     """Write rows as JSONL atomically; return the number of rows."""
     lines = [dumps(r) + "\n" for r in rows]

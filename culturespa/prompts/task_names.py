@@ -1,9 +1,10 @@
 """Task names: the one place a WVS task or group name is built or read back.
 
 A task is one way of asking, one prompting template and one country:
-`wvs_<template>_<cc>` (log-likelihood, the default way), `wvs_gen_<template>_<cc>` (the paper's
-sampled replies); a group drops the country (`wvs_<template>`, the mean over the paper's 18
-countries). Template names are prefix-free, so each glob `wvs_<template>_*` selects exactly one
+`wvs_<template>_<cc>` (log-likelihood, the default way), `wvs_rev_<template>_<cc>` (log-likelihood
+with the options listed in reverse), `wvs_gen_<template>_<cc>` (the paper's sampled replies),
+`wvs_dist_<template>_<cc>` (a stated distribution); a group drops the country (`wvs_<template>`,
+the mean over the paper's 18 countries). Template names are prefix-free, so each glob `wvs_<template>_*` selects exactly one
 template's tasks. Every producer (the task generator, the demo, training, culture-specific
 evaluation) and every consumer (the report) goes through here.
 """
@@ -19,10 +20,18 @@ TASK_PREFIX = "wvs_"
 
 WAYS: dict[str, str] = {
     "loglik": "",
+    "rev": "rev_",
     "gen": "gen_",
+    "dist": "dist_",
 }
-"""Ways of asking the model -> the part of the name after `wvs_`. log-likelihood of each option
-(the default, no infix) or one sampled reply parsed for its first integer (the paper's way)."""
+"""Ways of asking the model -> the part of the name after `wvs_`: the log-likelihood of each
+option (the default, no infix); the same with the options listed last to first; one sampled reply
+parsed for its first integer (the paper's way); or the share of people choosing each option,
+stated by the model in one reply. No infix is a template name's start, so the globs stay exact."""
+
+LOGLIKELIHOOD_WAYS: tuple[str, ...] = ("loglik", "rev")
+"""The ways that score every option's log-likelihood: deterministic, and every choice is an
+option (no reply to parse)."""
 
 WAY_LABELS: dict[str, str] = {
     "loglik": "log-likelihood",
@@ -49,6 +58,11 @@ class TaskName:
         """Whether the task samples replies (the report's 'generated' rows)."""
         return self.way == "gen"
 
+    @property
+    def first_integer_reply(self) -> bool:
+        """Whether only the first integer of a reply is read (the paper's parser)."""
+        return self.way == "gen"
+
     def __str__(self) -> str:
         name = f"{TASK_PREFIX}{WAYS[self.way]}{self.template}"
         return f"{name}_{self.country.lower()}" if self.country else name
@@ -69,7 +83,8 @@ def group_name(way: str, template: str) -> str:
 def parse_task_name(name: str) -> TaskName | None:
     """The parts of a task or group name; None for any other name (`wvs_leaderboard` included).
 
-    The longest way infix that fits wins ('gen_' before none), so a template never swallows it.
+    The longest way infix that fits wins ('gen_' before none), so a template never swallows it
+    (no template name starts with a way's infix).
     """
     if not name.startswith(TASK_PREFIX):
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from culturespa.errors import CulturespaError
 from culturespa.survey.countries import get_country
@@ -39,6 +40,28 @@ USER_SELF_ALIGNMENT = (
 )
 EXAMPLE_LINE = "Question: {question} Options: {options} Answer: {number}.{text}"
 N_SELF_ALIGNMENT_EXAMPLES = 5
+
+# The stated-distribution way of asking (not in the paper): the same persona and examples, asked
+# for the share of a population that would choose each option, as lines to complete ("1: ?%"),
+# one per option: small models copy that form far more often than they follow a description.
+_SHARES_TASK = (
+    "Given a #Question and #Options, estimate how {population} would answer the question: the "
+    "percentage of them that would choose each option."
+)
+_SHARES_FORMAT = (
+    "Please return one line per option, replacing each ? by a percentage, with the percentages "
+    "adding up to 100:\n{form}"
+)
+SHARES_FORM_LINE = "{number}: ?%"
+USER_SHARES = _SHARES_TASK + "\n#Question: {question}\n#Options: {options}\n" + _SHARES_FORMAT
+USER_SHARES_SELF_ALIGNMENT = (
+    _SHARES_TASK + "\nHere are some answered questions, which can reflect your value system:\n"
+    "{examples}\nBelow are the #Question and #Options.\n#Question: {question}\n#Options: "
+    "{options}\n" + _SHARES_FORMAT
+)
+POPULATION_AWARE = "people with {persona} cultural background"
+POPULATION_UNAWARE = "people around the world"
+POPULATION_SELF_ALIGNMENT = "people who share your value system"
 
 
 @dataclass(frozen=True)
@@ -78,8 +101,10 @@ def get_template(name: str) -> Template:
     return template
 
 
+@cache
 def system_prompt(kind: str, country: str | None) -> str:
-    """The system prompt of kind 'unaware', 'aware' or 'cross_culture_thinking' for a country."""
+    """The system prompt of kind 'unaware', 'aware' or 'cross_culture_thinking' for a country
+    (built once per kind and country)."""
     if kind == "unaware":
         return SYSTEM_UNAWARE
     if country is None:
@@ -104,9 +129,13 @@ def system_prompt(kind: str, country: str | None) -> str:
 
 
 def self_alignment_examples(
-    qid: str, country: str, k: int = N_SELF_ALIGNMENT_EXAMPLES
+    qid: str, country: str, k: int = N_SELF_ALIGNMENT_EXAMPLES, reverse: bool = False
 ) -> list[str]:
-    """The first k similar items that the country's survey answered, with its majority answer."""
+    """The first k similar items that the country's survey answered, with its majority answer.
+
+    With `reverse` each example lists its options last to first, numbered 1..k, and its answer
+    carries the number the majority option is shown with there (the same option text).
+    """
     code = get_country(country).code
     lines = []
     for other in similar_items(qid):
@@ -119,21 +148,49 @@ def self_alignment_examples(
         lines.append(
             EXAMPLE_LINE.format(
                 question=item.question,
-                options=item.options_text(),
-                number=number,
+                options=item.options_text(reverse),
+                number=item.shown_number(number, reverse),
                 text=item.option_text(number),
             )
         )
     return lines
 
 
-def user_message(item: SurveyItem, examples: list[str] | None = None) -> str:
-    """The user turn for an item: plain, or with self-alignment examples."""
+def user_message(
+    item: SurveyItem,
+    examples: list[str] | None = None,
+    reverse: bool = False,
+    population: str | None = None,
+) -> str:
+    """The user turn for an item: plain, or with self-alignment examples.
+
+    `reverse` lists the options last to first (numbered 1..k); `population` asks for the share
+    of that population choosing each option instead of for one option.
+    """
+    fields = {"question": item.question, "options": item.options_text(reverse)}
+    if population is not None:
+        fields["population"] = population
+        fields["form"] = "\n".join(
+            SHARES_FORM_LINE.format(number=o.shown) for o in item.listing(reverse)
+        )
+        if examples is None:
+            return USER_SHARES.format(**fields)
+        return USER_SHARES_SELF_ALIGNMENT.format(examples="\n".join(examples), **fields)
     if examples is None:
-        return USER_PLAIN.format(question=item.question, options=item.options_text())
-    return USER_SELF_ALIGNMENT.format(
-        examples="\n".join(examples), question=item.question, options=item.options_text()
-    )
+        return USER_PLAIN.format(**fields)
+    return USER_SELF_ALIGNMENT.format(examples="\n".join(examples), **fields)
+
+
+def population(template: str | Template, country: str | None) -> str:
+    """Whom a stated-distribution prompt asks about: the template's culture (P1, P2 and their
+    P3 variants), people who share the examples' value system (P3 alone), or, for the
+    culture-unaware template, people around the world."""
+    tpl = get_template(template) if isinstance(template, str) else template
+    if tpl.system != "unaware":
+        if country is None:
+            raise CulturespaError(f"template {tpl.name!r} needs a country")
+        return POPULATION_AWARE.format(persona=get_country(country).persona)
+    return POPULATION_SELF_ALIGNMENT if tpl.self_alignment else POPULATION_UNAWARE
 
 
 @dataclass(frozen=True)
@@ -145,13 +202,25 @@ class Prompt:
         return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
 
 
-def render(template: str | Template, qid: str, country: str | None) -> Prompt:
-    """The (system, user) pair of a template for one WVS item and one country."""
+def render(
+    template: str | Template,
+    qid: str,
+    country: str | None,
+    reverse: bool = False,
+    shares: bool = False,
+) -> Prompt:
+    """The (system, user) pair of a template for one WVS item and one country.
+
+    `reverse`: the options (and the examples' options and answers) listed last to first,
+    numbered 1..k. `shares`: ask for the share of the template's population (`population`)
+    choosing each option, one percentage per option, instead of for one option.
+    """
     tpl = get_template(template) if isinstance(template, str) else template
     item = get_item(qid)
     examples = None
     if tpl.self_alignment:
         if country is None:
             raise CulturespaError(f"template {tpl.name!r} needs a country for its examples")
-        examples = self_alignment_examples(qid, country)
-    return Prompt(system_prompt(tpl.system, country), user_message(item, examples))
+        examples = self_alignment_examples(qid, country, reverse=reverse)
+    asked = population(tpl, country) if shares else None
+    return Prompt(system_prompt(tpl.system, country), user_message(item, examples, reverse, asked))

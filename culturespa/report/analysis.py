@@ -1,4 +1,5 @@
-"""Analyses across rows of a report (no drawing here): relations between cultures, steerability.
+"""Analyses across rows of a report (no drawing here): relations between cultures, steerability,
+order consistency (forward against reversed options) and agreement between ways of asking.
 
 Everything here goes into `leaderboard.json` whether plots are drawn or not; `plots` only draws it.
 """
@@ -9,11 +10,19 @@ import csv
 import io
 import math
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 
+from culturespa.prompts.task_names import WAY_LABELS, WAYS
 from culturespa.prompts.templates import TEMPLATES
 from culturespa.report.tables import Row
+from culturespa.scoring.agreement import (
+    ConsistencyAverage,
+    OrderConsistency,
+    consistency_countries,
+    pooled_agreement,
+)
 from culturespa.scoring.steerability import Steer, steer_countries
 from culturespa.survey.countries import ALL_COUNTRIES
 from culturespa.survey.similarity import answer_similarity, similarity_matrix
@@ -26,18 +35,23 @@ class Steerability:
     """How the culture-aware persona moves one model's answers, per country and on average."""
 
     model: str
-    generation: bool
+    way: str
     countries: list[Steer]
     average: tuple[float, float, float] | None  # mean change over the paper's countries, CI
 
     @property
+    def generation(self) -> bool:
+        return self.way == "gen"
+
+    @property
     def name(self) -> str:
-        return f"{self.model} | {'generated' if self.generation else 'log-likelihood'}"
+        return f"{self.model} | {'generated' if self.generation else WAY_LABELS[self.way]}"
 
     def as_dict(self) -> dict:
         avg = self.average
         return {
             "model": self.model,
+            "way": self.way,
             "generation": self.generation,
             "average_delta": None if avg is None else _none(avg[0]),
             "average_delta_ci": None if avg is None else [_none(avg[1]), _none(avg[2])],
@@ -57,17 +71,17 @@ def _none(value: float) -> float | None:
 def steerability(rows: list[Row], seed: int = 0, n_resamples: int = 1000) -> list[Steerability]:
     """For every model (and way of asking) with culture-unaware and culture-aware rows that hold
     per-item answers: the persona's effect per country, on one shared draw of items."""
-    by_key = {(r.label, r.template, r.generation): r for r in rows if not r.is_reference}
+    by_key = {(r.label, r.template, r.way): r for r in rows if not r.is_reference}
     out = []
-    for (label, template, generation), aware in by_key.items():
+    for (label, template, way), aware in by_key.items():
         if template != AWARE:
             continue
-        unaware = by_key.get((label, UNAWARE, generation))
+        unaware = by_key.get((label, UNAWARE, way))
         if unaware is None or not unaware.answers or not aware.answers:
             continue
         results, average = steer_countries(unaware.answers, aware.answers, n_resamples, seed)
         if results:
-            out.append(Steerability(label, generation, results, average))
+            out.append(Steerability(label, way, results, average))
     return out
 
 
@@ -118,17 +132,178 @@ def steerability_csv(analyses: list[Steerability]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(
-        ["model", "generation", "country", "items", "closer", "away", "unchanged", "delta",
-         "delta_ci_low", "delta_ci_high"]
+        ["model", "way", "generation", "country", "items", "closer", "away", "unchanged",
+         "delta", "delta_ci_low", "delta_ci_high"]
     )  # fmt: skip
     for a in analyses:
         for s in a.countries:
             writer.writerow(
-                [a.model, int(a.generation), s.country, s.n_items, *(
+                [a.model, a.way, int(a.generation), s.country, s.n_items, *(
                     "" if math.isnan(v) else f"{100 * v:.2f}"
                     for v in (s.closer, s.away, s.unchanged, s.delta, s.delta_low, s.delta_high)
                 )]
             )  # fmt: skip
+    return out.getvalue()
+
+
+# Order consistency and agreement between ways ---------------------------------------------
+
+
+@dataclass
+class OrderConsistencyAnalysis:
+    """One model and template asked with the options forward and reversed (log-likelihood)."""
+
+    model: str
+    template: str
+    countries: list[OrderConsistency]
+    average: ConsistencyAverage | None
+
+    @property
+    def name(self) -> str:
+        return f"{self.model} | {TEMPLATES[self.template].label}"
+
+    def as_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "template": self.template,
+            "average": None if self.average is None else _plain(self.average.as_dict()),
+            "countries": {c.country: _plain(c.as_dict()) for c in self.countries},
+        }
+
+
+def _plain(value: object) -> object:
+    """JSON-ready: floats rounded (NaN as None), through dicts and lists."""
+    if isinstance(value, float):
+        return _none(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def order_consistency(
+    rows: list[Row], seed: int = 0, n_resamples: int = 1000
+) -> list[OrderConsistencyAnalysis]:
+    """For every model and template with forward (`loglik`) and reversed (`rev`) rows that hold
+    per-item answers: the same-option share and alignment forward minus reversed per country,
+    on one shared draw of items for both rows."""
+    by_key = {(r.label, r.template, r.way): r for r in rows if not r.is_reference}
+    out = []
+    for (label, template, way), forward in by_key.items():
+        reverse = by_key.get((label, template, "rev"))
+        if way != "loglik" or reverse is None or not forward.answers or not reverse.answers:
+            continue
+        results, average = consistency_countries(
+            forward.answers, reverse.answers, n_resamples, seed
+        )
+        if results:
+            out.append(OrderConsistencyAnalysis(label, template, results, average))
+    return out
+
+
+def order_consistency_markdown(analyses: list[OrderConsistencyAnalysis]) -> str:
+    """One table per model and template: per country the same-option share and the scores."""
+    parts = []
+    for a in analyses:
+        lines = [
+            f"### {a.name}\n",
+            "| country | items | same option | alignment forward | alignment reversed | "
+            "forward - reversed [95% CI] |",
+            "|---|---|---|---|---|---|",
+        ]
+        for c in a.countries:
+            lines.append(
+                f"| {c.country} | {c.n_items} | {_x100(c.same)}% | {_x100(c.forward)} | "
+                f"{_x100(c.reversed)} | {_x100(c.delta)} [{_x100(c.delta_low)}, "
+                f"{_x100(c.delta_high)}] |"
+            )
+        if a.average is not None:
+            avg = a.average
+            lines.append(
+                f"| AVG ({avg.n_countries} of the paper's countries) | | {_x100(avg.same)}% | | | "
+                f"{_x100(avg.delta)} [{_x100(avg.delta_low)}, {_x100(avg.delta_high)}] |"
+            )
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
+
+
+def order_consistency_csv(analyses: list[OrderConsistencyAnalysis]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(
+        ["model", "template", "country", "items", "same", "alignment_forward",
+         "alignment_reversed", "delta", "delta_ci_low", "delta_ci_high"]
+    )  # fmt: skip
+    for a in analyses:
+        for c in a.countries:
+            writer.writerow(
+                [a.model, a.template, c.country, c.n_items, *(
+                    "" if math.isnan(v) else f"{100 * v:.2f}"
+                    for v in (c.same, c.forward, c.reversed, c.delta, c.delta_low, c.delta_high)
+                )]
+            )  # fmt: skip
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class WayAgreement:
+    """How often two ways of asking one model with one template name the same option."""
+
+    model: str
+    template: str
+    first: str
+    second: str
+    n_items: int  # (country, item) pairs both ways answered
+    same: float
+
+    def as_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "template": self.template,
+            "ways": [self.first, self.second],
+            "n_items": self.n_items,
+            "same": _none(self.same),
+        }
+
+
+def way_agreement(rows: list[Row]) -> list[WayAgreement]:
+    """For every model and template asked in two ways or more (rows with per-item answers):
+    each pair of ways, the share of (country, item) pairs where both name the same option."""
+    by_key: dict[tuple[str, str], dict[str, Row]] = {}
+    for row in rows:
+        if not row.is_reference and row.answers:
+            by_key.setdefault((row.label, row.template), {})[row.way] = row
+    out = []
+    for (label, template), by_way in by_key.items():
+        ways = [w for w in WAYS if w in by_way]
+        for first, second in combinations(ways, 2):
+            n, same = pooled_agreement(by_way[first].answers, by_way[second].answers)
+            if n:
+                out.append(WayAgreement(label, template, first, second, n, same))
+    return out
+
+
+def agreement_markdown(agreements: list[WayAgreement]) -> str:
+    lines = [
+        "| model | template | way | other way | items | same option |",
+        "|---|---|---|---|---|---|",
+    ]
+    for a in agreements:
+        lines.append(
+            f"| {a.model} | {TEMPLATES[a.template].label} | {WAY_LABELS[a.first]} | "
+            f"{WAY_LABELS[a.second]} | {a.n_items} | {_x100(a.same)}% |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def agreement_csv(agreements: list[WayAgreement]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["model", "template", "way", "other_way", "items", "same"])
+    for a in agreements:
+        same = "" if math.isnan(a.same) else f"{100 * a.same:.2f}"
+        writer.writerow([a.model, a.template, a.first, a.second, a.n_items, same])
     return out.getvalue()
 
 

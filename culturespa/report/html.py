@@ -190,6 +190,7 @@ class RowView:
     avg: CellView
     n_avg: int
     coverage: CellView
+    specific: CellView
     runs: int
     spread: float | None
     cells: dict[str, CellView]
@@ -282,6 +283,7 @@ def row_view(
         avg=CellView(_num(record.get("average")), avg_low, avg_high),
         n_avg=len(over) if isinstance(over, list) else sum(cc in cells for cc in PAPER_COUNTRIES),
         coverage=CellView(_num(record.get("coverage"))),
+        specific=CellView(_num(record.get("specific_average"))),
         runs=_n_runs(record.get("runs")),
         spread=_num(record.get("spread", record.get("average_run_sd"))),
         cells=cells,
@@ -521,6 +523,120 @@ class RelationView:
     survey_svg: str
 
 
+@dataclass
+class SteerView:
+    """One model's steerability as the page's table shows it (x100 text)."""
+
+    name: str
+    average: str
+    countries: list[dict[str, str]]
+
+
+def _signed(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:+.1f}"
+
+
+def steerability_views(records: Any) -> list[SteerView]:
+    """The `steerability` part of the payload, for the page (records it cannot read are left out)."""
+    views = []
+    for record in records if isinstance(records, list) else []:
+        if not isinstance(record, dict) or not isinstance(record.get("countries"), dict):
+            continue
+        low, high = _interval(record.get("average_delta_ci"))
+        mean = _num(record.get("average_delta"))
+        average = "" if mean is None else f"{_signed(mean)} [{_signed(low)}, {_signed(high)}]"
+        rows = []
+        for code, c in record["countries"].items():
+            if not isinstance(c, dict):
+                continue
+            c_low, c_high = _interval(c.get("delta_ci"))
+            rows.append(
+                {
+                    "country": str(code),
+                    "items": str(c.get("n_items", "")),
+                    "closer": f"{_x100(_num(c.get('closer')))}%",
+                    "away": f"{_x100(_num(c.get('away')))}%",
+                    "change": f"{_signed(_num(c.get('delta')))} [{_signed(c_low)}, {_signed(c_high)}]",
+                }
+            )
+        way = record.get("way") if record.get("way") in WAY_LABELS else None
+        way = "generated" if record.get("generation") else WAY_LABELS[way or "loglik"]
+        views.append(SteerView(f"{record.get('model', '?')} | {way}", average, rows))
+    return views
+
+
+@dataclass
+class OrderView:
+    """One model and template asked with the options forward and reversed."""
+
+    name: str
+    average: str  # "same option on 71.3% of items; forward - reversed 2.1 [-0.4, 4.5]"
+    lines: list[dict[str, str]]  # per country: items, same, forward, reversed, delta
+
+
+def _pct_text(value: Any) -> str:
+    number = _num(value)
+    return "–" if number is None else f"{100 * number:.1f}%"
+
+
+def _delta_text(record: dict[str, Any]) -> str:
+    low, high = _interval(record.get("delta_ci"))
+    text = _x100(_num(record.get("delta")))
+    return text if low is None or high is None else f"{text} [{_x100(low)}, {_x100(high)}]"
+
+
+def order_views(analyses: Any) -> list[OrderView]:
+    """The order-consistency tables from `leaderboard.json` (malformed entries skipped)."""
+    views = []
+    for a in analyses if isinstance(analyses, list) else []:
+        if not isinstance(a, dict) or not isinstance(a.get("countries"), dict):
+            continue
+        template = str(a.get("template") or "")
+        label = TEMPLATES[template].label if template in TEMPLATES else template
+        lines = [
+            {
+                "country": str(cc),
+                "items": str(c.get("n_items", "")),
+                "same": _pct_text(c.get("same")),
+                "forward": _x100(_num(c.get("forward"))),
+                "reversed": _x100(_num(c.get("reversed"))),
+                "delta": _delta_text(c),
+            }
+            for cc, c in a["countries"].items()
+            if isinstance(c, dict)
+        ]
+        avg = a.get("average") if isinstance(a.get("average"), dict) else None
+        summary = (
+            f"same option on {_pct_text(avg.get('same'))} of items; alignment forward - reversed "
+            f"{_delta_text(avg)} (x100, mean over {avg.get('n_countries')} of the paper's countries)"
+            if avg
+            else ""
+        )
+        views.append(OrderView(f"{a.get('model', '?')} | {label}", summary, lines))
+    return views
+
+
+def agreement_views(agreements: Any) -> list[dict[str, str]]:
+    """The agreement table's lines from `leaderboard.json` (malformed entries skipped)."""
+    lines = []
+    for a in agreements if isinstance(agreements, list) else []:
+        ways = a.get("ways") if isinstance(a, dict) else None
+        if not isinstance(ways, list) or len(ways) != 2:
+            continue
+        template = str(a.get("template") or "")
+        lines.append(
+            {
+                "model": str(a.get("model", "?")),
+                "template": TEMPLATES[template].label if template in TEMPLATES else template,
+                "first": WAY_LABELS.get(str(ways[0]), str(ways[0])),
+                "second": WAY_LABELS.get(str(ways[1]), str(ways[1])),
+                "items": str(a.get("n_items", "")),
+                "same": _pct_text(a.get("same")),
+            }
+        )
+    return lines
+
+
 def page_context(
     payload: dict[str, Any], out_dir: Path | None = None, generated: str | None = None
 ) -> dict[str, Any]:
@@ -569,6 +685,9 @@ def page_context(
         "bar_rows": bar_rows,
         "series_colours": SERIES_COLOURS,
         "relations": relations,
+        "steerability": steerability_views(payload.get("steerability")),
+        "order": order_views(payload.get("order_consistency")),
+        "agreement": agreement_views(payload.get("agreement")),
         "notes": [str(n) for n in payload.get("notes") or []],
         "n_results": origins.count("lm-eval results"),
         "n_replies": origins.count("reply file"),

@@ -16,6 +16,7 @@ from culturespa.fields import show
 from culturespa.prompts.task_names import WAYS, TaskName, parse_task_name
 from culturespa.prompts.templates import TEMPLATES
 from culturespa.scoring.answers import parse_answer
+from culturespa.scoring.stated import parse_stated_distribution
 from culturespa.survey.countries import COUNTRIES
 from culturespa.survey.items import scored_items
 
@@ -29,9 +30,10 @@ METRICS: tuple[str, ...] = (
     "majority_match",
     "coverage",
     "out_of_range",
+    "unparsed",
 )
 RANKABLE_METRICS: tuple[str, ...] = tuple(
-    m for m in METRICS if m not in ("coverage", "out_of_range")
+    m for m in METRICS if m not in ("coverage", "out_of_range", "unparsed")
 )
 """The metrics a report can rank by."""
 PAPER_SCORE_METRICS: tuple[str, ...] = ("alignment", "alignment_specific")
@@ -60,12 +62,17 @@ class TaskResult:
 
     task: str
     template: str
-    generation: bool
+    way: str  # the way of asking (culturespa.prompts.task_names.WAYS)
     country: str
     metrics: dict[str, float]
     answers: dict[str, int | None] | None = None  # item id -> option number (None: invalid reply)
     logged_ci: tuple[float, float] | None = None  # from the results file's "culturespa" block
     item_metrics: dict[str, dict[str, float]] | None = None  # item id -> per-item metric values
+
+    @property
+    def generation(self) -> bool:
+        """Sampled replies parsed for their first integer (the paper's way)."""
+        return self.way == "gen"
 
 
 @dataclass
@@ -187,16 +194,20 @@ def _first(value: Any) -> Any:
     return value
 
 
-def sample_answer(sample: dict[str, Any], qid: str, generation: bool) -> int | None:
-    """The option number a logged sample chose: its logged answer, else re-read from the responses."""
+def sample_answer(sample: dict[str, Any], qid: str, way: str) -> int | None:
+    """The option (survey code) a logged sample chose: its logged answer, else re-read from the
+    responses (for reversed options through the doc's `options`, the codes in listed order)."""
     logged = sample.get("alignment")  # culturespa_tasks log {"answer", "majority", "max_distance"}
     if isinstance(logged, dict) and "answer" in logged:
         answer = logged["answer"]
         return answer if isinstance(answer, int) and not isinstance(answer, bool) else None
     responses = sample.get("filtered_resps") or sample.get("resps") or []
-    if generation:
+    doc = sample.get("doc") if isinstance(sample.get("doc"), dict) else {}
+    if way == "gen":
         reply = _first(responses)
         return parse_answer(reply) if isinstance(reply, str) else None
+    if way == "dist":
+        return _stated_choice(_first(responses), qid, doc)
     scores = []
     for resp in responses:
         head = resp
@@ -205,14 +216,25 @@ def sample_answer(sample: dict[str, Any], qid: str, generation: bool) -> int | N
         if not isinstance(head, (int, float)) or isinstance(head, bool):
             return None
         scores.append(float(head))
-    doc = sample.get("doc") if isinstance(sample.get("doc"), dict) else {}
     numbers = doc.get("options") or list(scored_items()[qid].option_numbers)
     if not scores or len(scores) != len(numbers):
         return None
     return int(numbers[max(range(len(scores)), key=scores.__getitem__)])
 
 
-def read_samples(path: Path, generation: bool, notes: Notes) -> tuple[dict, dict]:
+def _stated_choice(reply: Any, qid: str, doc: dict[str, Any]) -> int | None:
+    """The option with the largest share of a stated-distribution reply (None if unusable)."""
+    item = scored_items()[qid]
+    codes = doc.get("options") or list(item.option_numbers)
+    shown = doc.get("shown") or codes
+    texts = doc.get("texts") or list(item.options)
+    if not isinstance(reply, str) or len({len(codes), len(shown), len(texts)}) != 1:
+        return None
+    shares = parse_stated_distribution(reply, shown, texts).shares
+    return None if shares is None else int(codes[max(range(len(codes)), key=shares.__getitem__)])
+
+
+def read_samples(path: Path, way: str, notes: Notes) -> tuple[dict, dict]:
     """Per-item answers and numeric per-item metrics from one samples_<task>_<date>.jsonl."""
     answers: dict[str, int | None] = {}
     item_metrics: dict[str, dict[str, float]] = {}
@@ -236,7 +258,7 @@ def read_samples(path: Path, generation: bool, notes: Notes) -> tuple[dict, dict
         if qid is None:
             bad += 1
             continue
-        answers[qid] = sample_answer(sample, qid, generation)
+        answers[qid] = sample_answer(sample, qid, way)
         item_metrics[qid] = {
             m: float(sample[m])
             for m in METRICS
@@ -306,7 +328,7 @@ def load_run(path: Path, notes: Notes) -> RunScores | None:
     cis = _logged_intervals(data)
     missing_samples = []
     for name, identity in sorted(ours.items()):
-        template, generation, cc = identity.template, identity.generation, identity.country
+        template, way, cc = identity.template, identity.way, identity.country
         entry = data["results"][name]
         if not isinstance(entry, dict):
             raise CulturespaError(
@@ -317,10 +339,10 @@ def load_run(path: Path, notes: Notes) -> RunScores | None:
         if not any(m in metrics for m in ("alignment", "alignment_w1", "alignment_jsd")):
             notes.add(f"{path}: task {name} has no alignment metric; skipped")
             continue
-        task = TaskResult(name, template, generation, cc, metrics, logged_ci=cis.get(name))
+        task = TaskResult(name, template, way, cc, metrics, logged_ci=cis.get(name))
         sample_file = path.with_name(f"samples_{name}_{run.date}.jsonl")
         if sample_file.is_file():
-            task.answers, task.item_metrics = read_samples(sample_file, generation, notes)
+            task.answers, task.item_metrics = read_samples(sample_file, way, notes)
             if not task.answers:
                 task.answers = task.item_metrics = None
         else:

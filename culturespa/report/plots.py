@@ -271,3 +271,42 @@ def plot_training_loss(curves: dict[str, list], path: Path, title: str | None = 
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path
+
+
+def plot_order_consistency(analysis, path: Path) -> Path:
+    """Forward against reversed options, per country: the share of items where both name the
+    same option (left), and alignment forward minus reversed with its 95% paired interval (right)."""
+    plt = _pyplot()
+    rows = [c for c in analysis.countries if c.n_items]
+    countries = [c.country for c in rows]
+    y = np.arange(len(countries))[::-1]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 1.4 + 0.38 * len(countries)), sharey=True)
+    same = np.array([100 * c.same for c in rows])
+    left.barh(y, same, color="#0072b2", label="same option")
+    left.barh(y, 100 - same, left=same, color="#dddddd", label="another option")
+    for yi, value in zip(y, same):
+        left.text(min(value + 1, 90), yi, f"{value:.0f}%", va="center", fontsize=8)
+    left.set_xlim(0, 100)
+    left.set_xlabel("share of items (%)")
+    left.set_yticks(y, countries)
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=8, frameon=False)
+    delta = np.array([100 * c.delta for c in rows])
+    low = np.array([100 * c.delta_low for c in rows])
+    high = np.array([100 * c.delta_high for c in rows])
+    err = np.clip(np.nan_to_num(np.vstack([delta - low, high - delta])), 0, None)
+    right.errorbar(delta, y, xerr=err, fmt="o", color="#d55e00", capsize=3)
+    right.axvline(0, color="grey", linewidth=1)
+    right.set_xlabel("alignment x100, forward - reversed options, 95% CI")
+    title = f"Order consistency: {_tail(analysis.name, 70)}"
+    if analysis.average is not None:
+        avg = analysis.average
+        title += (
+            f"\nsame option on {100 * avg.same:.1f}% of items; alignment forward - reversed "
+            f"{100 * avg.delta:.1f} [{100 * avg.delta_low:.1f}, {100 * avg.delta_high:.1f}] "
+            f"over {avg.n_countries} of the paper's countries"
+        )
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path

@@ -115,7 +115,7 @@ def reply_task(answers: dict[str, int | None], template: str, country: str, name
     return TaskResult(
         task=name,
         template=template,
-        generation=True,
+        way="gen",
         country=country,
         metrics=metrics,
         answers=asked,

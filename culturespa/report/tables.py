@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from culturespa.prompts.task_names import LOGLIKELIHOOD_WAYS, WAYS
 from culturespa.prompts.templates import TEMPLATES
 from culturespa.report.loading import PAPER_SCORE_METRICS, Notes, RunScores, TaskResult
 from culturespa.scoring.answers import (
@@ -20,11 +21,19 @@ from culturespa.scoring.answers import (
 )
 from culturespa.scoring.baselines import RULES, reference_value
 from culturespa.scoring.bootstrap import ItemDraw, mean_of_replicates, percentile_interval
-from culturespa.survey.countries import ALL_COUNTRIES, PAPER_COUNTRIES
+from culturespa.survey.countries import ALL_COUNTRIES, in_paper_average, paper_average
 from culturespa.survey.items import culture_specific_items, items_with_data
 
 N_RESAMPLES = 1000
 LEVEL = 0.95
+WAY_SUFFIXES: dict[str, str] = {
+    "loglik": "",
+    "rev": ", reversed options",
+    "gen": ", generated",
+    "dist": ", stated distribution",
+}
+"""What a row's method adds to the template's label for each way of asking (none for the
+default, so that 'Culture-aware (P1)' names the log-likelihood row)."""
 
 
 @dataclass
@@ -43,6 +52,7 @@ class Cell:
     source: str = ""
     runs: list[float] = field(default_factory=list)
     out_of_range: int = 0
+    specific: float = math.nan  # culture-specific alignment (mean over runs), beside any metric
 
     @property
     def n_runs(self) -> int:
@@ -60,7 +70,7 @@ class Row:
 
     label: str
     template: str
-    generation: bool
+    way: str  # the way of asking (culturespa.prompts.task_names.WAYS); "" for reference rows
     cells: dict[str, Cell] = field(default_factory=dict)
     answers: dict[str, dict[str, int | None]] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
@@ -69,7 +79,9 @@ class Row:
     avg_high: float = math.nan
     n_avg: int = 0
     run_averages: list[float] = field(default_factory=list)
-    rule: str | None = None  # a reference row's answer rule (culturespa.baselines); None: a model
+    rule: str | None = (
+        None  # a reference row's answer rule (culturespa.scoring.baselines); None: a model
+    )
 
     @property
     def is_reference(self) -> bool:
@@ -77,14 +89,19 @@ class Row:
         return self.rule is not None
 
     @property
+    def generation(self) -> bool:
+        """Sampled replies parsed for their first integer (the paper's way)."""
+        return self.way == "gen"
+
+    @property
     def template_label(self) -> str:
         if self.is_reference:
             return RULES[self.rule].label
-        return TEMPLATES[self.template].label + (", generated" if self.generation else "")
+        return TEMPLATES[self.template].label + WAY_SUFFIXES.get(self.way, f", {self.way}")
 
     @property
     def method(self) -> str:
-        """'SmolLM2-135M-Instruct | Culture-aware (P1)' (generation tasks marked)."""
+        """'SmolLM2-135M-Instruct | Culture-aware (P1)' (other ways than log-likelihood marked)."""
         return f"{self.label} | {self.template_label}"
 
     @property
@@ -95,6 +112,11 @@ class Row:
     @property
     def n_runs(self) -> int:
         return max((c.n_runs for c in self.cells.values()), default=1)
+
+    @property
+    def specific_avg(self) -> float:
+        """The paper's AVG of the culture-specific alignment (NaN where it is unknown)."""
+        return paper_average({cc: c.specific for cc, c in self.cells.items()})
 
     @property
     def avg_spread(self) -> float:
@@ -174,6 +196,14 @@ def _draw_for(runs: dict[str, dict[object, _RunCell]], metric: str, seed: int) -
     return ItemDraw.over(items, N_RESAMPLES, seed)
 
 
+def culture_specific_value(task: TaskResult, country: str) -> float:
+    """The task's culture-specific alignment: its results file's value, else from its answers."""
+    value = task.metrics.get("alignment_specific")
+    if value is None and task.answers is not None:
+        value = alignment_of(scored_rows(task, "alignment_specific", country))
+    return math.nan if value is None else value
+
+
 def _merge_cell(
     country: str,
     by_run: dict[object, _RunCell],
@@ -188,9 +218,10 @@ def _merge_cell(
         source=cells[-1].source,
         runs=[rc.value for rc in cells] if len(cells) > 1 else [],
     )
-    coverages, replicates = [], []
+    coverages, replicates, specific = [], [], []
     for rc in cells:
         task = rc.task
+        specific.append(culture_specific_value(task, country))
         coverage = task.metrics.get("coverage", math.nan)
         if task.answers is not None:
             from_log, out = answer_coverage(task.answers, country)
@@ -206,11 +237,12 @@ def _merge_cell(
                     )
         else:
             cell.out_of_range += int(task.metrics.get("out_of_range", 0) or 0)
-        if math.isnan(coverage) and not task.generation:
+        if math.isnan(coverage) and task.way in LOGLIKELIHOOD_WAYS:
             coverage = 1.0  # a log-likelihood choice always names an option
         coverages.append(coverage)
         replicates.append(_replicates(task, metric, draw, country))
     cell.coverage = float(np.mean(coverages))
+    cell.specific = float(np.mean(specific))
     if all(r is not None for r in replicates):
         cell.replicates = mean_of_replicates(replicates)
     cell.ci_low, cell.ci_high = _interval(cell.replicates)
@@ -221,19 +253,19 @@ def _merge_cell(
 
 
 def build_rows(runs: list[RunScores], metric: str, notes: Notes, seed: int = 0) -> list[Row]:
-    """Merge runs into rows keyed by model label and template.
+    """Merge runs into rows keyed by model label, template and way of asking.
 
     Runs of one row with different seeds are averaged (the paper reports the mean of three
     sampled runs); a second results file for the same seed, country and row replaces the first
     (later file wins, with a note). All countries and runs of a row share one bootstrap draw of
     items, so the AVG interval accounts for their being scored on the same questionnaire.
     """
-    keyed: dict[tuple[str, str, bool], dict[str, dict[object, _RunCell]]] = {}
-    rows: dict[tuple[str, str, bool], Row] = {}
+    keyed: dict[tuple[str, str, str], dict[str, dict[object, _RunCell]]] = {}
+    rows: dict[tuple[str, str, str], Row] = {}
     for run in sorted(runs, key=lambda r: (r.date, str(r.source))):
         for task in run.tasks:
-            key = (run.label, task.template, task.generation)
-            row = rows.setdefault(key, Row(run.label, task.template, task.generation))
+            key = (run.label, task.template, task.way)
+            row = rows.setdefault(key, Row(run.label, task.template, task.way))
             value = task.metrics.get(metric)
             if value is None and task.answers is not None and metric in PAPER_SCORE_METRICS:
                 value = alignment_of(scored_rows(task, metric, task.country))  # older runs
@@ -268,11 +300,11 @@ def build_rows(runs: list[RunScores], metric: str, notes: Notes, seed: int = 0) 
 
 
 def _fill_average(row: Row, by_country: dict[str, dict[object, _RunCell]]) -> None:
-    present = [cc for cc in PAPER_COUNTRIES if cc in row.cells]
+    present = in_paper_average(row.cells)
     row.n_avg = len(present)
     if not present:
         return
-    row.avg = float(np.mean([row.cells[cc].value for cc in present]))
+    row.avg = paper_average({cc: cell.value for cc, cell in row.cells.items()})
     reps = [row.cells[cc].replicates for cc in present]
     if all(r is not None for r in reps):
         row.avg_low, row.avg_high = _interval(mean_of_replicates(reps))
@@ -282,7 +314,7 @@ def _fill_average(row: Row, by_country: dict[str, dict[object, _RunCell]]) -> No
     shared = set.intersection(*run_keys) if run_keys else set()
     if len(shared) >= 2 and all(len(keys) == len(shared) for keys in run_keys):
         row.run_averages = [
-            float(np.mean([by_country[cc][k].value for cc in present])) for k in shared
+            paper_average({cc: by_country[cc][k].value for cc in present}) for k in shared
         ]
 
 
@@ -291,7 +323,7 @@ REFERENCE_LABEL = "survey reference"
 
 
 def reference_rows(models: list[Row], metric: str) -> list[Row]:
-    """One row per survey answer rule (`culturespa.baselines`), on the countries the model rows
+    """One row per survey answer rule (`culturespa.scoring.baselines`), on the countries the model rows
     cover and, where they logged their items, on the same items (the same skipping rules).
 
     Their values are exact expectations from the survey, not estimates: they carry no interval.
@@ -303,11 +335,15 @@ def reference_rows(models: list[Row], metric: str) -> list[Row]:
             logged.setdefault(cc, set()).update(answers)
     references = []
     for rule in RULES:
-        row = Row(REFERENCE_LABEL, "", False, rule=rule)
+        row = Row(REFERENCE_LABEL, "", "", rule=rule)
         for cc in countries:
             value, coverage = reference_value(rule, cc, metric, logged.get(cc))
+            specific, _ = reference_value(rule, cc, "alignment_specific", logged.get(cc))
             row.cells[cc] = Cell(
-                value=value, coverage=coverage, source="culturespa.scoring.baselines"
+                value=value,
+                coverage=coverage,
+                source="culturespa.scoring.baselines",
+                specific=specific,
             )
         _fill_average(row, {})
         references.append(row)
@@ -372,7 +408,9 @@ def leaderboard_markdown(rows: list[Row]) -> str:
     """The ranked leaderboard as a Markdown table (x100; 95% bootstrap intervals in brackets);
     survey reference rows follow the models, unranked (rank "ref")."""
     countries = countries_in(rows)
-    head = ["rank", "model", "template", "AVG", "countries", "runs", "coverage", *countries]
+    head = [
+        "rank", "model", "template", "AVG", "specific", "countries", "runs", "coverage", *countries
+    ]  # fmt: skip
     lines = [_md_row(head), "|" + "---|" * len(head)]
     for rank, row in zip(ranks(rows), rows):
         template = row.template_label
@@ -381,6 +419,7 @@ def leaderboard_markdown(rows: list[Row]) -> str:
             f"*{row.label}*" if row.is_reference else row.label,
             template,
             _with_ci(row.avg, row.avg_low, row.avg_high),
+            _pct(row.specific_avg),
             f"{row.n_avg}/18",
             runs_text(row),
             coverage_text(row),
@@ -404,14 +443,16 @@ def leaderboard_records(rows: list[Row], metric: str) -> list[dict]:
                 "model": row.label,
                 "template": row.template,
                 "method": row.method,
+                "way": row.way or None,
                 "generation": row.generation,
                 "metric": metric,
                 "average": _none(row.avg),
                 "average_ci": [_none(row.avg_low), _none(row.avg_high)],
-                "average_over": [cc for cc in PAPER_COUNTRIES if cc in row.cells],
+                "average_over": in_paper_average(row.cells),
                 "runs": row.n_runs,
                 "run_averages": [_none(v) for v in row.run_averages],
                 "average_run_sd": _none(row.avg_spread),
+                "specific_average": _none(row.specific_avg),
                 "coverage": _none(row.coverage),
                 "out_of_range": row.out_of_range,
                 "countries": {
@@ -422,6 +463,7 @@ def leaderboard_records(rows: list[Row], metric: str) -> list[dict]:
                         "out_of_range": c.out_of_range,
                         "runs": [_none(v) for v in c.runs] or [_none(c.value)],
                         "run_sd": _none(c.spread),
+                        "specific": _none(c.specific),
                     }
                     for cc, c in row.cells.items()
                 },
@@ -445,10 +487,12 @@ def leaderboard_csv(rows: list[Row]) -> str:
         "kind",
         "model",
         "template",
+        "way",
         "generation",
         "avg",
         "avg_ci_low",
         "avg_ci_high",
+        "specific_avg",
         "n_countries_in_avg",
         "runs",
         "avg_run_sd",
@@ -464,10 +508,12 @@ def leaderboard_csv(rows: list[Row]) -> str:
             "reference" if row.is_reference else "model",
             row.label,
             row.rule if row.is_reference else row.template,
+            row.way,
             int(row.generation),
             _csv(row.avg),
             _csv(row.avg_low),
             _csv(row.avg_high),
+            _csv(row.specific_avg),
             row.n_avg,
             row.n_runs,
             _csv(row.avg_spread),
@@ -490,13 +536,14 @@ def _csv(value: float) -> str:
 
 
 def paper_order(rows: list[Row]) -> list[Row]:
-    """Rows grouped by model in first-seen order, templates in the paper's order within a model;
-    survey reference rows last, in the rules' order."""
+    """Rows grouped by model in first-seen order, then by way of asking, templates in the paper's
+    order within a way; survey reference rows last, in the rules' order."""
     models = [r for r in rows if not r.is_reference]
     labels = list(dict.fromkeys(r.label for r in models))
-    order = list(TEMPLATES)
+    order, ways = list(TEMPLATES), list(WAYS)
     ordered = sorted(
-        models, key=lambda r: (labels.index(r.label), r.generation, order.index(r.template))
+        models,
+        key=lambda r: (labels.index(r.label), ways.index(r.way), order.index(r.template)),
     )
     return ordered + sorted(
         (r for r in rows if r.is_reference), key=lambda r: list(RULES).index(r.rule)
@@ -520,13 +567,17 @@ def comparison_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
     rows = paper_order(rows)
     countries = countries_in(rows)
     with_range = any(row.out_of_range for row in rows)
-    head = ["method", *countries, "AVG", "coverage", *(["out of range"] if with_range else [])]
+    head = [
+        "method", *countries, "AVG", "specific", "coverage",
+        *(["out of range"] if with_range else []),
+    ]  # fmt: skip
     body = []
     for row in rows:
         line = [comparison_method(row)]
         line += [_pct(row.cells[cc].value, 2) if cc in row.cells else "" for cc in countries]
         line += [
             _pct(row.avg, 2),
+            _pct(row.specific_avg, 2),
             _pct(row.coverage, 1) + ("%" if not math.isnan(row.coverage) else ""),
         ]
         if with_range:

@@ -25,6 +25,10 @@ REPORT_ENTRIES: tuple[str, ...] = (
     "change.md",
     "steerability.md",
     "steerability.csv",
+    "order_consistency.md",
+    "order_consistency.csv",
+    "agreement.md",
+    "agreement.csv",
     "index.html",
     "plots",
 )
@@ -42,6 +46,8 @@ class Report:
     steerability: list[analysis.Steerability] = field(default_factory=list)
     change: analysis.Steerability | None = None
     """With --compare: how the second row moves the first one's answers (paired)."""
+    order_consistency: list[analysis.OrderConsistencyAnalysis] = field(default_factory=list)
+    agreement: list[analysis.WayAgreement] = field(default_factory=list)
 
     @property
     def models(self) -> list[Row]:
@@ -54,11 +60,16 @@ def _slug(text: str) -> str:
 
 
 def select_row(rows: list[Row], selector: str) -> Row:
-    """The row whose method contains `selector` (case-insensitive); must be exactly one."""
-    hits = [r for r in rows if selector.lower() in r.method.lower()]
-    exact = [r for r in hits if r.method.lower() == selector.lower()]
-    if len(exact) == 1 or len(hits) == 1:
-        return (exact or hits)[0]
+    """The row whose method is `selector`, else the one whose method ends with it, else the one
+    that contains it (case-insensitive); must be exactly one. 'Culture-aware (P1)' selects the
+    log-likelihood row next to 'Culture-aware (P1), reversed options'."""
+    wanted = selector.lower()
+    hits = [r for r in rows if wanted in r.method.lower()]
+    exact = [r for r in hits if r.method.lower() == wanted]
+    ending = [r for r in hits if r.method.lower().endswith(wanted)]
+    for found in (exact, ending, hits):
+        if len(found) == 1:
+            return found[0]
     known = "; ".join(r.method for r in rows)
     reason = "matches no row" if not hits else f"matches {len(hits)} rows"
     raise CulturespaError(f"--compare {selector!r} {reason}; rows are: {known}")
@@ -84,6 +95,32 @@ def _change_document(change: analysis.Steerability, before: Row, after: Row) -> 
         "95% paired bootstrap interval (one draw of items for both rows and all countries). An "
         "interval that holds 0 is a change the items cannot tell from none.\n\n"
         + analysis.steerability_markdown([change])
+    )
+
+
+def _order_document(analyses: list[analysis.OrderConsistencyAnalysis]) -> str:
+    return (
+        "# Order consistency: the options listed forward and reversed\n\n"
+        "The log-likelihood tasks asked twice: with the options in the survey's order "
+        "(`wvs_<template>_<cc>`) and listed last to first, numbered 1..k "
+        "(`wvs_rev_<template>_<cc>`), each answer mapped back to the survey's code. Per country, "
+        "on the items both runs answered: the share of items where both orders give the same "
+        "option, the paper's alignment score in each order (x100) and forward minus reversed "
+        "with a 95% paired bootstrap interval (one draw of items for both orders and all "
+        "countries). A model that reads the question answers the same way in both orders; one "
+        "that favours a position or a number does not.\n\n"
+        + analysis.order_consistency_markdown(analyses)
+    )
+
+
+def _agreement_document(agreements: list[analysis.WayAgreement]) -> str:
+    return (
+        "# Agreement between ways of asking\n\n"
+        "For each model and template asked in several ways: the share of (country, item) pairs, "
+        "over the countries both ways cover and the items both answered, where the two ways "
+        "name the same option (log-likelihood: the most likely option; reversed options: mapped "
+        "back to the survey's code; generation: the parsed reply; stated distribution: the "
+        "option with the largest stated share).\n\n" + analysis.agreement_markdown(agreements)
     )
 
 
@@ -120,7 +157,7 @@ def build_report(
     """Read every results file (and reply file) under `paths`, write the report into `out_dir`.
 
     `countries`: what culture-unaware reply files are scored against (see `load_inputs`).
-    `references`: add the survey reference rows (`culturespa.baselines`), unranked.
+    `references`: add the survey reference rows (`culturespa.scoring.baselines`), unranked.
     """
     check_output_dir(out_dir, "report folder")
     runs, notes = load_inputs(paths, countries=countries, replies_label=replies_label)
@@ -138,6 +175,8 @@ def build_report(
     report.steerability = analysis.steerability(models, seed=seed)
     if pair and not any(r.is_reference for r in pair):
         report.change = analysis.paired_change(*pair, seed=seed)
+    report.order_consistency = analysis.order_consistency(models, seed=seed)
+    report.agreement = analysis.way_agreement(models)
     relations = analysis.relation_records(models)
     report.correlations = {method: record["r"] for method, record in relations.items()}
     for row in models:
@@ -167,6 +206,12 @@ def build_report(
         if report.steerability:
             write("steerability.md", _steerability_document(report.steerability))
             write("steerability.csv", analysis.steerability_csv(report.steerability))
+        if report.order_consistency:
+            write("order_consistency.md", _order_document(report.order_consistency))
+            write("order_consistency.csv", analysis.order_consistency_csv(report.order_consistency))
+        if report.agreement:
+            write("agreement.md", _agreement_document(report.agreement))
+            write("agreement.csv", analysis.agreement_csv(report.agreement))
         records = tables.leaderboard_records(rows, metric)
         payload = {
             "metric": metric,
@@ -174,6 +219,8 @@ def build_report(
             "correlations": report.correlations,
             "steerability": [s.as_dict() for s in report.steerability],
             "change": report.change.as_dict() if report.change else None,
+            "order_consistency": [a.as_dict() for a in report.order_consistency],
+            "agreement": [a.as_dict() for a in report.agreement],
             "notes": notes.messages,
             "runs": {str(run.source): run.provenance for run in runs},
             "relations": relations,
@@ -209,6 +256,9 @@ def _write_plots(
     for steer in report.steerability:
         name = f"steerability_{_slug(steer.name)}.png"
         report.files.append(plots.plot_steerability(steer, folder / name))
+    for order in report.order_consistency:
+        name = f"order_consistency_{_slug(order.name)}.png"
+        report.files.append(plots.plot_order_consistency(order, folder / name))
     for row in models:
         if row.method in with_relations:
             path, _ = plots.plot_relations(row, folder / f"relations_{_slug(row.method)}.png")

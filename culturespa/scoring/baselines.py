@@ -21,7 +21,7 @@ import numpy as np
 
 from culturespa.errors import CulturespaError
 from culturespa.scoring.distributions import jensen_shannon_score, wasserstein_score
-from culturespa.survey.countries import PAPER_COUNTRIES, get_country
+from culturespa.survey.countries import PAPER_COUNTRIES, get_country, paper_average
 from culturespa.survey.items import (
     consensus_majority,
     culture_specific_items,
@@ -221,10 +221,9 @@ def reference_table(
     return {rule: {cc: reference_score(rule, cc) for cc in countries} for rule in rules}
 
 
-def paper_average(by_country: dict[str, ReferenceScore], metric: str) -> float:
-    """The plain mean over the paper's 18 countries present (the paper's AVG column)."""
-    values = [s.scores[metric] for cc, s in by_country.items() if cc in PAPER_COUNTRIES]
-    return float(np.mean(values)) if values else math.nan
+def reference_average(by_country: dict[str, ReferenceScore], metric: str) -> float:
+    """A rule's AVG: the paper's average of its scores (the paper's 18 countries present)."""
+    return paper_average({cc: s.scores[metric] for cc, s in by_country.items()})
 
 
 def reference_value(

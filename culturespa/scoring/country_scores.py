@@ -10,6 +10,7 @@ import numpy as np
 
 from culturespa.scoring.answers import alignment_of, collect_scored_items
 from culturespa.scoring.bootstrap import ItemDraw, mean_of_replicates, percentile_interval
+from culturespa.survey.countries import in_paper_average
 from culturespa.survey.items import culture_specific_items, items_with_data
 
 
@@ -49,8 +50,9 @@ def score_countries(
 ) -> tuple[list[CountryScore], np.ndarray | None]:
     """Each country's score of one set of answers, on one shared bootstrap draw of items.
 
-    Returns the scores and the replicates of their plain mean (None without resampling), so
-    that the average over countries gets a paired interval (see `ItemDraw`).
+    Returns the scores and the replicates of the paper's AVG over the countries given (its 18
+    among them; None without resampling or without any of them), so that the average gets a
+    paired interval (see `ItemDraw`).
     """
     collected = {code: collect_scored_items(answers, code) for code in countries}
     specific = {code: set(culture_specific_items(code)) for code in countries}
@@ -73,9 +75,10 @@ def score_countries(
             )
         )
         replicates.append(reps)
-    if draw is None or any(r is None for r in replicates):
+    averaged = [r for s, r in zip(scores, replicates) if s.country in in_paper_average(countries)]
+    if draw is None or not averaged or any(r is None for r in averaged):
         return scores, None
-    return scores, mean_of_replicates(replicates)
+    return scores, mean_of_replicates(averaged)
 
 
 def score_country(

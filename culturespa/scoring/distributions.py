@@ -11,6 +11,14 @@ import numpy as np
 from culturespa.survey.items import get_item, survey_distribution, survey_majority
 
 
+def softmax(scores: Sequence[float]) -> np.ndarray:
+    """The distribution over options from their log-likelihoods (no length normalisation: each
+    option is scored as a complete answer)."""
+    arr = np.asarray(scores, dtype=float)
+    arr = np.exp(arr - arr.max())
+    return arr / arr.sum()
+
+
 def _as_distribution(p: Sequence[float]) -> np.ndarray:
     arr = np.asarray(p, dtype=float)
     if arr.ndim != 1 or arr.size == 0 or np.any(arr < 0) or arr.sum() <= 0:

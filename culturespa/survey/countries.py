@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from culturespa.errors import CulturespaError
@@ -52,6 +54,18 @@ PAPER_COUNTRIES: tuple[str, ...] = tuple(code for code in COUNTRIES if code != "
 """The paper's 18 countries: its AVG column is the plain mean over these."""
 
 ALL_COUNTRIES: tuple[str, ...] = tuple(COUNTRIES)
+
+
+def in_paper_average(countries: Iterable[str]) -> list[str]:
+    """The countries among these that the paper's AVG column averages: its 18, in its order."""
+    present = set(countries)
+    return [code for code in PAPER_COUNTRIES if code in present]
+
+
+def paper_average(by_country: Mapping[str, float]) -> float:
+    """The paper's AVG: the plain mean over its 18 countries present here (NaN if none is)."""
+    values = [by_country[code] for code in in_paper_average(by_country)]
+    return sum(values) / len(values) if values else math.nan
 
 
 def get_country(code: str) -> Country:

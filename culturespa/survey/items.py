@@ -81,17 +81,53 @@ class SurveyItem:
     def topic(self) -> str:
         return topic_of(self.qid)
 
-    def options_text(self) -> str:
-        """'1.Very important 2.Rather important ...' as in the paper's prompts."""
-        return " ".join(f"{n}.{text}" for n, text in zip(self.option_numbers, self.options))
+    def listing(self, reverse: bool = False) -> tuple[ListedOption, ...]:
+        """The options in the order a prompt lists them, with the number each one is shown with.
+
+        Forward (the paper's way): survey order, shown with the survey's own codes (0..k-1 for the
+        items numbered from 0). Reversed: last to first, shown as 1..k in that order whatever
+        the survey's numbering, so option 1 on screen is the survey's last code.
+        """
+        pairs = list(zip(self.option_numbers, self.options))
+        if not reverse:
+            return tuple(ListedOption(code, code, text) for code, text in pairs)
+        return tuple(
+            ListedOption(shown, code, text)
+            for shown, (code, text) in enumerate(reversed(pairs), start=1)
+        )
+
+    def options_text(self, reverse: bool = False) -> str:
+        """'1.Very important 2.Rather important ...' as in the paper's prompts (or reversed)."""
+        return " ".join(f"{o.shown}.{o.text}" for o in self.listing(reverse))
 
     def option_text(self, number: int) -> str:
-        """The text of the option that carries `number`."""
+        """The text of the option that carries survey code `number`."""
         return self.options[number - self.first_option]
+
+    def shown_number(self, code: int, reverse: bool = False) -> int:
+        """The number a prompt shows for the option with survey code `code`."""
+        return next(o.shown for o in self.listing(reverse) if o.code == code)
+
+
+@dataclass(frozen=True)
+class ListedOption:
+    """One option as a prompt lists it: the number shown, the survey's code, its text."""
+
+    shown: int
+    code: int
+    text: str
 
 
 def _data_file(name: str) -> Any:
-    return resources.files("culturespa.data").joinpath("wvs", name)
+    """A WVS file of the installed package, or of the checkout when culturespa runs from one
+    without being installed (PYTHONPATH=<checkout>, as scripts/gpu_check.py on a bare machine)."""
+    try:
+        root = resources.files("culturespa.data")
+    except ModuleNotFoundError:
+        from pathlib import Path
+
+        root = Path(__file__).resolve().parents[2] / "data"
+    return root.joinpath("wvs", name)
 
 
 @cache

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from culturespa.errors import CulturespaError
-from culturespa.fields import accepts, check_field_types, describe, invalid
+from culturespa.fields import accepts, check_field_types, describe, invalid, read_yaml_mapping
 from culturespa.inference.chat_templates import SHIPPED_TEMPLATES
 from culturespa.inference.models import resolve_model
 
@@ -98,24 +100,32 @@ def gradient_accumulation_for(effective_batch_size: int, per_device: int, world_
     return steps
 
 
+def check_launch(env: Mapping[str, str], world_size: int, use_cpu: bool) -> None:
+    """Refuse the launches that accelerate runs other than asked, without saying so.
+
+    - `accelerate launch` started N processes (WORLD_SIZE) that formed no process group (world
+      size 1): on a machine without a GPU and without `use_cpu: true`, each process trains alone
+      on all the data and they all write the same output folder.
+    - FSDP asked for (ACCELERATE_USE_FSDP) on CPU processes: accelerate enables FSDP for
+      accelerators only; on CPU it would run plain DDP.
+    """
+    launched = int(env.get("WORLD_SIZE", "1") or 1)
+    if launched != world_size:
+        raise CulturespaError(
+            f"launched as {launched} processes (WORLD_SIZE={launched}) that formed no process "
+            f"group (world size {world_size}): each would train alone and write the same output "
+            "folder; on a machine without a GPU set use_cpu: true (recipes/accelerate/multi_cpu.yaml)"
+        )
+    if use_cpu and env.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+        raise CulturespaError(
+            "FSDP on CPU processes: accelerate enables FSDP only on GPUs and other accelerators and "
+            "would run plain DDP instead; on a CPU use recipes/accelerate/multi_cpu.yaml (DDP over gloo)"
+        )
+
+
 def read_recipe(path: str | Path) -> dict[str, Any]:
     """The YAML mapping of a training recipe; a missing, unreadable or malformed file is an error."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise CulturespaError(
-            f"--config {path} {'is a folder' if path.is_dir() else 'does not exist'}"
-        )
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise CulturespaError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    except yaml.YAMLError as exc:
-        raise CulturespaError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
-    if not isinstance(data, dict):
-        raise CulturespaError(f"{path}: a recipe must be a YAML mapping of field: value")
-    return data
+    return read_yaml_mapping(path, "--config")
 
 
 def check_recipe(data: dict[str, Any], dataclass_types, source: str) -> None:
@@ -172,6 +182,7 @@ def prepare_arguments(script_args, training_args, model_args) -> None:
             "model_name_or_path: required ('default' selects SmolLM2-135M-Instruct)"
         )
 
+    check_launch(os.environ, training_args.world_size, training_args.use_cpu)
     model_args.model_name_or_path = resolve_model(model_args.model_name_or_path)
     # As in TRL's sft.py: the model fields of ModelConfig reach from_pretrained through SFTConfig.
     model_init_kwargs = {

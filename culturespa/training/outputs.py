@@ -31,6 +31,7 @@ def write_run_files(
     chat_template: str | None,
     end_of_turn: str,
     country: str | None = None,
+    distributed: dict[str, Any] | None = None,
 ) -> Path:
     """Write the model card (README.md) and a machine-readable culturespa_training.json."""
     import peft
@@ -55,6 +56,7 @@ def write_run_files(
         "country": country,
         "data": data,
         "hyperparameters": hyperparameters,
+        "distributed": distributed or {},
         "lora": lora,
         "metrics": metrics,
         "chat_template": chat_template,
@@ -141,6 +143,20 @@ def hyperparameters(training_args) -> dict[str, Any]:
         * training_args.world_size
     )
     return values
+
+
+def distributed_summary(training_args) -> dict[str, Any]:
+    """How the run was spread: accelerate's distributed type, the process group's backend, the
+    number of processes and the main process's device
+    (`{"type": "MULTI_CPU", "backend": "gloo", "processes": 2, "device": "cpu"}`)."""
+    state = training_args.distributed_state
+    kind = getattr(state, "distributed_type", None)
+    return {
+        "type": str(getattr(kind, "value", kind)),
+        "backend": getattr(state, "backend", None),
+        "processes": int(getattr(state, "num_processes", 1)),
+        "device": str(training_args.device),
+    }
 
 
 def lora_summary(peft_config) -> dict[str, Any]:

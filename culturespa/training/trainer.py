@@ -11,6 +11,7 @@ from culturespa.training.arguments import prepare_arguments
 from culturespa.training.data import culture_specific_sets, describe_dataset, load_sft_dataset
 from culturespa.training.loss_mask import check_assistant_mask, check_template_matches
 from culturespa.training.outputs import (
+    distributed_summary,
     hyperparameters,
     lora_summary,
     write_adapter_index,
@@ -83,6 +84,7 @@ def train_adapter(
             chat_template=script_args.chat_template,
             end_of_turn=end_of_turn,
             country=country,
+            distributed=distributed_summary(training_args),
         )
         trainer.accelerator.print(f"adapter saved to {output_dir}")
     trainer.accelerator.wait_for_everyone()

@@ -50,3 +50,19 @@ class ScriptedBackend:
 
     def close(self) -> None:
         pass
+
+
+class ShuffledReplicas:
+    """`size` scripted backends standing in for model replicas: item i runs on replica i mod size,
+    and results come back last item first, as replicas on Ray may finish them."""
+
+    def __init__(self, size: int, valid_share: float = 1.0) -> None:
+        self.size = size
+        self.backends = [ScriptedBackend(valid_share) for _ in range(size)]
+
+    def map_unordered(self, func, items):
+        results = [(i, func(self.backends[i % self.size], item)) for i, item in enumerate(items)]
+        yield from reversed(results)
+
+    def close(self) -> None:
+        pass

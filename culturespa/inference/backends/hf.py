@@ -100,7 +100,7 @@ class HFBackend:
         self, conversations: Sequence[Conversation], settings: SamplingSettings
     ) -> list[str]:
         """Sample one reply per conversation; the seed fixes the whole call's randomness. The
-        common prompt prefix of each micro-batch runs once (`culturespa.generation_prefix`)."""
+        common prompt prefix of each micro-batch runs once (`culturespa.inference.generation_prefix`)."""
         import torch
 
         prompts = self.chat.encode_prompts(conversations)
@@ -131,7 +131,7 @@ class HFBackend:
     ) -> list[list[float]]:
         """Micro-batches of prompts that open alike (the same system prompt), by length within
         an opening; per batch, the common prompt prefix runs once, the rest of each prompt once (last position only), and answer tokens after the
-        first from the prompt cache (`culturespa.option_scoring`): a prompt is run once however
+        first from the prompt cache (`culturespa.inference.option_scoring`): a prompt is run once however
         many options it has, and the cache is never copied per option.
         """
         import torch

@@ -1,8 +1,9 @@
 """vLLM backend: `pip install 'culturespa[vllm]'` on a GPU, `bash scripts/setup_vllm_cpu.sh` on a CPU.
 
 `tensor_parallel_size` splits one model over the GPUs of a node (vLLM's own parallelism). For
-replicas (data parallelism) run one process per GPU or node with `--shard I/N`, which is what
-vLLM's offline data-parallel example does too: each rank takes its own slice of the prompts.
+replicas (data parallelism) the data builder's `ray` config section runs one backend per GPU (or
+per tensor-parallel group) as a Ray actor (`culturespa.inference.replicas`), each on its own
+chunks of prompts.
 Option scoring reads each answer token's log-probability at the position where it would be
 generated (`logprob_token_ids`), so that vLLM's automatic prefix caching computes each prompt once.
 
