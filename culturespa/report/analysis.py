@@ -97,7 +97,7 @@ def paired_change(
     results, average = steer_countries(before.answers, after.answers, n_resamples, seed)
     if not results:
         return None
-    return Steerability(f"{after.method} vs {before.method}", after.generation, results, average)
+    return Steerability(f"{after.method} vs {before.method}", after.way, results, average)
 
 
 def _x100(value: float) -> str:
