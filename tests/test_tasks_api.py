@@ -147,3 +147,104 @@ def test_lm_eval_runs_the_stated_distributions_by_glob_on_a_chat_api(stated_serv
         assert results[task]["coverage,none"] == 1.0 and results[task]["unparsed,none"] == 0.0
         assert not math.isnan(results[task]["alignment_w1,none"])
     assert len(seen) == 19 * 2
+
+
+# Reversed options through an API with log-likelihoods ------------------------------------------
+
+
+def _serve_completions(tokenizer_dir):
+    """A local OpenAI-style `/v1/completions` endpoint for lm-eval's `local-completions`
+    log-likelihood requests (`echo`, `logprobs`, prompts as token ids): every prompt token gets
+    log-probability -1, except the last one, -0.1 when the prompt ends in the number 1 (an end
+    of turn after it allowed) and -5 otherwise, so the option numbered 1 is the most likely
+    continuation, whatever the options' numbers."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    seen: list[dict] = []
+
+    def choice(index: int, ids: list[int]) -> dict:
+        text = tokenizer.decode(ids).strip().removesuffix("<|im_end|>").rstrip()
+        number = re.search(r"(\d+)$", text)
+        last = -0.1 if number and number.group(1) == "1" else -5.0
+        logprobs = [None] + [-1.0] * (len(ids) - 2) + [last] + [-1.0]
+        return {
+            "index": index,
+            "text": "",
+            "finish_reason": "length",
+            "logprobs": {
+                "tokens": [str(i) for i in ids] + ["x"],
+                "token_logprobs": logprobs,
+                "top_logprobs": [None] + [{"x": -0.1}] * len(ids),
+            },
+        }
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append(body)
+            prompts = body["prompt"]
+            prompts = prompts if isinstance(prompts[0], list) else [prompts]
+            reply = {
+                "id": "x",
+                "object": "text_completion",
+                "choices": [choice(i, ids) for i, ids in enumerate(prompts)],
+            }
+            data = json.dumps(reply).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/v1/completions", seen
+    server.shutdown()
+
+
+@pytest.fixture()
+def completions_server(tiny_model_dir):
+    yield from _serve_completions(tiny_model_dir)
+
+
+def test_reversed_options_through_local_completions(completions_server, tiny_model_dir):
+    """The reversed-order tasks need log-likelihoods, so on an API they run through
+    `local-completions` (chat APIs have none). A server whose model always prefers the option
+    numbered 1, the first one listed, gives every item its last survey code."""
+    from culturespa.evaluation.run import run_evaluation
+
+    url, seen = completions_server
+    task = "wvs_rev_culture_aware_usa"
+    results = run_evaluation(
+        "stub-model",
+        [task],
+        backend="local-completions",
+        model_args={
+            "base_url": url,
+            "tokenizer": str(tiny_model_dir),
+            "tokenizer_backend": "huggingface",
+            "num_concurrent": 1,
+            "max_retries": 1,
+        },
+        limit=3,
+        log_samples=True,
+    )
+    samples = results["samples"][task]
+    assert len(samples) == 3 and seen and all(body["echo"] for body in seen)
+    for sample in samples:
+        codes = sample["doc"]["options"]  # the survey's codes in the order listed: last first
+        assert codes == sorted(codes, reverse=True)
+        assert sample["alignment"]["answer"] == codes[0], sample["doc"]["qid"]
+        scores = [float(r[0]) for r in sample["filtered_resps"]]
+        assert scores[0] > max(scores[1:]), scores  # chosen, not a tie broken to the first
+    from culturespa.survey.items import survey_majority
+
+    row = results["results"][task]
+    hits = [survey_majority("USA", s["doc"]["qid"]) == s["doc"]["options"][0] for s in samples]
+    assert row["majority_match,none"] == pytest.approx(sum(hits) / 3)
+    assert 0.0 <= row["alignment,none"] <= 1.0
