@@ -2,7 +2,7 @@
 
 Bottom: `survey`, `scoring`, `prompts` (the WVS, the paper's score, the prompts); then `inference`
 (models, chat templates, backends); then `evaluation`, `pluralise` (the data builder), `training`,
-`report`; the CLI on top. `errors`, `atomic` and `fields` are utilities every layer may use.
+`report`; the CLI and the end-to-end loop on top. `errors`, `atomic` and `fields` are utilities every layer may use.
 Read from the source with `ast`, including imports inside functions.
 """
 
@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "training": 3,
     "report": 3,
     "cli": 4,
+    "loop": 4,
 }
 """The layer of each top-level module or folder of `culturespa`; imports go down or sideways."""
 

@@ -1,4 +1,4 @@
-"""recipes/loop.py, the whole CultureSPA loop: its config, what it runs and what it skips on a
+"""`make loop` (recipes/loop.py -> culturespa.loop), the whole CultureSPA loop: its config, what it runs and what it skips on a
 rerun (resume), its refusal of a folder made with other settings, the run comparison used for the
 determinism check, and the pieces it adds elsewhere (the stratified subset after the filter, the
 loss curve). The loop itself on a real model is measured in the README, not here: CI runs the tiny
@@ -7,9 +7,7 @@ smoke flow only."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -29,11 +27,19 @@ COUNTRIES = ["USA", "CHN", "NGA", "DEU", "BRA"]
 
 @pytest.fixture(scope="module")
 def loop():
-    spec = importlib.util.spec_from_file_location("recipes_loop", ROOT / "recipes" / "loop.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    """The loop's pieces as one namespace, as `recipes/loop.py` runs them."""
+    from types import SimpleNamespace
+
+    from culturespa.loop import compare, config, layout, main
+
+    return SimpleNamespace(
+        main=main.main,
+        load_loop_config=config.load_loop_config,
+        check_manifest=config.check_manifest,
+        derived_data_config=config.derived_data_config,
+        Layout=layout.Layout,
+        compare_runs=compare.compare_runs,
+    )
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:

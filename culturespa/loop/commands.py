@@ -1,0 +1,129 @@
+"""Running one command of a stage with the loop's terminal (its progress bars show), what it
+cost (wall time, CPU time, peak memory), and the run folder's timings file."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from culturespa.errors import CulturespaError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+"""The clone this package runs from (an editable install): its `recipes/` are the loop's scripts."""
+
+MEMORY_LIMIT_MB = 4096
+"""The loop's memory budget per process (peak resident set size), checked after every stage."""
+
+
+def _die_with_parent() -> None:
+    """In the child: receive SIGTERM when the loop dies (Linux), so that a killed loop leaves no
+    stage running on its own and a rerun never races it."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class Usage:
+    """What one or more commands of a stage cost."""
+
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+
+    def add(self, other: Usage) -> None:
+        self.seconds += other.seconds
+        self.cpu_seconds += other.cpu_seconds
+        self.peak_rss_mb = max(self.peak_rss_mb, other.peak_rss_mb)
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return env
+
+
+def run_command(unit: str, argv: list[str]) -> Usage:
+    """Run a command with the loop's terminal (its progress bars show); its wall time, CPU time
+    and peak memory. A failing command stops the loop."""
+    print("$ " + " ".join(argv), flush=True)
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=child_env(), preexec_fn=_die_with_parent)
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    except BaseException:
+        proc.terminate()
+        proc.wait()
+        raise
+    proc.returncode = code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise CulturespaError(
+            f"{unit}: the command failed (exit code {code}); fix the cause and run the loop "
+            "again to continue"
+        )
+    return Usage(
+        seconds=time.perf_counter() - start,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
+        peak_rss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
+    )
+
+
+def culturespa_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "culturespa.cli.main", *args]
+
+
+def script_command(script: str, *args: str) -> list[str]:
+    """`python recipes/<script> ...` of the clone the package runs from."""
+    path = REPO_ROOT / "recipes" / script
+    if not path.is_file():
+        raise CulturespaError(
+            f"{path} does not exist: the loop runs the recipes of a clone of the repository "
+            "(pip install -e . in the clone)"
+        )
+    return [sys.executable, str(path), *args]
+
+
+def minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def load_average() -> float:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return float("nan")
+
+
+class Timings:
+    """Per unit of work (a stage, or one country's adapter or evaluation): seconds, CPU seconds
+    and peak memory, summed over the runs that worked on it (a resumed stage adds up)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.records: dict[str, dict] = json.loads(path.read_text()) if path.is_file() else {}
+
+    def add(self, unit: str, usage: Usage) -> None:
+        from culturespa.atomic import write_json_atomic
+
+        old = self.records.get(unit, {})
+        self.records[unit] = {
+            "seconds": round(old.get("seconds", 0.0) + usage.seconds, 1),
+            "cpu_seconds": round(old.get("cpu_seconds", 0.0) + usage.cpu_seconds, 1),
+            "peak_rss_mb": round(max(old.get("peak_rss_mb", 0.0), usage.peak_rss_mb), 1),
+            "runs": old.get("runs", 0) + 1,
+            "load_average": load_average(),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        write_json_atomic(self.path, self.records)
+        if usage.peak_rss_mb > MEMORY_LIMIT_MB:
+            print(
+                f"WARNING: {unit} peaked at {usage.peak_rss_mb:.0f} MB, over {MEMORY_LIMIT_MB} MB"
+            )

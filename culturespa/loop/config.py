@@ -1,0 +1,161 @@
+"""The loop's YAML config, the settings record that guards a run folder, and the build-data
+config derived from it."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from culturespa.errors import CulturespaError
+from culturespa.fields import check_field_types, invalid, read_yaml_mapping
+from culturespa.loop.layout import Layout
+
+
+@dataclass
+class LoopConfig:
+    """The loop's YAML config: what to run, on what, and where."""
+
+    output_dir: str = field(default="", metadata={"help": "run folder of every stage's output"})
+    data_config: str = field(
+        default="",
+        metadata={
+            "help": "a `culturespa build-data` config; the loop sets its output_dir, model.name, "
+            "countries, seed and filter.per_topic"
+        },
+    )
+    joint_recipe: str = field(default="", metadata={"help": "recipes/sft.py recipe, joint"})
+    specific_recipe: str = field(
+        default="", metadata={"help": "recipes/sft.py recipe, one adapter per country"}
+    )
+    model: str = field(default="default", metadata={"help": "model folder or 'default'"})
+    countries: str | list[str] = field(
+        default_factory=lambda: ["USA", "CHN", "NGA", "DEU", "BRA"],
+        metadata={"help": "ISO-3 codes (data, training and evaluation)"},
+    )
+    seed: int = field(default=42, metadata={"help": "seed of every stage"})
+    per_topic: int | None = field(
+        default=None,
+        metadata={"help": "kept questions per topic after the filter (stratified subset)"},
+    )
+    eval_task: str = field(
+        default="wvs_culture_aware", metadata={"help": "task group; the country is added"}
+    )
+    eval_backend: str = field(
+        default="culturespa-hf", metadata={"help": "culturespa-hf or hf (lm-eval model type)"}
+    )
+    eval_batch_size: int = field(default=16, metadata={"help": "evaluation batch size"})
+    eval_limit: int | None = field(
+        default=None, metadata={"help": "WVS items per country (None: all, up to 259)"}
+    )
+    device: str = field(default="cpu", metadata={"help": "evaluation device"})
+
+    def __post_init__(self) -> None:
+        from culturespa.prompts.task_names import parse_task_name
+        from culturespa.survey.countries import parse_countries
+
+        check_field_types(self, "config: ")
+        for key in ("output_dir", "data_config", "joint_recipe", "specific_recipe"):
+            if not getattr(self, key):
+                raise CulturespaError(f"config: {key} is missing")
+        for key in ("data_config", "joint_recipe", "specific_recipe"):
+            path = Path(getattr(self, key))
+            if not path.is_file():
+                what = "is a folder" if path.is_dir() else "does not exist"
+                raise CulturespaError(f"config: {key} {path} {what}")
+        if isinstance(self.countries, list) and not self.countries:
+            raise invalid("config: countries", self.countries, "ISO-3 codes")
+        self.countries = list(parse_countries(self.countries))
+        for key in ("per_topic", "eval_limit"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise invalid(f"config: {key}", value, "an integer >= 1 or null")
+        if self.eval_batch_size < 1:
+            raise invalid("config: eval_batch_size", self.eval_batch_size, "an integer >= 1")
+        task = parse_task_name(self.eval_task)
+        if task is None or task.country is not None or task.generation:
+            raise invalid(
+                "config: eval_task",
+                self.eval_task,
+                "a log-likelihood task group such as wvs_culture_aware",
+            )
+        if self.eval_backend not in ("culturespa-hf", "hf"):
+            raise invalid("config: eval_backend", self.eval_backend, "culturespa-hf or hf")
+
+    @property
+    def out(self) -> Path:
+        return Path(self.output_dir)
+
+
+def load_loop_config(path: str | Path, overrides: dict[str, Any]) -> LoopConfig:
+    """Read the YAML config; flags (`overrides`, None: not given) win; unknown keys are errors."""
+    data = read_yaml_mapping(path, "--config", empty_ok=True)
+    known = {f.name for f in dataclasses.fields(LoopConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise CulturespaError(
+            f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return LoopConfig(**data)
+    except CulturespaError as exc:
+        raise CulturespaError(f"{path}: {exc}") from None
+
+
+def settings_record(config: LoopConfig) -> dict[str, Any]:
+    """What fixes the results: the loop's settings and the content of the files it reads."""
+
+    def digest(path: str) -> str:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+    record = {k: v for k, v in dataclasses.asdict(config).items() if k != "output_dir"}
+    for key in ("data_config", "joint_recipe", "specific_recipe"):
+        record[f"{key}_sha256"] = digest(getattr(config, key))
+    return record
+
+
+def check_manifest(layout: Layout, config: LoopConfig, write: bool = True) -> None:
+    """Refuse a run folder whose results were made with other settings; record the settings."""
+    from culturespa.atomic import write_json_atomic
+
+    current = json.loads(json.dumps(settings_record(config)))
+    if layout.manifest.is_file():
+        saved = json.loads(layout.manifest.read_text(encoding="utf-8"))
+        changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        holds_results = any(
+            p.exists() for p in (layout.data, layout.joint, layout.specific, layout.eval)
+        )
+        if changed and holds_results:
+            raise CulturespaError(
+                f"{layout.out} holds a loop run made with other settings ({', '.join(changed)}); "
+                "use another --output-dir or delete that folder"
+            )
+    if write:
+        write_json_atomic(layout.manifest, current)
+
+
+def derived_data_config(config: LoopConfig, layout: Layout) -> dict[str, Any]:
+    """The build-data config the loop runs: `data_config` with the loop's model, countries, seed,
+    output folder and subset; checked with build-data's own parser."""
+    import yaml
+
+    from culturespa.pluralise.config import config_from_dict
+
+    data = yaml.safe_load(Path(config.data_config).read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise CulturespaError(f"{config.data_config}: the config must be a mapping")
+    model = data.get("model") if isinstance(data.get("model"), dict) else {}
+    data["model"] = {**model, "name": config.model}
+    data["output_dir"] = str(layout.data)
+    data["countries"] = list(config.countries)
+    data["seed"] = config.seed
+    data["filter"] = {**(data.get("filter") or {}), "per_topic": config.per_topic}
+    try:
+        config_from_dict(data)
+    except CulturespaError as exc:
+        raise CulturespaError(f"{config.data_config}: {exc}") from None
+    return data

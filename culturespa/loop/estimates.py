@@ -1,0 +1,48 @@
+"""The time estimate printed before each stage, from measured seconds per unit of work."""
+
+from __future__ import annotations
+
+from culturespa.loop.config import LoopConfig
+from culturespa.loop.layout import Layout
+
+IDLE_SECONDS: dict[str, float] = {
+    "answer_prompt": 0.32,
+    "train_example": 1.4,
+    "eval_item": 0.19,
+    "eval_item_adapter": 0.29,
+    "process_start": 15.0,
+}
+"""Seconds per unit of work with SmolLM2-135M-Instruct on the project's 2-core CPU when nothing
+else runs (culturespa/pluralise/README.md, recipes/README.md, README "The main job", this loop's
+own run in the README); the time estimates printed before each stage scale these."""
+
+EXPECTED_PAIR_SHARE = 0.06
+"""Share of (question, country) pairs whose culture-aware answer differs from the culture-unaware
+one with SmolLM2-135M-Instruct (measured: 5.8% on 104 released questions); only for the estimate
+of training time before the data exist."""
+
+
+def answer_prompts(config: LoopConfig, layout: Layout, data: dict) -> tuple[int, int]:
+    """(prompts of the answer stage, prompts already answered), for the estimate; `data` is the
+    build-data config the loop runs."""
+    questions = config.per_topic * 13 if config.per_topic else 12808
+    filtered = layout.data / "questions" / "filtered.jsonl"
+    if filtered.is_file():
+        with filtered.open(encoding="utf-8") as f:
+            questions = sum(1 for line in f if line.strip())
+    cct = (data.get("answer") or {}).get("cross_culture_thinking", True)
+    total = questions * (1 + len(config.countries) * (2 if cct else 1))
+    done = 0
+    for log in (layout.data / "answers").glob("answers*.log.jsonl"):
+        with log.open(encoding="utf-8") as f:
+            done += sum(1 for line in f if line.strip())
+    return total, min(done, total)
+
+
+def eval_items(config: LoopConfig) -> int:
+    """WVS items per country task (those with survey data, or the limit)."""
+    from culturespa.survey.items import items_with_data
+
+    return sum(
+        min(len(items_with_data(c)), config.eval_limit or 10**6) for c in config.countries
+    ) // len(config.countries)

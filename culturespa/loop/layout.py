@@ -1,0 +1,51 @@
+"""Where each stage of the loop writes inside the run folder, and when its output is complete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+STAGES: tuple[str, ...] = ("data", "train", "eval", "report")
+"""The loop's stages, in the order they run."""
+
+
+class Layout:
+    """Where each stage writes inside the run folder, and when its output is complete."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.data = out / "data"
+        self.data_config = out / "data_config.yaml"
+        self.joint = out / "train" / "culture_joint"
+        self.specific = out / "train" / "culture_specific"
+        self.eval = out / "eval"
+        self.report = out / "report"
+        self.timings = out / "loop_timings.json"
+        self.manifest = out / "loop.json"
+        self.summary = out / "summary.md"
+
+    def data_done(self) -> bool:
+        return (self.data / "sft" / "README.md").is_file()
+
+    def training_rows(self, country: str | None = None) -> int:
+        """Rows of the joint set, or of one country's set (0 when the file is missing)."""
+        sft = self.data / "sft"
+        path = (
+            sft / "culture_joint.jsonl"
+            if country is None
+            else sft / "culture_specific" / f"{country}.jsonl"
+        )
+        if not path.is_file():
+            return 0
+        with path.open(encoding="utf-8") as f:
+            return sum(1 for line in f if line.strip())
+
+    @staticmethod
+    def adapter_done(folder: Path) -> bool:
+        return (folder / "culturespa_training.json").is_file()
+
+    def eval_folder(self, which: str, country: str | None = None) -> Path:
+        return self.eval / which / country if country else self.eval / which
+
+    @staticmethod
+    def results_done(folder: Path) -> bool:
+        return folder.is_dir() and any(folder.rglob("results_*.json"))

@@ -1,0 +1,254 @@
+"""The loop's report: `culturespa report` on its results (base vs joint bars, paired change),
+the training loss curves, and `summary.md` in the paper's table shape with intervals, the paired
+changes, the training pairs and each stage's cost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from culturespa.loop.commands import Timings, Usage, minutes
+from culturespa.loop.config import LoopConfig
+from culturespa.loop.layout import STAGES, Layout
+
+
+def row_methods(config: LoopConfig, layout: Layout) -> dict[str, str]:
+    """The report's row names ('model | template') of the base model, the joint adapter and the
+    culture-specific adapters, built as the report builds them."""
+    from culturespa.inference.models import resolve_model
+    from culturespa.prompts.task_names import parse_task_name
+    from culturespa.prompts.templates import TEMPLATES
+    from culturespa.report.loading import model_label
+
+    base = resolve_model(config.model)
+    template = TEMPLATES[parse_task_name(config.eval_task).template].label
+    first = config.countries[0]
+    labels = {
+        "base": model_label({"model_args": {"pretrained": base}}, set())[1],
+        "joint": model_label(
+            {"model_args": {"pretrained": base, "peft": str(layout.joint)}}, set()
+        )[1],
+        "specific": model_label(
+            {"model_args": {"pretrained": base, "peft": str(layout.specific / first)}}, {first}
+        )[1],
+    }
+    return {k: f"{v} | {template}" for k, v in labels.items()}
+
+
+ROW_NAMES = {"base": "Base model", "joint": "CultureSPA joint", "specific": "CultureSPA specific"}
+
+
+def _x100(value: float) -> str:
+    import math
+
+    return "–" if math.isnan(value) else f"{100 * value:.2f}"
+
+
+def _ci(value: float, low: float, high: float) -> str:
+    import math
+
+    if math.isnan(low):
+        return _x100(value)
+    return f"{_x100(value)} [{_x100(low)}, {_x100(high)}]"
+
+
+def write_report(config: LoopConfig, layout: Layout, timings: Timings) -> str:
+    """`culturespa report` on the loop's results (base vs joint bars and paired change), the
+    training loss plot, and summary.md; returns the summary."""
+    from culturespa.atomic import write_json_atomic, write_text_atomic
+    from culturespa.report import analysis
+    from culturespa.report.loading import read_loss_history
+    from culturespa.report.plots import plot_training_loss
+    from culturespa.report.writer import build_report
+
+    methods = row_methods(config, layout)
+    report = build_report(
+        [layout.eval], layout.report, compare=(methods["base"], methods["joint"]), seed=config.seed
+    )
+    by_method = {r.method: r for r in report.rows}
+    rows = {k: by_method[m] for k, m in methods.items() if m in by_method}
+    references = [r for r in report.rows if r.is_reference]
+
+    curves = {}
+    if Layout.adapter_done(layout.joint):
+        curves["culture-joint"] = read_loss_history(layout.joint)
+    for cc in config.countries:
+        if Layout.adapter_done(layout.specific / cc):
+            curves[f"specific {cc}"] = read_loss_history(layout.specific / cc)
+    if curves:
+        (layout.report / "plots").mkdir(exist_ok=True)
+        plot_training_loss(
+            curves,
+            layout.report / "plots" / "training_loss.png",
+            f"LoRA training loss, {ROW_NAMES['joint']} and {ROW_NAMES['specific']}",
+        )
+
+    changes = {
+        k: analysis.paired_change(rows["base"], rows[k], seed=config.seed)
+        for k in ("joint", "specific")
+        if "base" in rows and k in rows
+    }
+    text = summary_markdown(config, layout, rows, references, changes, curves, timings)
+    write_text_atomic(layout.summary, text)
+    write_json_atomic(
+        layout.out / "summary.json",
+        {
+            "rows": {
+                k: {
+                    "avg": r.avg, "avg_ci": [r.avg_low, r.avg_high],
+                    "countries": {cc: [c.value, c.ci_low, c.ci_high] for cc, c in r.cells.items()},
+                }
+                for k, r in rows.items()
+            },
+            "changes": {k: ch.as_dict() for k, ch in changes.items() if ch},
+            "training_rows": training_rows(config, layout),
+            "timings": timings.records,
+        },
+    )  # fmt: skip
+    return text
+
+
+def training_rows(config: LoopConfig, layout: Layout) -> dict[str, int]:
+    rows = {cc: layout.training_rows(cc) for cc in config.countries}
+    return {**rows, "joint": layout.training_rows()}
+
+
+def _train_facts(folder: Path) -> tuple[int, float, float] | None:
+    """(optimizer steps, first logged loss, last logged loss) of an adapter."""
+    from culturespa.report.loading import read_loss_history
+
+    if not Layout.adapter_done(folder):
+        return None
+    points = read_loss_history(folder)
+    if not points:
+        return None
+    return max(p.step for p in points), points[0].loss, points[-1].loss
+
+
+def summary_markdown(config, layout, rows, references, changes, curves, timings) -> str:
+    c = config
+    countries = list(c.countries)
+    head = ["", *countries, "AVG"]
+    model = rows["base"].label if "base" in rows else c.model
+    lines = [
+        f"# CultureSPA loop: {model}, {', '.join(countries)}\n",
+        f"Settings: `{layout.manifest}`; data subset: "
+        + (f"{c.per_topic} kept questions per topic" if c.per_topic else "every kept question")
+        + f"; seed {c.seed}; evaluation `{c.eval_task}` "
+        + (
+            f"(first {c.eval_limit} items per country)"
+            if c.eval_limit
+            else "(every item with survey data)"
+        )
+        + f", {c.eval_backend}.\n",
+        "## Alignment (the paper's score x100, 95% bootstrap interval over items)\n",
+        "| " + " | ".join(head) + " |",
+        "|---" * len(head) + "|",
+    ]
+    for key, row in rows.items():
+        cells = [
+            _ci(row.cells[cc].value, row.cells[cc].ci_low, row.cells[cc].ci_high)
+            if cc in row.cells
+            else ""
+            for cc in countries
+        ]
+        lines.append(
+            f"| {ROW_NAMES[key]} | "
+            + " | ".join(cells)
+            + f" | {_ci(row.avg, row.avg_low, row.avg_high)} |"
+        )
+    for row in references:
+        cells = [_x100(row.cells[cc].value) if cc in row.cells else "" for cc in countries]
+        lines.append(
+            f"| *{row.template_label}* (survey reference) | "
+            + " | ".join(cells)
+            + f" | {_x100(row.avg)} |"
+        )
+    lines += [
+        "",
+        "AVG: mean over the five countries, its interval from one draw of items for all of them.",
+        "",
+        "## Change against the base model (paired: same items, one draw for both rows)\n",
+        "| | " + " | ".join(countries) + " | AVG | items closer / farther |",
+        "|---" * (len(countries) + 3) + "|",
+    ]  # fmt: skip
+    for key, change in changes.items():
+        if change is None:
+            continue
+        by_cc = {s.country: s for s in change.countries}
+        cells = [
+            _ci(by_cc[cc].delta, by_cc[cc].delta_low, by_cc[cc].delta_high) if cc in by_cc else ""
+            for cc in countries
+        ]
+        avg = _ci(*change.average) if change.average else ""
+        moved = [s for s in change.countries if s.n_items]
+        closer = sum(s.closer * s.n_items for s in moved) / max(1, sum(s.n_items for s in moved))
+        away = sum(s.away * s.n_items for s in moved) / max(1, sum(s.n_items for s in moved))
+        lines.append(
+            f"| {ROW_NAMES[key]} - base | "
+            + " | ".join(cells)
+            + f" | {avg} | {100 * closer:.1f}% / {100 * away:.1f}% |"
+        )
+    verdicts = []
+    for key, change in changes.items():
+        if change is None or change.average is None:
+            continue
+        mean, low, high = change.average
+        inside = low <= 0 <= high
+        verdicts.append(
+            f"- {ROW_NAMES[key]}: AVG change {_ci(mean, low, high)}: "
+            + ("the interval holds 0, so the change is **inside the intervals** (not distinguishable from no change on these items)." if inside
+               else "the interval excludes 0, so the change is **outside the intervals**.")
+        )  # fmt: skip
+    lines += ["", *verdicts, ""]
+
+    rows_per = training_rows(c, layout)
+    lines += [
+        "## Training pairs (culture-aware answer differs from the culture-unaware one)\n",
+        "| set | " + " | ".join(countries) + " | joint |",
+        "|---" * (len(countries) + 2) + "|",
+        "| rows | "
+        + " | ".join(str(rows_per[cc]) for cc in countries)
+        + f" | {rows_per['joint']} |",
+        "",
+    ]
+    facts = [("joint", _train_facts(layout.joint))] + [
+        (cc, _train_facts(layout.specific / cc)) for cc in countries
+    ]
+    lines += ["| adapter | steps | loss first -> last logged step |", "|---|---|---|"]
+    for name, fact in facts:
+        if fact:
+            lines.append(f"| {name} | {fact[0]} | {fact[1]:.3f} -> {fact[2]:.3f} |")
+    lines += ["", "## Wall time, CPU time and peak memory per stage\n"]
+    lines += [
+        "| stage | wall | CPU | peak RSS | load average at the end |",
+        "|---|---|---|---|---|",
+    ]
+    total = Usage()
+    for stage in STAGES:
+        units = [u for u in timings.records if u.split("/")[0] == stage]
+        stage_usage = Usage()
+        for unit in units:
+            rec = timings.records[unit]
+            usage = Usage(rec["seconds"], rec["cpu_seconds"], rec["peak_rss_mb"])
+            stage_usage.add(usage)
+            if len(units) > 1:
+                lines.append(
+                    f"| {unit} | {minutes(usage.seconds)} | {minutes(usage.cpu_seconds)} | "
+                    f"{usage.peak_rss_mb:.0f} MB | {rec.get('load_average', '')} |"
+                )
+        if units:
+            total.add(stage_usage)
+            lines.append(
+                f"| **{stage}** | **{minutes(stage_usage.seconds)}** | "
+                f"{minutes(stage_usage.cpu_seconds)} | {stage_usage.peak_rss_mb:.0f} MB | |"
+            )
+    lines.append(
+        f"| **total** | **{minutes(total.seconds)}** | {minutes(total.cpu_seconds)} | "
+        f"{total.peak_rss_mb:.0f} MB | |"
+    )
+    lines += [
+        "",
+        f"Files: `{layout.report}/comparison.md`, `leaderboard.md`, `index.html`, `change.md`, "
+        "`plots/bars.png` (base vs joint), `plots/training_loss.png`.",
+    ]
+    return "\n".join(lines) + "\n"
