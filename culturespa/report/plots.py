@@ -88,6 +88,8 @@ def plot_paired_bars(
     """Per-country bars of two rows side by side, with 95% bootstrap intervals where known, and
     the survey references' values as ticks across each country's pair of bars."""
     plt = _pyplot()
+    from matplotlib.lines import Line2D
+
     countries = [cc for cc in ALL_COUNTRIES if cc in first.cells or cc in second.cells]
     x = np.arange(len(countries) + 1)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.5 + 0.75 * len(x)), 4.2))
@@ -120,6 +122,7 @@ def plot_paired_bars(
         )
         lows.extend(v - e for v, e in zip(values, err[0]) if np.isfinite(v))
     by_rule = {r.rule: r for r in references or [] if r.is_reference}
+    reference_handles = []
     for rule, color, style in BAR_REFERENCES:
         ref = by_rule.get(rule)
         if ref is None:
@@ -133,8 +136,14 @@ def plot_paired_bars(
             colors=color,
             linestyles=style,
             linewidth=1.4,
-            label=f"reference: {ref.template_label}",
         )
+        # A line collection with gaps (countries the reference lacks) draws no legend sample.
+        reference_handles.append(
+            Line2D(
+                [], [], color=color, linestyle=style, linewidth=1.4,
+                label=f"reference: {ref.template_label}",
+            )
+        )  # fmt: skip
         lows.extend(v for v in marks if np.isfinite(v))
     floor = max(0.0, 10 * math.floor((min(lows) - 5) / 10)) if lows else 0.0
     ax.set_ylim(bottom=floor)
@@ -144,7 +153,9 @@ def plot_paired_bars(
     has_ci = any(not math.isnan(c.ci_low) for r in (first, second) for c in r.cells.values())
     note = "error bars: 95% bootstrap intervals" if has_ci else "no sample logs: no intervals"
     ax.set_title(f"Alignment per country ({note})", fontsize=10)
+    bar_handles, _ = ax.get_legend_handles_labels()
     ax.legend(
+        handles=bar_handles + reference_handles,
         loc="upper center",
         bbox_to_anchor=(0.5, -0.1),
         ncol=1 if not by_rule else 2,
@@ -153,7 +164,7 @@ def plot_paired_bars(
     )
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    fig.savefig(path, dpi=130, bbox_inches="tight")  # the legend below the axes, whole
     plt.close(fig)
     return path
 
