@@ -23,8 +23,9 @@ pytest.importorskip("requests")
 pytest.importorskip("tenacity")  # lm-eval[api]
 
 
-def _serve(reply_for: Callable[[dict], str]):
-    """A local OpenAI-style chat endpoint answering `reply_for(request body)`; records requests."""
+def _serve_json(respond: Callable[[dict], dict], path: str):
+    """A local OpenAI-style endpoint at `path` answering each POST with `respond(request body)`;
+    records the requests."""
     seen: list[dict] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -34,18 +35,7 @@ def _serve(reply_for: Callable[[dict], str]):
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.append(body)
-            reply = {
-                "id": "x",
-                "object": "chat.completion",
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": reply_for(body)},
-                    }
-                ],
-            }
-            data = json.dumps(reply).encode()
+            data = json.dumps(respond(body)).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -55,8 +45,22 @@ def _serve(reply_for: Callable[[dict], str]):
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/v1/chat/completions", seen
+    yield f"http://127.0.0.1:{server.server_port}{path}", seen
     server.shutdown()
+
+
+def _serve(reply_for: Callable[[dict], str]):
+    """A local chat endpoint answering `reply_for(request body)` as the assistant's message."""
+
+    def respond(body: dict) -> dict:
+        message = {"role": "assistant", "content": reply_for(body)}
+        return {
+            "id": "x",
+            "object": "chat.completion",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+        }
+
+    yield from _serve_json(respond, "/v1/chat/completions")
 
 
 @pytest.fixture()
@@ -161,7 +165,6 @@ def _serve_completions(tokenizer_dir):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    seen: list[dict] = []
 
     def choice(index: int, ids: list[int]) -> dict:
         text = tokenizer.decode(ids).strip().removesuffix("<|im_end|>").rstrip()
@@ -179,32 +182,13 @@ def _serve_completions(tokenizer_dir):
             },
         }
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
+    def respond(body: dict) -> dict:
+        prompts = body["prompt"]
+        prompts = prompts if isinstance(prompts[0], list) else [prompts]
+        choices = [choice(i, ids) for i, ids in enumerate(prompts)]
+        return {"id": "x", "object": "text_completion", "choices": choices}
 
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            seen.append(body)
-            prompts = body["prompt"]
-            prompts = prompts if isinstance(prompts[0], list) else [prompts]
-            reply = {
-                "id": "x",
-                "object": "text_completion",
-                "choices": [choice(i, ids) for i, ids in enumerate(prompts)],
-            }
-            data = json.dumps(reply).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/v1/completions", seen
-    server.shutdown()
+    yield from _serve_json(respond, "/v1/completions")
 
 
 @pytest.fixture()
