@@ -112,5 +112,15 @@ def test_free_cores_measures_the_cpu_now_not_the_load_average(monkeypatch, tmp_p
     monkeypatch.setattr(demo_cli.time, "sleep", lambda s: None)
     assert demo_cli.free_cores() == 2
 
+    # 2 cores, 0.6 of one busy during the measurement (a short command): both threads are free;
+    # 0.8 of one busy (another job): one thread.
+    monkeypatch.setattr(demo_cli.os, "cpu_count", lambda: 2)
+    for busy, threads in ((0.6, 2), (0.8, 1), (1.9, 1)):
+        monkeypatch.setattr(demo_cli, "busy_cores", lambda busy=busy: busy)
+        assert demo_cli.free_cores() == threads, busy
+    monkeypatch.undo()
+    monkeypatch.setattr(demo_cli.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(demo_cli.os, "getloadavg", lambda: (4.0, 4.0, 4.0))
+
     monkeypatch.setattr(demo_cli, "_cpu_times", lambda stat="": None)  # no /proc: load average
     assert demo_cli.free_cores() == 1
