@@ -141,13 +141,9 @@ def check_manifest(layout: Layout, config: LoopConfig, write: bool = True) -> No
 def derived_data_config(config: LoopConfig, layout: Layout) -> dict[str, Any]:
     """The build-data config the loop runs: `data_config` with the loop's model, countries, seed,
     output folder and subset; checked with build-data's own parser."""
-    import yaml
-
     from culturespa.pluralise.config import config_from_dict
 
-    data = yaml.safe_load(Path(config.data_config).read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict):
-        raise CulturespaError(f"{config.data_config}: the config must be a mapping")
+    data = read_yaml_mapping(config.data_config, "config: data_config", empty_ok=True)
     model = data.get("model") if isinstance(data.get("model"), dict) else {}
     data["model"] = {**model, "name": config.model}
     data["output_dir"] = str(layout.data)

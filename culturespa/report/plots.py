@@ -69,7 +69,7 @@ def plot_heatmap(rows: list[Row], path: Path, metric: str) -> Path:
         title += "\nbelow the line: survey references (answer rules without a model)"
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    fig.savefig(path, dpi=130, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -209,9 +209,21 @@ def plot_relations(row: Row, path: Path) -> tuple[Path, float]:
         fontsize=10,
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    fig.savefig(path, dpi=130, bbox_inches="tight")
     plt.close(fig)
     return path, r
+
+
+def _change_panel(ax, rows, y, color: str, xlabel: str) -> None:
+    """Each row's `delta` (x100) with its 95% interval as a horizontal error bar, and 0 marked."""
+    delta = np.array([100 * r.delta for r in rows])
+    low = np.array([100 * r.delta_low for r in rows])
+    high = np.array([100 * r.delta_high for r in rows])
+    # A percentile interval may miss the point estimate on tiny samples: clip at zero.
+    err = np.clip(np.nan_to_num(np.vstack([delta - low, high - delta])), 0, None)
+    ax.errorbar(delta, y, xerr=err, fmt="o", color=color, capsize=3)
+    ax.axvline(0, color="grey", linewidth=1)
+    ax.set_xlabel(xlabel)
 
 
 def plot_steerability(analysis, path: Path) -> Path:
@@ -231,21 +243,15 @@ def plot_steerability(analysis, path: Path) -> Path:
     left.set_xlim(0, 100)
     left.set_xlabel("share of items (%)")
     left.set_yticks(y, countries)
-    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, fontsize=8, frameon=False)
-    delta = np.array([100 * s.delta for s in steers])
-    low = np.array([100 * s.delta_low for s in steers])
-    high = np.array([100 * s.delta_high for s in steers])
-    err = np.clip(np.nan_to_num(np.vstack([delta - low, high - delta])), 0, None)
-    right.errorbar(delta, y, xerr=err, fmt="o", color="#0072b2", capsize=3)
-    right.axvline(0, color="grey", linewidth=1)
-    right.set_xlabel("change in alignment x100 (aware - unaware), 95% CI")
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=3, fontsize=8, frameon=False)
+    _change_panel(right, steers, y, "#0072b2", "change in alignment x100 (aware - unaware), 95% CI")
     title = f"Steerability: {_tail(analysis.name, 70)}"
     if analysis.average is not None:
         mean, lo, hi = (100 * v for v in analysis.average)
         title += f"\nmean change over the paper's countries {mean:.1f} [{lo:.1f}, {hi:.1f}]"
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    fig.savefig(path, dpi=130, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -279,7 +285,7 @@ def plot_training_loss(curves: dict[str, list], path: Path, title: str | None = 
     ax.legend(fontsize=8)
     ax.set_title(title or "Training loss per optimizer step", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    fig.savefig(path, dpi=130, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -300,14 +306,8 @@ def plot_order_consistency(analysis, path: Path) -> Path:
     left.set_xlim(0, 100)
     left.set_xlabel("share of items (%)")
     left.set_yticks(y, countries)
-    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=8, frameon=False)
-    delta = np.array([100 * c.delta for c in rows])
-    low = np.array([100 * c.delta_low for c in rows])
-    high = np.array([100 * c.delta_high for c in rows])
-    err = np.clip(np.nan_to_num(np.vstack([delta - low, high - delta])), 0, None)
-    right.errorbar(delta, y, xerr=err, fmt="o", color="#d55e00", capsize=3)
-    right.axvline(0, color="grey", linewidth=1)
-    right.set_xlabel("alignment x100, forward - reversed options, 95% CI")
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=2, fontsize=8, frameon=False)
+    _change_panel(right, rows, y, "#d55e00", "alignment x100, forward - reversed options, 95% CI")
     title = f"Order consistency: {_tail(analysis.name, 70)}"
     if analysis.average is not None:
         avg = analysis.average
@@ -318,6 +318,6 @@ def plot_order_consistency(analysis, path: Path) -> Path:
         )
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    fig.savefig(path, dpi=130, bbox_inches="tight")
     plt.close(fig)
     return path
