@@ -239,3 +239,39 @@ def test_loss_history_and_its_plot(tmp_path):
     assert path.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(CulturespaError, match="no trainer state"):
         read_loss_history(tmp_path / "nothing")
+
+
+def test_listed_positions_of_survey_answers():
+    from culturespa.report.analysis import listed_positions
+
+    # Q1 lists its options 1..4 (code 3 is the 3rd listed); Q94 lists 0..2 (code 0 is the 1st
+    # listed, code 2 the 3rd); None is a reply that is no option.
+    answers = {"USA": {"Q1": 3, "Q94": 0}, "CHN": {"Q94": 2, "Q1": None}}
+    assert listed_positions(answers) == {3: 2, 1: 1, None: 1}
+
+
+def test_listed_positions_of_training_answers_and_their_shares(tmp_path):
+    from culturespa.loop.summary import _position_cells, training_positions
+
+    def row(options: str, answer: str) -> str:
+        user = f"#Question: Q?\n#Options: {options}\nPlease return the number of the option only."
+        messages = [
+            {"role": "system", "content": "persona"},
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": answer},
+        ]
+        return json.dumps({"messages": messages})
+
+    ten = " ".join(f"{n}.o{n}" for n in range(1, 11))
+    rows = [
+        row("1.Yes 2.Somewhat 3.No", "3"),  # 3rd listed
+        row("0.Never 1.Sometimes 2.Often", "0"),  # numbered from 0: the 1st listed
+        row(ten, "10"),  # the 10th listed, not the 1st ("1" is a prefix of "10")
+        row("1.Yes 2.No", "9"),  # no listed number
+    ]
+    write(tmp_path / "joint.jsonl", "\n".join(rows) + "\n")
+    counts = training_positions(tmp_path / "joint.jsonl")
+    assert counts == {3: 1, 1: 1, 10: 1, None: 1}
+    # 1st, 2nd, 3rd, 4th, 5th or later, no option
+    assert _position_cells(counts) == ["25.0%", "0.0%", "25.0%", "0.0%", "25.0%", "25.0%"]
+    assert training_positions(tmp_path / "missing.jsonl") == {}

@@ -6,22 +6,23 @@ from culturespa.loop.config import LoopConfig
 from culturespa.loop.layout import Layout
 
 IDLE_SECONDS: dict[str, float] = {
-    "answer_prompt": 0.17,
-    "train_example": 0.75,
-    "eval_item": 0.14,
-    "eval_item_adapter": 0.16,
+    "answer_prompt": 0.10,
+    "train_example": 0.57,
+    "eval_item": 0.10,
+    "eval_item_adapter": 0.12,
     "process_start": 15.0,
 }
 """Seconds per unit of work with SmolLM2-135M-Instruct on the project's 2-core CPU, measured by
-`make loop` with 100 questions per topic (2026-12-02, README "CultureSPA end to end on the default
-model"): 7,800 answer prompts in 21.7 min, 391 + 391 training rows in 5.3 + 5.6 min, 1,255 items
-in 3.2 min (base) and 3.6 min (adapter), each command's start included; the time estimates printed
-before each stage scale these."""
+`make loop` with 200 questions per topic (2026-12-03, README "CultureSPA end to end on the default
+model"): 15,600 answer prompts in 26.8 min, 795 + 795 training rows in 8.0 + 8.5 min, 1,255 items
+in 2.4 min (base), 2.9 min (joint adapter) and 3.4 min (five specific adapters), each command's
+start included; the time estimates printed before each stage scale these. Runs of the same
+command have taken up to 1.6 times longer (the first runs at 100 per topic: 0.17 s per prompt)."""
 
 EXPECTED_PAIR_SHARE = 0.06
 """Share of (question, country) pairs whose culture-aware answer differs from the culture-unaware
-one with SmolLM2-135M-Instruct (measured: 391 of 6,500, 6.0%, with 100 questions per topic); only
-for the estimate of training time before the data exist."""
+one with SmolLM2-135M-Instruct (measured: 391 of 6,500, 6.0%, with 100 questions per topic; 795 of
+13,000, 6.1%, with 200); only for the estimate of training time before the data exist."""
 
 
 def answer_prompts(config: LoopConfig, layout: Layout, data: dict) -> tuple[int, int]:

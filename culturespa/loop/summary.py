@@ -112,6 +112,37 @@ def training_rows(config: LoopConfig, layout: Layout) -> dict[str, int]:
     return {**rows, "joint": layout.training_rows()}
 
 
+def training_positions(path: Path) -> dict[int | None, int]:
+    """How often each listed position is the answer of a training set (a chat JSONL of the data
+    builder): 1 for the first option the user turn lists; None for an answer that is no number
+    listed there."""
+    import json
+    import re
+
+    counts: dict[int | None, int] = {}
+    if not path.is_file():
+        return counts
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            messages = json.loads(line)["messages"]
+            user = next(m["content"] for m in messages if m["role"] == "user")
+            listed = re.findall(r"(?:^|\s)(\d+)\.", user.split("#Options:", 1)[-1].split("\n")[0])
+            answer = messages[-1]["content"].strip()
+            position = listed.index(answer) + 1 if answer in listed else None
+            counts[position] = counts.get(position, 0) + 1
+    return counts
+
+
+def _position_cells(counts: dict[int | None, int]) -> list[str]:
+    """Shares of the 1st, 2nd, 3rd, 4th and later listed option, and of no option."""
+    total = max(1, sum(counts.values()))
+    later = sum(n for p, n in counts.items() if p is not None and p >= 5)
+    shares = [counts.get(p, 0) for p in (1, 2, 3, 4)] + [later, counts.get(None, 0)]
+    return [f"{100 * n / total:.1f}%" for n in shares]
+
+
 def _train_facts(folder: Path) -> tuple[int, float, float] | None:
     """(optimizer steps, first logged loss, last logged loss) of an adapter."""
     from culturespa.report.loading import read_loss_history
@@ -218,6 +249,23 @@ def summary_markdown(config, layout, rows, references, changes, curves, timings)
     for name, fact in facts:
         if fact:
             lines.append(f"| {name} | {fact[0]} | {fact[1]:.3f} -> {fact[2]:.3f} |")
+    lines += [
+        "",
+        "## Which listed option the answers are (position in the prompt's list)\n",
+        "| answers | 1st | 2nd | 3rd | 4th | 5th or later | no option |",
+        "|---|---|---|---|---|---|---|",
+        "| training pairs (joint set, culture-aware answers) | "
+        + " | ".join(
+            _position_cells(training_positions(layout.data / "sft" / "culture_joint.jsonl"))
+        )
+        + " |",
+    ]
+    from culturespa.report.analysis import listed_positions
+
+    for key, row in rows.items():
+        if row.answers:
+            cells = _position_cells(listed_positions(row.answers))
+            lines.append(f"| {ROW_NAMES[key]} (WVS items) | " + " | ".join(cells) + " |")
     lines += ["", "## Wall time, CPU time and peak memory per stage\n"]
     lines += [
         "| stage | wall | CPU | peak RSS | load average at the end |",

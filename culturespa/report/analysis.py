@@ -100,6 +100,23 @@ def paired_change(
     return Steerability(f"{after.method} vs {before.method}", after.way, results, average)
 
 
+def listed_positions(answers: dict[str, dict[str, int | None]]) -> dict[int | None, int]:
+    """How often each listed position was chosen: 1 for the first option the prompt lists, 2
+    for the second, ...; None for replies that are no option. `answers` maps country -> item ->
+    survey code, as `Row.answers` (forward listing, the paper's order)."""
+    from culturespa.survey.items import get_item
+
+    counts: dict[int | None, int] = {}
+    for by_item in answers.values():
+        for qid, code in by_item.items():
+            position = None
+            if code is not None:
+                listed = [o.code for o in get_item(qid).listing()]
+                position = listed.index(code) + 1 if code in listed else None
+            counts[position] = counts.get(position, 0) + 1
+    return counts
+
+
 def _x100(value: float) -> str:
     return "–" if math.isnan(value) else f"{100 * value:.1f}"
 
