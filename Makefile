@@ -35,7 +35,7 @@ demo: install-cpu
 	$(PYTHON) -m culturespa.cli.main demo $(DEMO_ARGS)
 
 # CultureSPA end to end on the default model (build data -> train joint and culture-specific
-# LoRA adapters -> evaluate -> report), about 45 minutes on 2 idle cores; resumable (run it again
+# LoRA adapters -> evaluate -> report), about 52 minutes on 2 idle cores; resumable (run it again
 # after a kill) and seeded. Options: make loop LOOP_ARGS="--per-topic 4 --limit 20 --output-dir runs/loop/small".
 LOOP_ARGS ?=
 loop: install-train-cpu
