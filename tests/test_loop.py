@@ -252,26 +252,28 @@ def test_listed_positions_of_survey_answers():
 
 def test_listed_positions_of_training_answers_and_their_shares(tmp_path):
     from culturespa.loop.summary import _position_cells, training_positions
+    from culturespa.pluralise.build import training_row
 
-    def row(options: str, answer: str) -> str:
-        user = f"#Question: Q?\n#Options: {options}\nPlease return the number of the option only."
-        messages = [
-            {"role": "system", "content": "persona"},
-            {"role": "user", "content": user},
-            {"role": "assistant", "content": answer},
-        ]
-        return json.dumps({"messages": messages})
+    def question(name: str, options: list[str], first: int) -> Question:
+        return Question(name, TOPIC_NAMES[0], f"{name}?", tuple(options), first)
 
-    ten = " ".join(f"{n}.o{n}" for n in range(1, 11))
+    yes_no = question("q1", ["Yes", "Somewhat", "No"], 1)
+    from_zero = question("q0", ["Never", "Sometimes", "Often"], 0)
+    ten = question("q10", [f"o{n}" for n in range(1, 11)], 1)
+    write(
+        tmp_path / "questions" / "filtered.jsonl",
+        "".join(json.dumps(q.as_dict()) + "\n" for q in (yes_no, from_zero, ten)),
+    )
     rows = [
-        row("1.Yes 2.Somewhat 3.No", "3"),  # 3rd listed
-        row("0.Never 1.Sometimes 2.Often", "0"),  # numbered from 0: the 1st listed
-        row(ten, "10"),  # the 10th listed, not the 1st ("1" is a prefix of "10")
-        row("1.Yes 2.No", "9"),  # no listed number
+        training_row(yes_no, "USA", 3, "culture", "culture_joint"),  # 3rd listed
+        training_row(yes_no, "CHN", 3, "culture", "culture_joint"),  # 3rd listed
+        training_row(from_zero, "USA", 0, "culture", "culture_joint"),  # numbered from 0: 1st
+        training_row(ten, "NGA", 10, "culture", "culture_joint"),  # the 10th listed
     ]
-    write(tmp_path / "joint.jsonl", "\n".join(rows) + "\n")
-    counts = training_positions(tmp_path / "joint.jsonl")
-    assert counts == {3: 1, 1: 1, 10: 1, None: 1}
+    write(tmp_path / "sft" / "culture_joint.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    counts = training_positions(tmp_path)
+    assert counts == {3: 2, 1: 1, 10: 1}
     # 1st, 2nd, 3rd, 4th, 5th or later, no option
-    assert _position_cells(counts) == ["25.0%", "0.0%", "25.0%", "0.0%", "25.0%", "25.0%"]
-    assert training_positions(tmp_path / "missing.jsonl") == {}
+    assert _position_cells(counts) == ["25.0%", "0.0%", "50.0%", "0.0%", "25.0%", "0.0%"]
+    assert _position_cells({2: 1, None: 1})[5] == "50.0%"  # a reply that is no option
+    assert training_positions(tmp_path / "nothing") == {}

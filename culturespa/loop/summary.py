@@ -112,26 +112,23 @@ def training_rows(config: LoopConfig, layout: Layout) -> dict[str, int]:
     return {**rows, "joint": layout.training_rows()}
 
 
-def training_positions(path: Path) -> dict[int | None, int]:
-    """How often each listed position is the answer of a training set (a chat JSONL of the data
-    builder): 1 for the first option the user turn lists; None for an answer that is no number
-    listed there."""
-    import json
-    import re
+def training_positions(data: Path) -> dict[int, int]:
+    """How often each listed position is the answer of the culture-joint training set in the
+    data builder's folder `data`: 1 for the question's first listed option (its `first_option`
+    code), 2 for the second, ...; empty while the set does not exist."""
+    from culturespa.pluralise.store import read_jsonl
 
-    counts: dict[int | None, int] = {}
-    if not path.is_file():
-        return counts
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            messages = json.loads(line)["messages"]
-            user = next(m["content"] for m in messages if m["role"] == "user")
-            listed = re.findall(r"(?:^|\s)(\d+)\.", user.split("#Options:", 1)[-1].split("\n")[0])
-            answer = messages[-1]["content"].strip()
-            position = listed.index(answer) + 1 if answer in listed else None
-            counts[position] = counts.get(position, 0) + 1
+    sft = data / "sft" / "culture_joint.jsonl"
+    if not sft.is_file():
+        return {}
+    first = {
+        q["question_id"]: q["first_option"]
+        for q in read_jsonl(data / "questions" / "filtered.jsonl")
+    }
+    counts: dict[int, int] = {}
+    for row in read_jsonl(sft):
+        position = int(row["messages"][-1]["content"]) - first[row["question_id"]] + 1
+        counts[position] = counts.get(position, 0) + 1
     return counts
 
 
@@ -156,6 +153,8 @@ def _train_facts(folder: Path) -> tuple[int, float, float] | None:
 
 
 def summary_markdown(config, layout, rows, references, changes, curves, timings) -> str:
+    from culturespa.report.analysis import listed_positions
+
     c = config
     countries = list(c.countries)
     head = ["", *countries, "AVG"]
@@ -255,13 +254,9 @@ def summary_markdown(config, layout, rows, references, changes, curves, timings)
         "| answers | 1st | 2nd | 3rd | 4th | 5th or later | no option |",
         "|---|---|---|---|---|---|---|",
         "| training pairs (joint set, culture-aware answers) | "
-        + " | ".join(
-            _position_cells(training_positions(layout.data / "sft" / "culture_joint.jsonl"))
-        )
+        + " | ".join(_position_cells(training_positions(layout.data)))
         + " |",
     ]
-    from culturespa.report.analysis import listed_positions
-
     for key, row in rows.items():
         if row.answers:
             cells = _position_cells(listed_positions(row.answers))
