@@ -2,7 +2,7 @@
 
 Bottom: `survey`, `scoring`, `prompts` (the WVS, the paper's score, the prompts); then `inference`
 (models, chat templates, backends); then `evaluation`, `pluralise` (the data builder), `training`,
-`report`; the CLI and the end-to-end loop on top. `errors`, `atomic` and `fields` are utilities every layer may use.
+`report`; the CLI and the end-to-end loop on top. `errors`, `atomic`, `fields` and `bounded_input` are utilities every layer may use.
 Read from the source with `ast`, including imports inside functions.
 """
 
@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "atomic": 0,
     "fields": 0,
+    "bounded_input": 0,
     "data": 0,
     "survey": 1,
     "scoring": 1,

@@ -8,7 +8,7 @@ import os
 import time
 
 from culturespa.atomic import check_output_dir
-from culturespa.cli.parsing import batch_size, positive_int, way_list
+from culturespa.cli.parsing import batch_size, positive_int, seed, way_list
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -65,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="only the first N items per task (a quick check; not comparable)",
     )
-    parser.add_argument("--seed", type=int, default=42, help="random seed (default: %(default)s)")
+    parser.add_argument("--seed", type=seed, default=42, help="random seed (default: %(default)s)")
     parser.add_argument(
         "--backend",
         default="culturespa-hf",

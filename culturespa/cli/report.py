@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from culturespa.cli.parsing import seed
 from culturespa.report.loading import RANKABLE_METRICS
 from culturespa.report.replies_input import DEFAULT_REPLIES_LABEL
 
@@ -48,7 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar=("ROW_A", "ROW_B"),
         help="two rows for the side-by-side bars (a part of 'model | template')",
     )
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+    parser.add_argument(
+        "--seed", type=seed, default=0, help="bootstrap seed (default: %(default)s)"
+    )
     parser.add_argument(
         "--countries",
         "--country",

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from culturespa.atomic import check_output_file, write_text_atomic
-from culturespa.cli.parsing import nonnegative_int
+from culturespa.cli.parsing import nonnegative_int, seed
 from culturespa.errors import CulturespaError
 from culturespa.scoring.bootstrap import percentile_interval
 from culturespa.scoring.country_scores import score_countries
@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--bootstrap", type=nonnegative_int, default=1000, help="bootstrap resamples (0: none)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--seed", type=seed, default=0, help="bootstrap seed")
     parser.add_argument(
         "--unaware",
         type=Path,

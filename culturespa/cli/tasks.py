@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from culturespa.atomic import check_output_dir
-from culturespa.cli.parsing import batch_size, item_limit, seed_list
+from culturespa.cli.parsing import batch_size, item_limit, seed, seed_list
 from culturespa.evaluation.model_args import BACKENDS
 
 
@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="feed plain text (base models); by default the chat template is applied",
     )
     ev.add_argument("--batch-size", type=batch_size, default=1, help="batch size or 'auto'")
-    ev.add_argument("--seed", type=int, default=42, help="seed of Python, numpy, torch (and vllm)")
+    ev.add_argument("--seed", type=seed, default=42, help="seed of Python, numpy, torch (and vllm)")
     ev.add_argument(
         "--seeds",
         type=seed_list,
@@ -130,12 +130,15 @@ def format_summary(results: dict) -> str:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from culturespa.evaluation.model_args import parse_model_args
+    from culturespa.evaluation.model_args import check_extra_model_args, parse_model_args
     from culturespa.evaluation.run import run_evaluations
+    from culturespa.inference.models import check_device
 
     if args.output_path is not None:
         check_output_dir(args.output_path, "--output-path")
-    parse_model_args(args.model_args)  # a bad value fails here, before lm-eval is imported
+    # A bad value, a second model or an unknown key fails here, before tasks or models load.
+    check_extra_model_args(args.backend, parse_model_args(args.model_args), args.peft)
+    check_device(args.device, "--device")
     runs = run_evaluations(
         model=args.model,
         tasks=args.tasks,

@@ -14,7 +14,7 @@ from culturespa.evaluation.dedup import DeduplicatingLM
 from culturespa.evaluation.intervals import alignment_intervals
 from culturespa.evaluation.model_args import WEIGHTS_BACKENDS, build_model_args, check_model_source
 from culturespa.evaluation.tasks import drop_covered, expand_tasks, sampled_tasks, task_manager
-from culturespa.inference.models import pick_device
+from culturespa.inference.models import check_device, pick_device
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +117,7 @@ def run_evaluations(
     """
     if not seeds:
         raise CulturespaError("no seed given")
+    check_device(device, "device")
     seeds = list(dict.fromkeys(seeds))
     if output_path is not None:
         check_output_dir(output_path, "output path")

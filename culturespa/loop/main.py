@@ -15,7 +15,7 @@ from culturespa.loop.stages import Loop
 
 
 def main(argv: list[str] | None = None) -> int:
-    from culturespa.cli.parsing import ArgumentParser, exit_with_error, positive_int
+    from culturespa.cli.parsing import ArgumentParser, exit_with_error, positive_int, seed
 
     parser = ArgumentParser(
         prog="recipes/loop.py",
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--limit", type=positive_int, default=None, help="WVS items per country (overrides)"
     )
-    parser.add_argument("--seed", type=int, default=None, help="seed of every stage (overrides)")
+    parser.add_argument("--seed", type=seed, default=None, help="seed of every stage (overrides)")
     parser.add_argument(
         "--stages",
         default=",".join(STAGES),

@@ -26,7 +26,9 @@ from culturespa.atomic import (
 )
 from culturespa.errors import CulturespaError
 from culturespa.inference.backends import Backend, build_backend
+from culturespa.inference.models import check_remote_code
 from culturespa.inference.replicas import InProcess, Replicas
+from culturespa.pluralise.build import check_build_targets
 from culturespa.pluralise.config import DataConfig
 from culturespa.pluralise.store import read_jsonl, write_jsonl_atomic
 
@@ -63,6 +65,9 @@ class Run:
         self.out = config.out
         # Everything that can be checked is checked before the first file is written.
         check_output_dir(self.out, "output_dir")
+        check_build_targets(self.out / "sft", config.build.variants, config.countries)
+        if config.model.backend in ("hf", "vllm"):
+            check_remote_code(config.model.name, False, "config: model.name")
         if config.questions_file:
             from culturespa.pluralise.questions import read_raw_questions
 
