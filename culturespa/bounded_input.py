@@ -117,8 +117,8 @@ def iter_json_lines(
             number += 1
             start, offset = offset, offset + len(raw)
             if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                offset += _skip_rest_of_line(stream)
                 yield number, BoundExceeded(f"line {number} is over {MAX_LINE_BYTES} bytes")
+                offset += _skip_rest_of_line(stream)  # only when the reader goes on
                 continue
             try:
                 text = raw.decode("utf-8")
