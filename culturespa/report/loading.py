@@ -16,6 +16,12 @@ from culturespa.errors import CulturespaError
 from culturespa.fields import show
 from culturespa.prompts.task_names import WAYS, TaskName, parse_task_name
 from culturespa.prompts.templates import TEMPLATES
+from culturespa.report.damage import (
+    DamagedSample,
+    check_sample_shape,
+    check_task_config,
+    metric_problem,
+)
 from culturespa.scoring.answers import MAX_VALID_ANSWER, parse_answer
 from culturespa.scoring.stated import parse_stated_distribution
 from culturespa.survey.countries import COUNTRIES
@@ -41,23 +47,6 @@ PAPER_SCORE_METRICS: tuple[str, ...] = ("alignment", "alignment_specific")
 """The paper's score over all items, and over the culture-specific ones: computable from the
 per-item answers of a sample log."""
 _QID_KEYS = ("qid", "Q_id", "question_id", "item")
-COUNT_METRICS: tuple[str, ...] = ("out_of_range", "unparsed")
-"""Metrics that count items (>= 0); every other metric is a share or a score in 0..1."""
-_MAX_COUNT = 1e9
-
-
-class DamagedSample(ValueError):
-    """A sample log line whose field has the wrong shape; the message names the field."""
-
-
-def metric_problem(metric: str, value: float) -> str | None:
-    """Why a metric's value cannot be real (None when it can): a share or score outside 0..1,
-    a negative or huge count, Infinity. NaN (no value) is the caller's to drop."""
-    if math.isnan(value):
-        return None
-    if metric in COUNT_METRICS:
-        return None if 0 <= value <= _MAX_COUNT else f"expected a count >= 0, got {value!r}"
-    return None if 0 <= value <= 1 else f"expected a value in 0..1, got {value!r}"
 
 
 class Notes:
@@ -234,7 +223,7 @@ def sample_answer(sample: dict[str, Any], qid: str, way: str) -> int | None:
         return answer
     responses = sample.get("filtered_resps") or sample.get("resps") or []
     doc = sample.get("doc") if isinstance(sample.get("doc"), dict) else {}
-    _check_sample_shape(responses, doc)
+    check_sample_shape(responses, doc)
     if way == "gen":
         reply = _first(responses)
         return parse_answer(reply) if isinstance(reply, str) else None
@@ -252,26 +241,6 @@ def sample_answer(sample: dict[str, Any], qid: str, way: str) -> int | None:
     if not scores or len(scores) != len(numbers):
         return None
     return int(numbers[max(range(len(scores)), key=scores.__getitem__)])
-
-
-def _check_sample_shape(responses: Any, doc: dict[str, Any]) -> None:
-    """Raise DamagedSample when the responses or the doc's option lists have the wrong shape."""
-    if not isinstance(responses, list):
-        field_name = "filtered_resps" if responses is not None else "resps"
-        raise DamagedSample(f"field {field_name!r} is {show(responses)}, expected a list")
-    for key in ("options", "shown", "texts"):
-        value = doc.get(key)
-        if value is not None and not isinstance(value, list):
-            raise DamagedSample(f"field 'doc.{key}' is {show(value)}, expected a list")
-    for code in doc.get("options") or []:
-        if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= MAX_VALID_ANSWER:
-            raise DamagedSample(
-                f"field 'doc.options' holds {show(code)}, expected option numbers "
-                f"0..{MAX_VALID_ANSWER}"
-            )
-    for text in doc.get("texts") or []:
-        if not isinstance(text, str):
-            raise DamagedSample(f"field 'doc.texts' holds {show(text)}, expected text")
 
 
 def _stated_choice(reply: Any, qid: str, doc: dict[str, Any]) -> int | None:
@@ -326,19 +295,6 @@ def _item_metrics(sample: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _check_task_config(path: Path, name: str, config: Any) -> None:
-    """A task's `dataset_kwargs` that names its template, way or country by anything but text
-    is damage, reported with the file and field (not read as another task)."""
-    kwargs = config.get("dataset_kwargs") if isinstance(config, dict) else None
-    for key in ("template", "way", "country"):
-        value = kwargs.get(key) if isinstance(kwargs, dict) else None
-        if value is not None and not isinstance(value, str):
-            raise CulturespaError(
-                f"{path}: configs.{name}.dataset_kwargs.{key} is {show(value)}, expected text; "
-                "the file is damaged"
-            )
-
-
 def _date_id(results_file: Path) -> str:
     return results_file.stem.removeprefix("results_")
 
@@ -381,7 +337,7 @@ def load_run(path: Path, notes: Notes) -> RunScores | None:
         return None
     configs = data.get("configs") if isinstance(data.get("configs"), dict) else {}
     for name in data["results"]:
-        _check_task_config(path, name, configs.get(name))
+        check_task_config(path, name, configs.get(name))
     found = {name: task_identity(name, configs.get(name)) for name in data["results"]}
     ours = {name: parsed for name, parsed in found.items() if parsed}
     if not ours:

@@ -181,8 +181,10 @@ def read_adapter_index(path: str | Path) -> tuple[str, dict[str, str]]:
         path = path / INDEX_FILE
     if not path.is_file():
         raise CulturespaError(f"{path}: no {INDEX_FILE}; train with --countries first")
-    index = json.loads(path.read_text("utf-8"))
-    adapters = index.get("adapters")
+    from culturespa.bounded_input import read_json_file
+
+    index = read_json_file(path)
+    adapters = index.get("adapters") if isinstance(index, dict) else None
     if not isinstance(adapters, dict) or not adapters:
         raise CulturespaError(f"{path}: 'adapters' must map ISO-3 codes to adapter folders")
     return str(index.get("base_model", "")), {
