@@ -38,14 +38,20 @@ def _number(text: str) -> float | int:
     return value
 
 
-def _constant(name: str) -> float:
-    raise BoundExceeded(f"{name} is not a JSON number")
+_CONSTANTS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
-def _constant_allowing_nan(name: str) -> float:
-    if name == "NaN":
-        return math.nan
-    raise BoundExceeded(f"{name} is not a JSON number")
+def _constants(allow_nan: bool, allow_infinity: bool):
+    """The parse_constant hook: NaN and +-Infinity are numbers only where allowed."""
+    allowed = {"NaN"} if allow_nan else set()
+    allowed |= {"Infinity", "-Infinity"} if allow_infinity else set()
+
+    def constant(name: str) -> float:
+        if name not in allowed:
+            raise BoundExceeded(f"{name} is not a JSON number")
+        return _CONSTANTS[name]
+
+    return constant
 
 
 def _check_depth(value: Any) -> None:
@@ -60,18 +66,18 @@ def _check_depth(value: Any) -> None:
         stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
 
 
-def loads_bounded(text: str, allow_nan: bool = False) -> Any:
+def loads_bounded(text: str, allow_nan: bool = False, allow_infinity: bool = False) -> Any:
     """Parse JSON text within the bounds; raise BoundExceeded or json.JSONDecodeError.
 
-    `allow_nan` accepts `NaN` (lm-eval writes a metric that has no value so); `Infinity` and
-    `-Infinity` are never numbers.
+    `allow_nan` accepts `NaN` (lm-eval writes a metric that has no value so); `allow_infinity`
+    accepts `Infinity` and `-Infinity` (a sample log's log-likelihood of an impossible token).
     """
     try:
         value = json.loads(
             text,
             parse_int=_number,
             parse_float=_number,
-            parse_constant=_constant_allowing_nan if allow_nan else _constant,
+            parse_constant=_constants(allow_nan, allow_infinity),
         )
     except RecursionError:
         raise BoundExceeded(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
@@ -100,7 +106,7 @@ def read_json_file(path: str | Path, what: str = "", allow_nan: bool = False) ->
 
 
 def iter_json_lines(
-    path: str | Path, allow_nan: bool = False, what: str = ""
+    path: str | Path, allow_nan: bool = False, what: str = "", allow_infinity: bool = False
 ) -> Iterator[tuple[int, Any]]:
     """(line number, value or a BoundExceeded/JSONDecodeError) for each non-blank line of a JSON-lines
     file, read one line at a time (a file of gigabytes never sits in memory). A line that is not
@@ -130,7 +136,7 @@ def iter_json_lines(
             if not text.strip():
                 continue
             try:
-                yield number, loads_bounded(text, allow_nan=allow_nan)
+                yield number, loads_bounded(text, allow_nan, allow_infinity)
             except (json.JSONDecodeError, BoundExceeded) as exc:
                 yield number, exc
 

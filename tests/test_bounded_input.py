@@ -206,6 +206,20 @@ def test_sample_logs_are_streamed_not_read_whole(tmp_path, monkeypatch):
     assert peak < 1_000_000
 
 
+def test_minus_infinity_is_a_log_likelihood_but_never_a_metric(tmp_path):
+    """lm-eval logs -Infinity for an impossible option: the other option is the answer; an
+    infinite per-item metric is damage, named with its line and field."""
+    from culturespa.report.loading import Notes, read_samples
+
+    options = [1, 2]
+    line = '{"doc": {"qid": "Q1", "options": [1, 2]}, "filtered_resps": [[-Infinity], [-0.5]]}\n'
+    log = write_run(tmp_path / "a", line.encode())
+    assert read_samples(log, "loglik", Notes())[0] == {"Q1": options[1]}
+    bad = write_run(tmp_path / "b", b'{"doc": {"qid": "Q1"}, "alignment_w1": Infinity}\n')
+    with pytest.raises(CulturespaError, match="line 1: field 'alignment_w1': expected a finite"):
+        read_samples(bad, "gen", Notes())
+
+
 def test_a_nan_metric_is_no_value_and_never_ranked(tmp_path):
     """lm-eval writes NaN for a metric no item had; the task is skipped with a note."""
     from culturespa.report.loading import Notes, load_run

@@ -26,6 +26,8 @@ def metric_problem(metric: str, value: float) -> str | None:
     a negative or huge count, Infinity. NaN (no value) is the caller's to drop."""
     if math.isnan(value):
         return None
+    if math.isinf(value):
+        return f"expected a finite number, got {value!r}"
     if metric in COUNT_METRICS:
         return None if 0 <= value <= _MAX_COUNT else f"expected a count >= 0, got {value!r}"
     return None if 0 <= value <= 1 else f"expected a value in 0..1, got {value!r}"

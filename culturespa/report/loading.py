@@ -264,7 +264,9 @@ def read_samples(path: Path, way: str, notes: Notes) -> tuple[dict, dict]:
     item_metrics: dict[str, dict[str, float]] = {}
     bad = 0
     fix = "fix or remove it, or move its results file away"
-    for number, sample in iter_json_lines(path, allow_nan=True, what="sample log "):
+    # -Infinity is a real log-likelihood; as a metric it is refused (metric_problem).
+    samples = iter_json_lines(path, allow_nan=True, what="sample log ", allow_infinity=True)
+    for number, sample in samples:
         if isinstance(sample, BoundExceeded):
             raise CulturespaError(f"sample log {path}: line {number}: refused, {sample}; {fix}")
         qid = _qid_of(sample) if isinstance(sample, dict) else None
