@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from culturespa.errors import CulturespaError
-from culturespa.fields import check_field_types, invalid, read_yaml_mapping
+from culturespa.fields import check_field_types, invalid, read_yaml_mapping, show
 from culturespa.inference.models import check_device
 
 DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
@@ -399,7 +399,7 @@ class DataConfig:
         unknown = [t for t in self.topics if t not in TOPIC_NAMES]
         if unknown:
             raise CulturespaError(
-                f"config: unknown topic(s) {unknown}; topics: 'all' or of {list(TOPIC_NAMES)}"
+                f"config: unknown topic(s) {show(unknown)}; topics: 'all' or of {list(TOPIC_NAMES)}"
             )
         if self.questions_limit_per_topic is not None:
             _at_least("questions_limit_per_topic", self.questions_limit_per_topic, 1)
