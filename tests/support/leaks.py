@@ -26,3 +26,29 @@ def leaked_internals(text: str) -> list[str]:
             start, end = max(0, match.start() - 40), match.end() + 40
             found.append(f"{what}: {text[start:end]!r}")
     return found
+
+
+def page_text(html: str) -> str:
+    """The text of an HTML page without a browser: every text node outside <script> and
+    <style>, entities decoded (closed <details> included)."""
+    from html.parser import HTMLParser
+
+    class _Text(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.parts: list[str] = []
+            self._skip = 0
+
+        def handle_starttag(self, tag, attrs):
+            self._skip += tag in ("script", "style")
+
+        def handle_endtag(self, tag):
+            self._skip -= tag in ("script", "style")
+
+        def handle_data(self, data):
+            if not self._skip:
+                self.parts.append(data)
+
+    parser = _Text()
+    parser.feed(html)
+    return " ".join(parser.parts)
