@@ -271,3 +271,45 @@ def test_a_logged_answer_the_parser_refuses_is_an_invalid_reply():
         "\n".join(notes.messages)
     )
     assert row.out_of_range == 0  # not counted as scored out-of-range options
+
+
+def test_the_loops_summary_escapes_the_model_name(tmp_path):
+    from culturespa.loop.commands import Timings
+    from culturespa.loop.config import LoopConfig
+    from culturespa.loop.layout import Layout
+    from culturespa.loop.summary import summary_markdown
+
+    row = tables.Row(SCRIPT + "\n| x", "culture_aware", "loglik")
+    row.cells["USA"] = tables.Cell(value=0.5, ci_low=0.4, ci_high=0.6)
+    row.avg, row.avg_low, row.avg_high = 0.5, 0.4, 0.6
+    files = {
+        key: tmp_path / f"{key}.yaml" for key in ("data_config", "joint_recipe", "specific_recipe")
+    }
+    for path in files.values():
+        path.write_text("{}\n")
+    paths = {key: str(path) for key, path in files.items()}
+    config = LoopConfig(countries=["USA"], output_dir=str(tmp_path), **paths)
+    layout = Layout(tmp_path)
+    text = summary_markdown(config, layout, {"base": row}, [], {}, {}, Timings(tmp_path / "t.json"))
+    assert text.startswith("# CultureSPA loop: &lt;script&gt;alert(1)&lt;/script&gt; \\| x, USA\n")
+    assert "<script" not in text
+    assert "| Base model | 50.00 [40.00, 60.00] | 50.00 [40.00, 60.00] |" in text
+    assert not leaked_internals(text)
+
+
+def test_an_error_about_a_hostile_file_name_is_one_clean_line(tmp_path, capsys):
+    bad = tmp_path / "replies\x1b[2J\nmore.json"
+    bad.write_text('[{"Q_id": "Q1", "ans')
+    assert main(["score", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "\x1b" not in err
+    assert "replies more.json" in err and "malformed JSON" in err
+
+
+def test_json_files_written_by_culturespa_hold_no_nan(tmp_path):
+    from culturespa.atomic import write_json_atomic
+
+    write_json_atomic(tmp_path / "x.json", {"avg": math.nan, "ci": [math.inf, 0.25]})
+    assert (
+        tmp_path / "x.json"
+    ).read_text() == '{\n  "avg": null,\n  "ci": [\n    null,\n    0.25\n  ]\n}\n'

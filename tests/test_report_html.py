@@ -6,6 +6,7 @@ is missing); it skips, saying why, only where there is no chromium or no Playwri
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -615,6 +616,9 @@ def test_every_table_of_a_report_with_every_kind_of_row_shows_values(every_kind)
     )
     n_reference = sum(len(items_with_data(cc)) for cc in COUNTRIES)
     assert f"| 9 of {n_reference} |" in limited
+    with (every_kind / "leaderboard.csv").open() as handle:
+        line = next(r for r in csv.DictReader(handle) if r["model"] == "org/limited")
+    assert (line["n_items"], line["reference_items"]) == ("9", str(n_reference))
     silent = next(ln for ln in leaderboard.splitlines() if "org/silent" in ln)
     assert silent.startswith("| – | org/silent |")
     report = build_report([every_kind.parent / "runs"], every_kind.parent / "again", plot=False)
