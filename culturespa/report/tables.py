@@ -12,8 +12,13 @@ from culturespa.prompts.task_names import LOGLIKELIHOOD_WAYS, WAYS
 from culturespa.prompts.templates import TEMPLATES
 from culturespa.report.item_counts import items_asked, items_text, reference_items
 from culturespa.report.loading import PAPER_SCORE_METRICS, Notes, RunScores, TaskResult
+from culturespa.report.validity import (
+    count_value,
+    refuse_unparsable_answers,
+    share_value,
+    valid_score,
+)
 from culturespa.scoring.answers import (
-    MAX_VALID_ANSWER,
     ScoredItem,
     alignment_of,
     answer_in_options,
@@ -220,49 +225,6 @@ def culture_specific_value(task: TaskResult, country: str) -> float:
     return value if valid_score(value) else math.nan
 
 
-def valid_score(value: object) -> bool:
-    """A score a row can show and rank: a finite number, at most 1, at least -10 (the paper's
-    per-item score of an answer of 10 on a two-option item is -8). Anything else (Infinity,
-    1e308) is no score: left out with a note, never ranked."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return number and math.isfinite(value) and -MAX_VALID_ANSWER <= value <= 1 + 1e-9
-
-
-def _count(value: object) -> int:
-    """A results file's count (out_of_range), 0 unless a finite number."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return int(value) if number and math.isfinite(value) and value >= 0 else 0
-
-
-def _share(value: object) -> float:
-    """A results file's share (coverage), NaN unless a finite number in [0, 1]."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return float(value) if number and math.isfinite(value) and 0 <= value <= 1 else math.nan
-
-
-def _parser_answers(task: TaskResult, source: object, notes: Notes) -> None:
-    """Logged answers the paper's parser would refuse (not an integer in 0..10, e.g. 10**30)
-    become invalid replies (None), with a note: they are never scored."""
-    if task.answers is None:
-        return
-    refused = [
-        qid
-        for qid, answer in task.answers.items()
-        if answer is not None
-        and (
-            not isinstance(answer, int)
-            or isinstance(answer, bool)
-            or not 0 <= answer <= MAX_VALID_ANSWER
-        )
-    ]
-    if refused:
-        task.answers = {q: (None if q in refused else a) for q, a in task.answers.items()}
-        notes.add(
-            f"{source}: {task.task}: {len(refused)} logged answer(s) outside 0..10 (e.g. item "
-            f"{refused[0]}) read as invalid replies"
-        )
-
-
 def _merge_cell(
     country: str,
     by_run: dict[object, _RunCell],
@@ -282,7 +244,7 @@ def _merge_cell(
     for rc in cells:
         task = rc.task
         specific.append(culture_specific_value(task, country))
-        coverage = _share(task.metrics.get("coverage", math.nan))
+        coverage = share_value(task.metrics.get("coverage", math.nan))
         if task.answers is not None:
             from_log, out = answer_coverage(task.answers, country)
             cell.out_of_range += out
@@ -296,7 +258,7 @@ def _merge_cell(
                         "the table shows the results file's value"
                     )
         else:
-            cell.out_of_range += _count(task.metrics.get("out_of_range", 0))
+            cell.out_of_range += count_value(task.metrics.get("out_of_range", 0))
         if math.isnan(coverage) and task.way in LOGLIKELIHOOD_WAYS:
             coverage = 1.0  # a log-likelihood choice always names an option
         coverages.append(coverage)
@@ -326,7 +288,7 @@ def build_rows(runs: list[RunScores], metric: str, notes: Notes, seed: int = 0) 
         for task in run.tasks:
             key = (run.label, task.template, task.way)
             row = rows.setdefault(key, Row(run.label, task.template, task.way))
-            _parser_answers(task, run.source, notes)
+            refuse_unparsable_answers(task, run.source, notes)
             value = task.metrics.get(metric)
             if value is None and task.answers is not None and metric in PAPER_SCORE_METRICS:
                 value = alignment_of(scored_rows(task, metric, task.country))  # older runs
