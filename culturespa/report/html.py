@@ -22,6 +22,7 @@ from urllib.parse import quote
 from culturespa import __version__
 from culturespa.prompts.task_names import WAY_LABELS
 from culturespa.prompts.templates import TEMPLATES
+from culturespa.report.item_counts import items_text
 from culturespa.scoring.baselines import RULES
 from culturespa.survey.countries import ALL_COUNTRIES, COUNTRIES, PAPER_COUNTRIES
 
@@ -219,7 +220,7 @@ class RowView:
     @property
     def items_note(self) -> str:
         """'3 of 250 items' for a row asked fewer items than its reference rows, else ''."""
-        return f"{self.n_items} of {self.reference_items} items" if self.fewer_items else ""
+        return f"{items_text(self.n_items, self.reference_items)} items" if self.fewer_items else ""
 
     @property
     def method(self) -> str:

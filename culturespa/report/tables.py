@@ -10,7 +10,12 @@ import numpy as np
 
 from culturespa.prompts.task_names import LOGLIKELIHOOD_WAYS, WAYS
 from culturespa.prompts.templates import TEMPLATES
-from culturespa.report.item_counts import items_asked, items_text, reference_items
+from culturespa.report.item_counts import (
+    items_asked,
+    items_text,
+    reference_count,
+    reference_items,
+)
 from culturespa.report.loading import PAPER_SCORE_METRICS, Notes, RunScores, TaskResult
 from culturespa.report.validity import (
     count_value,
@@ -363,7 +368,6 @@ def reference_rows(models: list[Row], metric: str) -> list[Row]:
     for rule in RULES:
         row = Row(REFERENCE_LABEL, "", "", rule=rule)
         for cc in countries:
-            scored = [q for q in items_with_data(cc) if logged.get(cc) is None or q in logged[cc]]
             value, coverage = reference_value(rule, cc, metric, logged.get(cc))
             specific, _ = reference_value(rule, cc, "alignment_specific", logged.get(cc))
             row.cells[cc] = Cell(
@@ -371,7 +375,7 @@ def reference_rows(models: list[Row], metric: str) -> list[Row]:
                 coverage=coverage,
                 source="culturespa.scoring.baselines",
                 specific=specific,
-                n_items=len(scored),
+                n_items=reference_count(logged.get(cc), cc),
             )
         _fill_average(row, {})
         references.append(row)
