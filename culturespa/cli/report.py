@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from culturespa.report.tables import comparison_text
     from culturespa.report.writer import build_report
     from culturespa.survey.countries import parse_countries
+    from culturespa.text_cells import terminal_text
 
     report = build_report(
         args.results,
@@ -86,11 +87,12 @@ def run(args: argparse.Namespace) -> int:
     )
     print(comparison_text(report.rows))
     for method, r in report.correlations.items():
-        print(f"culture relations, model vs survey similarity: r = {r} ({method})")
+        print(terminal_text(f"culture relations, model vs survey similarity: r = {r} ({method})"))
     if report.notes:
         print(f"\n{len(report.notes.messages)} note(s):")
         for message in report.notes.messages:
-            print(f"  - {message}")
-    print(f"\nwrote {len(report.files)} files to {args.output}/ (leaderboard.md, plots/...)")
-    print(f"leaderboard page: {Path(args.output) / 'index.html'}")
+            print(f"  - {terminal_text(message)}")
+    output = terminal_text(args.output)
+    print(f"\nwrote {len(report.files)} files to {output}/ (leaderboard.md, plots/...)")
+    print(terminal_text(f"leaderboard page: {Path(args.output) / 'index.html'}"))
     return 0

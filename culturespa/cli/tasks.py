@@ -10,6 +10,7 @@ from pathlib import Path
 from culturespa.atomic import check_output_dir
 from culturespa.cli.parsing import batch_size, item_limit, seed, seed_list
 from culturespa.evaluation.model_args import BACKENDS
+from culturespa.text_cells import terminal_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -108,7 +109,7 @@ def run_tasks(args: argparse.Namespace) -> int:
 
 
 def _fmt(value: object) -> str:
-    if not isinstance(value, (int, float)) or math.isnan(value):
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
         return "-"
     return f"{100 * value:.2f}"
 
@@ -125,7 +126,10 @@ def format_summary(results: dict) -> str:
             for key, value in metrics.items()
             if key.endswith(",none") and "stderr" not in key and not key.startswith("alignment,")
         )
-        lines.append(f"{name:<40} {_fmt(metrics.get('alignment,none')):>9} {ci_text:>16}  {others}")
+        shown = terminal_text(name)
+        lines.append(
+            f"{shown:<40} {_fmt(metrics.get('alignment,none')):>9} {ci_text:>16}  {others}"
+        )
     return "\n".join(lines)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,9 +11,11 @@ from culturespa.errors import CulturespaError
 from culturespa.prompts.templates import TEMPLATES
 from culturespa.report import analysis, plots, tables
 from culturespa.report.html import render_page
+from culturespa.report.item_counts import mark_fewer_items
 from culturespa.report.loading import Notes
 from culturespa.report.replies_input import DEFAULT_REPLIES_LABEL, load_inputs
 from culturespa.report.tables import Row
+from culturespa.text_cells import json_text, markdown_cell
 
 REPORT_ENTRIES: tuple[str, ...] = (
     "comparison.md",
@@ -88,7 +89,7 @@ def _steerability_document(analyses: list[analysis.Steerability]) -> str:
 
 def _change_document(change: analysis.Steerability, before: Row, after: Row) -> str:
     return (
-        f"# Change from `{before.method}` to `{after.method}`\n\n"
+        f"# Change from {markdown_cell(before.method)} to {markdown_cell(after.method)}\n\n"
         "Per country, on the items both rows answered: the share of items where the second row's "
         "answer is closer to the survey majority than the first row's, farther from it, or as "
         "far, and the change in the paper's alignment score (second minus first, x100) with a "
@@ -135,11 +136,14 @@ def _markdown_document(rows: list[Row], metric: str, notes: Notes) -> str:
         "alone, on the same items: what a score means next to a uniform random answer, the "
         "middle option, the 18 countries' consensus, a respondent of the country, the most "
         "similar other country's majority and the country's own majority (the ceiling). They "
-        "are exact expectations (no interval) and never ranked among models.\n",
+        "are exact expectations (no interval) and never ranked among models. A model row ranked "
+        "`–` has no AVG (no valid score in the paper's countries) and is not ranked either; an "
+        "`items` column ('9 of 750') marks rows asked fewer items than the reference rows.\n",
         tables.leaderboard_markdown(rows),
     ]
     if notes:
-        parts.append("## Notes\n\n" + "\n".join(f"- {m}" for m in notes.messages) + "\n")
+        parts.append("## Notes\n\n" + "\n".join(f"- {markdown_cell(m)}" for m in notes.messages))
+        parts[-1] += "\n"
     return "\n".join(parts)
 
 
@@ -168,6 +172,7 @@ def build_report(
     if not models:
         raise CulturespaError(f"no result carries the metric {metric!r}")
     survey_rows = tables.reference_rows(models, metric) if references else []
+    mark_fewer_items(models, notes)
     rows = tables.rank_rows(models + survey_rows)
     pair = (select_row(rows, compare[0]), select_row(rows, compare[1])) if compare else None
     out = Path(out_dir)
@@ -225,7 +230,7 @@ def build_report(
             "runs": {str(run.source): run.provenance for run in runs},
             "relations": relations,
         }
-        write("leaderboard.json", json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        write("leaderboard.json", json_text(payload))
         write("leaderboard.csv", tables.leaderboard_csv(rows))
         write("leaderboard.md", _markdown_document(rows, metric, notes))
         write("index.html", render_page(payload, out))

@@ -12,6 +12,7 @@ from culturespa.atomic import write_json_atomic, write_text_atomic
 from culturespa.errors import CulturespaError
 from culturespa.prompts.task_names import group_name, task_of_group
 from culturespa.survey.countries import get_country
+from culturespa.text_cells import finite_json
 
 CARD_FILE = "README.md"
 RUN_FILE = "culturespa_training.json"
@@ -63,7 +64,8 @@ def write_run_files(
         "loss_mask": f"answer tokens + {end_of_turn or 'nothing'}",
         "versions": versions,
     }
-    write_text_atomic(output_dir / RUN_FILE, json.dumps(record, indent=2, default=str) + "\n")
+    text = json.dumps(finite_json(record), indent=2, default=str, allow_nan=False)  # NaN: null
+    write_text_atomic(output_dir / RUN_FILE, text + "\n")
 
     variant = ", ".join(data.get("variants") or []) or "unknown"
     template = "cross_culture_thinking" if "cross_culture_thinking" in variant else "culture_aware"
