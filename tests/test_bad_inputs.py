@@ -344,6 +344,12 @@ OTHERS = [
     c("baselines-metric-unknown", "culturespa", "baselines --metric accuracy", "--metric"),
     c("baselines-json-a-folder", "culturespa", "baselines --json @/empty", "is a folder"),
     c("eval-seeds-text", "culturespa", "eval --model m --tasks t --seeds 42,x", "--seeds"),
+    c(
+        "survey-build-not-the-wvs-csv",
+        "culturespa",
+        "survey build --wvs @/file.txt --out @/survey",
+        "no B_COUNTRY_ALPHA column",
+    ),
 ]
 SCRIPTS = [
     c("sft-config-missing", "recipes/sft.py", "--config @/nope.yaml", "does not exist"),

@@ -118,7 +118,7 @@ class ListedOption:
     text: str
 
 
-def _data_file(name: str) -> Any:
+def shipped_survey_file(name: str) -> Any:
     """A WVS file of the installed package, or of the checkout when culturespa runs from one
     without being installed (PYTHONPATH=<checkout>, as scripts/gpu_check.py on a bare machine)."""
     try:
@@ -132,7 +132,7 @@ def _data_file(name: str) -> Any:
 
 @cache
 def _load_json(name: str) -> Any:
-    path = _data_file(name)
+    path = shipped_survey_file(name)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -174,10 +174,20 @@ def _shares() -> dict[str, dict[str, dict[str, float]]]:
     return _load_json("proportions_group_by_country.json")
 
 
+def _country_shares(code: str) -> dict[str, dict[str, float]]:
+    """A country's {item: shares} in the survey; a country the survey lacks is a clear error."""
+    shares = _shares().get(code)
+    if shares is None:
+        raise CulturespaError(
+            f"country {code} is not in the survey; its countries: {', '.join(_shares())}"
+        )
+    return shares
+
+
 @cache
 def _item_shares(code: str, qid: str) -> tuple[tuple[int, float], ...]:
     get_item(qid)
-    return tuple((int(k), float(v)) for k, v in _shares()[code].get(qid, {}).items())
+    return tuple((int(k), float(v)) for k, v in _country_shares(code).get(qid, {}).items())
 
 
 def survey_shares(country: str, qid: str) -> dict[int, float]:
@@ -188,7 +198,7 @@ def survey_shares(country: str, qid: str) -> dict[int, float]:
 def has_survey_data(country: str, qid: str) -> bool:
     """Whether the country's survey has answers for this item."""
     code = get_country(country).code
-    return bool(_shares()[code].get(qid))
+    return bool(_country_shares(code).get(qid))
 
 
 def survey_majority(country: str, qid: str) -> int | None:
