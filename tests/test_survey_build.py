@@ -127,7 +127,7 @@ def test_a_new_build_replaces_the_folders_files(tmp_path):
 BAD = {
     "no-country-column": (b"COUNTRY,W_WEIGHT,Q1\nUSA,1,1\n", [], "no B_COUNTRY_ALPHA column"),
     "none-of-our-items": (b"B_COUNTRY_ALPHA,W_WEIGHT,X1\nUSA,1,1\n", [], "none of the 259"),
-    "not-utf8": (b"B_COUNTRY_ALPHA,NOTE,Q1\nUSA,caf\xe9,1\n", ["--unweighted"], "not utf-8"),
+    "not-utf8": (b"B_COUNTRY_ALPHA,NOTE,Q1\nUSA,caf\xe9,1\n", ["--unweighted"], "not UTF-8"),
     "empty": (b"", [], "the file is empty"),
     "header-only": (b"B_COUNTRY_ALPHA,W_WEIGHT,Q1\n", [], "no respondents"),
     "country-without-answers": (
@@ -178,6 +178,16 @@ def test_a_missing_file_or_a_folder_is_named(tmp_path, capsys):
         assert main(["survey", "build", "--wvs", str(source), "--out", str(tmp_path / "o")]) == 2
         assert f"{source} {message}" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_an_output_that_cannot_be_a_folder_is_refused_before_reading(tmp_path, capsys):
+    source = write_csv(tmp_path / "wvs.csv", HEADER, ROWS)
+    (tmp_path / "file.txt").write_text("a file\n")
+    for out, message in (("file.txt", "is a file"), ("file.txt/survey", "is a file")):
+        argv = ["survey", "build", "--wvs", str(source), "--out", str(tmp_path / out)]
+        assert main(argv) == 2
+        assert message in capsys.readouterr().err
+    assert (tmp_path / "file.txt").read_text() == "a file\n"
 
 
 def sample_size(shares: dict[str, dict[str, float]]) -> int:

@@ -205,7 +205,7 @@ def read_wvs_csv(
             items, missing, countries = _tally_rows(source, _rows(source, text), weighted)
     except UnicodeDecodeError as exc:
         raise CulturespaError(
-            f"{source}: not {encoding} (byte {exc.object[exc.start : exc.start + 1]!r} cannot be "
+            f"{source}: not {'UTF-8' if decoding == 'utf-8-sig' else encoding} (byte {exc.object[exc.start : exc.start + 1]!r} cannot be "
             f"decoded); pass --encoding latin-1 if the file was saved in that encoding"
         ) from None
     except LookupError:
