@@ -69,3 +69,21 @@ def run_build(args: argparse.Namespace) -> int:
     )
     print("countries: " + ", ".join(countries))
     return 0
+
+
+def add_survey_option(parser: argparse.ArgumentParser) -> None:
+    """`--survey DIR`: the survey folder a command reads (default: the shipped survey)."""
+    parser.add_argument(
+        "--survey",
+        type=Path,
+        metavar="DIR",
+        help="a survey folder from `culturespa survey build` (default: the shipped survey of "
+        "the paper's 19 countries); --country all then means every country in it",
+    )
+
+
+def use_survey_option(args: argparse.Namespace) -> None:
+    """Read the survey folder of `--survey` (or the shipped one) from here on; checked at once."""
+    from culturespa.survey.folder import use_survey_folder
+
+    use_survey_folder(args.survey)

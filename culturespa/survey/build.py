@@ -337,7 +337,7 @@ def build_survey_folder(
 ) -> dict[str, Any]:
     """Read the official CSV and write a survey folder at `out` (all or nothing); the manifest."""
     from culturespa.atomic import check_output_dir, replace_entries, staging_dir
-    from culturespa.survey.items import shipped_survey_file
+    from culturespa.survey.folder import shipped_survey_file
 
     source, out = Path(source), Path(out)
     check_output_dir(out, "survey folder")
@@ -346,11 +346,10 @@ def build_survey_folder(
     for code, found in outside.items():
         log.warning("%s: %s answers with codes that are not options: %s", source, code, found)
     if tally.missing_items:
+        shown = ", ".join(tally.missing_items[:10])
+        more = "" if len(tally.missing_items) <= 10 else ", ... (all in the manifest)"
         log.warning(
-            "%s: no column for %d items: %s",
-            source,
-            len(tally.missing_items),
-            ", ".join(tally.missing_items),
+            "%s: no column for %d items: %s%s", source, len(tally.missing_items), shown, more
         )
     files = {
         SHARES_FILE: table,

@@ -141,13 +141,18 @@ def get_country(code: str) -> Country:
 
 def parse_countries(
     spec: str | list[str] | tuple[str, ...] | None,
-    surveyed: tuple[str, ...] = ALL_COUNTRIES,
+    surveyed: tuple[str, ...] | None = None,
 ) -> tuple[str, ...]:
     """'all', 'paper', 'USA,CHN' or a list of codes -> tuple of upper-case ISO-3 codes.
 
-    `surveyed` are the countries of the survey in use (the shipped 19 by default): 'all' means
-    them, and a code outside them is an error that names it.
+    `surveyed`: the countries to choose from (default: those of the survey folder in use, the
+    shipped 19 unless a command took --survey). 'all' means them; a code outside them is an
+    error that names it.
     """
+    if surveyed is None:
+        from culturespa.survey.folder import surveyed_countries
+
+        surveyed = surveyed_countries()
     if spec is None:
         return tuple(code for code in PAPER_COUNTRIES if code in surveyed)
     items = spec.split(",") if isinstance(spec, str) else list(spec)
