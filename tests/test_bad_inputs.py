@@ -350,6 +350,13 @@ OTHERS = [
         "survey build --wvs @/file.txt --out @/survey",
         "no B_COUNTRY_ALPHA column",
     ),
+    c("tasks-build-no-survey", "culturespa", "tasks build --out @/tasks", "tasks build --survey"),
+    c(
+        "score-survey-missing",
+        "culturespa",
+        "score @/replies.json --survey @/nope",
+        "does not exist",
+    ),
 ]
 SCRIPTS = [
     c("sft-config-missing", "recipes/sft.py", "--config @/nope.yaml", "does not exist"),

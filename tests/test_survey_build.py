@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from culturespa.cli.main import main
 from culturespa.errors import CulturespaError
@@ -371,3 +372,38 @@ def test_a_bad_survey_folder_is_one_line_and_the_shipped_survey_stays(
     from culturespa.survey.countries import parse_countries
 
     assert len(parse_countries("all")) == 19  # the shipped survey is still the one in use
+
+
+def test_tasks_build_writes_every_country_of_a_survey_for_lm_eval(
+    tmp_path, capsys, shipped_survey_after
+):
+    pytest.importorskip("lm_eval")
+    from lm_eval.tasks import TaskManager
+
+    from culturespa_tasks.utils import load_docs
+
+    more = [["KOR", "7", "1", "2", "1", "2"], ["ARG", "8", "1", "3", "2", "3"]]
+    survey = build(
+        tmp_path, "--unweighted", source=write_csv(tmp_path / "w.csv", HEADER, ROWS + more)
+    )
+    out = tmp_path / "tasks"
+    assert main(["tasks", "build", "--survey", str(survey), "--out", str(out)]) == 0
+    yamls = sorted(p.name for p in out.glob("wvs_*.yaml"))
+    # 4 ways x 6 templates x 4 countries, a group per way and template (USA is the only paper
+    # country), the leaderboard.
+    assert len(yamls) == 4 * 6 * 4 + 4 * 6 + 1
+    assert {"wvs_culture_aware_jpn.yaml", "wvs_gen_culture_aware_arg.yaml"} <= set(yamls)
+    config = yaml.safe_load((out / "wvs_culture_aware_jpn.yaml").read_text())
+    assert config["dataset_kwargs"]["survey"] == str(survey.resolve())
+    assert "with a Japanese cultural background" in config["description"]
+    task = TaskManager(include_path=str(out), include_defaults=False).load(
+        ["wvs_culture_aware_jpn"]
+    )["tasks"]["wvs_culture_aware_jpn"]
+    docs = {doc["qid"]: doc["majority"] for doc in task.eval_docs}
+    assert docs == {"Q1": 4, "Q94": 0}  # JPN's items with answers; ties: first seen first
+    # A shipped task still reads the shipped survey: USA's items with answers in its file.
+    usa = read(SHIPPED, "proportions_group_by_country.json")["USA"]
+    assert len(load_docs("culture_aware", "USA")["test"]) == sum(1 for v in usa.values() if v)
+    capsys.readouterr()
+    assert main(["tasks", "build", "--survey", str(survey)]) == 2
+    assert "usage: culturespa tasks build --survey DIR --out TASKDIR" in capsys.readouterr().err

@@ -22,10 +22,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     listing = subparsers.add_parser(
         "tasks",
-        help="list the WVS lm-eval tasks and groups",
-        description="List the WVS task and group names, optionally filtered by globs.",
+        help="list the WVS lm-eval tasks and groups; `tasks build` writes them for a survey",
+        description=(
+            "List the WVS task and group names, optionally filtered by globs. "
+            "`culturespa tasks build --survey DIR --out TASKDIR` writes the full task folder "
+            "(every way of asking, template and country of a survey folder from `culturespa "
+            "survey build`, and the groups) for `lm_eval --include_path TASKDIR`."
+        ),
     )
     listing.add_argument("patterns", nargs="*", help="globs such as 'wvs_culture_aware_*'")
+    listing.add_argument("--survey", type=Path, metavar="DIR", help="tasks build: survey folder")
+    listing.add_argument("--out", type=Path, metavar="TASKDIR", help="tasks build: task folder")
     listing.set_defaults(func=run_tasks)
 
     ev = subparsers.add_parser(
@@ -100,10 +107,25 @@ def run_tasks_path(args: argparse.Namespace) -> int:
 def run_tasks(args: argparse.Namespace) -> int:
     from culturespa.evaluation.tasks import expand_tasks, task_manager
 
+    if args.patterns[:1] == ["build"]:
+        return run_tasks_build(args)
+
     names = task_manager().all_tasks
     selected = expand_tasks(args.patterns, names) if args.patterns else names
     for name in selected:
         print(name)
+    return 0
+
+
+def run_tasks_build(args: argparse.Namespace) -> int:
+    """`culturespa tasks build --survey DIR --out TASKDIR`."""
+    from culturespa.errors import CulturespaError
+    from culturespa_tasks.generate import build_task_folder
+
+    if len(args.patterns) > 1 or args.survey is None or args.out is None:
+        raise CulturespaError("usage: culturespa tasks build --survey DIR --out TASKDIR")
+    written = build_task_folder(args.survey, args.out)
+    print(f"wrote {len(written)} files to {args.out}; run: lm_eval --include_path {args.out} ...")
     return 0
 
 

@@ -85,6 +85,8 @@ def use_survey_folder(folder: str | Path | None) -> None:
     global _active
     if folder is not None:
         folder = Path(folder)
+        if _active is not None and folder.resolve() == _active.resolve():
+            return
         if not folder.is_dir():
             what = "does not exist" if not folder.exists() else "is a file, not a folder"
             raise CulturespaError(f"survey folder {folder} {what}")
@@ -94,6 +96,8 @@ def use_survey_folder(folder: str | Path | None) -> None:
                 f"survey folder {folder} lacks {', '.join(missing)}; build one with "
                 "`culturespa survey build --wvs FILE --out DIR`"
             )
+    elif _active is None:
+        return
     previous = _active
     _active = folder
     for cached in _CACHED:
