@@ -182,14 +182,21 @@ def test_a_missing_file_or_a_folder_is_named(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_an_output_that_cannot_be_a_folder_is_refused_before_reading(tmp_path, capsys):
+def test_an_output_that_cannot_be_a_folder_is_refused_before_reading(tmp_path, capsys, monkeypatch):
+    import culturespa.survey.folder as folder
+
     source = write_csv(tmp_path / "wvs.csv", HEADER, ROWS)
     (tmp_path / "file.txt").write_text("a file\n")
-    for out, message in (("file.txt", "is a file"), ("file.txt/survey", "is a file")):
+    shipped = tmp_path / "data" / "wvs"  # stands for the installed survey, never touched here
+    shipped.mkdir(parents=True)
+    monkeypatch.setattr(folder, "shipped_survey_file", lambda name: shipped / name)
+    before = snapshot(tmp_path)
+    cases = (("file.txt", "is a file"), ("file.txt/survey", "is a file"), ("data/wvs", "shipped"))
+    for out, message in cases:
         argv = ["survey", "build", "--wvs", str(source), "--out", str(tmp_path / out)]
         assert main(argv) == 2
         assert message in capsys.readouterr().err
-    assert (tmp_path / "file.txt").read_text() == "a file\n"
+    assert snapshot(tmp_path) == before
 
 
 def sample_size(shares: dict[str, dict[str, float]]) -> int:

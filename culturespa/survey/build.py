@@ -341,6 +341,8 @@ def build_survey_folder(
 
     source, out = Path(source), Path(out)
     check_output_dir(out, "survey folder")
+    if out.resolve() == Path(str(shipped_survey_file(SHARES_FILE))).resolve().parent:
+        raise CulturespaError(f"{out} is the shipped survey folder; choose another --out")
     tally = read_wvs_csv(source, weighted, encoding, progress)
     table, outside = survey_shares_table(tally, source)
     for code, found in outside.items():
