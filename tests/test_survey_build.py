@@ -414,3 +414,21 @@ def test_tasks_build_writes_every_country_of_a_survey_for_lm_eval(
     capsys.readouterr()
     assert main(["tasks", "build", "--survey", str(survey)]) == 2
     assert "usage: culturespa tasks build --survey DIR --out TASKDIR" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_eval_runs_the_tasks_of_a_survey_folder(tiny_model_dir, tmp_path, shipped_survey_after):
+    more = [["KOR", "7", "1", "2", "1", "2"], ["ARG", "8", "1", "3", "2", "3"]]
+    source = write_csv(tmp_path / "w.csv", HEADER, ROWS + more)
+    survey = build(tmp_path, "--unweighted", source=source)
+    out = tmp_path / "eval"
+    argv = ["eval", "--model", str(tiny_model_dir), "--survey", str(survey), "--device", "cpu"]
+    argv += ["--tasks", "wvs_culture_aware_jpn", "--output-path", str(out), "--log-samples"]
+    assert main(argv) == 0
+    (results_file,) = out.rglob("results_*.json")
+    results = json.loads(results_file.read_text())
+    config = results["configs"]["wvs_culture_aware_jpn"]
+    assert config["dataset_kwargs"]["survey"] == str(survey.resolve())
+    (samples_file,) = out.rglob("samples_wvs_culture_aware_jpn_*.jsonl")
+    docs = [json.loads(line)["doc"] for line in samples_file.read_text().splitlines()]
+    assert {d["qid"]: d["majority"] for d in docs} == {"Q1": 4, "Q94": 0}

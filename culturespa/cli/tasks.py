@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from culturespa.atomic import check_output_dir
@@ -94,6 +97,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_false",
         help="send identical requests of different tasks to the model each time",
     )
+    ev.add_argument(
+        "--survey",
+        type=Path,
+        metavar="DIR",
+        help="a survey folder from `culturespa survey build`: its tasks (every country) are "
+        "built into a temporary folder and run instead of the shipped ones",
+    )
     ev.set_defaults(func=run_eval)
 
 
@@ -151,6 +161,19 @@ def format_summary(results: dict) -> str:
     return "\n".join(lines)
 
 
+@contextmanager
+def _survey_tasks(survey: Path | None) -> Iterator[Path | None]:
+    """The tasks of a survey folder, built into a temporary folder for one run (None: shipped)."""
+    if survey is None:
+        yield None
+        return
+    from culturespa_tasks.generate import build_task_folder
+
+    with tempfile.TemporaryDirectory(prefix="culturespa-tasks-") as folder:
+        build_task_folder(survey, Path(folder) / "tasks")
+        yield Path(folder) / "tasks"
+
+
 def run_eval(args: argparse.Namespace) -> int:
     from culturespa.evaluation.model_args import parse_model_args
     from culturespa.evaluation.run import run_evaluations
@@ -158,22 +181,24 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.output_path is not None:
         check_output_dir(args.output_path, "--output-path")
     parse_model_args(args.model_args)  # a bad value fails here, before lm-eval is imported
-    runs = run_evaluations(
-        model=args.model,
-        tasks=args.tasks,
-        seeds=args.seeds or [args.seed],
-        backend=args.backend,
-        model_args=args.model_args,
-        peft=args.peft,
-        apply_chat_template=args.apply_chat_template,
-        batch_size=args.batch_size,
-        limit=args.limit,
-        output_path=args.output_path,
-        log_samples=args.log_samples,
-        use_cache=args.use_cache,
-        device=args.device,
-        deduplicate=args.deduplicate,
-    )
+    with _survey_tasks(args.survey) as task_folder:
+        runs = run_evaluations(
+            model=args.model,
+            tasks=args.tasks,
+            seeds=args.seeds or [args.seed],
+            backend=args.backend,
+            model_args=args.model_args,
+            peft=args.peft,
+            apply_chat_template=args.apply_chat_template,
+            batch_size=args.batch_size,
+            limit=args.limit,
+            output_path=args.output_path,
+            log_samples=args.log_samples,
+            use_cache=args.use_cache,
+            device=args.device,
+            deduplicate=args.deduplicate,
+            task_folder=task_folder,
+        )
     for results in runs:
         if not results:
             continue
