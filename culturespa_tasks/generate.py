@@ -151,7 +151,8 @@ def build_task_folder(survey: str | Path, out: str | Path) -> list[Path]:
             f"`lm_eval --include_path {out.resolve()} --tasks wvs_culture_aware_*`.\n",
             encoding="utf-8",
         )
-        return replace_entries(stage, out)
+        stale = [p.name for p in out.glob("wvs_*.yaml")] if out.is_dir() else []
+        return replace_entries(stage, out, stale=stale)  # no task of an older build stays
 
 
 def main(argv: list[str] | None = None) -> int:

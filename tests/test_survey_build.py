@@ -411,6 +411,12 @@ def test_tasks_build_writes_every_country_of_a_survey_for_lm_eval(
     # A shipped task still reads the shipped survey: USA's items with answers in its file.
     usa = read(SHIPPED, "proportions_group_by_country.json")["USA"]
     assert len(load_docs("culture_aware", "USA")["test"]) == sum(1 for v in usa.values() if v)
+    # Built again over an older folder: the older build's tasks go, other files stay.
+    (out / "wvs_culture_aware_nic.yaml").write_text("an older build's task\n")
+    (out / "notes.txt").write_text("mine\n")
+    assert main(["tasks", "build", "--survey", str(survey), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("wvs_*.yaml")) == yamls
+    assert (out / "notes.txt").read_text() == "mine\n"
     capsys.readouterr()
     assert main(["tasks", "build", "--survey", str(survey)]) == 2
     assert "usage: culturespa tasks build --survey DIR --out TASKDIR" in capsys.readouterr().err
