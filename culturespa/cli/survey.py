@@ -71,13 +71,14 @@ def run_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_survey_option(parser: argparse.ArgumentParser) -> None:
+def add_survey_option(parser: argparse.ArgumentParser, help: str | None = None) -> None:
     """`--survey DIR`: the survey folder a command reads (default: the shipped survey)."""
     parser.add_argument(
         "--survey",
         type=Path,
         metavar="DIR",
-        help="a survey folder from `culturespa survey build` (default: the shipped survey of "
+        help=help
+        or "a survey folder from `culturespa survey build` (default: the shipped survey of "
         "the paper's 19 countries); --country all then means every country in it",
     )
 

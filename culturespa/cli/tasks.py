@@ -12,6 +12,7 @@ from pathlib import Path
 
 from culturespa.atomic import check_output_dir
 from culturespa.cli.parsing import batch_size, item_limit, seed_list
+from culturespa.cli.survey import add_survey_option
 from culturespa.evaluation.model_args import BACKENDS
 
 
@@ -26,15 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing = subparsers.add_parser(
         "tasks",
         help="list the WVS lm-eval tasks and groups; `tasks build` writes them for a survey",
-        description=(
-            "List the WVS task and group names, optionally filtered by globs. "
-            "`culturespa tasks build --survey DIR --out TASKDIR` writes the full task folder "
-            "(every way of asking, template and country of a survey folder from `culturespa "
-            "survey build`, and the groups) for `lm_eval --include_path TASKDIR`."
-        ),
+        description="List the WVS task and group names, optionally filtered by globs. "
+        "`tasks build --survey DIR --out TASKDIR`: every task of a survey folder, for lm-eval.",
     )
     listing.add_argument("patterns", nargs="*", help="globs such as 'wvs_culture_aware_*'")
-    listing.add_argument("--survey", type=Path, metavar="DIR", help="tasks build: survey folder")
+    add_survey_option(listing, "tasks build: the survey folder")
     listing.add_argument("--out", type=Path, metavar="TASKDIR", help="tasks build: task folder")
     listing.set_defaults(func=run_tasks)
 
@@ -97,13 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_false",
         help="send identical requests of different tasks to the model each time",
     )
-    ev.add_argument(
-        "--survey",
-        type=Path,
-        metavar="DIR",
-        help="a survey folder from `culturespa survey build`: its tasks (every country) are "
-        "built into a temporary folder and run instead of the shipped ones",
-    )
+    add_survey_option(ev, "a survey folder from `culturespa survey build`: its tasks are run")
     ev.set_defaults(func=run_eval)
 
 
