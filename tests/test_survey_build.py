@@ -94,6 +94,7 @@ def test_similarity_manifest_and_copied_files(tmp_path):
     assert manifest["weighting"] == "none"
     assert manifest["countries"]["USA"]["respondents"] == 4
     assert manifest["countries"]["JPN"]["respondents"] == 2
+    assert manifest["countries"]["JPN"]["items_with_answers"] == 2  # Q2 not asked there
     assert manifest["items_in_file"] == 3 and "Q3" in manifest["items_missing_from_file"]
     assert manifest["codes_outside_options"] == {"USA": {"Q94": {"3": 1.0}}}
     for name in ("wvs_questions.json", "self_alignment_examples.json"):

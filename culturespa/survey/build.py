@@ -303,7 +303,9 @@ def similarity_table(table: dict[str, dict[str, dict[str, float]]]) -> dict[str,
     return {code: {o: scores[code][o] for o in codes if o != code} for code in codes}
 
 
-def manifest(tally: FileTally, source: Path, weighted: bool, outside: dict) -> dict[str, Any]:
+def manifest(
+    tally: FileTally, source: Path, weighted: bool, table: dict, outside: dict
+) -> dict[str, Any]:
     """What the folder was built from and how: enough to rebuild it and to check the source."""
     from culturespa import __version__
 
@@ -319,6 +321,7 @@ def manifest(tally: FileTally, source: Path, weighted: bool, outside: dict) -> d
             code: {
                 "respondents": tally.countries[code].respondents,
                 "total_weight": round(tally.countries[code].weight, 6),
+                "items_with_answers": sum(1 for shares in table[code].values() if shares),
             }
             for code in WAVE7_COUNTRIES
             if code in tally.countries
@@ -356,7 +359,7 @@ def build_survey_folder(
     files = {
         SHARES_FILE: table,
         SIMILARITY_FILE: similarity_table(table),
-        MANIFEST_FILE: manifest(tally, source, weighted, outside),
+        MANIFEST_FILE: manifest(tally, source, weighted, table, outside),
     }
     with staging_dir(out) as stage:
         for name, content in files.items():
