@@ -506,6 +506,19 @@ OTHERS = [
     c("baselines-json-a-folder", "culturespa", "baselines --json @/empty", "is a folder"),
     c("eval-seeds-text", "culturespa", "eval --model m --tasks t --seeds 42,x", "--seeds"),
     c("demo-seed-negative", "culturespa", "demo --seed -1", "--seed"),
+    c(
+        "survey-build-not-the-wvs-csv",
+        "culturespa",
+        "survey build --wvs @/file.txt --out @/survey",
+        "no B_COUNTRY_ALPHA column",
+    ),
+    c("tasks-build-no-survey", "culturespa", "tasks build --out @/tasks", "tasks build --survey"),
+    c(
+        "score-survey-missing",
+        "culturespa",
+        "score @/replies.json --survey @/nope",
+        "does not exist",
+    ),
 ]
 SCRIPTS = [
     c("sft-config-missing", "recipes/sft.py", "--config @/nope.yaml", "does not exist"),

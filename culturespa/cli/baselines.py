@@ -6,6 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
+from culturespa.cli.survey import add_survey_option, use_survey_option
 from culturespa.scoring.baselines import METRICS, RULES, culture_specific_items, reference_average
 from culturespa.text_cells import csv_text as _csv_lines
 from culturespa.text_cells import json_text
@@ -32,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--countries",
         dest="countries",
         default="paper",
-        help="ISO-3 codes separated by commas, 'paper' (the 18, default) or 'all' (19)",
+        help="ISO-3 codes separated by commas, 'paper' (the 18, default) or 'all' (every "
+        "country of the survey: 19 shipped)",
     )
     parser.add_argument(
         "--metric",
@@ -42,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", type=Path, help="also write every score as JSON to this file")
     parser.add_argument("--csv", type=Path, help="also write every score as CSV to this file")
+    add_survey_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -114,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     from culturespa.atomic import check_output_file, write_text_atomic
     from culturespa.survey.countries import parse_countries
 
+    use_survey_option(args)
     countries = parse_countries(args.countries)
     for flag, path in (("--json", args.json), ("--csv", args.csv)):
         if path:

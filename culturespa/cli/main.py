@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "culturespa.cli.report",
     "culturespa.cli.demo",
     "culturespa.cli.tasks",
+    "culturespa.cli.survey",
 )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from culturespa.atomic import check_output_file, write_text_atomic
 from culturespa.cli.parsing import nonnegative_int, seed
+from culturespa.cli.survey import add_survey_option, use_survey_option
 from culturespa.errors import CulturespaError
 from culturespa.scoring.bootstrap import percentile_interval
 from culturespa.scoring.country_scores import score_countries
@@ -36,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--countries",
         dest="countries",
         default="USA",
-        help="ISO-3 codes separated by commas, 'paper' (the 18) or 'all' (19); default USA",
+        help="ISO-3 codes separated by commas, 'paper' (the 18) or 'all' (every country of "
+        "the survey: 19 shipped); default USA",
     )
     parser.add_argument(
         "--bootstrap", type=nonnegative_int, default=1000, help="bootstrap resamples (0: none)"
@@ -52,6 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", type=Path, help="also write the scores as JSON to this file")
     parser.add_argument("--csv", type=Path, help="also write the scores as CSV to this file")
+    add_survey_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -164,6 +167,7 @@ def _csv_text(rows: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    use_survey_option(args)
     countries = parse_countries(args.countries)
     outputs = {flag: path for flag, path in (("--json", args.json), ("--csv", args.csv)) if path}
     for flag, path in outputs.items():

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from culturespa.atomic import check_output_dir
 from culturespa.cli.parsing import batch_size, item_limit, seed, seed_list
+from culturespa.cli.survey import add_survey_option
 from culturespa.evaluation.model_args import BACKENDS
 from culturespa.text_cells import terminal_text
 
@@ -23,10 +27,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     listing = subparsers.add_parser(
         "tasks",
-        help="list the WVS lm-eval tasks and groups",
-        description="List the WVS task and group names, optionally filtered by globs.",
+        help="list the WVS lm-eval tasks and groups; `tasks build` writes them for a survey",
+        description="List the WVS task and group names, optionally filtered by globs. "
+        "`tasks build --survey DIR --out TASKDIR`: every task of a survey folder, for lm-eval.",
     )
     listing.add_argument("patterns", nargs="*", help="globs such as 'wvs_culture_aware_*'")
+    add_survey_option(listing, "tasks build: the survey folder")
+    listing.add_argument("--out", type=Path, metavar="TASKDIR", help="tasks build: task folder")
     listing.set_defaults(func=run_tasks)
 
     ev = subparsers.add_parser(
@@ -88,6 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_false",
         help="send identical requests of different tasks to the model each time",
     )
+    add_survey_option(ev, "a survey folder from `culturespa survey build`: its tasks are run")
     ev.set_defaults(func=run_eval)
 
 
@@ -101,10 +109,25 @@ def run_tasks_path(args: argparse.Namespace) -> int:
 def run_tasks(args: argparse.Namespace) -> int:
     from culturespa.evaluation.tasks import expand_tasks, task_manager
 
+    if args.patterns[:1] == ["build"]:
+        return run_tasks_build(args)
+
     names = task_manager().all_tasks
     selected = expand_tasks(args.patterns, names) if args.patterns else names
     for name in selected:
         print(name)
+    return 0
+
+
+def run_tasks_build(args: argparse.Namespace) -> int:
+    """`culturespa tasks build --survey DIR --out TASKDIR`."""
+    from culturespa.errors import CulturespaError
+    from culturespa_tasks.generate import build_task_folder
+
+    if len(args.patterns) > 1 or args.survey is None or args.out is None:
+        raise CulturespaError("usage: culturespa tasks build --survey DIR --out TASKDIR")
+    written = build_task_folder(args.survey, args.out)
+    print(f"wrote {len(written)} files to {args.out}; run: lm_eval --include_path {args.out} ...")
     return 0
 
 
@@ -133,6 +156,19 @@ def format_summary(results: dict) -> str:
     return "\n".join(lines)
 
 
+@contextmanager
+def _survey_tasks(survey: Path | None) -> Iterator[Path | None]:
+    """The tasks of a survey folder, built into a temporary folder for one run (None: shipped)."""
+    if survey is None:
+        yield None
+        return
+    from culturespa_tasks.generate import build_task_folder
+
+    with tempfile.TemporaryDirectory(prefix="culturespa-tasks-") as folder:
+        build_task_folder(survey, Path(folder) / "tasks")
+        yield Path(folder) / "tasks"
+
+
 def run_eval(args: argparse.Namespace) -> int:
     from culturespa.evaluation.model_args import check_extra_model_args, parse_model_args
     from culturespa.evaluation.run import run_evaluations
@@ -143,22 +179,24 @@ def run_eval(args: argparse.Namespace) -> int:
     # A bad value, a second model or an unknown key fails here, before tasks or models load.
     check_extra_model_args(args.backend, parse_model_args(args.model_args), args.peft)
     check_device(args.device, "--device")
-    runs = run_evaluations(
-        model=args.model,
-        tasks=args.tasks,
-        seeds=args.seeds or [args.seed],
-        backend=args.backend,
-        model_args=args.model_args,
-        peft=args.peft,
-        apply_chat_template=args.apply_chat_template,
-        batch_size=args.batch_size,
-        limit=args.limit,
-        output_path=args.output_path,
-        log_samples=args.log_samples,
-        use_cache=args.use_cache,
-        device=args.device,
-        deduplicate=args.deduplicate,
-    )
+    with _survey_tasks(args.survey) as task_folder:
+        runs = run_evaluations(
+            model=args.model,
+            tasks=args.tasks,
+            seeds=args.seeds or [args.seed],
+            backend=args.backend,
+            model_args=args.model_args,
+            peft=args.peft,
+            apply_chat_template=args.apply_chat_template,
+            batch_size=args.batch_size,
+            limit=args.limit,
+            output_path=args.output_path,
+            log_samples=args.log_samples,
+            use_cache=args.use_cache,
+            device=args.device,
+            deduplicate=args.deduplicate,
+            task_folder=task_folder,
+        )
     for results in runs:
         if not results:
             continue

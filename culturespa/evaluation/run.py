@@ -108,8 +108,10 @@ def run_evaluations(
     gen_kwargs: Mapping[str, Any] | None = None,
     deduplicate: bool = True,
     n_resamples: int = 1000,
+    task_folder: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """One lm-eval run per seed (the model loaded once); one results dict (and file) per run.
+    `task_folder`: a folder from `culturespa tasks build` instead of the shipped tasks.
 
     The first seed runs every selected task; later seeds rerun only the tasks that sample their
     replies (log-likelihood tasks are deterministic: a rerun would only repeat them). `culturespa
@@ -121,7 +123,7 @@ def run_evaluations(
     seeds = list(dict.fromkeys(seeds))
     if output_path is not None:
         check_output_dir(output_path, "output path")
-    manager = task_manager()
+    manager = task_manager(folder=task_folder)
     names = drop_covered(expand_tasks(tasks, manager.all_tasks), manager)
     resampled = sampled_tasks(names, manager)
     if len(seeds) > 1 and not resampled:
