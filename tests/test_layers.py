@@ -20,6 +20,7 @@ LAYERS: dict[str, int] = {
     "atomic": 0,
     "fields": 0,
     "bounded_input": 0,
+    "text_cells": 0,
     "data": 0,
     "survey": 1,
     "scoring": 1,
