@@ -211,12 +211,20 @@ def test_the_planted_payload_would_run_if_opened(tmp_path):
     assert marker.read_text() == "code ran"
 
 
-def _eval(name: str, *extra: str) -> int:
-    return main(["eval", "--model", "no-such/model", "--tasks", LL,
-                 "--use-cache", name, *extra])  # fmt: skip
+def _eval(name: str, model: str = "no-such/model") -> int:
+    return main(["eval", "--model", model, "--tasks", LL, "--limit", "2", "--device", "cpu",
+                 "--use-cache", name])  # fmt: skip
 
 
-@pytest.mark.parametrize("name", ["../elsewhere", "/tmp/cache.db", "a/b", "..", "", "x" * 101])
+def _never_opened(*args, **kwargs):
+    raise AssertionError("lm-eval opened the request cache")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../elsewhere", "/tmp/cache.db", "a/b", "..", "", "x" * 101],
+    ids=["parent", "absolute", "subfolder", "dotdot", "empty", "101-chars"],
+)
 def test_use_cache_takes_a_name_not_a_path(cache, capsys, name):
     assert _eval(name) == 2
     err = capsys.readouterr().err
@@ -224,12 +232,17 @@ def test_use_cache_takes_a_name_not_a_path(cache, capsys, name):
     assert not cache.exists()
 
 
-def test_a_foreign_file_in_a_new_cache_folder_is_refused_and_never_unpickled(cache, tmp_path,
-                                                                             capsys):  # fmt: skip
+def test_a_foreign_file_in_a_new_cache_folder_is_refused_and_never_unpickled(
+    cache, tmp_path, capsys, monkeypatch, tiny_model_dir
+):
+    """With a model that loads, only the check stands between lm-eval and the planted file."""
+    import sqlitedict
+
     marker = tmp_path / "ran"
     planted = plant_foreign_cache(cache / "requests" / "mine" / "requests_rank0.db", marker)
     before = planted.read_bytes()
-    assert _eval("mine") == 2
+    monkeypatch.setattr(sqlitedict.SqliteDict, "__init__", _never_opened)
+    assert _eval("mine", str(tiny_model_dir)) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
     assert str(planted) in err and "not written by culturespa" in err
@@ -310,3 +323,16 @@ def test_eval_writes_its_cache_where_it_says_and_reuses_it(cache, tiny_model_dir
     assert second["culturespa"]["requests"]["sent"] == {}
     for metric in ("alignment,none", "alignment_jsd,none", "majority_match,none"):
         assert second["results"][LL][metric] == first["results"][LL][metric], metric
+
+
+def test_a_symlinked_folder_or_an_unreadable_record_is_refused(cache, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (cache / "requests").mkdir(parents=True)
+    (cache / "requests" / "linked").symlink_to(elsewhere)
+    with pytest.raises(CulturespaError, match="not a folder culturespa made"):
+        request_cache.check_request_cache("linked")
+    folder = _recorded_cache(cache, "mine", {"requests_rank0.db": b"what culturespa wrote"})
+    (folder / request_cache.RECORD_FILE).write_text('{"files": [1, 2]}')
+    with pytest.raises(CulturespaError, match="unreadable"):
+        request_cache.check_request_cache("mine")

@@ -42,7 +42,7 @@ def request_cache_dir(name: str) -> Path:
     """The folder of the request cache called `name` (a plain name, never a path)."""
     from culturespa.inference.default_model import cache_root
 
-    if not isinstance(name, str) or not _NAME.match(name) or set(name) == {"."}:
+    if not isinstance(name, str) or not _NAME.match(name):
         raise CulturespaError(
             f"--use-cache {name!r}: expected a name (letters, digits, '.', '_', '-'; at most "
             f"100), not a path: request caches live in $CULTURESPA_CACHE/{REQUESTS_DIR}/NAME/"
