@@ -253,8 +253,8 @@ def verify_checkpoint(folder: Path) -> bool:
 
     False when it recorded none (converted by an older culturespa); a changed, truncated or
     missing file raises. Every file is hashed in full at each load: 0.34 s for the 538 MB
-    checkpoint on a 2-core CPU with SHA instructions (docs/bad_input/cache.md), and it warms
-    the page cache for the load that follows.
+    checkpoint on an idle 2-core CPU with SHA instructions (docs/bad_input/cache.md), and it
+    warms the page cache for the load that follows.
     """
     recorded = recorded_checksums(folder)
     if recorded is None:
