@@ -189,6 +189,7 @@ def test_default_model_outputs_are_named_after_the_model(tiny_model_dir, tmp_pat
     shutil.copytree(tiny_model_dir, cache / "models" / "smollm2-135m-instruct")
     monkeypatch.setenv("CULTURESPA_CACHE", str(cache))
     monkeypatch.setattr("culturespa.inference.default_model.is_converted", lambda path: True)
+    monkeypatch.setattr("culturespa.inference.default_model.verify_checkpoint", lambda path: True)
     code = main(
         ["eval", "--model", "smollm2", "--tasks", LL, "--limit", "2", "--device", "cpu",
          "--output-path", str(tmp_path / "out")]

@@ -87,7 +87,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="folder for lm-eval's results JSON (checked writable before the model loads)",
     )
     ev.add_argument("--log-samples", action="store_true", help="also write per-item sample logs")
-    ev.add_argument("--use-cache", default=None, help="sqlite path of lm-eval's request cache")
+    ev.add_argument(
+        "--use-cache",
+        default=None,
+        metavar="NAME",
+        help="reuse model replies across runs in lm-eval's request cache NAME (a name, not a "
+        "path): $CULTURESPA_CACHE/requests/NAME/requests_rank0.db (lm-eval appends _rank<N>.db). "
+        "A cache file is code (lm-eval unpickles it): culturespa records each file's SHA-256 "
+        "after a run and refuses a file it did not write or that changed",
+    )
     ev.add_argument("--device", default=None, help="cpu, cuda, cuda:0 (default: cuda if present)")
     ev.add_argument(
         "--no-dedup",

@@ -13,6 +13,7 @@ from culturespa.errors import CulturespaError
 from culturespa.evaluation.dedup import DeduplicatingLM
 from culturespa.evaluation.intervals import alignment_intervals
 from culturespa.evaluation.model_args import WEIGHTS_BACKENDS, build_model_args, check_model_source
+from culturespa.evaluation.request_cache import check_request_cache, open_request_cache
 from culturespa.evaluation.tasks import drop_covered, expand_tasks, sampled_tasks, task_manager
 from culturespa.inference.models import check_device, pick_device
 
@@ -123,6 +124,8 @@ def run_evaluations(
     seeds = list(dict.fromkeys(seeds))
     if output_path is not None:
         check_output_dir(output_path, "output path")
+    if use_cache is not None:
+        check_request_cache(use_cache)  # a cache file is code: checked before anything loads
     manager = task_manager(folder=task_folder)
     names = drop_covered(expand_tasks(tasks, manager.all_tasks), manager)
     resampled = sampled_tasks(names, manager)
@@ -207,13 +210,14 @@ def _evaluate_once(
     import lm_eval
 
     wrapped = DeduplicatingLM(lm) if deduplicate else lm
+    cache = open_request_cache(use_cache)
     results = lm_eval.simple_evaluate(
         model=wrapped,
         tasks=names,
         task_manager=manager,
         batch_size=batch_size,
         device=device,
-        use_cache=use_cache,
+        use_cache=cache.lm_eval_prefix if cache else None,
         limit=limit,
         log_samples=True,
         apply_chat_template=apply_chat_template,
@@ -223,6 +227,8 @@ def _evaluate_once(
         torch_random_seed=seed,
         fewshot_random_seed=seed,
     )
+    if cache is not None:
+        cache.commit(lm)
     if results is None:  # not rank 0
         return {}
     samples = results.pop("samples", {})
