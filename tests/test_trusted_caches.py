@@ -125,6 +125,16 @@ def test_a_damaged_weights_file_is_refused_with_how_to_rebuild(cache, monkeypatc
     assert weights.read_bytes() == damaged  # refused, not repaired or deleted behind the user
 
 
+def test_the_cache_named_by_its_path_is_checked_too(cache):
+    from culturespa.inference.models import resolve_model
+
+    target = write_checkpoint(default_model.default_model_dir())
+    assert resolve_model(str(target)) == str(target)
+    (target / "model.safetensors").write_bytes(b"changed")
+    with pytest.raises(CulturespaError, match=r"model\.safetensors differs"):
+        resolve_model(str(target))
+
+
 def test_a_changed_tokenizer_or_marker_is_refused(cache, monkeypatch):
     target = write_checkpoint(default_model.default_model_dir())
     monkeypatch.setattr(default_model, "convert_gguf", _no_conversion)

@@ -16,10 +16,19 @@ from culturespa.errors import CulturespaError
 
 def resolve_model(name: str | None) -> str:
     """A model name as the user typed it -> what to load (a folder or a hub id)."""
-    from culturespa.inference.default_model import fetch_default_model, is_default_model
+    from pathlib import Path
+
+    from culturespa.inference.default_model import (
+        MARKER_FILE,
+        fetch_default_model,
+        is_default_model,
+        verify_checkpoint,
+    )
 
     if is_default_model(name):
         return str(fetch_default_model())
+    if (Path(str(name)) / MARKER_FILE).is_file():
+        verify_checkpoint(Path(str(name)))  # a converted cache named by its path is checked too
     return str(name)
 
 
