@@ -172,6 +172,9 @@ def make_sandbox(root: Path) -> None:
         text(f"report/{name}", f"an older report's {name}\n")
     text("report/plots/heatmap.png", "older plot\n")
     text("report/lm_eval/org__model/results_old.json", "{}\n")
+    older = ["comparison.md", "comparison.csv", "leaderboard.md", "leaderboard.csv"]
+    older_report = {"written_by": "culturespa", "files": [*older, "plots/heatmap.png"]}
+    text("report/.culturespa-manifest.json", json.dumps(older_report))  # culturespa wrote it
     for name, content in CONFIGS.items():
         text(f"configs/{name}.yaml", content)
     for name, content in RECIPES.items():

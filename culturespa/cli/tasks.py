@@ -79,6 +79,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="folder for lm-eval's results JSON (checked writable before the model loads)",
     )
     ev.add_argument("--log-samples", action="store_true", help="also write per-item sample logs")
+    ev.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty --output-path culturespa did not make (its files stay)",
+    )
     ev.add_argument("--use-cache", default=None, help="sqlite path of lm-eval's request cache")
     ev.add_argument("--device", default=None, help="cpu, cuda, cuda:0 (default: cuda if present)")
     ev.add_argument(
@@ -147,6 +152,7 @@ def run_eval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         limit=args.limit,
         output_path=args.output_path,
+        overwrite=args.overwrite,
         log_samples=args.log_samples,
         use_cache=args.use_cache,
         device=args.device,

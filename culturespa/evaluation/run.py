@@ -8,13 +8,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from culturespa.atomic import check_output_dir, merge_files, staging_dir
+from culturespa.atomic import check_output_dir
 from culturespa.errors import CulturespaError
 from culturespa.evaluation.dedup import DeduplicatingLM
 from culturespa.evaluation.intervals import alignment_intervals
 from culturespa.evaluation.model_args import WEIGHTS_BACKENDS, build_model_args, check_model_source
 from culturespa.evaluation.tasks import drop_covered, expand_tasks, sampled_tasks, task_manager
 from culturespa.inference.models import pick_device
+from culturespa.output_folder import claim_folder, write_errors
 
 logger = logging.getLogger(__name__)
 
@@ -32,13 +33,19 @@ def save_results(
 ) -> list[Path]:
     """Write lm-eval's results JSON (and sample logs) under output_path/<model name>/.
 
-    lm-eval's tracker writes into a staging folder (it only warns when it cannot write); the
-    files move into place once all are there, the results file last, so a results file never
-    lies next to half of its sample logs. Returns the paths written.
+    lm-eval's tracker writes into a staging folder inside the claimed output folder
+    (`culturespa.output_folder`; it only warns when it cannot write, so every file is checked
+    whole and flushed to disk); the files move into place once all are there, the results file
+    last, so a results file never lies next to half of its sample logs. Returns the paths written.
     """
     from lm_eval.loggers import EvaluationTracker
 
-    with staging_dir(output_path) as stage:
+    expected_lines = {task: len(samples[task]) for task in results["configs"]} if samples else {}
+    with (
+        claim_folder(output_path, "output path") as folder,
+        folder.staging() as stage,
+        write_errors(output_path),
+    ):
         tracker = EvaluationTracker(output_path=str(stage))
         tracker.general_config_tracker.log_experiment_args(
             model_source=backend,
@@ -61,7 +68,33 @@ def save_results(
                 f"lm-eval wrote {len(written)} of {expected} result files (see its warning "
                 f"above); nothing was written to {output_path}"
             )
-        return merge_files(stage, Path(output_path), last=("results_*.json",))
+        logs = {f"samples_{t}_{tracker.date_id}.jsonl": n for t, n in expected_lines.items()}
+        check_written_whole(stage, logs)
+        return folder.commit(stage, replace=False, last=("results_*.json",))
+
+
+def check_written_whole(stage: Path, expected_lines: Mapping[str, int]) -> None:
+    """Every staged file is whole: results files parse, each sample log (by file name in
+    `expected_lines`) holds one line per sample (lm-eval's tracker only warns when a write fails
+    half-way). The commit then flushes them to disk."""
+    import json
+
+    for path in sorted(p for p in stage.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        if path.name.startswith("results_"):
+            try:
+                json.loads(data)
+            except ValueError:
+                raise CulturespaError(
+                    f"lm-eval wrote {path.name} only in part (see its warning above); nothing "
+                    "was written"
+                ) from None
+        lines = data.count(b"\n")
+        if path.name in expected_lines and lines != expected_lines[path.name]:
+            raise CulturespaError(
+                f"lm-eval wrote {lines} of {expected_lines[path.name]} lines of "
+                f"{path.name} (see its warning above); nothing was written"
+            )
 
 
 PAPER_SEEDS: tuple[int, ...] = (42, 41, 40)
@@ -92,6 +125,23 @@ def run_evaluation(model: str, tasks: str | Sequence[str], seed: int = 42, **kwa
 
 
 def run_evaluations(
+    model: str,
+    tasks: str | Sequence[str],
+    seeds: Sequence[int] = (42,),
+    output_path: str | Path | None = None,
+    overwrite: bool = False,
+    **kwargs: Any,
+) -> list[dict[str, Any]]:
+    """`evaluate_seeds` with the output folder claimed (`culturespa.output_folder`) before the
+    model loads and held to the end: one writer, never a folder of other files unless
+    `overwrite`."""
+    if output_path is None:
+        return evaluate_seeds(model, tasks, seeds, **kwargs)
+    with claim_folder(output_path, "output path", overwrite):
+        return evaluate_seeds(model, tasks, seeds, output_path=output_path, **kwargs)
+
+
+def evaluate_seeds(
     model: str,
     tasks: str | Sequence[str],
     seeds: Sequence[int] = (42,),
