@@ -127,15 +127,22 @@ def test_demo_and_eval_refuse_a_folder_of_user_files_before_any_model_loads(
     def no_model(*args, **kwargs):
         raise AssertionError("a model was loaded")
 
-    monkeypatch.setattr("culturespa.inference.models.resolve_model", no_model)
     monkeypatch.setattr("culturespa.evaluation.run._load_model", no_model)
     out = user_folder(tmp_path / "mine")
     before = snapshot(tmp_path)
-    assert main(["demo", "-o", str(out), "--threads", "1", "--limit", "1"]) == 2
+    with monkeypatch.context() as patch:  # the demo's first step fetches its model
+        patch.setattr("culturespa.inference.models.resolve_model", no_model)
+        assert main(["demo", "-o", str(out), "--threads", "1", "--limit", "1"]) == 2
     one_line(capsys.readouterr().err, "is not empty", "--overwrite")
     eval_argv = ["eval", "--model", "org/none", "--tasks", "wvs_culture_aware_usa"]
     assert main([*eval_argv, "--output-path", str(out)]) == 2
     one_line(capsys.readouterr().err, "is not empty", "--overwrite")
+    # With --overwrite: a file where lm-eval puts the model's results folder is a collision,
+    # found before the model loads too.
+    (out / "org__none").write_text("the user's")
+    before = snapshot(tmp_path)
+    assert main([*eval_argv, "--output-path", str(out), "--overwrite"]) == 2
+    one_line(capsys.readouterr().err, "org__none is a file")
     assert snapshot(tmp_path) == before
 
 

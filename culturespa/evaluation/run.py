@@ -114,6 +114,26 @@ def _name_outputs_after_the_model(tracker: Any, model_args: Mapping[str, Any]) -
         config.model_name_sanitized = sanitize_model_name(HUB_ID)
 
 
+def check_model_folder(output_path: str | Path, model_args: Mapping[str, Any]) -> None:
+    """The folder lm-eval's tracker writes into, output_path/<model name>, is not a file: a
+    collision found before the model loads, not after the evaluation."""
+    from lm_eval.loggers.evaluation_tracker import GeneralConfigTracker
+    from lm_eval.utils import sanitize_model_name
+
+    from culturespa.inference.default_model import HUB_ID, is_default_checkpoint
+
+    name = GeneralConfigTracker._get_model_name(dict(model_args))
+    pretrained = model_args.get("pretrained")
+    if not model_args.get("peft") and pretrained and is_default_checkpoint(str(pretrained)):
+        name = HUB_ID  # as `_name_outputs_after_the_model` names it
+    target = Path(output_path) / sanitize_model_name(name or "")
+    if name and target.exists() and not target.is_dir():
+        raise CulturespaError(
+            f"output path {output_path}: {target} is a file, where the results folder of the "
+            "model goes; move it or choose another --output-path"
+        )
+
+
 def run_evaluation(model: str, tasks: str | Sequence[str], seed: int = 42, **kwargs: Any) -> dict:
     """Evaluate a model on WVS tasks (names or globs) with lm-eval; return lm-eval's results dict.
 
@@ -179,6 +199,8 @@ def evaluate_seeds(
             seeds[0],
         )
     first_args = build_model_args(model, backend, model_args, peft, seeds[0])
+    if output_path is not None:
+        check_model_folder(output_path, first_args)
     if backend in WEIGHTS_BACKENDS:
         check_model_source(first_args["pretrained"], first_args)
     device = device or (pick_device() if backend in WEIGHTS_BACKENDS else None)
