@@ -1,15 +1,13 @@
-"""Output folders culturespa shares with its user: one writer at a time, and only its own files
-replaced.
+"""Output folders culturespa shares with its user: one writer at a time, only its own files replaced.
 
-A command that writes a folder (report, demo, eval) claims it first (`claim_folder`): it takes an
-advisory lock (`.culturespa.lock`, so a second writer is refused with the first one's PID), puts
-back the state of a commit that a kill interrupted, removes the staging debris of killed runs, and
-refuses a non-empty folder that holds no manifest of culturespa's unless the user allows it
-(`overwrite`). The files are built in a hidden staging folder inside it and committed
+A command that writes a folder claims it first (`claim_folder`): an advisory lock (a second writer
+is refused with the first one's PID); a commit a kill interrupted is finished or undone; staging
+debris of killed runs is removed; a non-empty folder without culturespa's manifest is refused
+unless `overwrite`. Files are staged in a hidden folder inside it and committed
 (`OutputFolder.commit`): the manifest `.culturespa-manifest.json` first records the commit as
-pending, the files culturespa wrote before are moved aside, the new ones moved in, and the
-manifest, written last, lists what culturespa wrote there. A file not in the manifest is never
-deleted; one that a new file would replace is refused unless `overwrite`.
+pending, culturespa's older files are moved aside, the new ones moved in, and the manifest,
+written last, lists what culturespa wrote. A file not in the manifest is never deleted; one a new
+file would replace is refused unless `overwrite`.
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -48,7 +45,7 @@ def is_hidden_part(path: Path, root: Path) -> bool:
         parts = path.relative_to(root).parts
     except ValueError:
         return False
-    return any(part.startswith(".") for part in parts[:-1]) or path.name.startswith(".")
+    return any(part.startswith(".") for part in parts)
 
 
 def _debris_pattern(folder: Path) -> re.Pattern[str]:
@@ -102,9 +99,20 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     return data
 
 
-def _write_manifest(folder: Path, files: Iterable[str], pending: dict | None = None) -> None:
-    record = {"written_by": "culturespa", "files": sorted(set(files)), "pending": pending}
-    write_json_atomic(folder / MANIFEST_NAME, record)
+def _write_manifest(
+    folder: Path, files: Iterable[str], kind: str | None, pending: dict | None = None
+) -> None:
+    record = {"written_by": "culturespa", "kind": kind, "files": sorted(set(files))}
+    write_json_atomic(folder / MANIFEST_NAME, {**record, "pending": pending})
+
+
+def check_kind(path: Path, manifest: dict[str, Any] | None, kind: str | None, what: str) -> None:
+    """One kind of output per folder: a report never replaces the runs of an eval folder."""
+    held = manifest.get("kind") if manifest else None
+    if kind and held and held != kind:
+        raise CulturespaError(
+            f"{what} {path} holds culturespa's {held} output, not a {kind}; choose another folder"
+        )
 
 
 def _remove_empty_parents(folder: Path, names: Iterable[str]) -> None:
@@ -137,7 +145,7 @@ def _roll_back(folder: Path, pending: dict, files: list[str]) -> None:
     if pending.get("first"):  # the folder had no manifest before this commit
         (folder / MANIFEST_NAME).unlink(missing_ok=True)
     else:
-        _write_manifest(folder, files)
+        _write_manifest(folder, files, pending.get("kind"))
     _remove_empty_parents(folder, pending["place"])
     shutil.rmtree(trash, ignore_errors=True)
 
@@ -152,20 +160,14 @@ def _finish_or_undo(folder: Path, manifest: dict) -> None:
     if moved_in and last in displaced:
         moved_in = (trash / last).exists()
     if moved_in:
-        _write_manifest(folder, pending["files"])
+        _write_manifest(folder, pending["files"], pending.get("kind"))
         _remove_empty_parents(folder, displaced - set(place))
         shutil.rmtree(trash, ignore_errors=True)
     else:
         _roll_back(folder, pending, manifest["files"])
 
 
-@dataclass
-class _Lock:
-    fd: int
-    depth: int
-
-
-_HELD: dict[Path, _Lock] = {}
+_HELD: dict[Path, int] = {}
 """Folders this process holds: a command that claims a folder its caller holds nests."""
 
 
@@ -237,9 +239,10 @@ def check_ours(
 class OutputFolder:
     """A claimed output folder: stage files in it, then commit them (see the module's doc)."""
 
-    def __init__(self, path: Path, overwrite: bool) -> None:
+    def __init__(self, path: Path, overwrite: bool, kind: str | None = None) -> None:
         self.path = path
         self.overwrite = overwrite
+        self.kind = kind
 
     @contextmanager
     def staging(self) -> Iterator[Path]:
@@ -280,6 +283,7 @@ class OutputFolder:
         names = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
         names.sort(key=lambda n: any(fnmatch.fnmatch(PurePosixPath(n).name, g) for g in patterns))
         manifest = read_manifest(self.path) or {"files": [], "first": True}
+        check_kind(self.path, manifest, self.kind, "output folder")
         old = set(manifest["files"])
         self._check_targets(names, old)
         with write_errors(self.path):  # on disk before it counts as written (a full disk fails)
@@ -297,8 +301,8 @@ class OutputFolder:
         except OSError as exc:
             raise CulturespaError(f"{self.path}: cannot write ({exc.strerror or exc})") from exc
         pending = {"place": names, "displace": displace, "files": final, "trash": trash.name}
-        pending["first"] = bool(manifest.get("first"))
-        _write_manifest(self.path, manifest["files"], pending)
+        pending.update(first=bool(manifest.get("first")), kind=self.kind)
+        _write_manifest(self.path, manifest["files"], manifest.get("kind"), pending)
         try:
             for name in displace:
                 (trash / name).parent.mkdir(parents=True, exist_ok=True)
@@ -306,7 +310,7 @@ class OutputFolder:
             for name in names:
                 (self.path / name).parent.mkdir(parents=True, exist_ok=True)
                 os.replace(stage / name, self.path / name)
-            _write_manifest(self.path, final)
+            _write_manifest(self.path, final, self.kind)
         except (OSError, CulturespaError) as exc:
             _roll_back(self.path, pending, manifest["files"])
             if isinstance(exc, CulturespaError):
@@ -336,10 +340,17 @@ def _make_folder(path: Path) -> list[Path]:
     return created
 
 
+def _remove_if_empty(folders: list[Path]) -> None:
+    for made in folders:  # deepest first
+        if made.is_dir() and not any(made.iterdir()):
+            made.rmdir()
+
+
 def _prepare(folder: OutputFolder, what: str, record: str, hint: str) -> None:
     """Put back an interrupted commit, remove debris, refuse a folder of someone else's files."""
     path = folder.path
     manifest = read_manifest(path)
+    check_kind(path, manifest, folder.kind, what)
     if manifest is not None and manifest.get("pending"):
         _finish_or_undo(path, manifest)
     for debris in _debris(path):
@@ -356,32 +367,31 @@ def claim_folder(
     overwrite: bool = False,
     record: str = MANIFEST_NAME,
     hint: str = OVERWRITE_HINT,
+    kind: str | None = None,
 ) -> Iterator[OutputFolder]:
     """Hold `path` as this process's output folder (see the module's doc); a folder this process
     already holds is handed over as it is. A non-empty folder without `record` (the loop's
     `loop.json`, the data builder's `manifest.json`) is refused unless `overwrite`; `hint` ends
-    that message. A folder created here and left empty is removed."""
+    that message. `kind` (report, eval) is what its manifest may hold: one kind per folder. A
+    folder created here and left empty is removed."""
     path = Path(path)
     key = path.absolute()
-    held = _HELD.get(key)
-    if held is not None:
-        held.depth += 1
-        try:
-            yield OutputFolder(path, overwrite)
-        finally:
-            held.depth -= 1
+    if key in _HELD:
+        yield OutputFolder(path, overwrite, kind)
         return
     check_output_dir(path, what)
     created = _make_folder(path)
-    fd = _lock(path)
-    _HELD[key] = _Lock(fd, 1)
     try:
-        folder = OutputFolder(path, overwrite)
+        fd = _lock(path)
+    except CulturespaError:
+        _remove_if_empty(created)
+        raise
+    _HELD[key] = fd
+    try:
+        folder = OutputFolder(path, overwrite, kind)
         _prepare(folder, what, record, hint)
         yield folder
     finally:
         del _HELD[key]
         _unlock(path, fd)
-        for folder_made in created:
-            if folder_made.is_dir() and not any(folder_made.iterdir()):
-                folder_made.rmdir()
+        _remove_if_empty(created)

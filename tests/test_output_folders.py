@@ -288,16 +288,17 @@ def test_a_report_killed_at_any_rename_leaves_the_old_or_the_new_set(runs, tmp_p
     assert outcomes == {"old", "new"}  # killed early: put back; after the last file: finished
 
 
-def test_an_eval_output_killed_at_any_rename_is_read_as_whole_runs(runs, tmp_path, monkeypatch):
-    """An lm-eval folder committed as `culturespa eval` commits it (sample logs, then the
-    results file); killed at each rename, the reader finds only whole runs."""
+def commit_run(out: Path, date: str) -> None:
+    """One lm-eval run (40 logged items) committed as `culturespa eval` commits it: sample logs
+    first, then the results file."""
     tasks = {"wvs_culture_aware_usa": answers_for("USA", 0.5, 1)}
+    with claim_folder(out, kind="eval") as folder, folder.staging() as stage:
+        write_run(stage / "org__m", date, tasks, {"pretrained": "org/m"})
+        folder.commit(stage, replace=False, last=("results_*.json",))
 
-    def commit_run(out: Path, date: str) -> None:
-        with claim_folder(out) as folder, folder.staging() as stage:
-            write_run(stage / "org__m", date, tasks, {"pretrained": "org/m"})
-            folder.commit(stage, replace=False, last=("results_*.json",))
 
+def test_an_eval_output_killed_at_any_rename_is_read_as_whole_runs(runs, tmp_path, monkeypatch):
+    """Killed at each rename of its commit, an eval folder is read as whole runs only."""
     sample = tmp_path / "sample"
     commit_run(sample, "2025-01-01T00-00-00.1")
     total = _count_renames(monkeypatch, lambda: commit_run(sample, "2025-01-02T00-00-00.1"))
@@ -321,10 +322,8 @@ def test_an_eval_output_killed_at_any_rename_is_read_as_whole_runs(runs, tmp_pat
 
 def test_staging_debris_of_killed_runs_is_never_a_run_and_is_cleaned(runs, tmp_path, capsys):
     out = tmp_path / "eval"
+    commit_run(out, "2025-01-01T00-00-00.1")
     tasks = {"wvs_culture_aware_usa": answers_for("USA", 0.5, 1)}
-    with claim_folder(out) as folder, folder.staging() as stage:
-        write_run(stage / "org__m", "2025-01-01T00-00-00.1", tasks, {"pretrained": "org/m"})
-        folder.commit(stage, replace=False)
     debris = [
         out / ".culturespa-staging-999999-abc" / "org__m",  # a killed eval of this version
         out / ".eval.ab12cd34" / "org__m",  # of an older version, inside the folder
@@ -339,6 +338,17 @@ def test_staging_debris_of_killed_runs_is_never_a_run_and_is_cleaned(runs, tmp_p
     with claim_folder(out):
         pass
     assert not any(folder.parent.exists() for folder in debris)
+
+
+def test_a_report_never_writes_into_an_eval_folder(tmp_path, capsys):
+    """One kind of output per folder: a report replaces its older files, and an eval folder's
+    runs are not a report's files."""
+    out = tmp_path / "eval"
+    commit_run(out, "2025-01-01T00-00-00.1")
+    before = snapshot(tmp_path)
+    assert main(["report", str(out), "-o", str(out), "--no-plots", "--overwrite"]) == 2
+    one_line(capsys.readouterr().err, "holds culturespa's eval output")
+    assert snapshot(tmp_path) == before
 
 
 def test_a_second_writer_is_refused_with_the_first_ones_pid(runs, tmp_path, capsys):

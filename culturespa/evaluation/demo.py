@@ -72,7 +72,7 @@ def run_demo(
     from culturespa.report.writer import build_report
 
     out = Path(output)
-    with claim_folder(out, "output folder", overwrite):
+    with claim_folder(out, "output folder", overwrite, kind="report"):
         result = DemoResult(output=out, report=None)
         countries = parse_countries(list(countries))
         start = time.perf_counter()

@@ -42,7 +42,7 @@ def save_results(
 
     expected_lines = {task: len(samples[task]) for task in results["configs"]} if samples else {}
     with (
-        claim_folder(output_path, "output path") as folder,
+        claim_folder(output_path, "output path", kind="eval") as folder,
         folder.staging() as stage,
         write_errors(output_path),
     ):
@@ -157,7 +157,7 @@ def run_evaluations(
     `overwrite`."""
     if output_path is None:
         return evaluate_seeds(model, tasks, seeds, **kwargs)
-    with claim_folder(output_path, "output path", overwrite):
+    with claim_folder(output_path, "output path", overwrite, kind="eval"):
         return evaluate_seeds(model, tasks, seeds, output_path=output_path, **kwargs)
 
 

@@ -162,7 +162,7 @@ def build_report(
     `references`: add the survey reference rows (`culturespa.scoring.baselines`), unranked.
     `overwrite`: write into a folder of other files (only culturespa's own names are replaced).
     """
-    with claim_folder(out_dir, "report folder", overwrite) as folder:
+    with claim_folder(out_dir, "report folder", overwrite, kind="report") as folder:
         return _build_report(
             folder, paths, metric, compare, seed, plot, countries, replies_label, references
         )
