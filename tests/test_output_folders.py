@@ -413,3 +413,51 @@ def test_a_manifest_that_points_outside_its_folder_is_refused(tmp_path):
     with pytest.raises(CulturespaError, match="not a culturespa manifest"), claim_folder(out):
         pass
     assert (tmp_path / "precious.txt").read_text() == "keep"
+
+
+def test_a_full_disk_in_the_answer_stage_is_one_line_and_the_rerun_resumes(tmp_path, monkeypatch):
+    """The data builder's answer stage appends to its log: a full disk there is one line (it was
+    a traceback), no torn unit stays in the log, and the same run finishes once there is room."""
+    from support.pluralise_fakes import ScriptedBackend
+
+    from culturespa.pluralise.config import config_from_dict
+    from culturespa.pluralise.pipeline import run_pipeline
+
+    data = {
+        "model": {"name": "scripted"},
+        "output_dir": str(tmp_path / "run"),
+        "countries": ["USA"],
+        "questions_file": str(QUESTIONS),
+        "questions_limit_per_topic": 1,
+        "answer": {"chunk_size": 4},
+    }
+    real_open, real_write, logs = os.open, os.write, set()
+
+    def open_(path, flags, *args, **kwargs):
+        fd = real_open(path, flags, *args, **kwargs)
+        if Path(path).name == "answers.log.jsonl":
+            logs.add(fd)
+        return fd
+
+    calls: list[int] = []
+
+    def second_unit_fills_the_disk(fd, payload):
+        if fd in logs:
+            calls.append(fd)
+            if len(calls) == 2:
+                real_write(fd, bytes(payload[: len(payload) // 2]))
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, payload)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "open", open_)
+        patch.setattr(os, "write", second_unit_fills_the_disk)
+        with pytest.raises(CulturespaError, match="No space left on device") as caught:
+            run_pipeline(
+                config_from_dict(data), backend=ScriptedBackend(), stages=("filter", "answer")
+            )
+    assert "\n" not in str(caught.value) and "answers.log.jsonl" in str(caught.value)
+    log = tmp_path / "run" / "answers" / "answers.log.jsonl"
+    assert len(log.read_text().splitlines()) == 4  # the first unit (a chunk of 4), whole
+    summaries = run_pipeline(config_from_dict(data), backend=ScriptedBackend(), stages=("answer",))
+    assert summaries["answer"]["written"] == 36 == len(log.read_text().splitlines())
