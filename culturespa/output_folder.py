@@ -341,8 +341,8 @@ def _make_folder(path: Path) -> list[Path]:
 
 
 def _remove_if_empty(folders: list[Path]) -> None:
-    for made in folders:  # deepest first
-        if made.is_dir() and not any(made.iterdir()):
+    for made in folders:  # deepest first; another writer may have just put its lock there
+        with suppress(OSError):
             made.rmdir()
 
 
