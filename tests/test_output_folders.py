@@ -405,6 +405,23 @@ def test_build_data_adopts_no_folder_without_its_manifest(tmp_path, capsys):
     assert snapshot(tmp_path) == before
 
 
+def test_merge_adapter_adopts_no_folder_of_user_files(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "merge_adapter", ROOT / "recipes" / "merge_adapter.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "adapter" / "adapter_config.json").write_text("{}")
+    out = user_folder(tmp_path / "mine")
+    before = snapshot(tmp_path)
+    assert script.main([str(tmp_path / "adapter"), str(out)]) == 2
+    one_line(capsys.readouterr().err, "is not empty")
+    assert snapshot(tmp_path) == before
+
+
 def test_a_manifest_that_points_outside_its_folder_is_refused(tmp_path):
     out = tmp_path / "report"
     out.mkdir()
