@@ -13,7 +13,6 @@ file would replace is refused unless `overwrite`.
 from __future__ import annotations
 
 import errno
-import fcntl
 import fnmatch
 import json
 import os
@@ -27,6 +26,11 @@ from typing import Any
 
 from culturespa.atomic import check_output_dir, remove_leftovers, write_json_atomic
 from culturespa.errors import CulturespaError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks, one writer is then the user's care
+    fcntl = None
 
 MANIFEST_NAME = ".culturespa-manifest.json"
 """What culturespa wrote in a folder: relative file paths, and a commit in progress."""
@@ -180,7 +184,8 @@ def _lock(folder: Path) -> int:
         except OSError as exc:
             raise CulturespaError(f"{path}: cannot write ({exc.strerror or exc})") from exc
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
             os.close(fd)
@@ -247,10 +252,8 @@ class OutputFolder:
     @contextmanager
     def staging(self) -> Iterator[Path]:
         """A hidden empty folder inside this one, removed on leaving."""
-        try:
+        with write_errors(self.path):
             stage = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=self.path))
-        except OSError as exc:
-            raise CulturespaError(f"{self.path}: cannot write ({exc.strerror or exc})") from exc
         try:
             yield stage
         finally:
@@ -296,10 +299,8 @@ class OutputFolder:
             if (self.path / n).exists() or (self.path / n).is_symlink()
         ]  # fmt: skip
         final = sorted((old - set(stale)) | set(names))
-        try:
+        with write_errors(self.path):
             trash = Path(tempfile.mkdtemp(prefix=f"{TRASH_PREFIX}{os.getpid()}-", dir=self.path))
-        except OSError as exc:
-            raise CulturespaError(f"{self.path}: cannot write ({exc.strerror or exc})") from exc
         pending = {"place": names, "displace": displace, "files": final, "trash": trash.name}
         pending.update(first=bool(manifest.get("first")), kind=self.kind)
         _write_manifest(self.path, manifest["files"], manifest.get("kind"), pending)
@@ -333,10 +334,8 @@ def write_errors(target: str | Path) -> Iterator[None]:
 def _make_folder(path: Path) -> list[Path]:
     """Create `path` and its missing parents; return those created, deepest first."""
     created = [p for p in (path, *path.parents) if not p.exists()]
-    try:
+    with write_errors(path):
         path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CulturespaError(f"{path}: cannot write ({exc.strerror or exc})") from exc
     return created
 
 
