@@ -83,6 +83,7 @@ CONFIGS = {
     "output_list": build_config(output_dir=["a", "b"]),
     "output_file": build_config(output_dir="@/file.txt"),
     "output_read_only": build_config(output_dir="@/ro/build"),
+    "output_of_user_files": build_config(output_dir="@/results"),
     "backend_bogus": build_config(**{"model.backend": "torch"}),
     "top_p_high": build_config(**{"answer.top_p": 1.5}),
     "variant_bogus": build_config(build={"variants": ["culture_mixed"]}),
@@ -172,6 +173,9 @@ def make_sandbox(root: Path) -> None:
         text(f"report/{name}", f"an older report's {name}\n")
     text("report/plots/heatmap.png", "older plot\n")
     text("report/lm_eval/org__model/results_old.json", "{}\n")
+    older = ["comparison.md", "comparison.csv", "leaderboard.md", "leaderboard.csv"]
+    older_report = {"written_by": "culturespa", "files": [*older, "plots/heatmap.png"]}
+    text("report/.culturespa-manifest.json", json.dumps(older_report))  # culturespa wrote it
     for name, content in CONFIGS.items():
         text(f"configs/{name}.yaml", content)
     for name, content in RECIPES.items():
@@ -331,6 +335,13 @@ REPORT = [
         "matches no row",
     ),
     c("no-results", "culturespa", "report @/empty -o @/out", "no usable culturespa results"),
+    c("output-of-user-files", "culturespa", "report @/results/good -o @/configs", "is not empty"),
+    c(
+        "output-of-user-files-no-plots",
+        "culturespa",
+        "report @/results/good -o @/configs --no-plots",
+        "is not empty",
+    ),
     c("metric-unknown", "culturespa", "report @/results/good --metric accuracy", "--metric"),
     *(
         c(f"damaged-{name}", "culturespa", f"report @/results/{name} -o @/out", message)
@@ -446,6 +457,7 @@ BUILD = [
         "output_list": 'output_dir = ["a", "b"]: expected text',
         "output_file": "is a file",
         "output_read_only": "read-only",
+        "output_of_user_files": "has no manifest.json",
         "backend_bogus": 'model.backend = "torch"',
         "top_p_high": "answer.top_p = 1.5",
         "variant_bogus": 'build.variants = "culture_mixed"',
@@ -493,6 +505,13 @@ OTHERS = [
     c("demo-threads-zero", "culturespa", "demo --threads 0", "--threads"),
     c("demo-batch-size-text", "culturespa", "demo --batch-size x", "--batch-size"),
     c("demo-output-a-file", "culturespa", "demo -o @/file.txt", "is a file"),
+    c("demo-output-of-user-files", "culturespa", "demo -o @/configs --threads 1", "is not empty"),
+    c(
+        "eval-output-of-user-files",
+        "culturespa",
+        "eval --model @/empty --tasks wvs_culture_aware_usa --output-path @/configs",
+        "is not empty",
+    ),
     c("demo-country-unknown", "culturespa", "demo --countries XYZ", "XYZ"),
     c("demo-template-unknown", "culturespa", "demo --templates sarcastic", "sarcastic"),
     c("demo-way-unknown", "culturespa", "demo --ways loglik,shuffle", "unknown way 'shuffle'"),
@@ -570,6 +589,18 @@ SCRIPTS = [
         "is a file",
     ),
     c("loop-compare-no-run", "recipes/loop.py", "--compare @/empty @/ro", "not a loop run"),
+    c(
+        "loop-folder-of-user-files",
+        "recipes/loop.py",
+        "--config @/loops/valid.yaml --output-dir @/results",
+        "has no loop.json",
+    ),
+    c(
+        "loop-folder-of-user-files-dry-run",
+        "recipes/loop.py",
+        "--config @/loops/valid.yaml --output-dir @/results --dry-run",
+        "has no loop.json",
+    ),
     c("eval-specific-country", "recipes/eval_specific.py", "@/empty --countries XYZ", "XYZ"),
     c("merge-not-an-adapter", "recipes/merge_adapter.py", "@/empty @/merged", "adapter_config"),
     c("merge-dtype", "recipes/merge_adapter.py", "@/empty @/merged --dtype int4", "--dtype"),

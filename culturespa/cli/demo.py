@@ -54,6 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "-o", "--output", default=None, help="output folder (default: runs/demo-<date>-<time>)"
     )
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty folder culturespa did not make: its own file names are "
+        "replaced, no other file is touched",
+    )
+    parser.add_argument(
         "--batch-size",
         type=batch_size,
         default=16,
@@ -161,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         backend=args.backend,
         ways=args.ways,
+        overwrite=args.overwrite,
     )
     report = result.report
     print(

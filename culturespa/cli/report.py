@@ -66,6 +66,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="model name of rows from reply files (default: %(default)r)",
     )
     parser.add_argument("--no-plots", action="store_true", help="write the tables only (no PNGs)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty folder culturespa did not make: its own file names are "
+        "replaced, no other file is touched",
+    )
     parser.set_defaults(func=run)
 
 
@@ -84,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         plot=not args.no_plots,
         countries=parse_countries(args.countries) if args.countries else None,
         replies_label=args.replies_label,
+        overwrite=args.overwrite,
     )
     print(comparison_text(report.rows))
     for method, r in report.correlations.items():

@@ -88,6 +88,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--log-samples", action="store_true", help="also write per-item sample logs")
     ev.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty --output-path culturespa did not make (its files stay)",
+    )
+    ev.add_argument(
         "--use-cache",
         default=None,
         metavar="NAME",
@@ -199,6 +204,7 @@ def run_eval(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             limit=args.limit,
             output_path=args.output_path,
+            overwrite=args.overwrite,
             log_samples=args.log_samples,
             use_cache=args.use_cache,
             device=args.device,

@@ -61,8 +61,12 @@ def write_report(config: LoopConfig, layout: Layout, timings: Timings) -> str:
     from culturespa.report.writer import build_report
 
     methods = row_methods(config, layout)
-    report = build_report(
-        [layout.eval], layout.report, compare=(methods["base"], methods["joint"]), seed=config.seed
+    report = build_report(  # the loop's own folder: a report of an older version is replaced
+        [layout.eval],
+        layout.report,
+        compare=(methods["base"], methods["joint"]),
+        seed=config.seed,
+        overwrite=True,
     )
     by_method = {r.method: r for r in report.rows}
     rows = {k: by_method[m] for k, m in methods.items() if m in by_method}

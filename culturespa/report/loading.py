@@ -113,12 +113,19 @@ def task_identity(name: str, config: Any = None) -> TaskName | None:
 
 
 def find_results_files(paths: list[str | Path], notes: Notes) -> list[Path]:
-    """Expand folders to the results_*.json files under them; keep files given by name."""
+    """Expand folders to the results_*.json files under them; keep files given by name. Hidden
+    folders are skipped: the staging folders of killed runs are not runs."""
+    from culturespa.output_folder import is_hidden_part
+
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("results_*.json") if p.is_file())
+            files = sorted(
+                p
+                for p in path.rglob("results_*.json")
+                if p.is_file() and not is_hidden_part(p, path)
+            )
             if not files:
                 notes.add(f"{path}: no lm-eval results files (results_*.json) in this folder")
             found.extend(files)

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from culturespa.atomic import check_output_dir, replace_entries, staging_dir
 from culturespa.errors import CulturespaError
+from culturespa.output_folder import OutputFolder, claim_folder, write_errors
 from culturespa.prompts.templates import TEMPLATES
 from culturespa.report import analysis, plots, tables
 from culturespa.report.html import render_page
@@ -33,7 +33,8 @@ REPORT_ENTRIES: tuple[str, ...] = (
     "index.html",
     "plots",
 )
-"""What a report writes into its folder; a new report replaces all of them, other files stay."""
+"""What a report writes into its folder (`plots` a folder of PNGs). A new report replaces the
+files the folder's manifest says culturespa wrote; other files stay (`culturespa.output_folder`)."""
 
 
 @dataclass
@@ -157,13 +158,33 @@ def build_report(
     countries: tuple[str, ...] | None = None,
     replies_label: str = DEFAULT_REPLIES_LABEL,
     references: bool = True,
+    overwrite: bool = False,
 ) -> Report:
     """Read every results file (and reply file) under `paths`, write the report into `out_dir`.
 
     `countries`: what culture-unaware reply files are scored against (see `load_inputs`).
     `references`: add the survey reference rows (`culturespa.scoring.baselines`), unranked.
+    `overwrite`: write into a folder of other files (only culturespa's own names are replaced).
     """
-    check_output_dir(out_dir, "report folder")
+    with claim_folder(out_dir, "report folder", overwrite, kind="report") as folder:
+        return _build_report(
+            folder, paths, metric, compare, seed, plot, countries, replies_label, references
+        )
+
+
+def _build_report(
+    folder: OutputFolder,
+    paths: list[str | Path],
+    metric: str,
+    compare: tuple[str, str] | None,
+    seed: int,
+    plot: bool,
+    countries: tuple[str, ...] | None,
+    replies_label: str,
+    references: bool,
+) -> Report:
+    """`build_report` in its claimed folder."""
+    out_dir = folder.path
     runs, notes = load_inputs(paths, countries=countries, replies_label=replies_label)
     if not runs:
         detail = "; ".join(notes.messages) or "nothing given"
@@ -193,8 +214,8 @@ def build_report(
                 "--log_samples)"
             )
     # Built in a staging folder and moved in as one set: a failure (e.g. a --compare row that
-    # does not exist) leaves `out` as it was, and no file of an older report stays beside it.
-    with staging_dir(out) as stage:
+    # does not exist, a full disk) leaves `out` as it was, and no file of an older report stays.
+    with folder.staging() as stage, write_errors(out):
 
         def write(name: str, text: str) -> None:
             path = stage / name
@@ -234,7 +255,7 @@ def build_report(
         write("leaderboard.csv", tables.leaderboard_csv(rows))
         write("leaderboard.md", _markdown_document(rows, metric, notes))
         write("index.html", render_page(payload, out))
-        replace_entries(stage, out, stale=REPORT_ENTRIES)
+        folder.commit(stage, replace=True, last=("index.html",))
         report.files = [out / p.relative_to(stage) for p in report.files]
     return report
 
