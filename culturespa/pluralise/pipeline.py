@@ -28,8 +28,8 @@ from culturespa.errors import CulturespaError
 from culturespa.inference.backends import Backend, build_backend
 from culturespa.inference.models import check_remote_code
 from culturespa.inference.replicas import InProcess, Replicas
-from culturespa.pluralise.build import check_build_targets
 from culturespa.output_folder import check_ours, claim_folder
+from culturespa.pluralise.build import check_build_targets
 from culturespa.pluralise.config import DataConfig
 from culturespa.pluralise.store import read_jsonl, write_jsonl_atomic
 
