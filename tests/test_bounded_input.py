@@ -309,3 +309,27 @@ def test_model_arguments_are_those_of_the_lm_eval_class():
         check_extra_model_args("hf", {"peft": "a"}, "b")
     with pytest.raises(CulturespaError, match="max_batch_size=0"):
         check_extra_model_args("hf", {"max_batch_size": 0}, None)
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "real"),
+    [
+        # The paper's score of out-of-range answers: one two-option item answered 10 against a
+        # majority of 1 is 1 - 9/1 = -8; against a majority of 0 (a 0-based item) 1 - 10 = -9.
+        ("alignment", -8.0, True),
+        ("alignment", -9.0, True),
+        ("alignment", -0.67, True),
+        ("alignment_specific", -0.5, True),
+        ("alignment", -9.5, False),
+        ("alignment", 1.01, False),
+        # Shares stay in 0..1; counts are >= 0.
+        ("alignment_w1", -0.1, False),
+        ("majority_match", 1.5, False),
+        ("out_of_range", 12.0, True),
+        ("out_of_range", -1.0, False),
+    ],
+)
+def test_metric_ranges_follow_what_a_run_can_produce(metric, value, real):
+    from culturespa.report.damage import metric_problem
+
+    assert (metric_problem(metric, value) is None) == real

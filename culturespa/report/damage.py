@@ -12,9 +12,16 @@ from culturespa.errors import CulturespaError
 from culturespa.fields import show
 from culturespa.scoring.answers import MAX_VALID_ANSWER
 
-COUNT_METRICS: tuple[str, ...] = ("out_of_range", "unparsed")
-"""Metrics that count items (>= 0); every other metric is a share or a score in 0..1."""
+COUNT_METRICS: tuple[str, ...] = ("out_of_range", "unparsed", "tied")
+"""Metrics that count items (>= 0); every other metric is a share or a score in 0..1, except
+the paper's score (below)."""
 _MAX_COUNT = 1e9
+
+PAPER_SCORE_METRICS: tuple[str, ...] = ("alignment", "alignment_specific")
+"""The paper's 1 - ||a - m|| / ||n - 1|| keeps out-of-range answers (0..10, the parser's range):
+one item of two options (n - 1 = 1) answered 10 against a majority of 0 gives 1 - 10 = -9, the
+lowest value any run can have."""
+PAPER_SCORE_FLOOR = 1.0 - MAX_VALID_ANSWER
 
 
 class DamagedSample(ValueError):
@@ -30,6 +37,10 @@ def metric_problem(metric: str, value: float) -> str | None:
         return f"expected a finite number, got {value!r}"
     if metric in COUNT_METRICS:
         return None if 0 <= value <= _MAX_COUNT else f"expected a count >= 0, got {value!r}"
+    if metric in PAPER_SCORE_METRICS:
+        if PAPER_SCORE_FLOOR <= value <= 1:
+            return None
+        return f"expected a value in {PAPER_SCORE_FLOOR:g}..1, got {value!r}"
     return None if 0 <= value <= 1 else f"expected a value in 0..1, got {value!r}"
 
 
