@@ -33,9 +33,9 @@ __all__ = [
     "doc_to_text",
     "load_docs",
     "mean_of_valid",
+    "process_calibrated_results",
     "process_distribution_results",
     "process_generation_results",
-    "process_calibrated_results",
     "process_loglikelihood_results",
     "process_permuted_results",
 ]
@@ -53,7 +53,9 @@ def build_doc(template: str, country: str, qid: str, way: str = "loglik") -> dic
     first), `texts` their texts. A model's choice of the i-th listed option is `options[i]`.
     """
     if way in DEBIASED_PROMPTS:
-        return _debiased_doc(template, country, qid, way, DEBIASED_PROMPTS[way](template, qid, country))
+        return _debiased_doc(
+            template, country, qid, way, DEBIASED_PROMPTS[way](template, qid, country)
+        )
     item = get_item(qid)
     reverse = way == "rev"
     listing = item.listing(reverse)
