@@ -255,3 +255,26 @@ def test_a_tie_for_the_top_leaves_the_item_without_an_answer(scores, answer):
     from culturespa.scoring.debiasing import answer_of
 
     assert answer_of((1, 2, 3), scores) == answer
+
+
+# The demo and the report ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_demo_asks_the_debiased_ways_and_reports_them_as_rows(tiny_model_dir, tmp_path, capsys):
+    import json
+
+    from culturespa.cli.main import main
+
+    out = tmp_path / "demo"
+    argv = ["demo", "--model", str(tiny_model_dir), "--countries", "USA", "--limit", "2"]
+    assert main([*argv, "--ways", "loglik,perm,cal", "-o", str(out)]) == 0
+    (results,) = (out / "lm_eval").rglob("results_*.json")
+    tasks = set(json.loads(results.read_text())["results"])
+    assert {"wvs_perm_culture_aware_usa", "wvs_cal_culture_unaware_usa"} <= tasks
+    payload = json.loads((out / "leaderboard.json").read_text())
+    ways = {(r["template"], r["way"]) for r in payload["rows"] if r["kind"] == "model"}
+    assert {w for _, w in ways} == {"loglik", "perm", "cal"} and len(ways) == 2 * 3
+    comparison = (out / "comparison.md").read_text()
+    assert "Culture-aware (P1), permuted orders" in comparison
+    assert "Culture-aware (P1), calibrated" in comparison
