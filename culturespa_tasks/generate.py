@@ -40,7 +40,8 @@ MEAN_METRICS = {
     ),
 }
 MEAN_METRICS["rev"] = MEAN_METRICS["loglik"]
-MEAN_METRICS["perm"] = MEAN_METRICS["cal"] = (*MEAN_METRICS["loglik"], "coverage")
+MEAN_METRICS["perm"] = (*MEAN_METRICS["loglik"], "coverage")
+MEAN_METRICS["cal"] = (*MEAN_METRICS["perm"], "position_led")
 SHARED_YAML = {
     "loglik": "_wvs_loglikelihood_yaml",
     "rev": "_wvs_loglikelihood_yaml",

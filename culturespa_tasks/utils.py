@@ -197,12 +197,15 @@ def process_calibrated_results(
     doc: dict[str, Any], results: Sequence[tuple[float, bool]]
 ) -> dict[str, Any]:
     """Scores of one item divided by the content-free prompt's distribution; the sample log
-    keeps the uncalibrated answer."""
+    keeps the uncalibrated answer. `position_led`: whether that answer, the forward task's, is
+    the option listed where the content-free prompt puts its largest probability."""
     item, content_free = _per_prompt(doc, results)
-    uncalibrated = per_order_answers([doc["options"]], [item])[0]
-    return _debiased_scores(
+    uncalibrated, favourite = per_order_answers([doc["options"]] * 2, [item, content_free])
+    scores = _debiased_scores(
         doc, calibrated(doc["options"], item, content_free), uncalibrated=uncalibrated
     )
+    led = None if uncalibrated is None or favourite is None else float(uncalibrated == favourite)
+    return {**scores, "position_led": led}
 
 
 def process_generation_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str, Any]:

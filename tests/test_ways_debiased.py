@@ -168,6 +168,23 @@ def test_the_preferred_option_is_the_answer_on_every_item(manager, tokenizer, ta
     assert results["coverage,none"] == 1.0 and results["tied,none"] == 0.0
 
 
+@pytest.mark.parametrize("preference", [PREFERENCE, 50.0])
+def test_position_led_marks_forward_answers_at_the_content_free_favourite(manager, preference):
+    """A weak preference: the forward answer is the place's, on every item (position-led); a
+    preference stronger than any place effect: the forward answer is the preferred option,
+    position-led only where that option is listed at the favourite place."""
+    lm = _fake_model(preference)
+    samples, results = _samples(lm, manager, "wvs_cal_culture_aware_usa")
+    for qid, sample in samples.items():
+        forward = forward_favourite(qid) if preference == PREFERENCE else preferred_code(qid)
+        assert sample["alignment"]["uncalibrated"] == forward, qid
+        assert sample["position_led"] == float(forward == forward_favourite(qid)), qid
+    if preference == PREFERENCE:
+        assert results["position_led,none"] == 1.0
+    else:
+        assert results["position_led,none"] < 0.5
+
+
 def test_each_order_lists_every_option_at_every_place_numbered_by_place(manager):
     lm = _fake_model(PREFERENCE)
     samples, _ = _samples(lm, manager, "wvs_perm_culture_aware_usa")
