@@ -295,3 +295,32 @@ def test_the_demo_asks_the_debiased_ways_and_reports_them_as_rows(tiny_model_dir
     comparison = (out / "comparison.md").read_text()
     assert "Culture-aware (P1), permuted orders" in comparison
     assert "Culture-aware (P1), calibrated" in comparison
+    # The position-led share of each template, from the calibrated tasks' metric.
+    shares = {p["template"]: p for p in payload["position_led"]}
+    assert set(shares) == {"culture_unaware", "culture_aware"}
+    for template, entry in shares.items():
+        task = f"wvs_cal_{template}_usa"
+        logged = json.loads(results.read_text())["results"][task]["position_led,none"]
+        assert entry["countries"]["USA"] == pytest.approx(logged)
+    assert "Position-led share" in (out / "position_led.md").read_text()
+
+
+def test_position_led_shares_are_averaged_per_model_template_and_country():
+    from pathlib import Path
+
+    from culturespa.report.loading import RunScores, TaskResult
+    from culturespa.report.position import position_led, position_led_markdown
+
+    def run(label: str, value: float) -> RunScores:
+        tasks = [
+            TaskResult("wvs_cal_culture_aware_usa", "culture_aware", "cal", "USA",
+                       {"alignment": 0.5, "position_led": value}),
+            TaskResult("wvs_culture_aware_usa", "culture_aware", "loglik", "USA",
+                       {"alignment": 0.5, "position_led": 0.0}),  # not a calibrated task
+        ]  # fmt: skip
+        return RunScores(Path(f"{label}.json"), "m", label, "d", tasks=tasks)
+
+    (row,) = position_led([run("tiny", 0.75), run("tiny", 0.25)])
+    assert (row.model, row.template, row.shares) == ("tiny", "culture_aware", {"USA": 0.5})
+    assert row.as_dict()["mean"] == 0.5
+    assert "| tiny | Culture-aware (P1) | 50.0 | 50.0 |" in position_led_markdown([row])

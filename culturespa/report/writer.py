@@ -10,7 +10,7 @@ from pathlib import Path
 from culturespa.atomic import check_output_dir, replace_entries, staging_dir
 from culturespa.errors import CulturespaError
 from culturespa.prompts.templates import TEMPLATES
-from culturespa.report import analysis, plots, tables
+from culturespa.report import analysis, plots, position, tables
 from culturespa.report.html import render_page
 from culturespa.report.loading import Notes
 from culturespa.report.replies_input import DEFAULT_REPLIES_LABEL, load_inputs
@@ -29,6 +29,7 @@ REPORT_ENTRIES: tuple[str, ...] = (
     "order_consistency.csv",
     "agreement.md",
     "agreement.csv",
+    "position_led.md",
     "index.html",
     "plots",
 )
@@ -48,6 +49,7 @@ class Report:
     """With --compare: how the second row moves the first one's answers (paired)."""
     order_consistency: list[analysis.OrderConsistencyAnalysis] = field(default_factory=list)
     agreement: list[analysis.WayAgreement] = field(default_factory=list)
+    position_led: list[position.PositionLed] = field(default_factory=list)
 
     @property
     def models(self) -> list[Row]:
@@ -124,6 +126,17 @@ def _agreement_document(agreements: list[analysis.WayAgreement]) -> str:
     )
 
 
+def _position_document(rows: list[position.PositionLed]) -> str:
+    return (
+        "# Position-led share\n\nThe share of items (x100) whose forward log-likelihood answer is "
+        'the option listed where the model\'s answer to a content-free question ("N/A", the same '
+        "option numbers) puts its largest probability: answers the question did not decide. "
+        "From the calibrated tasks (`wvs_cal_*`). A large share, with a large gap between the "
+        "forward row and the permuted and calibrated rows, says the forward score measures "
+        "where the options are listed, not the culture.\n\n" + position.position_led_markdown(rows)
+    )
+
+
 def _markdown_document(rows: list[Row], metric: str, notes: Notes) -> str:
     parts = [
         "# WVS cultural alignment leaderboard\n",
@@ -177,6 +190,7 @@ def build_report(
         report.change = analysis.paired_change(*pair, seed=seed)
     report.order_consistency = analysis.order_consistency(models, seed=seed)
     report.agreement = analysis.way_agreement(models)
+    report.position_led = position.position_led(runs)
     relations = analysis.relation_records(models)
     report.correlations = {method: record["r"] for method, record in relations.items()}
     for row in models:
@@ -212,6 +226,8 @@ def build_report(
         if report.agreement:
             write("agreement.md", _agreement_document(report.agreement))
             write("agreement.csv", analysis.agreement_csv(report.agreement))
+        if report.position_led:
+            write("position_led.md", _position_document(report.position_led))
         records = tables.leaderboard_records(rows, metric)
         payload = {
             "metric": metric,
@@ -221,6 +237,7 @@ def build_report(
             "change": report.change.as_dict() if report.change else None,
             "order_consistency": [a.as_dict() for a in report.order_consistency],
             "agreement": [a.as_dict() for a in report.agreement],
+            "position_led": [p.as_dict() for p in report.position_led],
             "notes": notes.messages,
             "runs": {str(run.source): run.provenance for run in runs},
             "relations": relations,
