@@ -324,3 +324,32 @@ def test_position_led_shares_are_averaged_per_model_template_and_country():
     assert (row.model, row.template, row.shares) == ("tiny", "culture_aware", {"USA": 0.5})
     assert row.as_dict()["mean"] == 0.5
     assert "| tiny | Culture-aware (P1) | 50.0 | 50.0 |" in position_led_markdown([row])
+
+
+def test_culturespa_hf_scores_the_repeated_content_free_prompt_once(tiny_model_dir, monkeypatch):
+    """Plain lm-eval (no culturespa eval deduplication): Q1, Q2 and Q3 share the labels 1..4,
+    so 3 x 4 item requests and one content-free prompt's 4, not 3 x 4."""
+    import lm_eval
+
+    from culturespa.evaluation.tasks import task_manager
+    from culturespa.inference import lm_eval_model
+
+    scored = []
+    real = lm_eval_model.score_options
+
+    def counting(model, prompts, answers, *args, **kwargs):
+        scored.extend(len(a) for a in answers)
+        return real(model, prompts, answers, *args, **kwargs)
+
+    monkeypatch.setattr(lm_eval_model, "score_options", counting)
+    lm = lm_eval_model.CulturespaHFLM(pretrained=str(tiny_model_dir), batch_size=8, device="cpu")
+    task = "wvs_cal_culture_aware_usa"
+    out = lm_eval.simple_evaluate(
+        model=lm, tasks=[task], task_manager=task_manager(), apply_chat_template=True,
+        samples={task: [items_with_data("USA").index(q) for q in ("Q1", "Q2", "Q3")]},
+        log_samples=True,
+    )  # fmt: skip
+    assert sorted(scored) == [4, 4, 4, 4]
+    samples = out["samples"][task]
+    content_free = {tuple(tuple(r[0]) for r in s["resps"][4:]) for s in samples}
+    assert len(samples) == 3 and len(content_free) == 1  # the one answer given to every item
