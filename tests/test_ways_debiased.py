@@ -353,3 +353,19 @@ def test_culturespa_hf_scores_the_repeated_content_free_prompt_once(tiny_model_d
     samples = out["samples"][task]
     content_free = {tuple(tuple(r[0]) for r in s["resps"][4:]) for s in samples}
     assert len(samples) == 3 and len(content_free) == 1  # the one answer given to every item
+
+
+@pytest.mark.slow
+def test_culturespa_eval_runs_the_permuted_way_by_glob(tiny_model_dir, tmp_path):
+    import json
+
+    from culturespa.cli.main import main
+
+    argv = ["eval", "--model", str(tiny_model_dir), "--tasks", "wvs_perm_culture_aware_*"]
+    assert main([*argv, "--limit", "1", "--device", "cpu", "--output-path", str(tmp_path)]) == 0
+    (results_file,) = tmp_path.rglob("results_*.json")
+    results = json.loads(results_file.read_text())
+    tasks = [t for t in results["results"] if t.startswith("wvs_perm_culture_aware_")]
+    assert len(tasks) == 19
+    assert all(results["versions"][t] == 1.0 for t in tasks)
+    assert all(results["results"][t]["coverage,none"] == 1.0 for t in tasks)
