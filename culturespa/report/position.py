@@ -76,3 +76,26 @@ def position_led_markdown(rows: Sequence[PositionLed]) -> str:
 
 def _x100(value: float) -> str:
     return "–" if math.isnan(value) else f"{100 * value:.1f}"
+
+
+def position_views(entries: object) -> list[dict[str, str]]:
+    """The page's position-led lines from `leaderboard.json` (malformed entries skipped)."""
+    lines = []
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("countries"), dict):
+            continue
+        template = str(entry.get("template") or "")
+        shares = {
+            str(cc): _x100(float(v)) if isinstance(v, (int, float)) else "–"
+            for cc, v in entry["countries"].items()
+        }
+        mean = entry.get("mean")
+        lines.append(
+            {
+                "model": str(entry.get("model", "?")),
+                "template": TEMPLATES[template].label if template in TEMPLATES else template,
+                "mean": _x100(float(mean)) if isinstance(mean, (int, float)) else "–",
+                "countries": ", ".join(f"{cc} {v}" for cc, v in shares.items()),
+            }
+        )
+    return lines
