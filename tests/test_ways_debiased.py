@@ -303,6 +303,15 @@ def test_the_demo_asks_the_debiased_ways_and_reports_them_as_rows(tiny_model_dir
         logged = json.loads(results.read_text())["results"][task]["position_led,none"]
         assert entry["countries"]["USA"] == pytest.approx(logged)
     assert "Position-led share" in (out / "position_led.md").read_text()
+    page = (out / "index.html").read_text()
+    assert 'id="position-led"' in page and "Culture-aware (P1)" in page
+    assert "log-likelihood, permuted orders" in page  # a way to choose on the page
+    # `culturespa report --ways` keeps the chosen ways' rows.
+    again = tmp_path / "perm_only"
+    assert main(["report", str(out / "lm_eval"), "-o", str(again), "--ways", "perm"]) == 0
+    payload = json.loads((again / "leaderboard.json").read_text())
+    assert {r["way"] for r in payload["rows"] if r["kind"] == "model"} == {"perm"}
+    assert payload["position_led"] == []  # the calibrated tasks were left out
 
 
 def test_position_led_shares_are_averaged_per_model_template_and_country():

@@ -166,14 +166,20 @@ def build_report(
     countries: tuple[str, ...] | None = None,
     replies_label: str = DEFAULT_REPLIES_LABEL,
     references: bool = True,
+    ways: tuple[str, ...] | None = None,
 ) -> Report:
     """Read every results file (and reply file) under `paths`, write the report into `out_dir`.
 
     `countries`: what culture-unaware reply files are scored against (see `load_inputs`).
     `references`: add the survey reference rows (`culturespa.scoring.baselines`), unranked.
+    `ways`: keep only the tasks of these ways of asking (`culturespa.prompts.task_names.WAYS`).
     """
     check_output_dir(out_dir, "report folder")
     runs, notes = load_inputs(paths, countries=countries, replies_label=replies_label)
+    if ways is not None:
+        for run in runs:
+            run.tasks = [t for t in run.tasks if t.way in ways]
+        runs = [run for run in runs if run.tasks]
     if not runs:
         detail = "; ".join(notes.messages) or "nothing given"
         raise CulturespaError(f"no usable culturespa results found ({detail})")
