@@ -378,3 +378,30 @@ def test_culturespa_eval_runs_the_permuted_way_by_glob(tiny_model_dir, tmp_path)
     assert len(tasks) == 19
     assert all(results["versions"][t] == 1.0 for t in tasks)
     assert all(results["results"][t]["coverage,none"] == 1.0 for t in tasks)
+
+
+def test_self_alignment_examples_are_shifted_with_the_asked_item():
+    """Shift 1 of Q1 lists 'Rather important' first; each example is listed with the same shift,
+    numbered by place, and its answer is the country's majority option under that number."""
+    from culturespa.prompts.templates import render
+    from culturespa.survey.items import all_items, survey_majority
+
+    user = render("self_alignment", "Q1", "USA", shift=1).user
+    assert user.endswith(
+        "#Options: 1.Rather important 2.Not very important 3.Not at all important "
+        "4.Very important\n#Answer:"
+    )
+    examples = [line for line in user.splitlines() if line.startswith("Question: ")]
+    assert len(examples) == 5
+    by_question = {item.question: qid for qid, item in all_items().items()}
+    for line in examples:
+        question, rest = line.removeprefix("Question: ").split(" Options: ")
+        options, answer = rest.split(" Answer: ")
+        qid = by_question[question]
+        item = get_item(qid)
+        listed = [(int(n), text) for n, text in LISTED.findall(options)]
+        texts = list(item.options)
+        assert [t for _, t in listed] == texts[1:] + texts[:1], qid  # the same shift
+        assert [n for n, _ in listed] == list(range(1, len(texts) + 1)), qid
+        number, text = answer.split(".", 1)
+        assert dict(listed)[int(number)] == text == item.option_text(survey_majority("USA", qid))
