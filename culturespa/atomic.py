@@ -13,7 +13,6 @@ anyway): the user marked it so.
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import re
 import secrets
@@ -148,8 +147,11 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    """Write indented JSON (UTF-8, no ASCII escapes) atomically."""
-    return write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    """Write indented JSON (UTF-8, no ASCII escapes) atomically; NaN and infinities as null
+    (`culturespa.text_cells.json_text`: standard JSON, `allow_nan=False`)."""
+    from culturespa.text_cells import json_text
+
+    return write_text_atomic(path, json_text(obj))
 
 
 def replace_dir_atomic(staging: str | Path, target: str | Path) -> None:

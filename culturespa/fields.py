@@ -19,13 +19,41 @@ from typing import Any
 
 from culturespa.errors import CulturespaError
 
+SHOWN_CHARS = 80
+"""The most characters of a value an error message shows."""
+
 
 def show(value: Any) -> str:
-    """A value as the user wrote it in YAML or JSON (`"no"`, `2.5`, `[1, 2]`, `null`)."""
+    """A value as the user wrote it in YAML or JSON (`"no"`, `2.5`, `[1, 2]`, `null`), cut to
+    SHOWN_CHARS: a huge value is never turned into text whole."""
+    text = _preview(value, SHOWN_CHARS + 1)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
+
+
+def _preview(value: Any, budget: int, depth: int = 0) -> str:
+    """JSON text of `value` as json.dumps writes it, built only until `budget` characters."""
+    if isinstance(value, (list, tuple, dict)):
+        if depth > 8:
+            return "..."
+        is_dict = isinstance(value, dict)
+        pairs = value.items() if is_dict else ((None, v) for v in value)
+        parts: list[str] = []
+        used = 2
+        for key, item in pairs:
+            if used > budget:
+                parts.append("...")
+                break
+            head = f"{json.dumps(str(key)[:budget], ensure_ascii=False)}: " if is_dict else ""
+            parts.append(head + _preview(item, budget - used, depth + 1))
+            used += len(parts[-1]) + 2
+        inner = ", ".join(parts)
+        return f"{{{inner}}}" if is_dict else f"[{inner}]"
+    if isinstance(value, str) and len(value) > budget:
+        value = value[:budget]
     try:
         return json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
-        return repr(value)
+        return repr(value)[:budget]
 
 
 def invalid(key: str, value: Any, allowed: str) -> CulturespaError:
@@ -130,13 +158,15 @@ def read_yaml_mapping(path: str | Path, what: str, empty_ok: bool = False) -> di
     the file. `what` names the file in errors ("config file", "--config")."""
     import yaml
 
+    from culturespa.bounded_input import load_yaml_text
+
     path = Path(path)
     if not path.is_file():
         raise CulturespaError(
             f"{what} {path} {'is a folder' if path.is_dir() else 'does not exist'}"
         )
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml_text(path.read_text(encoding="utf-8"), str(path))
     except UnicodeDecodeError as exc:
         raise CulturespaError(f"{path}: not UTF-8 text ({exc.reason})") from None
     except yaml.YAMLError as exc:

@@ -96,10 +96,16 @@ def _debiased_doc(
     }
 
 
-def load_docs(template: str, country: str, way: str = "loglik", **_: Any):
-    """The task's dataset (`custom_dataset`): the items that have survey data for the country."""
+def load_docs(
+    template: str, country: str, way: str = "loglik", survey: str | None = None, **_: Any
+):
+    """The task's dataset (`custom_dataset`): the items that have survey data for the country,
+    in the survey folder the task names (`culturespa tasks build`) or the shipped survey."""
     import datasets
 
+    from culturespa.survey.folder import use_survey_folder
+
+    use_survey_folder(survey)
     get_template(template)
     if way not in WAYS:
         raise ValueError(f"unknown way of asking {way!r}; known: {', '.join(WAYS)}")

@@ -63,7 +63,13 @@ def evaluate_culture_specific(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from culturespa.cli.parsing import ArgumentParser, batch_size, exit_with_error, positive_int
+    from culturespa.cli.parsing import (
+        ArgumentParser,
+        batch_size,
+        exit_with_error,
+        positive_int,
+        seed,
+    )
 
     parser = ArgumentParser(prog="recipes/eval_specific.py", description=__doc__.splitlines()[0])
     parser.add_argument("adapters", help="training output_dir holding adapters.json")
@@ -95,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         "--limit", type=positive_int, default=None, help="items per task (testing only)"
     )
     parser.add_argument("--device", default=None, help="cpu, cuda (default: cuda if present)")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=seed, default=42)
     args = parser.parse_args(argv)
 
     from culturespa.atomic import check_output_dir

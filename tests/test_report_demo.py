@@ -2,21 +2,59 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+from pathlib import Path
 
 import pytest
+from support.leaks import leaked_internals, page_text
+from test_report_html import browser, rendered_sections  # noqa: F401  (the Chromium fixture)
 
 from culturespa.cli.main import main
 
 pytest.importorskip("lm_eval")
 
 
+def _demo(argv: list[str]) -> str:
+    """Run `culturespa demo` with `argv`; what it printed."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["demo", *argv]) == 0
+    return printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def demo_run(tiny_model_dir, tmp_path_factory) -> tuple[Path, str]:
+    """The demo on the tiny model, 3 countries, 3 items per task: its folder, what it printed."""
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    argv = ["--model", str(tiny_model_dir), "--countries", "USA,CHN,NGA", "--limit", "3"]
+    return out, _demo([*argv, "-o", str(out)])
+
+
+@pytest.fixture(scope="module")
+def four_ways_run(tiny_model_dir, tmp_path_factory) -> tuple[Path, str]:
+    """The demo asking in all four ways (replies cut to 6 tokens): its folder, what it printed."""
+    from culturespa.inference.lm_eval_model import CulturespaHFLM
+
+    real = CulturespaHFLM.generate_until
+
+    def short(self, requests, disable_tqdm=False):  # the random model would fill 256 tokens
+        for request in requests:
+            request.args[1]["max_gen_toks"] = 6
+        return real(self, requests, disable_tqdm)
+
+    out = tmp_path_factory.mktemp("demo4") / "demo"
+    argv = ["--model", str(tiny_model_dir), "--countries", "USA,CHN", "--limit", "3"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(CulturespaHFLM, "generate_until", short)
+        printed = _demo([*argv, "--ways", "loglik,rev,gen,dist", "-o", str(out)])
+    return out, printed
+
+
 @pytest.mark.slow
-def test_demo_writes_table_results_and_plots(tiny_model_dir, tmp_path, capsys):
-    out = tmp_path / "demo"
-    argv = ["demo", "--model", str(tiny_model_dir), "--countries", "USA,CHN,NGA", "--limit", "3"]
-    assert main([*argv, "-o", str(out)]) == 0
-    printed = capsys.readouterr().out
+def test_demo_writes_table_results_and_plots(demo_run, tmp_path):
+    out, printed = demo_run
     assert "Culture-unaware" in printed and "Culture-aware (P1)" in printed and str(out) in printed
     results = list((out / "lm_eval").rglob("results_*.json"))
     assert len(results) == 1
@@ -42,6 +80,37 @@ def test_demo_writes_table_results_and_plots(tiny_model_dir, tmp_path, capsys):
     assert all(r["countries"]["USA"]["ci"][0] is not None for r in rows)
 
 
+@pytest.mark.slow
+def test_what_the_demo_prints_and_writes_shows_values_not_internals(demo_run, four_ways_run):
+    for out, printed in (demo_run, four_ways_run):
+        assert not leaked_internals(printed)
+        for table in out.glob("*.md"):
+            assert not leaked_internals(table.read_text()), table.name
+        assert not leaked_internals(page_text((out / "index.html").read_text()))
+    steer = (demo_run[0] / "steerability.md").read_text()
+    assert "| USA | 3 |" in steer  # the items column counts the 3 items asked
+
+
+@pytest.mark.slow
+def test_every_section_of_the_demo_pages_in_chromium_shows_values(browser, demo_run, four_ways_run):  # noqa: F811
+    sections = set()
+    for out, _ in (demo_run, four_ways_run):
+        texts, problems = rendered_sections(browser, out / "index.html")
+        sections |= set(texts)
+        for name, text in texts.items():
+            assert not leaked_internals(text), (out.parent.name, name, leaked_internals(text))
+        assert not problems, problems
+    assert {"leaderboard", "heatmap", "bars", "relations", "steerability", "order", "agreement",
+            "runs"} <= sections  # fmt: skip
+    page = browser.new_page()
+    page.goto((demo_run[0] / "index.html").as_uri())
+    page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
+    items = page.eval_on_selector_all(
+        "table.steer td:nth-child(2)", "cells => cells.map(c => c.textContent)"
+    )
+    assert items and set(items) == {"3"}  # 3 items per country (--limit 3), not a method's repr
+
+
 def test_demo_tasks_cover_every_way_template_and_country():
     from culturespa.evaluation.demo import demo_tasks
 
@@ -59,23 +128,8 @@ def test_demo_tasks_cover_every_way_template_and_country():
 
 
 @pytest.mark.slow
-def test_demo_asks_in_four_ways_and_reports_their_consistency(
-    tiny_model_dir, tmp_path, capsys, monkeypatch
-):
-    from culturespa.inference.lm_eval_model import CulturespaHFLM
-
-    real = CulturespaHFLM.generate_until
-
-    def short(self, requests, disable_tqdm=False):  # the random model would fill 256 tokens
-        for request in requests:
-            request.args[1]["max_gen_toks"] = 6
-        return real(self, requests, disable_tqdm)
-
-    monkeypatch.setattr(CulturespaHFLM, "generate_until", short)
-    out = tmp_path / "demo"
-    argv = ["demo", "--model", str(tiny_model_dir), "--countries", "USA,CHN", "--limit", "3"]
-    assert main([*argv, "--ways", "loglik,rev,gen,dist", "-o", str(out)]) == 0
-    printed = capsys.readouterr().out
+def test_demo_asks_in_four_ways_and_reports_their_consistency(four_ways_run):
+    out, printed = four_ways_run
     assert "ways loglik, rev, gen, dist" in printed
     assert "order consistency (SmolLM2" not in printed  # the tiny model is not the default
     assert "order consistency (" in printed and "agreement between ways" in printed

@@ -6,6 +6,7 @@ is missing); it skips, saying why, only where there is no chromium or no Playwri
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -393,6 +394,22 @@ def browser():
         browser.close()
 
 
+def rendered_sections(browser, page_file: Path) -> tuple[dict[str, str], list[str]]:
+    """The text a reader sees in each part of a page (every <details> opened), by section id
+    (and 'header', 'footer'), and the page's script errors and console warnings."""
+    problems: list[str] = []
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else 0)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.goto(page_file.as_uri())
+    page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
+    ids = page.eval_on_selector_all("main > section", "sections => sections.map(s => s.id)")
+    texts = {name: page.inner_text(f"#{name}") for name in ids}
+    texts.update(header=page.inner_text("header"), footer=page.inner_text("footer"))
+    page.close()
+    return texts, problems
+
+
 def visible_rows(page) -> list[tuple[str, str]]:
     """(model, template) of the table's model rows that are shown, top to bottom."""
     return page.eval_on_selector_all(
@@ -536,3 +553,98 @@ def test_the_page_shows_culture_specific_alignment_and_steerability():
     steer = page[page.index('id="steerability"') :]
     assert "m | log-likelihood" in steer and "mean change +2.1 [-1.0, +5.0]" in steer
     assert "12.0%" in steer and "6.0%" in steer and "+2.6 [-1.8, +6.8]" in steer
+
+
+# What a reader sees: values, never internals ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def every_kind(inputs, tmp_path_factory) -> Path:
+    """A report with every kind of row and every section: lm-eval runs (forward, reversed and
+    generated, culture-unaware and -aware), the paper's reply files, survey references, a run
+    with --limit 3 and no sample logs, a row with no valid reply, one with an answer that is no
+    option, and one averaged over two seeds."""
+    root = tmp_path_factory.mktemp("every_kind")
+    shutil.copytree(inputs, root / "runs")
+    ways = {
+        f"wvs_{way}culture_aware_{cc.lower()}": oracle(cc)
+        for cc in COUNTRIES
+        for way in ("rev_", "gen_")
+    }
+    write_run(root / "runs" / "ways", "2025-01-04T10-00-00.1", ways, "pretrained=org/base")
+    limited = {
+        f"wvs_culture_aware_{cc.lower()}": dict(list(farthest(cc).items())[:3]) for cc in COUNTRIES
+    }
+    path = write_run(
+        root / "runs" / "limited", "2025-01-05T10-00-00.1", limited, "pretrained=org/limited",
+        log_samples=False,
+    )  # fmt: skip
+    data = json.loads(path.read_text())
+    data["config"]["limit"] = 3
+    path.write_text(json.dumps(data))
+    silent = {"wvs_gen_culture_aware_usa": dict.fromkeys(items_with_data("USA"), None)}
+    write_run(root / "runs" / "silent", "2025-01-06T10-00-00.1", silent, "pretrained=org/silent")
+    wide = oracle("USA") | {"Q1": 7}  # Q1 has 4 options: 7 is no option
+    write_run(
+        root / "runs" / "wide", "2025-01-07T10-00-00.1", {"wvs_gen_culture_aware_usa": wide},
+        "pretrained=org/wide",
+    )  # fmt: skip
+    for seed in (1, 2):
+        write_run(
+            root / "runs" / f"seed{seed}", f"2025-01-0{7 + seed}T10-00-00.1",
+            {"wvs_culture_aware_usa": farthest("USA")}, "pretrained=org/seeded", seed=seed,
+        )  # fmt: skip
+    out = root / "report"
+    build_report([root / "runs"], out, plot=False)
+    return out
+
+
+def test_every_table_of_a_report_with_every_kind_of_row_shows_values(every_kind):
+    from support.leaks import leaked_internals
+
+    from culturespa.report.tables import comparison_text
+
+    for name in (
+        "leaderboard.md", "comparison.md", "steerability.md", "order_consistency.md",
+        "agreement.md",
+    ):  # fmt: skip
+        assert not leaked_internals((every_kind / name).read_text()), name
+    leaderboard = (every_kind / "leaderboard.md").read_text()
+    # The --limit run says so in its row; the row without a valid reply is not ranked.
+    limited = next(
+        ln for ln in leaderboard.splitlines() if ln.startswith("| ") and "org/limited" in ln
+    )
+    n_reference = sum(len(items_with_data(cc)) for cc in COUNTRIES)
+    assert f"| 9 of {n_reference} |" in limited
+    with (every_kind / "leaderboard.csv").open() as handle:
+        line = next(r for r in csv.DictReader(handle) if r["model"] == "org/limited")
+    assert (line["n_items"], line["reference_items"]) == ("9", str(n_reference))
+    silent = next(ln for ln in leaderboard.splitlines() if "org/silent" in ln)
+    assert silent.startswith("| – | org/silent |")
+    report = build_report([every_kind.parent / "runs"], every_kind.parent / "again", plot=False)
+    terminal = comparison_text(report.rows)
+    assert not leaked_internals(terminal)
+    limited_line = next(ln for ln in terminal.splitlines() if ln.startswith("org/limited"))
+    assert limited_line.rstrip().endswith(f"9 of {n_reference}")
+
+
+def test_every_section_of_a_page_with_every_kind_of_row_in_chromium(browser, every_kind):
+    from support.leaks import leaked_internals
+
+    texts, problems = rendered_sections(browser, every_kind / "index.html")
+    assert {"leaderboard", "heatmap", "bars", "relations", "steerability", "order",
+            "agreement", "runs", "notes"} <= set(texts)  # fmt: skip
+    for name, text in texts.items():
+        assert not leaked_internals(text), (name, leaked_internals(text))
+    assert not problems, problems
+    n_reference = sum(len(items_with_data(cc)) for cc in COUNTRIES)
+    assert f"9 of {n_reference} items" in texts["leaderboard"]  # the --limit row's badge
+    # Every Items cell of the steerability, order and agreement tables is a count.
+    page = browser.new_page()
+    page.goto((every_kind / "index.html").as_uri())
+    for cell in ("table.steer td:nth-child(2)", "table.order td[data-label=Items]",
+                 "table.agreement td[data-label=Items]"):  # fmt: skip
+        items = page.eval_on_selector_all(cell, "cells => cells.map(c => c.textContent)")
+        assert items and all(re.fullmatch(r"\d+", c) for c in items), (cell, items)
+    silent = page.locator("#board tbody.models tr[data-model='org/silent'] td.rank")
+    assert silent.text_content() == "–"  # no score: shown, not ranked

@@ -109,7 +109,8 @@ def test_without_chat_template_the_persona_opens_a_plain_prompt(tiny_model_dir, 
     low, high = results["culturespa"]["alignment_ci95"][LL]
     assert low <= results["results"][LL]["alignment,none"] <= high
     assert len(list(tmp_path.rglob("samples_*.jsonl"))) == 2
-    assert not list(tmp_path.rglob(".*"))  # written aside, moved in, the staging folder gone
+    # Written aside, moved in, the staging folder gone; the manifest lists what was written.
+    assert [p.name for p in tmp_path.rglob(".*")] == [".culturespa-manifest.json"]
 
 
 def test_culture_unaware_over_all_countries_costs_one_country(tiny_model_dir, tmp_path, capsys):
@@ -189,6 +190,7 @@ def test_default_model_outputs_are_named_after_the_model(tiny_model_dir, tmp_pat
     shutil.copytree(tiny_model_dir, cache / "models" / "smollm2-135m-instruct")
     monkeypatch.setenv("CULTURESPA_CACHE", str(cache))
     monkeypatch.setattr("culturespa.inference.default_model.is_converted", lambda path: True)
+    monkeypatch.setattr("culturespa.inference.default_model.verify_checkpoint", lambda path: True)
     code = main(
         ["eval", "--model", "smollm2", "--tasks", LL, "--limit", "2", "--device", "cpu",
          "--output-path", str(tmp_path / "out")]

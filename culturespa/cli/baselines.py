@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
 import math
 from pathlib import Path
 
+from culturespa.cli.survey import add_survey_option, use_survey_option
 from culturespa.scoring.baselines import METRICS, RULES, culture_specific_items, reference_average
+from culturespa.text_cells import csv_text as _csv_lines
+from culturespa.text_cells import json_text
 
 EPILOG = """rules:
 """ + "\n".join(f"  {rule.name:<16} {rule.meaning}" for rule in RULES.values())
@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--countries",
         dest="countries",
         default="paper",
-        help="ISO-3 codes separated by commas, 'paper' (the 18, default) or 'all' (19)",
+        help="ISO-3 codes separated by commas, 'paper' (the 18, default) or 'all' (every "
+        "country of the survey: 19 shipped)",
     )
     parser.add_argument(
         "--metric",
@@ -43,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", type=Path, help="also write every score as JSON to this file")
     parser.add_argument("--csv", type=Path, help="also write every score as CSV to this file")
+    add_survey_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -100,22 +102,22 @@ def format_table(rows: list[dict], countries: tuple[str, ...], metric: str) -> s
 
 
 def csv_text(rows: list[dict]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["rule", "country", *METRICS, "coverage", "n_items"])
+    """Every rule, country and metric as CSV (0..1), one line per rule and country, then AVG."""
+    lines = []
     for row in rows:
         for cc, cell in row["countries"].items():
-            writer.writerow(
+            lines.append(
                 [row["rule"], cc, *(cell[m] for m in METRICS), cell["coverage"], cell["n_items"]]
             )
-        writer.writerow([row["rule"], "AVG", *(row["average"][m] for m in METRICS), "", ""])
-    return out.getvalue()
+        lines.append([row["rule"], "AVG", *(row["average"][m] for m in METRICS), "", ""])
+    return _csv_lines(["rule", "country", *METRICS, "coverage", "n_items"], lines)
 
 
 def run(args: argparse.Namespace) -> int:
     from culturespa.atomic import check_output_file, write_text_atomic
     from culturespa.survey.countries import parse_countries
 
+    use_survey_option(args)
     countries = parse_countries(args.countries)
     for flag, path in (("--json", args.json), ("--csv", args.csv)):
         if path:
@@ -130,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.json:
         payload = {"metrics": list(METRICS), "rules": rows, "culture_specific_items": specific}
-        write_text_atomic(args.json, json.dumps(payload, indent=2, allow_nan=False) + "\n")
+        write_text_atomic(args.json, json_text(payload))
     if args.csv:
         write_text_atomic(args.csv, csv_text(rows))
     return 0

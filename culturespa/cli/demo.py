@@ -8,7 +8,7 @@ import os
 import time
 
 from culturespa.atomic import check_output_dir
-from culturespa.cli.parsing import batch_size, positive_int, way_list
+from culturespa.cli.parsing import batch_size, positive_int, seed, way_list
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,6 +56,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "-o", "--output", default=None, help="output folder (default: runs/demo-<date>-<time>)"
     )
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty folder culturespa did not make: its own file names are "
+        "replaced, no other file is touched",
+    )
+    parser.add_argument(
         "--batch-size",
         type=batch_size,
         default=16,
@@ -67,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="only the first N items per task (a quick check; not comparable)",
     )
-    parser.add_argument("--seed", type=int, default=42, help="random seed (default: %(default)s)")
+    parser.add_argument("--seed", type=seed, default=42, help="random seed (default: %(default)s)")
     parser.add_argument(
         "--backend",
         default="culturespa-hf",
@@ -135,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
     from culturespa.evaluation.demo import parse_templates, run_demo
     from culturespa.report.tables import comparison_text
     from culturespa.survey.countries import parse_countries
+    from culturespa.text_cells import terminal_text
 
     templates = parse_templates(args.templates)
     countries = parse_countries(args.countries)
@@ -146,9 +153,11 @@ def run(args: argparse.Namespace) -> int:
     threads = args.threads or free_cores()
     torch.set_num_threads(threads)
     print(
-        f"culturespa demo: model {args.model}, templates {', '.join(templates)}, "
-        f"countries {', '.join(countries)}, ways {', '.join(args.ways)}, {threads} CPU thread(s)"
-        + (f", first {args.limit} items" if args.limit else "")
+        terminal_text(
+            f"culturespa demo: model {args.model}, templates {', '.join(templates)}, countries "
+            f"{', '.join(countries)}, ways {', '.join(args.ways)}, {threads} CPU thread(s)"
+            + (f", first {args.limit} items" if args.limit else "")
+        )
     )
     result = run_demo(
         output,
@@ -160,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         backend=args.backend,
         ways=args.ways,
+        overwrite=args.overwrite,
     )
     report = result.report
     print(
@@ -174,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
             closer = sum(s.closer for s in steer.countries) / len(steer.countries)
             away = sum(s.away for s in steer.countries) / len(steer.countries)
             print(
-                f"\npersona effect ({steer.name}): culture-aware minus culture-unaware "
+                f"\npersona effect ({terminal_text(steer.name)}): culture-aware minus culture-unaware "
                 f"{mean:+.2f} [{low:+.2f}, {high:+.2f}] over the paper's countries; answers "
                 f"moved closer to the majority on {100 * closer:.1f}% of items, away on "
                 f"{100 * away:.1f}%"
@@ -183,7 +193,8 @@ def run(args: argparse.Namespace) -> int:
         if order.average is not None:
             avg = order.average
             print(
-                f"\norder consistency ({order.name}): the same option forward and reversed on "
+                f"\norder consistency ({terminal_text(order.name)}): the same option forward and "
+                "reversed on "
                 f"{100 * avg.same:.1f}% of items; alignment forward minus reversed "
                 f"{100 * avg.delta:+.2f} [{100 * avg.delta_low:+.2f}, {100 * avg.delta_high:+.2f}]"
             )
@@ -191,15 +202,20 @@ def run(args: argparse.Namespace) -> int:
         print("\nagreement between ways of asking (same option, share of items):")
         for a in report.agreement:
             print(
-                f"  {a.model} | {a.template}: {a.first} vs {a.second} {100 * a.same:.1f}% "
-                f"of {a.n_items}"
+                f"  {terminal_text(a.model)} | {a.template}: {a.first} vs {a.second} "
+                f"{100 * a.same:.1f}% of {a.n_items}"
             )
     for method, r in report.correlations.items():
-        print(f"relations between cultures, model vs survey similarity: r = {r} ({method})")
+        print(
+            terminal_text(
+                f"relations between cultures, model vs survey similarity: r = {r} ({method})"
+            )
+        )
     if report.notes:
-        print("\nnotes:\n" + "\n".join(f"  - {m}" for m in report.notes.messages))
+        print("\nnotes:\n" + "\n".join(f"  - {terminal_text(m)}" for m in report.notes.messages))
     timings = ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items())
     print(f"\ntook: {timings}")
-    print(f"results, tables and plots: {result.output.resolve()}")
-    print(f"leaderboard page (open it in a browser): {(result.output / 'index.html').resolve()}")
+    page = (result.output / "index.html").resolve()
+    print(terminal_text(f"results, tables and plots: {result.output.resolve()}"))
+    print(terminal_text(f"leaderboard page (open it in a browser): {page}"))
     return 0

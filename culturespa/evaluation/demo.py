@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from culturespa.errors import CulturespaError
+from culturespa.output_folder import claim_folder
 from culturespa.prompts.task_names import task_name
 from culturespa.prompts.templates import TEMPLATES, get_template
 from culturespa.survey.countries import parse_countries
@@ -60,54 +61,60 @@ def run_demo(
     plot: bool = True,
     backend: str = "culturespa-hf",
     ways: tuple[str, ...] = DEMO_WAYS,
+    overwrite: bool = False,
 ) -> DemoResult:
     """Fetch the model, run the lm-eval tasks (every way of asking in `ways`) with sample logs,
-    write the report; time each stage."""
+    write the report; time each stage. The output folder is claimed first
+    (`culturespa.output_folder`): `overwrite` writes into a folder of other files, beside them."""
     from culturespa.evaluation.run import run_evaluation
     from culturespa.inference.models import resolve_model
     from culturespa.report.tables import WAY_SUFFIXES
     from culturespa.report.writer import build_report
 
     out = Path(output)
-    result = DemoResult(output=out, report=None)
-    countries = parse_countries(list(countries))
-    start = time.perf_counter()
-    model_path = resolve_model(model)
-    result.timings["model"] = time.perf_counter() - start
-    tasks = demo_tasks(templates, countries, ways)
-    logger.info("%d tasks on %s: %s", len(tasks), model_path, ", ".join(tasks))
-    before = set((out / "lm_eval").rglob("results_*.json"))
-    start = time.perf_counter()
-    try:
-        run_evaluation(
-            model=model_path,
-            tasks=tasks,
-            backend=backend,
-            apply_chat_template=True,
-            batch_size=batch_size,
-            seed=seed,
-            limit=limit,
-            output_path=out / "lm_eval",
-            log_samples=True,
+    with claim_folder(out, "output folder", overwrite, kind="report"):
+        result = DemoResult(output=out, report=None)
+        countries = parse_countries(list(countries))
+        start = time.perf_counter()
+        model_path = resolve_model(model)
+        result.timings["model"] = time.perf_counter() - start
+        tasks = demo_tasks(templates, countries, ways)
+        logger.info("%d tasks on %s: %s", len(tasks), model_path, ", ".join(tasks))
+        before = set((out / "lm_eval").rglob("results_*.json"))
+        start = time.perf_counter()
+        try:
+            run_evaluation(
+                model=model_path,
+                tasks=tasks,
+                backend=backend,
+                apply_chat_template=True,
+                batch_size=batch_size,
+                seed=seed,
+                limit=limit,
+                output_path=out / "lm_eval",
+                overwrite=overwrite,
+                log_samples=True,
+            )
+        except OSError as exc:  # transformers: missing folder, unknown id, no network
+            raise CulturespaError(
+                f"could not load model {model!r} ({exc}); use --model default (the built-in SmolLM2), "
+                "a local checkpoint folder, or a Hugging Face id with network access"
+            ) from exc
+        result.timings["evaluation"] = time.perf_counter() - start
+        start = time.perf_counter()
+        compare = None
+        if "culture_unaware" in templates and "culture_aware" in templates:
+            suffix = WAY_SUFFIXES[ways[0]]  # the first way's rows: their methods end with this
+            compare = (
+                TEMPLATES["culture_unaware"].label + suffix,
+                TEMPLATES["culture_aware"].label + suffix,
+            )
+        # Only this run's results file: an earlier demo into the same folder must not mix in.
+        fresh = sorted(set((out / "lm_eval").rglob("results_*.json")) - before)
+        if not fresh:
+            raise CulturespaError(f"lm-eval wrote no results file under {out / 'lm_eval'}")
+        result.report = build_report(
+            fresh, out, compare=compare, seed=seed, plot=plot, overwrite=overwrite
         )
-    except OSError as exc:  # transformers: missing folder, unknown id, no network
-        raise CulturespaError(
-            f"could not load model {model!r} ({exc}); use --model default (the built-in SmolLM2), "
-            "a local checkpoint folder, or a Hugging Face id with network access"
-        ) from exc
-    result.timings["evaluation"] = time.perf_counter() - start
-    start = time.perf_counter()
-    compare = None
-    if "culture_unaware" in templates and "culture_aware" in templates:
-        suffix = WAY_SUFFIXES[ways[0]]  # the first way's rows: their methods end with this
-        compare = (
-            TEMPLATES["culture_unaware"].label + suffix,
-            TEMPLATES["culture_aware"].label + suffix,
-        )
-    # Only this run's results file: an earlier demo into the same folder must not mix in.
-    fresh = sorted(set((out / "lm_eval").rglob("results_*.json")) - before)
-    if not fresh:
-        raise CulturespaError(f"lm-eval wrote no results file under {out / 'lm_eval'}")
-    result.report = build_report(fresh, out, compare=compare, seed=seed, plot=plot)
-    result.timings["report"] = time.perf_counter() - start
-    return result
+        result.timings["report"] = time.perf_counter() - start
+        return result

@@ -20,6 +20,32 @@ BACKENDS: tuple[str, ...] = (
 WEIGHTS_BACKENDS: tuple[str, ...] = ("hf", "vllm", "culturespa-hf")
 """Backends that load weights (a model folder or hub id, an adapter); the others call an API."""
 _ADAPTER_ARG = {"hf": "peft", "vllm": "lora_local_path", "culturespa-hf": "peft"}
+FROM_PRETRAINED_ARGS: tuple[str, ...] = (
+    "attn_implementation",
+    "low_cpu_mem_usage",
+    "device_map",
+    "load_in_8bit",
+    "load_in_4bit",
+    "bnb_4bit_compute_dtype",
+    "bnb_4bit_quant_type",
+    "bnb_4bit_use_double_quant",
+    "quantization_config",
+    "cache_dir",
+    "local_files_only",
+    "token",
+    "use_safetensors",
+    "torch_dtype",
+)
+"""Keys lm-eval's HFLM passes on to transformers' from_pretrained (its **kwargs)."""
+POSITIVE_SIZE_ARGS: tuple[str, ...] = (
+    "max_length",
+    "max_batch_size",
+    "max_gen_toks",
+    "max_model_len",
+    "tensor_parallel_size",
+    "data_parallel_size",
+)
+"""Model arguments that are sizes: integers >= 1."""
 
 
 def parse_model_args(model_args: Mapping[str, Any] | str | None) -> dict[str, Any]:
@@ -80,18 +106,82 @@ def build_model_args(
     """lm-eval model arguments for a backend: weights path or API model name, adapter, seed."""
     if backend not in BACKENDS:
         raise CulturespaError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    extra = parse_model_args(model_args)
+    check_extra_model_args(backend, extra, peft)  # before the model is fetched or loaded
+    adapter_key = _ADAPTER_ARG.get(backend)
     args: dict[str, Any] = {}
     if backend in WEIGHTS_BACKENDS:
         args["pretrained"] = resolve_model(model)
     else:
         args["model"] = model
     if peft:
-        if backend not in _ADAPTER_ARG:
+        if adapter_key is None:
             raise CulturespaError(
                 f"an adapter (--peft) needs weights: use hf or vllm, not {backend}"
             )
-        args[_ADAPTER_ARG[backend]] = peft
+        args[adapter_key] = peft
     if backend == "vllm" and seed is not None:
         args["seed"] = seed
-    args.update(parse_model_args(model_args))
+    args.update(extra)
     return args
+
+
+def accepted_model_args(backend: str) -> set[str] | None:
+    """The keyword arguments lm-eval's model class of `backend` takes (None: any, or the class
+    cannot be imported here, e.g. vLLM without vllm installed)."""
+    import inspect
+
+    try:
+        if backend == "culturespa-hf":
+            import culturespa.inference.lm_eval_model  # noqa: F401  (registers the backend)
+        from lm_eval.api.registry import get_model
+
+        cls = get_model(backend)
+    except Exception:  # an optional backend that is not installed: lm-eval says so at load
+        return None
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if klass.__name__ == "HFLM":
+            return (names | set(FROM_PRETRAINED_ARGS)) - {"self"}
+        if not any(p.kind is p.VAR_KEYWORD for p in params) or klass is object:
+            return names - {"self"}
+    return None
+
+
+def check_extra_model_args(backend: str, extra: Mapping[str, Any], peft: str | None) -> None:
+    """The user's --model-args on top of --model and --peft: naming the model (or the adapter)
+    a second time is a conflict; then `check_model_args`."""
+    adapter_key = _ADAPTER_ARG.get(backend)
+    for key in ("pretrained", "model", adapter_key if peft else None):
+        if key in extra:
+            flag = "--peft" if key == adapter_key else "--model"
+            raise CulturespaError(
+                f"--model-args {key}={str(extra[key])[:80]} conflicts with {flag}: "
+                f"give it once, with {flag}"
+            )
+    check_model_args(backend, extra)
+
+
+def check_model_args(backend: str, args: Mapping[str, Any]) -> None:
+    """Unknown keys (not an argument of the backend's lm-eval class) and sizes that are not
+    integers >= 1 are one error, before any model loads."""
+    known = accepted_model_args(backend)
+    unknown = sorted(k for k in args if known is not None and k not in known)
+    if unknown:
+        raise CulturespaError(
+            f"model argument {unknown[0][:80]!r}: not an argument of lm-eval's {backend} model "
+            "class"
+        )
+    for key in POSITIVE_SIZE_ARGS:
+        value = args.get(key)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1
+        ):
+            raise CulturespaError(
+                f"model argument {key}={str(value)[:80]}: expected an integer >= 1"
+            )

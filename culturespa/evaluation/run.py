@@ -8,13 +8,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from culturespa.atomic import check_output_dir, merge_files, staging_dir
+from culturespa.atomic import check_output_dir
 from culturespa.errors import CulturespaError
 from culturespa.evaluation.dedup import DeduplicatingLM
 from culturespa.evaluation.intervals import alignment_intervals
 from culturespa.evaluation.model_args import WEIGHTS_BACKENDS, build_model_args, check_model_source
+from culturespa.evaluation.request_cache import check_request_cache, open_request_cache
 from culturespa.evaluation.tasks import drop_covered, expand_tasks, sampled_tasks, task_manager
-from culturespa.inference.models import pick_device
+from culturespa.inference.models import check_device, pick_device
+from culturespa.output_folder import claim_folder, write_errors
 
 logger = logging.getLogger(__name__)
 
@@ -32,13 +34,19 @@ def save_results(
 ) -> list[Path]:
     """Write lm-eval's results JSON (and sample logs) under output_path/<model name>/.
 
-    lm-eval's tracker writes into a staging folder (it only warns when it cannot write); the
-    files move into place once all are there, the results file last, so a results file never
-    lies next to half of its sample logs. Returns the paths written.
+    lm-eval's tracker writes into a staging folder inside the claimed output folder
+    (`culturespa.output_folder`; it only warns when it cannot write, so every file is checked
+    whole and flushed to disk); the files move into place once all are there, the results file
+    last, so a results file never lies next to half of its sample logs. Returns the paths written.
     """
     from lm_eval.loggers import EvaluationTracker
 
-    with staging_dir(output_path) as stage:
+    expected_lines = {task: len(samples[task]) for task in results["configs"]} if samples else {}
+    with (
+        claim_folder(output_path, "output path", kind="eval") as folder,
+        folder.staging() as stage,
+        write_errors(output_path),
+    ):
         tracker = EvaluationTracker(output_path=str(stage))
         tracker.general_config_tracker.log_experiment_args(
             model_source=backend,
@@ -61,7 +69,33 @@ def save_results(
                 f"lm-eval wrote {len(written)} of {expected} result files (see its warning "
                 f"above); nothing was written to {output_path}"
             )
-        return merge_files(stage, Path(output_path), last=("results_*.json",))
+        logs = {f"samples_{t}_{tracker.date_id}.jsonl": n for t, n in expected_lines.items()}
+        check_written_whole(stage, logs)
+        return folder.commit(stage, replace=False, last=("results_*.json",))
+
+
+def check_written_whole(stage: Path, expected_lines: Mapping[str, int]) -> None:
+    """Every staged file is whole: results files parse, each sample log (by file name in
+    `expected_lines`) holds one line per sample (lm-eval's tracker only warns when a write fails
+    half-way). The commit then flushes them to disk."""
+    import json
+
+    for path in sorted(p for p in stage.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        if path.name.startswith("results_"):
+            try:
+                json.loads(data)
+            except ValueError:
+                raise CulturespaError(
+                    f"lm-eval wrote {path.name} only in part (see its warning above); nothing "
+                    "was written"
+                ) from None
+        lines = data.count(b"\n")
+        if path.name in expected_lines and lines != expected_lines[path.name]:
+            raise CulturespaError(
+                f"lm-eval wrote {lines} of {expected_lines[path.name]} lines of "
+                f"{path.name} (see its warning above); nothing was written"
+            )
 
 
 PAPER_SEEDS: tuple[int, ...] = (42, 41, 40)
@@ -81,6 +115,26 @@ def _name_outputs_after_the_model(tracker: Any, model_args: Mapping[str, Any]) -
         config.model_name_sanitized = sanitize_model_name(HUB_ID)
 
 
+def check_model_folder(output_path: str | Path, model_args: Mapping[str, Any]) -> None:
+    """The folder lm-eval's tracker writes into, output_path/<model name>, is not a file: a
+    collision found before the model loads, not after the evaluation."""
+    from lm_eval.loggers.evaluation_tracker import GeneralConfigTracker
+    from lm_eval.utils import sanitize_model_name
+
+    from culturespa.inference.default_model import HUB_ID, is_default_checkpoint
+
+    name = GeneralConfigTracker._get_model_name(dict(model_args))
+    pretrained = model_args.get("pretrained")
+    if not model_args.get("peft") and pretrained and is_default_checkpoint(str(pretrained)):
+        name = HUB_ID  # as `_name_outputs_after_the_model` names it
+    target = Path(output_path) / sanitize_model_name(name or "")
+    if name and target.exists() and not target.is_dir():
+        raise CulturespaError(
+            f"output path {output_path}: {target} is a file, where the results folder of the "
+            "model goes; move it or choose another --output-path"
+        )
+
+
 def run_evaluation(model: str, tasks: str | Sequence[str], seed: int = 42, **kwargs: Any) -> dict:
     """Evaluate a model on WVS tasks (names or globs) with lm-eval; return lm-eval's results dict.
 
@@ -92,6 +146,23 @@ def run_evaluation(model: str, tasks: str | Sequence[str], seed: int = 42, **kwa
 
 
 def run_evaluations(
+    model: str,
+    tasks: str | Sequence[str],
+    seeds: Sequence[int] = (42,),
+    output_path: str | Path | None = None,
+    overwrite: bool = False,
+    **kwargs: Any,
+) -> list[dict[str, Any]]:
+    """`evaluate_seeds` with the output folder claimed (`culturespa.output_folder`) before the
+    model loads and held to the end: one writer, never a folder of other files unless
+    `overwrite`."""
+    if output_path is None:
+        return evaluate_seeds(model, tasks, seeds, **kwargs)
+    with claim_folder(output_path, "output path", overwrite, kind="eval"):
+        return evaluate_seeds(model, tasks, seeds, output_path=output_path, **kwargs)
+
+
+def evaluate_seeds(
     model: str,
     tasks: str | Sequence[str],
     seeds: Sequence[int] = (42,),
@@ -108,8 +179,10 @@ def run_evaluations(
     gen_kwargs: Mapping[str, Any] | None = None,
     deduplicate: bool = True,
     n_resamples: int = 1000,
+    task_folder: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """One lm-eval run per seed (the model loaded once); one results dict (and file) per run.
+    `task_folder`: a folder from `culturespa tasks build` instead of the shipped tasks.
 
     The first seed runs every selected task; later seeds rerun only the tasks that sample their
     replies (log-likelihood tasks are deterministic: a rerun would only repeat them). `culturespa
@@ -117,10 +190,13 @@ def run_evaluations(
     """
     if not seeds:
         raise CulturespaError("no seed given")
+    check_device(device, "device")
     seeds = list(dict.fromkeys(seeds))
     if output_path is not None:
         check_output_dir(output_path, "output path")
-    manager = task_manager()
+    if use_cache is not None:
+        check_request_cache(use_cache)  # a cache file is code: checked before anything loads
+    manager = task_manager(folder=task_folder)
     names = drop_covered(expand_tasks(tasks, manager.all_tasks), manager)
     resampled = sampled_tasks(names, manager)
     if len(seeds) > 1 and not resampled:
@@ -129,6 +205,8 @@ def run_evaluations(
             seeds[0],
         )
     first_args = build_model_args(model, backend, model_args, peft, seeds[0])
+    if output_path is not None:
+        check_model_folder(output_path, first_args)
     if backend in WEIGHTS_BACKENDS:
         check_model_source(first_args["pretrained"], first_args)
     device = device or (pick_device() if backend in WEIGHTS_BACKENDS else None)
@@ -204,13 +282,14 @@ def _evaluate_once(
     import lm_eval
 
     wrapped = DeduplicatingLM(lm) if deduplicate else lm
+    cache = open_request_cache(use_cache)
     results = lm_eval.simple_evaluate(
         model=wrapped,
         tasks=names,
         task_manager=manager,
         batch_size=batch_size,
         device=device,
-        use_cache=use_cache,
+        use_cache=cache.lm_eval_prefix if cache else None,
         limit=limit,
         log_samples=True,
         apply_chat_template=apply_chat_template,
@@ -220,6 +299,8 @@ def _evaluate_once(
         torch_random_seed=seed,
         fewshot_random_seed=seed,
     )
+    if cache is not None:
+        cache.commit(lm)
     if results is None:  # not rank 0
         return {}
     samples = results.pop("samples", {})

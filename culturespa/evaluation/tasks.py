@@ -20,11 +20,12 @@ def task_dir() -> Path:
     return TASK_DIR
 
 
-def task_manager(include_defaults: bool = False):
-    """An lm-eval TaskManager over our task folder (and lm-eval's own tasks if asked)."""
+def task_manager(include_defaults: bool = False, folder: str | Path | None = None):
+    """An lm-eval TaskManager over our task folder, or `folder` (one `culturespa tasks build`
+    wrote), and lm-eval's own tasks if asked."""
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_path=str(task_dir()), include_defaults=include_defaults)
+    return TaskManager(include_path=str(folder or task_dir()), include_defaults=include_defaults)
 
 
 def expand_tasks(patterns: str | Iterable[str], names: Sequence[str]) -> list[str]:

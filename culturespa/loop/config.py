@@ -54,6 +54,7 @@ class LoopConfig:
     device: str = field(default="cpu", metadata={"help": "evaluation device"})
 
     def __post_init__(self) -> None:
+        from culturespa.inference.models import check_device
         from culturespa.prompts.task_names import parse_task_name
         from culturespa.survey.countries import parse_countries
 
@@ -75,6 +76,9 @@ class LoopConfig:
                 raise invalid(f"config: {key}", value, "an integer >= 1 or null")
         if self.eval_batch_size < 1:
             raise invalid("config: eval_batch_size", self.eval_batch_size, "an integer >= 1")
+        if not 0 <= self.seed < 2**32:
+            raise invalid("config: seed", self.seed, "an integer 0 <= seed < 2**32")
+        check_device(self.device, "config: device")
         task = parse_task_name(self.eval_task)
         if task is None or task.country is not None or task.generation:
             raise invalid(

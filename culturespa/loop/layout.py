@@ -48,4 +48,8 @@ class Layout:
 
     @staticmethod
     def results_done(folder: Path) -> bool:
-        return folder.is_dir() and any(folder.rglob("results_*.json"))
+        """A results file outside hidden folders (a killed run's staging is not a result)."""
+        from culturespa.output_folder import is_hidden_part
+
+        found = folder.rglob("results_*.json") if folder.is_dir() else ()
+        return any(not is_hidden_part(p, folder) for p in found)

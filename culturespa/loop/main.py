@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from culturespa.errors import CulturespaError
@@ -12,10 +13,13 @@ from culturespa.loop.compare import compare_runs
 from culturespa.loop.config import check_manifest, derived_data_config, load_loop_config
 from culturespa.loop.layout import STAGES
 from culturespa.loop.stages import Loop
+from culturespa.output_folder import check_ours, claim_folder
+
+NOT_A_LOOP = " (a loop run folder holds the loop's loop.json; the loop never adopts another)"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from culturespa.cli.parsing import ArgumentParser, exit_with_error, positive_int
+    from culturespa.cli.parsing import ArgumentParser, exit_with_error, positive_int, seed
 
     parser = ArgumentParser(
         prog="recipes/loop.py",
@@ -30,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--limit", type=positive_int, default=None, help="WVS items per country (overrides)"
     )
-    parser.add_argument("--seed", type=int, default=None, help="seed of every stage (overrides)")
+    parser.add_argument("--seed", type=seed, default=None, help="seed of every stage (overrides)")
     parser.add_argument(
         "--stages",
         default=",".join(STAGES),
@@ -73,10 +77,18 @@ def main(argv: list[str] | None = None) -> int:
 
         check_output_dir(config.out, "output_dir")
         loop = Loop(config, dry_run=args.dry_run)
+        check_ours(config.out, "output_dir", record=loop.layout.manifest.name, hint=NOT_A_LOOP)
         derived_data_config(config, loop.layout)  # checked before anything is written
-        check_manifest(loop.layout, config, write=not args.dry_run)
-        start = time.perf_counter()
-        loop.run_stages(stages)
+        with (
+            nullcontext()
+            if args.dry_run
+            else claim_folder(
+                config.out, "output_dir", record=loop.layout.manifest.name, hint=NOT_A_LOOP
+            )
+        ):  # one loop per folder
+            check_manifest(loop.layout, config, write=not args.dry_run)
+            start = time.perf_counter()
+            loop.run_stages(stages)
     except CulturespaError as exc:
         return exit_with_error(parser.prog, str(exc))
     except KeyboardInterrupt:

@@ -61,8 +61,12 @@ def write_report(config: LoopConfig, layout: Layout, timings: Timings) -> str:
     from culturespa.report.writer import build_report
 
     methods = row_methods(config, layout)
-    report = build_report(
-        [layout.eval], layout.report, compare=(methods["base"], methods["joint"]), seed=config.seed
+    report = build_report(  # the loop's own folder: a report of an older version is replaced
+        [layout.eval],
+        layout.report,
+        compare=(methods["base"], methods["joint"]),
+        seed=config.seed,
+        overwrite=True,
     )
     by_method = {r.method: r for r in report.rows}
     rows = {k: by_method[m] for k, m in methods.items() if m in by_method}
@@ -89,7 +93,7 @@ def write_report(config: LoopConfig, layout: Layout, timings: Timings) -> str:
     }
     text = summary_markdown(config, layout, rows, references, changes, curves, timings)
     write_text_atomic(layout.summary, text)
-    write_json_atomic(
+    write_json_atomic(  # NaN (no interval) is written as null
         layout.out / "summary.json",
         {
             "rows": {
@@ -154,13 +158,14 @@ def _train_facts(folder: Path) -> tuple[int, float, float] | None:
 
 def summary_markdown(config, layout, rows, references, changes, curves, timings) -> str:
     from culturespa.report.analysis import listed_positions
+    from culturespa.text_cells import markdown_cell, markdown_row
 
     c = config
     countries = list(c.countries)
     head = ["", *countries, "AVG"]
     model = rows["base"].label if "base" in rows else c.model
     lines = [
-        f"# CultureSPA loop: {model}, {', '.join(countries)}\n",
+        f"# CultureSPA loop: {markdown_cell(model)}, {', '.join(countries)}\n",
         f"Settings: `{layout.manifest}`; data subset: "
         + (f"{c.per_topic} kept questions per topic" if c.per_topic else "every kept question")
         + f"; seed {c.seed}; evaluation `{c.eval_task}` "
@@ -171,7 +176,7 @@ def summary_markdown(config, layout, rows, references, changes, curves, timings)
         )
         + f", {c.eval_backend}.\n",
         "## Alignment (the paper's score x100, 95% bootstrap interval over items)\n",
-        "| " + " | ".join(head) + " |",
+        markdown_row(head),
         "|---" * len(head) + "|",
     ]
     for key, row in rows.items():
@@ -182,17 +187,12 @@ def summary_markdown(config, layout, rows, references, changes, curves, timings)
             for cc in countries
         ]
         lines.append(
-            f"| {ROW_NAMES[key]} | "
-            + " | ".join(cells)
-            + f" | {_ci(row.avg, row.avg_low, row.avg_high)} |"
+            markdown_row([ROW_NAMES[key], *cells, _ci(row.avg, row.avg_low, row.avg_high)])
         )
     for row in references:
         cells = [_x100(row.cells[cc].value) if cc in row.cells else "" for cc in countries]
-        lines.append(
-            f"| *{row.template_label}* (survey reference) | "
-            + " | ".join(cells)
-            + f" | {_x100(row.avg)} |"
-        )
+        name = f"*{row.template_label}* (survey reference)"
+        lines.append(markdown_row([name, *cells, _x100(row.avg)]))
     lines += [
         "",
         "AVG: mean over the five countries, its interval from one draw of items for all of them.",
@@ -213,11 +213,8 @@ def summary_markdown(config, layout, rows, references, changes, curves, timings)
         moved = [s for s in change.countries if s.n_items]
         closer = sum(s.closer * s.n_items for s in moved) / max(1, sum(s.n_items for s in moved))
         away = sum(s.away * s.n_items for s in moved) / max(1, sum(s.n_items for s in moved))
-        lines.append(
-            f"| {ROW_NAMES[key]} - base | "
-            + " | ".join(cells)
-            + f" | {avg} | {100 * closer:.1f}% / {100 * away:.1f}% |"
-        )
+        moved_text = f"{100 * closer:.1f}% / {100 * away:.1f}%"
+        lines.append(markdown_row([f"{ROW_NAMES[key]} - base", *cells, avg, moved_text]))
     verdicts = []
     for key, change in changes.items():
         if change is None or change.average is None:

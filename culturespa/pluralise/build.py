@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from culturespa.atomic import replace_dir_atomic, write_text_atomic
+from culturespa.errors import CulturespaError
 from culturespa.pluralise.questions import Question
 from culturespa.pluralise.store import write_jsonl_atomic
 from culturespa.prompts.templates import system_prompt
@@ -64,6 +65,21 @@ def _features():
             "variant": Value("string"),
         }
     )
+
+
+def check_build_targets(sft_dir: Path, variants: Sequence[str], countries: Sequence[str]) -> None:
+    """Refuse a symbolic link where the build stage replaces a folder or file (it would move the
+    link and fail on every rerun), before any stage runs."""
+    folders = [sft_dir] + [sft_dir / v for v in variants]
+    if "culture_specific" in variants:
+        folders += [sft_dir / "culture_specific" / cc for cc in countries]
+    for folder in folders:
+        for path in (folder, folder.with_name(f".{folder.name}.old"), folder.with_suffix(".jsonl")):
+            if path.is_symlink():
+                raise CulturespaError(
+                    f"{path} is a symbolic link; build-data replaces it with its own output: "
+                    "remove the link (or use another output_dir)"
+                )
 
 
 def save_dataset(rows: list[dict], folder: Path, jsonl: Path) -> None:

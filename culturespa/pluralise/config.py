@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from culturespa.errors import CulturespaError
-from culturespa.fields import check_field_types, invalid, read_yaml_mapping
+from culturespa.fields import check_field_types, invalid, read_yaml_mapping, show
+from culturespa.inference.models import check_device
 
 DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
 
@@ -98,6 +99,7 @@ class ModelSection:
             raise CulturespaError("config: model.name is missing (a model folder or 'default')")
         _one_of("model.backend", self.backend, ("hf", "vllm", "openai"))
         _one_of("model.dtype", self.dtype, DTYPES)
+        check_device(self.device, "config: model.device")
         _at_least("model.batch_size", self.batch_size, 1)
         _at_least("model.num_threads", self.num_threads, 0)
         _at_least("model.tensor_parallel_size", self.tensor_parallel_size, 1)
@@ -383,6 +385,8 @@ class DataConfig:
         check_field_types(self, "config: ")
         if not self.output_dir:
             raise CulturespaError("config: output_dir is missing")
+        if not 0 <= self.seed < 2**32:
+            raise invalid("config: seed", self.seed, "an integer 0 <= seed < 2**32")
         if isinstance(self.countries, list) and not self.countries:
             raise invalid("config: countries", self.countries, "ISO-3 codes, 'paper' or 'all'")
         self.countries = list(parse_countries(self.countries))
@@ -395,7 +399,7 @@ class DataConfig:
         unknown = [t for t in self.topics if t not in TOPIC_NAMES]
         if unknown:
             raise CulturespaError(
-                f"config: unknown topic(s) {unknown}; topics: 'all' or of {list(TOPIC_NAMES)}"
+                f"config: unknown topic(s) {show(unknown)}; topics: 'all' or of {list(TOPIC_NAMES)}"
             )
         if self.questions_limit_per_topic is not None:
             _at_least("questions_limit_per_topic", self.questions_limit_per_topic, 1)

@@ -26,7 +26,10 @@ from culturespa.atomic import (
 )
 from culturespa.errors import CulturespaError
 from culturespa.inference.backends import Backend, build_backend
+from culturespa.inference.models import check_remote_code
 from culturespa.inference.replicas import InProcess, Replicas
+from culturespa.output_folder import check_ours, claim_folder
+from culturespa.pluralise.build import check_build_targets
 from culturespa.pluralise.config import DataConfig
 from culturespa.pluralise.store import read_jsonl, write_jsonl_atomic
 
@@ -37,6 +40,9 @@ ANSWER_ORDER = "by_system_prompt"
 manifest so that a run folder from a version that ordered them per question is not resumed."""
 
 STAGES: tuple[str, ...] = ("generate", "filter", "answer", "collect", "build")
+RUN_RECORD = "manifest.json"
+"""The file that makes a folder a data-builder run folder: a non-empty folder without it is not
+culturespa's and is refused."""
 
 
 def check_stage(stage: str) -> None:
@@ -63,6 +69,9 @@ class Run:
         self.out = config.out
         # Everything that can be checked is checked before the first file is written.
         check_output_dir(self.out, "output_dir")
+        check_build_targets(self.out / "sft", config.build.variants, config.countries)
+        if config.model.backend in ("hf", "vllm"):
+            check_remote_code(config.model.name, False, "config: model.name")
         if config.questions_file:
             from culturespa.pluralise.questions import read_raw_questions
 
@@ -81,6 +90,7 @@ class Run:
                 f"{self.out} holds logs of --shard runs ({shard_logs[0]}), which culturespa no "
                 "longer merges: use a new output_dir (the ray section spreads a stage over replicas)"
             )
+        check_ours(self.out, "output_dir", record=RUN_RECORD, hint="")
         self._check_manifest()
         if self.out.exists():  # a killed run's half-written temporary files
             remove_leftovers(self.out)
@@ -322,13 +332,15 @@ def run_pipeline(
     section, as replicas on Ray."""
     for stage in stages:
         check_stage(stage)
-    run = Run(config, backend)
-    summaries = {}
-    try:
-        for stage in stages:
-            summaries[stage] = run.run_stage(stage)
-            if report:
-                report(stage, summaries[stage])
-    finally:
-        run.close()
+    # One writer per run folder; whose folder it is, `Run` checks (after the more telling checks).
+    with claim_folder(config.out, "output_dir", overwrite=True):
+        run = Run(config, backend)
+        summaries = {}
+        try:
+            for stage in stages:
+                summaries[stage] = run.run_stage(stage)
+                if report:
+                    report(stage, summaries[stage])
+        finally:
+            run.close()
     return summaries

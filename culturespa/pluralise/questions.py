@@ -7,7 +7,9 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from culturespa.bounded_input import BoundExceeded, iter_json_lines
 from culturespa.errors import CulturespaError
+from culturespa.fields import show
 from culturespa.prompts.templates import USER_PLAIN
 from culturespa.survey.items import TOPIC_NAMES
 
@@ -79,31 +81,26 @@ def read_raw_questions(path: str | Path) -> list[dict]:
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
         raise CulturespaError(f"questions file {path} {what}")
-    try:
-        lines = path.read_text(encoding="utf-8").split("\n")
-    except UnicodeDecodeError as exc:
-        raise CulturespaError(
-            f"questions file {path}: not UTF-8 text (byte {exc.start}: {exc.reason})"
-        ) from None
     rows = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, row in iter_json_lines(path, what="questions file "):
         where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CulturespaError(f"{where}: not valid JSON ({exc.msg})") from exc
+        if isinstance(row, (json.JSONDecodeError, BoundExceeded)):
+            reason = row.msg if isinstance(row, json.JSONDecodeError) else row
+            raise CulturespaError(f"{where}: not valid JSON ({reason})")
         if not isinstance(row, dict):
-            raise CulturespaError(f"{where}: expected a JSON object")
+            raise CulturespaError(f"{where}: expected a JSON object, got {show(row)}")
         missing = [k for k in ("topic", "question", "options") if k not in row]
         if missing:
             raise CulturespaError(f"{where}: missing field(s) {', '.join(missing)}")
-        if row["topic"] not in TOPIC_NAMES:
-            raise CulturespaError(f"{where}: unknown topic {row['topic']!r}")
-        if not isinstance(row["question"], str) or not isinstance(row["options"], list):
-            raise CulturespaError(f"{where}: question must be a string and options a list")
-        rows.append({"topic": row["topic"], "question": row["question"], "options": row["options"]})
+        if not isinstance(row["topic"], str) or row["topic"] not in TOPIC_NAMES:
+            raise CulturespaError(f"{where}: unknown topic {show(row['topic'])}")
+        options = row["options"]
+        texts = isinstance(options, list) and all(isinstance(o, str) for o in options)
+        if not isinstance(row["question"], str) or not texts:
+            raise CulturespaError(
+                f"{where}: question must be a string and options a list of strings"
+            )
+        rows.append({"topic": row["topic"], "question": row["question"], "options": options})
     if not rows:
         raise CulturespaError(f"questions file {path} has no questions")
     return rows

@@ -68,15 +68,31 @@ class UnitLog:
         return {r["unit"] for r in self.records.values()}
 
     def append_unit(self, unit, records: list[dict]) -> None:
-        """Append one unit's records in a single write and fsync."""
+        """Append one unit's records in a single write and fsync; a failed write (a full disk)
+        is cut off again and is one line naming the log."""
         if not records:
             return
         rows = [{**r, "unit": unit, "unit_size": len(records)} for r in records]
-        text = "".join(dumps(r) + "\n" for r in rows)
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+        data = "".join(dumps(r) + "\n" for r in rows).encode("utf-8")
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            try:
+                start = os.lseek(fd, 0, os.SEEK_END)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    os.fsync(fd)
+                except OSError:
+                    os.ftruncate(fd, start)  # the unit is all in the log or not at all
+                    raise
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise CulturespaError(
+                f"{self.path}: cannot append to the stage log ({exc.strerror or exc}); free "
+                "space and run the same command again to resume"
+            ) from exc
         for row in rows:
             self.records.setdefault(row["id"], row)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from culturespa.prompts.templates import TEMPLATES
-from culturespa.survey.countries import COUNTRIES
+from culturespa.survey.countries import WAVE7_COUNTRIES
 
 TASK_PREFIX = "wvs_"
 
@@ -78,7 +78,7 @@ class TaskName:
 def task_name(way: str, template: str, country: str) -> str:
     """'wvs_gen_culture_aware_usa' for ('gen', 'culture_aware', 'USA')."""
     _check(way, template)
-    return str(TaskName(way, template, COUNTRIES[country.upper()].code))
+    return str(TaskName(way, template, WAVE7_COUNTRIES[country.upper()].code))
 
 
 def group_name(way: str, template: str) -> str:
@@ -103,7 +103,7 @@ def parse_task_name(name: str) -> TaskName | None:
         if body in TEMPLATES:
             return TaskName(way, body)
         head, _, suffix = body.rpartition("_")
-        if head in TEMPLATES and suffix.upper() in COUNTRIES and suffix == suffix.lower():
+        if head in TEMPLATES and suffix.upper() in WAVE7_COUNTRIES and suffix == suffix.lower():
             return TaskName(way, head, suffix.upper())
     return None
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 
 from culturespa.errors import CulturespaError
 from culturespa.survey.countries import get_country
+from culturespa.survey.folder import survey_cached
 from culturespa.survey.items import (
     SurveyItem,
     get_item,
@@ -104,7 +104,7 @@ def get_template(name: str) -> Template:
     return template
 
 
-@cache
+@survey_cached
 def system_prompt(kind: str, country: str | None) -> str:
     """The system prompt of kind 'unaware', 'aware' or 'cross_culture_thinking' for a country
     (built once per kind and country)."""

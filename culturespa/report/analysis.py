@@ -6,8 +6,6 @@ Everything here goes into `leaderboard.json` whether plots are drawn or not; `pl
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from dataclasses import dataclass
 from itertools import combinations
@@ -26,6 +24,7 @@ from culturespa.scoring.agreement import (
 from culturespa.scoring.steerability import Steer, steer_countries
 from culturespa.survey.countries import ALL_COUNTRIES
 from culturespa.survey.similarity import answer_similarity, similarity_matrix
+from culturespa.text_cells import csv_text, markdown_cell, markdown_row
 
 UNAWARE, AWARE = "culture_unaware", "culture_aware"
 
@@ -65,7 +64,7 @@ class Steerability:
 
 
 def _none(value: float) -> float | None:
-    return None if math.isnan(value) else round(value, 6)
+    return round(value, 6) if math.isfinite(value) else None
 
 
 def steerability(rows: list[Row], seed: int = 0, n_resamples: int = 1000) -> list[Steerability]:
@@ -118,7 +117,15 @@ def listed_positions(answers: dict[str, dict[str, int | None]]) -> dict[int | No
 
 
 def _x100(value: float) -> str:
-    return "–" if math.isnan(value) else f"{100 * value:.1f}"
+    return f"{100 * value:.1f}" if math.isfinite(value) else "–"
+
+
+def _csv100(value: float) -> str:
+    return f"{100 * value:.2f}" if math.isfinite(value) else ""
+
+
+def _delta(value: float, low: float, high: float) -> str:
+    return f"{_x100(value)} [{_x100(low)}, {_x100(high)}]"
 
 
 def steerability_markdown(analyses: list[Steerability]) -> str:
@@ -126,41 +133,36 @@ def steerability_markdown(analyses: list[Steerability]) -> str:
     parts = []
     for a in analyses:
         lines = [
-            f"### {a.name}\n",
+            f"### {markdown_cell(a.name)}\n",
             "| country | items | closer | away | unchanged | change in alignment [95% CI] |",
             "|---|---|---|---|---|---|",
         ]
         for s in a.countries:
             lines.append(
-                f"| {s.country} | {s.n_items} | {_x100(s.closer)}% | {_x100(s.away)}% | "
-                f"{_x100(s.unchanged)}% | {_x100(s.delta)} [{_x100(s.delta_low)}, "
-                f"{_x100(s.delta_high)}] |"
-            )
+                markdown_row(
+                    [s.country, s.n_items, f"{_x100(s.closer)}%", f"{_x100(s.away)}%",
+                     f"{_x100(s.unchanged)}%", _delta(s.delta, s.delta_low, s.delta_high)]
+                )
+            )  # fmt: skip
         if a.average is not None:
-            mean, low, high = a.average
             lines.append(
-                f"| AVG (paper's countries) | | | | | {_x100(mean)} [{_x100(low)}, {_x100(high)}] |"
+                markdown_row(["AVG (paper's countries)", "", "", "", "", _delta(*a.average)])
             )
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
 
 
 def steerability_csv(analyses: list[Steerability]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(
-        ["model", "way", "generation", "country", "items", "closer", "away", "unchanged",
-         "delta", "delta_ci_low", "delta_ci_high"]
-    )  # fmt: skip
-    for a in analyses:
-        for s in a.countries:
-            writer.writerow(
-                [a.model, a.way, int(a.generation), s.country, s.n_items, *(
-                    "" if math.isnan(v) else f"{100 * v:.2f}"
-                    for v in (s.closer, s.away, s.unchanged, s.delta, s.delta_low, s.delta_high)
-                )]
-            )  # fmt: skip
-    return out.getvalue()
+    head = ["model", "way", "generation", "country", "items", "closer", "away", "unchanged",
+            "delta", "delta_ci_low", "delta_ci_high"]  # fmt: skip
+    lines = [
+        [a.model, a.way, int(a.generation), s.country, s.n_items, *(
+            _csv100(v) for v in (s.closer, s.away, s.unchanged, s.delta, s.delta_low, s.delta_high)
+        )]
+        for a in analyses
+        for s in a.countries
+    ]  # fmt: skip
+    return csv_text(head, lines)
 
 
 # Order consistency and agreement between ways ---------------------------------------------
@@ -224,43 +226,41 @@ def order_consistency_markdown(analyses: list[OrderConsistencyAnalysis]) -> str:
     parts = []
     for a in analyses:
         lines = [
-            f"### {a.name}\n",
+            f"### {markdown_cell(a.name)}\n",
             "| country | items | same option | alignment forward | alignment reversed | "
             "forward - reversed [95% CI] |",
             "|---|---|---|---|---|---|",
         ]
         for c in a.countries:
             lines.append(
-                f"| {c.country} | {c.n_items} | {_x100(c.same)}% | {_x100(c.forward)} | "
-                f"{_x100(c.reversed)} | {_x100(c.delta)} [{_x100(c.delta_low)}, "
-                f"{_x100(c.delta_high)}] |"
-            )
+                markdown_row(
+                    [c.country, c.n_items, f"{_x100(c.same)}%", _x100(c.forward),
+                     _x100(c.reversed), _delta(c.delta, c.delta_low, c.delta_high)]
+                )
+            )  # fmt: skip
         if a.average is not None:
             avg = a.average
             lines.append(
-                f"| AVG ({avg.n_countries} of the paper's countries) | | {_x100(avg.same)}% | | | "
-                f"{_x100(avg.delta)} [{_x100(avg.delta_low)}, {_x100(avg.delta_high)}] |"
-            )
+                markdown_row(
+                    [f"AVG ({avg.n_countries} of the paper's countries)", "", f"{_x100(avg.same)}%",
+                     "", "", _delta(avg.delta, avg.delta_low, avg.delta_high)]
+                )
+            )  # fmt: skip
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
 
 
 def order_consistency_csv(analyses: list[OrderConsistencyAnalysis]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(
-        ["model", "template", "country", "items", "same", "alignment_forward",
-         "alignment_reversed", "delta", "delta_ci_low", "delta_ci_high"]
-    )  # fmt: skip
-    for a in analyses:
-        for c in a.countries:
-            writer.writerow(
-                [a.model, a.template, c.country, c.n_items, *(
-                    "" if math.isnan(v) else f"{100 * v:.2f}"
-                    for v in (c.same, c.forward, c.reversed, c.delta, c.delta_low, c.delta_high)
-                )]
-            )  # fmt: skip
-    return out.getvalue()
+    head = ["model", "template", "country", "items", "same", "alignment_forward",
+            "alignment_reversed", "delta", "delta_ci_low", "delta_ci_high"]  # fmt: skip
+    lines = [
+        [a.model, a.template, c.country, c.n_items, *(
+            _csv100(v) for v in (c.same, c.forward, c.reversed, c.delta, c.delta_low, c.delta_high)
+        )]
+        for a in analyses
+        for c in a.countries
+    ]  # fmt: skip
+    return csv_text(head, lines)
 
 
 @dataclass(frozen=True)
@@ -308,20 +308,20 @@ def agreement_markdown(agreements: list[WayAgreement]) -> str:
     ]
     for a in agreements:
         lines.append(
-            f"| {a.model} | {TEMPLATES[a.template].label} | {WAY_LABELS[a.first]} | "
-            f"{WAY_LABELS[a.second]} | {a.n_items} | {_x100(a.same)}% |"
-        )
+            markdown_row(
+                [a.model, TEMPLATES[a.template].label, WAY_LABELS[a.first], WAY_LABELS[a.second],
+                 a.n_items, f"{_x100(a.same)}%"]
+            )
+        )  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
 def agreement_csv(agreements: list[WayAgreement]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["model", "template", "way", "other_way", "items", "same"])
-    for a in agreements:
-        same = "" if math.isnan(a.same) else f"{100 * a.same:.2f}"
-        writer.writerow([a.model, a.template, a.first, a.second, a.n_items, same])
-    return out.getvalue()
+    head = ["model", "template", "way", "other_way", "items", "same"]
+    lines = [
+        [a.model, a.template, a.first, a.second, a.n_items, _csv100(a.same)] for a in agreements
+    ]
+    return csv_text(head, lines)
 
 
 # Relations between cultures -----------------------------------------------------------------

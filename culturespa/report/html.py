@@ -22,6 +22,7 @@ from urllib.parse import quote
 from culturespa import __version__
 from culturespa.prompts.task_names import WAY_LABELS
 from culturespa.prompts.templates import TEMPLATES
+from culturespa.report.item_counts import items_text
 from culturespa.report.position import position_views
 from culturespa.scoring.baselines import RULES
 from culturespa.survey.countries import ALL_COUNTRIES, COUNTRIES, PAPER_COUNTRIES
@@ -72,6 +73,18 @@ def _interval(pair: Any) -> tuple[float | None, float | None]:
     if isinstance(pair, (list, tuple)) and len(pair) == 2:
         return _num(pair[0]), _num(pair[1])
     return None, None
+
+
+def _count(value: Any) -> int | None:
+    """A count from JSON (a non-negative int), else None."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return value if ok else None
+
+
+def _count_text(value: Any) -> str:
+    """A count for a table cell: the number, or '–' where the JSON holds none."""
+    count = _count(value)
+    return "–" if count is None else str(count)
 
 
 def _n_runs(value: Any) -> int:
@@ -196,6 +209,19 @@ class RowView:
     spread: float | None
     cells: dict[str, CellView]
     sources: list[SourceView] = field(default_factory=list)
+    n_items: int | None = None
+    reference_items: int | None = None
+
+    @property
+    def fewer_items(self) -> bool:
+        """Asked fewer items than the survey reference rows are scored on (not comparable)."""
+        known = self.n_items is not None and self.reference_items is not None
+        return known and self.n_items < self.reference_items
+
+    @property
+    def items_note(self) -> str:
+        """'3 of 250 items' for a row asked fewer items than its reference rows, else ''."""
+        return f"{items_text(self.n_items, self.reference_items)} items" if self.fewer_items else ""
 
     @property
     def method(self) -> str:
@@ -219,7 +245,8 @@ class RowView:
 
     @property
     def search(self) -> str:
-        return f"{self.label} {self.setting}".lower()
+        """What the search box matches: name and setting, lower case, whitespace folded."""
+        return " ".join(f"{self.label} {self.setting}".lower().split())
 
 
 def _template_label(record: dict[str, Any]) -> str:
@@ -289,6 +316,8 @@ def row_view(
         spread=_num(record.get("spread", record.get("average_run_sd"))),
         cells=cells,
         sources=sources,
+        n_items=_count(record.get("n_items")),
+        reference_items=_count(record.get("reference_items")),
     )
 
 
@@ -554,7 +583,7 @@ def steerability_views(records: Any) -> list[SteerView]:
             rows.append(
                 {
                     "country": str(code),
-                    "items": str(c.get("n_items", "")),
+                    "n_items": _count_text(c.get("n_items")),
                     "closer": f"{_x100(_num(c.get('closer')))}%",
                     "away": f"{_x100(_num(c.get('away')))}%",
                     "change": f"{_signed(_num(c.get('delta')))} [{_signed(c_low)}, {_signed(c_high)}]",
@@ -562,7 +591,7 @@ def steerability_views(records: Any) -> list[SteerView]:
             )
         way = record.get("way") if record.get("way") in WAY_LABELS else None
         way = "generated" if record.get("generation") else WAY_LABELS[way or "loglik"]
-        views.append(SteerView(f"{record.get('model', '?')} | {way}", average, rows))
+        views.append(SteerView(f"{record.get('model') or '?'} | {way}", average, rows))
     return views
 
 
@@ -597,7 +626,7 @@ def order_views(analyses: Any) -> list[OrderView]:
         lines = [
             {
                 "country": str(cc),
-                "items": str(c.get("n_items", "")),
+                "n_items": _count_text(c.get("n_items")),
                 "same": _pct_text(c.get("same")),
                 "forward": _x100(_num(c.get("forward"))),
                 "reversed": _x100(_num(c.get("reversed"))),
@@ -609,11 +638,12 @@ def order_views(analyses: Any) -> list[OrderView]:
         avg = a.get("average") if isinstance(a.get("average"), dict) else None
         summary = (
             f"same option on {_pct_text(avg.get('same'))} of items; alignment forward - reversed "
-            f"{_delta_text(avg)} (x100, mean over {avg.get('n_countries')} of the paper's countries)"
+            f"{_delta_text(avg)} (x100, mean over {_count_text(avg.get('n_countries'))} of the paper's "
+            "countries)"
             if avg
             else ""
         )
-        views.append(OrderView(f"{a.get('model', '?')} | {label}", summary, lines))
+        views.append(OrderView(f"{a.get('model') or '?'} | {label}", summary, lines))
     return views
 
 
@@ -627,11 +657,11 @@ def agreement_views(agreements: Any) -> list[dict[str, str]]:
         template = str(a.get("template") or "")
         lines.append(
             {
-                "model": str(a.get("model", "?")),
+                "model": str(a.get("model") or "?"),
                 "template": TEMPLATES[template].label if template in TEMPLATES else template,
                 "first": WAY_LABELS.get(str(ways[0]), str(ways[0])),
                 "second": WAY_LABELS.get(str(ways[1]), str(ways[1])),
-                "items": str(a.get("n_items", "")),
+                "n_items": _count_text(a.get("n_items")),
                 "same": _pct_text(a.get("same")),
             }
         )

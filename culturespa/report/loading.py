@@ -11,11 +11,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from culturespa.bounded_input import BoundExceeded, iter_json_lines, loads_bounded
 from culturespa.errors import CulturespaError
 from culturespa.fields import show
 from culturespa.prompts.task_names import WAYS, TaskName, parse_task_name
 from culturespa.prompts.templates import TEMPLATES
-from culturespa.scoring.answers import parse_answer
+from culturespa.report.damage import (
+    DamagedSample,
+    check_sample_shape,
+    check_task_config,
+    metric_problem,
+)
+from culturespa.scoring.answers import MAX_VALID_ANSWER, parse_answer
 from culturespa.scoring.stated import parse_stated_distribution
 from culturespa.survey.countries import COUNTRIES
 from culturespa.survey.items import scored_items
@@ -99,19 +106,27 @@ def task_identity(name: str, config: Any = None) -> TaskName | None:
         way = kwargs.get("way")
         if way is None and isinstance(config, dict):
             way = "gen" if config.get("output_type") == "generate_until" else "loglik"
-        if template in TEMPLATES and country in COUNTRIES and way in WAYS:
+        texts = all(isinstance(v, str) for v in (template, way))
+        if texts and template in TEMPLATES and country in COUNTRIES and way in WAYS:
             return TaskName(way, template, country)
     parsed = parse_task_name(name)
     return parsed if parsed is not None and parsed.country is not None else None
 
 
 def find_results_files(paths: list[str | Path], notes: Notes) -> list[Path]:
-    """Expand folders to the results_*.json files under them; keep files given by name."""
+    """Expand folders to the results_*.json files under them; keep files given by name. Hidden
+    folders are skipped: the staging folders of killed runs are not runs."""
+    from culturespa.output_folder import is_hidden_part
+
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("results_*.json") if p.is_file())
+            files = sorted(
+                p
+                for p in path.rglob("results_*.json")
+                if p.is_file() and not is_hidden_part(p, path)
+            )
             if not files:
                 notes.add(f"{path}: no lm-eval results files (results_*.json) in this folder")
             found.extend(files)
@@ -172,10 +187,15 @@ def model_label(config: dict[str, Any], countries: set[str]) -> tuple[str, str]:
 
 
 def _metric_value(entry: dict[str, Any], metric: str) -> float | None:
+    """The metric's value in a results entry; None when absent or NaN (lm-eval's "no value");
+    a value no metric can have (1e308, a share above 1) raises DamagedSample naming the key."""
     for key, value in entry.items():
         name = key.split(",", 1)[0]
         if name == metric and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            problem = metric_problem(metric, float(value))
+            if problem:
+                raise DamagedSample(f"metric {key!r}: {problem}")
+            return None if math.isnan(value) else float(value)
     return None
 
 
@@ -201,9 +221,17 @@ def sample_answer(sample: dict[str, Any], qid: str, way: str) -> int | None:
     logged = sample.get("alignment")  # culturespa_tasks log {"answer", "majority", "max_distance"}
     if isinstance(logged, dict) and "answer" in logged:
         answer = logged["answer"]
-        return answer if isinstance(answer, int) and not isinstance(answer, bool) else None
+        if not isinstance(answer, int) or isinstance(answer, bool):
+            return None
+        if not 0 <= answer <= MAX_VALID_ANSWER:
+            raise DamagedSample(
+                f"field 'alignment.answer' is {show(answer)}, beyond what the paper's parser "
+                f"gives (0..{MAX_VALID_ANSWER})"
+            )
+        return answer
     responses = sample.get("filtered_resps") or sample.get("resps") or []
     doc = sample.get("doc") if isinstance(sample.get("doc"), dict) else {}
+    check_sample_shape(responses, doc)
     if way == "gen":
         reply = _first(responses)
         return parse_answer(reply) if isinstance(reply, str) else None
@@ -236,38 +264,45 @@ def _stated_choice(reply: Any, qid: str, doc: dict[str, Any]) -> int | None:
 
 
 def read_samples(path: Path, way: str, notes: Notes) -> tuple[dict, dict]:
-    """Per-item answers and numeric per-item metrics from one samples_<task>_<date>.jsonl."""
+    """Per-item answers and numeric per-item metrics from one samples_<task>_<date>.jsonl,
+    read a line at a time. A line that is not JSON (a killed run's last line) is skipped with a
+    note; a line that breaks a bound or has a field of the wrong shape is an error naming the
+    file, line and field."""
     answers: dict[str, int | None] = {}
     item_metrics: dict[str, dict[str, float]] = {}
     bad = 0
-    try:
-        lines = path.read_text(encoding="utf-8").split("\n")
-    except UnicodeDecodeError as exc:
-        raise CulturespaError(
-            f"sample log {path}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
-            "fix or remove it, or move its results file away"
-        ) from None
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            sample = json.loads(line)
-            qid = _qid_of(sample)
-        except (json.JSONDecodeError, AttributeError):
-            bad += 1
-            continue
+    fix = "fix or remove it, or move its results file away"
+    # -Infinity is a real log-likelihood; as a metric it is refused (metric_problem).
+    samples = iter_json_lines(path, allow_nan=True, what="sample log ", allow_infinity=True)
+    for number, sample in samples:
+        if isinstance(sample, BoundExceeded):
+            raise CulturespaError(f"sample log {path}: line {number}: refused, {sample}; {fix}")
+        qid = _qid_of(sample) if isinstance(sample, dict) else None
         if qid is None:
             bad += 1
             continue
-        answers[qid] = sample_answer(sample, qid, way)
-        item_metrics[qid] = {
-            m: float(sample[m])
-            for m in METRICS
-            if isinstance(sample.get(m), (int, float)) and not isinstance(sample.get(m), bool)
-        }
+        try:
+            answers[qid] = sample_answer(sample, qid, way)
+            item_metrics[qid] = _item_metrics(sample)
+        except DamagedSample as exc:
+            raise CulturespaError(f"sample log {path}: line {number}: {exc}; {fix}") from None
     if bad:
         notes.add(f"{path}: skipped {bad} unreadable line(s) (bad JSON or no WVS item id)")
     return answers, item_metrics
+
+
+def _item_metrics(sample: dict[str, Any]) -> dict[str, float]:
+    """The numeric per-item metrics of a sample (NaN dropped); impossible values raise."""
+    out = {}
+    for metric in METRICS:
+        value = sample.get(metric)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            problem = metric_problem(metric, float(value))
+            if problem:
+                raise DamagedSample(f"field {metric!r}: {problem}")
+            if not math.isnan(value):
+                out[metric] = float(value)
+    return out
 
 
 def _date_id(results_file: Path) -> str:
@@ -292,10 +327,12 @@ def _logged_intervals(data: dict[str, Any]) -> dict[str, tuple[float, float]]:
 def load_run(path: Path, notes: Notes) -> RunScores | None:
     """One results file -> its WVS tasks; None (with a note) if it holds nothing usable."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads_bounded(path.read_text(encoding="utf-8"), allow_nan=True)
     except json.JSONDecodeError as exc:
         notes.add(f"{path}: not valid JSON (truncated?) at line {exc.lineno}: {exc.msg}; skipped")
         return None
+    except BoundExceeded as exc:
+        raise CulturespaError(f"{path}: refused, {exc}; the file is damaged") from None
     except (OSError, UnicodeDecodeError) as exc:
         notes.add(f"{path}: cannot be read ({exc}); skipped")
         return None
@@ -309,6 +346,8 @@ def load_run(path: Path, notes: Notes) -> RunScores | None:
         notes.add(f"{path}: no 'results' object, not an lm-eval results file; skipped")
         return None
     configs = data.get("configs") if isinstance(data.get("configs"), dict) else {}
+    for name in data["results"]:
+        check_task_config(path, name, configs.get(name))
     found = {name: task_identity(name, configs.get(name)) for name in data["results"]}
     ours = {name: parsed for name, parsed in found.items() if parsed}
     if not ours:
@@ -336,7 +375,10 @@ def load_run(path: Path, notes: Notes) -> RunScores | None:
                 f"{path}: results entry {name!r} is {show(entry)}, not an object of metrics; "
                 "the file is damaged"
             )
-        metrics = {m: v for m in METRICS if (v := _metric_value(entry, m)) is not None}
+        try:
+            metrics = {m: v for m in METRICS if (v := _metric_value(entry, m)) is not None}
+        except DamagedSample as exc:
+            raise CulturespaError(f"{path}: results.{name}: {exc}; the file is damaged") from None
         if not any(m in metrics for m in ("alignment", "alignment_w1", "alignment_jsd")):
             notes.add(f"{path}: task {name} has no alignment metric; skipped")
             continue

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +10,19 @@ import numpy as np
 
 from culturespa.prompts.task_names import LOGLIKELIHOOD_WAYS, WAYS
 from culturespa.prompts.templates import TEMPLATES
+from culturespa.report.item_counts import (
+    items_asked,
+    items_text,
+    reference_count,
+    reference_items,
+)
 from culturespa.report.loading import PAPER_SCORE_METRICS, Notes, RunScores, TaskResult
+from culturespa.report.validity import (
+    count_value,
+    refuse_unparsable_answers,
+    share_value,
+    valid_score,
+)
 from culturespa.scoring.answers import (
     ScoredItem,
     alignment_of,
@@ -23,6 +33,7 @@ from culturespa.scoring.baselines import RULES, reference_value
 from culturespa.scoring.bootstrap import ItemDraw, mean_of_replicates, percentile_interval
 from culturespa.survey.countries import ALL_COUNTRIES, in_paper_average, paper_average
 from culturespa.survey.items import culture_specific_items, items_with_data
+from culturespa.text_cells import csv_text, markdown_row, terminal_text
 
 N_RESAMPLES = 1000
 LEVEL = 0.95
@@ -55,6 +66,7 @@ class Cell:
     runs: list[float] = field(default_factory=list)
     out_of_range: int = 0
     specific: float = math.nan  # culture-specific alignment (mean over runs), beside any metric
+    n_items: int | None = None  # items of the country's survey the cell was asked (fewest of runs)
 
     @property
     def n_runs(self) -> int:
@@ -84,6 +96,19 @@ class Row:
     rule: str | None = (
         None  # a reference row's answer rule (culturespa.scoring.baselines); None: a model
     )
+    reference_items: int | None = None  # the reference rows' items on this row's countries
+
+    @property
+    def n_items(self) -> int | None:
+        """Items asked over the row's countries (None where a cell does not know)."""
+        counts = [c.n_items for c in self.cells.values()]
+        return None if not counts or None in counts else sum(counts)
+
+    @property
+    def fewer_items(self) -> bool:
+        """Asked fewer items than its survey reference rows are scored on (not comparable)."""
+        known = self.n_items is not None and self.reference_items is not None
+        return known and self.n_items < self.reference_items
 
     @property
     def is_reference(self) -> bool:
@@ -154,6 +179,7 @@ class _RunCell:
     task: TaskResult
     source: str
     value: float
+    limit: object = None  # the run's --limit, from its provenance
 
 
 def _run_key(run: RunScores) -> object:
@@ -203,7 +229,7 @@ def culture_specific_value(task: TaskResult, country: str) -> float:
     value = task.metrics.get("alignment_specific")
     if value is None and task.answers is not None:
         value = alignment_of(scored_rows(task, "alignment_specific", country))
-    return math.nan if value is None else value
+    return value if valid_score(value) else math.nan
 
 
 def _merge_cell(
@@ -221,10 +247,11 @@ def _merge_cell(
         runs=[rc.value for rc in cells] if len(cells) > 1 else [],
     )
     coverages, replicates, specific = [], [], []
+    cell.n_items = min(items_asked(rc.task, country, rc.limit) for rc in cells)
     for rc in cells:
         task = rc.task
         specific.append(culture_specific_value(task, country))
-        coverage = task.metrics.get("coverage", math.nan)
+        coverage = share_value(task.metrics.get("coverage", math.nan))
         if task.answers is not None:
             from_log, out = answer_coverage(task.answers, country)
             cell.out_of_range += out
@@ -238,7 +265,7 @@ def _merge_cell(
                         "the table shows the results file's value"
                     )
         else:
-            cell.out_of_range += int(task.metrics.get("out_of_range", 0) or 0)
+            cell.out_of_range += count_value(task.metrics.get("out_of_range", 0))
         if math.isnan(coverage) and task.way in LOGLIKELIHOOD_WAYS:
             coverage = 1.0  # a log-likelihood choice always names an option
         coverages.append(coverage)
@@ -268,11 +295,18 @@ def build_rows(runs: list[RunScores], metric: str, notes: Notes, seed: int = 0) 
         for task in run.tasks:
             key = (run.label, task.template, task.way)
             row = rows.setdefault(key, Row(run.label, task.template, task.way))
+            refuse_unparsable_answers(task, run.source, notes)
             value = task.metrics.get(metric)
             if value is None and task.answers is not None and metric in PAPER_SCORE_METRICS:
                 value = alignment_of(scored_rows(task, metric, task.country))  # older runs
             if value is None:
                 notes.add(f"{run.source}: task {task.task} has no {metric!r} metric; left out")
+                continue
+            if not math.isnan(value) and not valid_score(value):  # NaN: no score, shown as such
+                notes.add(
+                    f"{run.source}: task {task.task}: {metric} is {value!r}, not a score "
+                    "(a finite number up to 1); left out, never ranked"
+                )
                 continue
             by_run = keyed.setdefault(key, {}).setdefault(task.country, {})
             run_key = _run_key(run)
@@ -283,7 +317,7 @@ def build_rows(runs: list[RunScores], metric: str, notes: Notes, seed: int = 0) 
                     f"{run.source.parent.name}/{run.source.name} with the same seed; using the "
                     "later file"
                 )
-            by_run[run_key] = _RunCell(task, str(run.source), value)
+            by_run[run_key] = _RunCell(task, str(run.source), value, run.provenance.get("limit"))
             if str(run.source) not in row.sources:
                 row.sources.append(str(run.source))
     for key, row in rows.items():
@@ -331,10 +365,7 @@ def reference_rows(models: list[Row], metric: str) -> list[Row]:
     Their values are exact expectations from the survey, not estimates: they carry no interval.
     """
     countries = countries_in(models)
-    logged: dict[str, set[str]] = {}
-    for row in models:
-        for cc, answers in row.answers.items():
-            logged.setdefault(cc, set()).update(answers)
+    logged = reference_items(models)
     references = []
     for rule in RULES:
         row = Row(REFERENCE_LABEL, "", "", rule=rule)
@@ -346,6 +377,7 @@ def reference_rows(models: list[Row], metric: str) -> list[Row]:
                 coverage=coverage,
                 source="culturespa.scoring.baselines",
                 specific=specific,
+                n_items=reference_count(logged.get(cc), cc),
             )
         _fill_average(row, {})
         references.append(row)
@@ -353,11 +385,15 @@ def reference_rows(models: list[Row], metric: str) -> list[Row]:
 
 
 def rank_rows(rows: list[Row]) -> list[Row]:
-    """Model rows with more of the 18 countries first, then by the average, best first; reference
-    rows after them, in the rules' order, unranked."""
+    """Model rows with more of the 18 countries first, then by the average, best first; rows
+    without an average (no score) after them, unranked; reference rows last, in the rules'
+    order, unranked."""
     models = [r for r in rows if not r.is_reference]
     references = [r for r in rows if r.is_reference]
-    ranked = sorted(models, key=lambda r: (-r.n_avg, -(r.avg if not math.isnan(r.avg) else -1.0)))
+    ranked = sorted(
+        models,
+        key=lambda r: (not math.isfinite(r.avg), -r.n_avg, -r.avg if math.isfinite(r.avg) else 0),
+    )
     return ranked + sorted(references, key=lambda r: list(RULES).index(r.rule))
 
 
@@ -371,11 +407,11 @@ def countries_in(rows: list[Row]) -> list[str]:
 
 
 def _pct(value: float, digits: int = 1) -> str:
-    return "–" if math.isnan(value) else f"{100 * value:.{digits}f}"
+    return f"{100 * value:.{digits}f}" if math.isfinite(value) else "–"
 
 
 def _with_ci(value: float, low: float, high: float) -> str:
-    if math.isnan(low):
+    if not math.isfinite(low):
         return _pct(value)
     return f"{_pct(value)} [{_pct(low)}, {_pct(high)}]"
 
@@ -395,10 +431,11 @@ def coverage_text(row: Row, digits: int = 0) -> str:
 
 
 def ranks(rows: list[Row]) -> list[int | None]:
-    """1, 2, ... for model rows in order; None for reference rows (never ranked)."""
+    """1, 2, ... for model rows in order; None for reference rows and for rows without a finite
+    AVG (no score: never ranked)."""
     out, rank = [], 0
     for row in rows:
-        if row.is_reference:
+        if row.is_reference or not math.isfinite(row.avg):
             out.append(None)
         else:
             rank += 1
@@ -410,14 +447,16 @@ def leaderboard_markdown(rows: list[Row]) -> str:
     """The ranked leaderboard as a Markdown table (x100; 95% bootstrap intervals in brackets);
     survey reference rows follow the models, unranked (rank "ref")."""
     countries = countries_in(rows)
+    with_items = any(row.fewer_items for row in rows)
     head = [
-        "rank", "model", "template", "AVG", "specific", "countries", "runs", "coverage", *countries
+        "rank", "model", "template", "AVG", "specific", "countries", "runs", "coverage",
+        *(["items"] if with_items else []), *countries,
     ]  # fmt: skip
     lines = [_md_row(head), "|" + "---|" * len(head)]
     for rank, row in zip(ranks(rows), rows):
         template = row.template_label
         cells = [
-            "ref" if rank is None else str(rank),
+            str(rank) if rank is not None else ("ref" if row.is_reference else "–"),
             f"*{row.label}*" if row.is_reference else row.label,
             template,
             _with_ci(row.avg, row.avg_low, row.avg_high),
@@ -425,6 +464,7 @@ def leaderboard_markdown(rows: list[Row]) -> str:
             f"{row.n_avg}/18",
             runs_text(row),
             coverage_text(row),
+            *([items_text(row.n_items, row.reference_items)] if with_items else []),
         ]
         for cc in countries:
             cell = row.cells.get(cc)
@@ -457,6 +497,8 @@ def leaderboard_records(rows: list[Row], metric: str) -> list[dict]:
                 "specific_average": _none(row.specific_avg),
                 "coverage": _none(row.coverage),
                 "out_of_range": row.out_of_range,
+                "n_items": row.n_items,
+                "reference_items": None if row.is_reference else row.reference_items,
                 "countries": {
                     cc: {
                         "score": _none(c.value),
@@ -466,6 +508,7 @@ def leaderboard_records(rows: list[Row], metric: str) -> list[dict]:
                         "runs": [_none(v) for v in c.runs] or [_none(c.value)],
                         "run_sd": _none(c.spread),
                         "specific": _none(c.specific),
+                        "n_items": c.n_items,
                     }
                     for cc, c in row.cells.items()
                 },
@@ -476,14 +519,12 @@ def leaderboard_records(rows: list[Row], metric: str) -> list[dict]:
 
 
 def _none(value: float) -> float | None:
-    return None if math.isnan(value) else round(value, 6)
+    return round(value, 6) if math.isfinite(value) else None
 
 
 def leaderboard_csv(rows: list[Row]) -> str:
     """One line per row; x100; per country the score, interval and coverage."""
     countries = countries_in(rows)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
     head = [
         "rank",
         "kind",
@@ -503,7 +544,8 @@ def leaderboard_csv(rows: list[Row]) -> str:
     ]
     for cc in countries:
         head += [cc, f"{cc}_ci_low", f"{cc}_ci_high", f"{cc}_coverage", f"{cc}_run_sd"]
-    writer.writerow(head)
+    head += ["n_items", "reference_items"]
+    lines = []
     for rank, row in zip(ranks(rows), rows):
         line = [
             "" if rank is None else rank,
@@ -529,12 +571,13 @@ def leaderboard_csv(rows: list[Row]) -> str:
                 if c
                 else [""] * 5
             )
-        writer.writerow(line)
-    return out.getvalue()
+        line += [row.n_items, None if row.is_reference else row.reference_items]
+        lines.append(line)
+    return csv_text(head, lines)
 
 
 def _csv(value: float) -> str:
-    return "" if math.isnan(value) else f"{100 * value:.2f}"
+    return f"{100 * value:.2f}" if math.isfinite(value) else ""
 
 
 def paper_order(rows: list[Row]) -> list[Row]:
@@ -564,14 +607,16 @@ def comparison_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
     """The paper's table: methods by countries and AVG, x100 with 2 decimals, plus coverage.
 
     A column `out of range` (answers that are no option of their item, scored as in the paper)
-    is added when any row has such answers.
+    is added when any row has such answers, and a column `items` ('9 of 750') when a row was
+    asked fewer items than its reference rows are scored on.
     """
     rows = paper_order(rows)
     countries = countries_in(rows)
     with_range = any(row.out_of_range for row in rows)
+    with_items = any(row.fewer_items for row in rows)
     head = [
         "method", *countries, "AVG", "specific", "coverage",
-        *(["out of range"] if with_range else []),
+        *(["out of range"] if with_range else []), *(["items"] if with_items else []),
     ]  # fmt: skip
     body = []
     for row in rows:
@@ -584,16 +629,18 @@ def comparison_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
         ]
         if with_range:
             line.append(str(row.out_of_range))
+        if with_items:
+            line.append(items_text(row.n_items, row.reference_items))
         body.append(line)
     return head, body
 
 
 def _md_row(cells: list[str]) -> str:
-    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+    return markdown_row(cells)
 
 
 def comparison_markdown(rows: list[Row]) -> str:
-    """The paper's table in Markdown (pipes inside names escaped)."""
+    """The paper's table in Markdown (names made inert by `culturespa.text_cells`)."""
     head, body = comparison_table(rows)
     lines = [_md_row(head), "|" + "---|" * len(head)]
     lines += [_md_row(line) for line in body]
@@ -602,16 +649,13 @@ def comparison_markdown(rows: list[Row]) -> str:
 
 def comparison_csv(rows: list[Row]) -> str:
     head, body = comparison_table(rows)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(head)
-    writer.writerows([[cell.rstrip("%").replace("–", "") for cell in line] for line in body])
-    return out.getvalue()
+    return csv_text(head, [[cell.rstrip("%").replace("–", "") for cell in line] for line in body])
 
 
 def comparison_text(rows: list[Row]) -> str:
-    """The comparison table aligned for a terminal."""
+    """The comparison table aligned for a terminal (control characters of names removed)."""
     head, body = comparison_table(rows)
+    body = [[terminal_text(cell) for cell in line] for line in body]
     widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
     fmt = lambda line: "  ".join(  # noqa: E731
         c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from culturespa.atomic import check_output_dir, replace_entries, staging_dir
 from culturespa.errors import CulturespaError
+from culturespa.output_folder import OutputFolder, claim_folder, write_errors
 from culturespa.prompts.templates import TEMPLATES
 from culturespa.report import analysis, plots, position, tables
 from culturespa.report.html import render_page
+from culturespa.report.item_counts import mark_fewer_items
 from culturespa.report.loading import Notes
 from culturespa.report.replies_input import DEFAULT_REPLIES_LABEL, load_inputs
 from culturespa.report.tables import Row
+from culturespa.text_cells import json_text, markdown_cell
 
 REPORT_ENTRIES: tuple[str, ...] = (
     "comparison.md",
@@ -33,7 +34,8 @@ REPORT_ENTRIES: tuple[str, ...] = (
     "index.html",
     "plots",
 )
-"""What a report writes into its folder; a new report replaces all of them, other files stay."""
+"""What a report writes into its folder (`plots` a folder of PNGs). A new report replaces the
+files the folder's manifest says culturespa wrote; other files stay (`culturespa.output_folder`)."""
 
 
 @dataclass
@@ -90,7 +92,7 @@ def _steerability_document(analyses: list[analysis.Steerability]) -> str:
 
 def _change_document(change: analysis.Steerability, before: Row, after: Row) -> str:
     return (
-        f"# Change from `{before.method}` to `{after.method}`\n\n"
+        f"# Change from {markdown_cell(before.method)} to {markdown_cell(after.method)}\n\n"
         "Per country, on the items both rows answered: the share of items where the second row's "
         "answer is closer to the survey majority than the first row's, farther from it, or as "
         "far, and the change in the paper's alignment score (second minus first, x100) with a "
@@ -148,11 +150,14 @@ def _markdown_document(rows: list[Row], metric: str, notes: Notes) -> str:
         "alone, on the same items: what a score means next to a uniform random answer, the "
         "middle option, the 18 countries' consensus, a respondent of the country, the most "
         "similar other country's majority and the country's own majority (the ceiling). They "
-        "are exact expectations (no interval) and never ranked among models.\n",
+        "are exact expectations (no interval) and never ranked among models. A model row ranked "
+        "`–` has no AVG (no valid score in the paper's countries) and is not ranked either; an "
+        "`items` column ('9 of 750') marks rows asked fewer items than the reference rows.\n",
         tables.leaderboard_markdown(rows),
     ]
     if notes:
-        parts.append("## Notes\n\n" + "\n".join(f"- {m}" for m in notes.messages) + "\n")
+        parts.append("## Notes\n\n" + "\n".join(f"- {markdown_cell(m)}" for m in notes.messages))
+        parts[-1] += "\n"
     return "\n".join(parts)
 
 
@@ -166,15 +171,36 @@ def build_report(
     countries: tuple[str, ...] | None = None,
     replies_label: str = DEFAULT_REPLIES_LABEL,
     references: bool = True,
+    overwrite: bool = False,
     ways: tuple[str, ...] | None = None,
 ) -> Report:
     """Read every results file (and reply file) under `paths`, write the report into `out_dir`.
 
     `countries`: what culture-unaware reply files are scored against (see `load_inputs`).
     `references`: add the survey reference rows (`culturespa.scoring.baselines`), unranked.
+    `overwrite`: write into a folder of other files (only culturespa's own names are replaced).
     `ways`: keep only the tasks of these ways of asking (`culturespa.prompts.task_names.WAYS`).
     """
-    check_output_dir(out_dir, "report folder")
+    with claim_folder(out_dir, "report folder", overwrite, kind="report") as folder:
+        return _build_report(
+            folder, paths, metric, compare, seed, plot, countries, replies_label, references, ways
+        )
+
+
+def _build_report(
+    folder: OutputFolder,
+    paths: list[str | Path],
+    metric: str,
+    compare: tuple[str, str] | None,
+    seed: int,
+    plot: bool,
+    countries: tuple[str, ...] | None,
+    replies_label: str,
+    references: bool,
+    ways: tuple[str, ...] | None = None,
+) -> Report:
+    """`build_report` in its claimed folder."""
+    out_dir = folder.path
     runs, notes = load_inputs(paths, countries=countries, replies_label=replies_label)
     if ways is not None:
         for run in runs:
@@ -187,6 +213,7 @@ def build_report(
     if not models:
         raise CulturespaError(f"no result carries the metric {metric!r}")
     survey_rows = tables.reference_rows(models, metric) if references else []
+    mark_fewer_items(models, notes)
     rows = tables.rank_rows(models + survey_rows)
     pair = (select_row(rows, compare[0]), select_row(rows, compare[1])) if compare else None
     out = Path(out_dir)
@@ -208,8 +235,8 @@ def build_report(
                 "--log_samples)"
             )
     # Built in a staging folder and moved in as one set: a failure (e.g. a --compare row that
-    # does not exist) leaves `out` as it was, and no file of an older report stays beside it.
-    with staging_dir(out) as stage:
+    # does not exist, a full disk) leaves `out` as it was, and no file of an older report stays.
+    with folder.staging() as stage, write_errors(out):
 
         def write(name: str, text: str) -> None:
             path = stage / name
@@ -248,11 +275,11 @@ def build_report(
             "runs": {str(run.source): run.provenance for run in runs},
             "relations": relations,
         }
-        write("leaderboard.json", json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        write("leaderboard.json", json_text(payload))
         write("leaderboard.csv", tables.leaderboard_csv(rows))
         write("leaderboard.md", _markdown_document(rows, metric, notes))
         write("index.html", render_page(payload, out))
-        replace_entries(stage, out, stale=REPORT_ENTRIES)
+        folder.commit(stage, replace=True, last=("index.html",))
         report.files = [out / p.relative_to(stage) for p in report.files]
     return report
 

@@ -32,7 +32,10 @@ def parse_answer(reply: str | int | float | None) -> int | None:
     match = _FIRST_INTEGER.search(text)
     if match is None:
         return None
-    value = int(match.group())
+    digits = match.group().lstrip("0") or "0"
+    if len(digits) > len(str(MAX_VALID_ANSWER)):
+        return None  # out of 0..10 whatever its sign; never int() of thousands of digits
+    value = int(digits)
     start = match.start()
     if start >= 1 and text[start - 1] == "-" and (start == 1 or not text[start - 2].isalnum()):
         value = -value
@@ -68,8 +71,8 @@ def collect_scored_items(answers: Mapping[str, int | None], country: str) -> lis
     rows = []
     for qid, answer in answers.items():
         majority = survey_majority(country, qid)
-        if answer is None or majority is None:
-            continue
+        if answer is None or majority is None or not 0 <= answer <= MAX_VALID_ANSWER:
+            continue  # beyond the parser's range: counted out of range, never averaged
         rows.append(ScoredItem(qid, answer, majority, get_item(qid).max_distance))
     return rows
 

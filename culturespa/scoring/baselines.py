@@ -15,18 +15,19 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
 
 from culturespa.errors import CulturespaError
 from culturespa.scoring.distributions import jensen_shannon_score, wasserstein_score
-from culturespa.survey.countries import PAPER_COUNTRIES, get_country, paper_average
+from culturespa.survey.countries import get_country, paper_average
+from culturespa.survey.folder import survey_cached
 from culturespa.survey.items import (
     consensus_majority,
     culture_specific_items,
     get_item,
     items_with_data,
+    survey_country_similarity,
     survey_distribution,
     survey_majority,
 )
@@ -91,11 +92,12 @@ def get_rule(name: str) -> ReferenceRule:
     return rule
 
 
-@cache
+@survey_cached
 def nearest_countries(country: str) -> tuple[str, ...]:
-    """The other paper countries, most similar first (similarity computed from the survey)."""
+    """The other countries of the survey's similarity table (the paper's 18 in the shipped
+    survey), most similar first (similarity computed from the survey)."""
     code = get_country(country).code
-    others = [c for c in PAPER_COUNTRIES if c != code]
+    others = [c for c in survey_country_similarity() if c != code]
     return tuple(sorted(others, key=lambda other: -country_similarity(code, other)))
 
 
@@ -155,7 +157,7 @@ def expected_alignment(
     return float(np.sum(total * (1.0 - distances / math.sqrt(spans))))
 
 
-@cache
+@survey_cached
 def _point_scores(country: str, qid: str) -> tuple[np.ndarray, np.ndarray]:
     """W1 and JSD scores of answering each option of the item, against the country's shares."""
     survey = survey_distribution(country, qid)

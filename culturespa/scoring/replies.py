@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from culturespa.bounded_input import read_json_file
 from culturespa.errors import CulturespaError
+from culturespa.fields import show
 from culturespa.scoring.answers import parse_answer
 from culturespa.survey.items import get_item
 
@@ -17,18 +18,7 @@ def read_reply_file(path: str | Path) -> dict[str, str]:
     boolean, list or object is an error.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CulturespaError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise CulturespaError(f"{path}: is a directory, expected a JSON reply file") from None
-    except UnicodeDecodeError as exc:
-        raise CulturespaError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CulturespaError(f"{path}: malformed JSON at line {exc.lineno}: {exc.msg}") from None
+    data = read_json_file(path)
     if not isinstance(data, list):
         raise CulturespaError(
             f"{path}: expected a list of objects with 'Q_id' and 'answer', got {type(data).__name__}"
@@ -41,10 +31,10 @@ def read_reply_file(path: str | Path) -> dict[str, str]:
         if "Q_id" not in entry:
             raise CulturespaError(f"{where}: missing field 'Q_id'")
         if "answer" not in entry:
-            raise CulturespaError(f"{where} ({entry['Q_id']}): missing field 'answer'")
+            raise CulturespaError(f"{where} ({str(entry['Q_id'])[:80]}): missing field 'answer'")
         qid = entry["Q_id"]
         if not isinstance(qid, str):
-            raise CulturespaError(f"{where}: field 'Q_id' must be a string, got {qid!r}")
+            raise CulturespaError(f"{where}: field 'Q_id' must be a string, got {show(qid)}")
         try:
             get_item(qid)
         except CulturespaError as exc:
@@ -54,8 +44,7 @@ def read_reply_file(path: str | Path) -> dict[str, str]:
         answer = entry["answer"]
         if isinstance(answer, bool) or not isinstance(answer, (str, int, float, type(None))):
             raise CulturespaError(
-                f"{where} ({qid}): field 'answer' must be text or a number, "
-                f"not {json.dumps(answer)}"
+                f"{where} ({qid}): field 'answer' must be text or a number, not {show(answer)}"
             )
         # A number is scored as its text, through the same parser as a text reply.
         replies[qid] = "" if answer is None else str(answer)

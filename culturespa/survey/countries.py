@@ -1,4 +1,9 @@
-"""The 19 countries: ISO-3 code everywhere in code, demonym and article only in prompts."""
+"""The surveyed countries: ISO-3 code everywhere in code, demonym and article only in prompts.
+
+One table for every country of World Values Survey wave 7: the 19 of the shipped survey (the
+paper's 18 and MEX, with the paper's wording) and the others a survey folder built from the
+official data file (`culturespa survey build`) may hold.
+"""
 
 from __future__ import annotations
 
@@ -47,8 +52,62 @@ _TABLE = [
     ("MEX", "Mexico", "Mexican", "a", "North America"),
 ]
 
-COUNTRIES: dict[str, Country] = {row[0]: Country(*row) for row in _TABLE}
-"""All 19 countries with survey data, in the paper's order, MEX last."""
+# The other countries and territories of wave 7 (B_COUNTRY_ALPHA codes of the cross-national file).
+_MORE_WAVE7 = [
+    ("AND", "Andorra", "Andorran", "an", "Europe"),
+    ("ARG", "Argentina", "Argentine", "an", "South America"),
+    ("ARM", "Armenia", "Armenian", "an", "Asia"),
+    ("BGD", "Bangladesh", "Bangladeshi", "a", "Asia"),
+    ("CHL", "Chile", "Chilean", "a", "South America"),
+    ("COL", "Colombia", "Colombian", "a", "South America"),
+    ("CYP", "Cyprus", "Cypriot", "a", "Europe"),
+    ("CZE", "Czechia", "Czech", "a", "Europe"),
+    ("ECU", "Ecuador", "Ecuadorian", "an", "South America"),
+    ("EGY", "Egypt", "Egyptian", "an", "Africa"),
+    ("GRC", "Greece", "Greek", "a", "Europe"),
+    ("GTM", "Guatemala", "Guatemalan", "a", "North America"),
+    ("HKG", "Hong Kong", "Hong Kong", "a", "Asia"),
+    ("IDN", "Indonesia", "Indonesian", "an", "Asia"),
+    ("IRN", "Iran", "Iranian", "an", "Asia"),
+    ("IRQ", "Iraq", "Iraqi", "an", "Asia"),
+    ("JPN", "Japan", "Japanese", "a", "Asia"),
+    ("JOR", "Jordan", "Jordanian", "a", "Asia"),
+    ("KAZ", "Kazakhstan", "Kazakhstani", "a", "Asia"),
+    ("KGZ", "Kyrgyzstan", "Kyrgyz", "a", "Asia"),
+    ("KOR", "South Korea", "South Korean", "a", "Asia"),
+    ("LBN", "Lebanon", "Lebanese", "a", "Asia"),
+    ("LBY", "Libya", "Libyan", "a", "Africa"),
+    ("MAC", "Macao", "Macanese", "a", "Asia"),
+    ("MAR", "Morocco", "Moroccan", "a", "Africa"),
+    ("MDV", "Maldives", "Maldivian", "a", "Asia"),
+    ("MMR", "Myanmar", "Myanmar", "a", "Asia"),
+    ("MNG", "Mongolia", "Mongolian", "a", "Asia"),
+    ("MYS", "Malaysia", "Malaysian", "a", "Asia"),
+    ("NIC", "Nicaragua", "Nicaraguan", "a", "North America"),
+    ("NIR", "Northern Ireland", "Northern Irish", "a", "Europe"),
+    ("PAK", "Pakistan", "Pakistani", "a", "Asia"),
+    ("PER", "Peru", "Peruvian", "a", "South America"),
+    ("PHL", "Philippines", "Filipino", "a", "Asia"),
+    ("PRI", "Puerto Rico", "Puerto Rican", "a", "North America"),
+    ("ROU", "Romania", "Romanian", "a", "Europe"),
+    ("SGP", "Singapore", "Singaporean", "a", "Asia"),
+    ("SRB", "Serbia", "Serbian", "a", "Europe"),
+    ("SVK", "Slovakia", "Slovak", "a", "Europe"),
+    ("TJK", "Tajikistan", "Tajik", "a", "Asia"),
+    ("TUN", "Tunisia", "Tunisian", "a", "Africa"),
+    ("TUR", "Turkey", "Turkish", "a", "Asia"),
+    ("TWN", "Taiwan", "Taiwanese", "a", "Asia"),
+    ("URY", "Uruguay", "Uruguayan", "a", "South America"),
+    ("UZB", "Uzbekistan", "Uzbek", "an", "Asia"),
+    ("VEN", "Venezuela", "Venezuelan", "a", "South America"),
+    ("VNM", "Vietnam", "Vietnamese", "a", "Asia"),
+]
+
+WAVE7_COUNTRIES: dict[str, Country] = {row[0]: Country(*row) for row in (*_TABLE, *_MORE_WAVE7)}
+"""Every country and territory of wave 7 by ISO-3 code: the 19 below first, then by code."""
+
+COUNTRIES: dict[str, Country] = {row[0]: WAVE7_COUNTRIES[row[0]] for row in _TABLE}
+"""The 19 countries of the shipped survey, in the paper's order, MEX last."""
 
 PAPER_COUNTRIES: tuple[str, ...] = tuple(code for code in COUNTRIES if code != "MEX")
 """The paper's 18 countries: its AVG column is the plain mean over these."""
@@ -69,19 +128,33 @@ def paper_average(by_country: Mapping[str, float]) -> float:
 
 
 def get_country(code: str) -> Country:
-    """Look a country up by ISO-3 code (any case); unknown codes raise a clear error."""
-    country = COUNTRIES.get(code.strip().upper())
+    """Look a wave-7 country up by ISO-3 code (any case); unknown codes raise a clear error."""
+    country = WAVE7_COUNTRIES.get(code.strip().upper())
     if country is None:
         raise CulturespaError(
-            f"unknown country code {code!r}; known codes: {', '.join(ALL_COUNTRIES)}"
+            f"unknown country code {code!r}; the shipped survey's codes: "
+            f"{', '.join(ALL_COUNTRIES)} (any World Values Survey wave-7 ISO-3 code with "
+            "a survey folder from `culturespa survey build`)"
         )
     return country
 
 
-def parse_countries(spec: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
-    """'all', 'paper', 'USA,CHN' or a list of codes -> tuple of upper-case ISO-3 codes."""
+def parse_countries(
+    spec: str | list[str] | tuple[str, ...] | None,
+    surveyed: tuple[str, ...] | None = None,
+) -> tuple[str, ...]:
+    """'all', 'paper', 'USA,CHN' or a list of codes -> tuple of upper-case ISO-3 codes.
+
+    `surveyed`: the countries to choose from (default: those of the survey folder in use, the
+    shipped 19 unless a command took --survey). 'all' means them; a code outside them is an
+    error that names it.
+    """
+    if surveyed is None:
+        from culturespa.survey.folder import surveyed_countries
+
+        surveyed = surveyed_countries()
     if spec is None:
-        return PAPER_COUNTRIES
+        return tuple(code for code in PAPER_COUNTRIES if code in surveyed)
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     codes: list[str] = []
     for item in items:
@@ -89,11 +162,17 @@ def parse_countries(spec: str | list[str] | tuple[str, ...] | None) -> tuple[str
         if not item:
             continue
         if item.lower() == "all":
-            codes.extend(ALL_COUNTRIES)
+            codes.extend(surveyed)
         elif item.lower() == "paper":
-            codes.extend(PAPER_COUNTRIES)
+            codes.extend(code for code in PAPER_COUNTRIES if code in surveyed)
         else:
-            codes.append(get_country(item).code)
+            code = get_country(item).code
+            if code not in surveyed:
+                raise CulturespaError(
+                    f"country {code} ({get_country(code).name}) is not in the survey; its "
+                    f"countries: {', '.join(surveyed)}"
+                )
+            codes.append(code)
     if not codes:
         raise CulturespaError("no country given; use ISO-3 codes such as USA,CHN, 'paper' or 'all'")
     return tuple(dict.fromkeys(codes))

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
-from typing import Any
 
 import numpy as np
 
 from culturespa.errors import CulturespaError
 from culturespa.survey.countries import PAPER_COUNTRIES, get_country
+from culturespa.survey.folder import (
+    load_survey_json,
+    survey_cached,
+    survey_label,
+    surveyed_countries,
+)
 
 # Items whose options are numbered from 0 in the survey (all others start at 1).
 _ZERO_BASED = {f"Q{i}" for i in (*range(94, 106), 119, *range(122, 130), *range(241, 250))}
@@ -131,32 +133,11 @@ class ListedOption:
     text: str
 
 
-def _data_file(name: str) -> Any:
-    """A WVS file of the installed package, or of the checkout when culturespa runs from one
-    without being installed (PYTHONPATH=<checkout>, as scripts/gpu_check.py on a bare machine)."""
-    try:
-        root = resources.files("culturespa.data")
-    except ModuleNotFoundError:
-        from pathlib import Path
-
-        root = Path(__file__).resolve().parents[2] / "data"
-    return root.joinpath("wvs", name)
-
-
-@cache
-def _load_json(name: str) -> Any:
-    path = _data_file(name)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise CulturespaError(f"survey file {name} is missing from the installed package") from exc
-
-
-@cache
+@survey_cached
 def all_items() -> dict[str, SurveyItem]:
     """All 291 items of the questionnaire file, scored or not, by item id."""
     items: dict[str, SurveyItem] = {}
-    for row in _load_json("wvs_questions.json"):
+    for row in load_survey_json("wvs_questions.json"):
         qid = row["Q_id"]
         items[qid] = SurveyItem(
             qid=qid,
@@ -167,7 +148,7 @@ def all_items() -> dict[str, SurveyItem]:
     return items
 
 
-@cache
+@survey_cached
 def scored_items() -> dict[str, SurveyItem]:
     """The 259 items the paper scores (Q223 and the demographics Q260-Q290 excluded)."""
     return {qid: item for qid, item in all_items().items() if qid not in _EXCLUDED}
@@ -182,15 +163,26 @@ def get_item(qid: str) -> SurveyItem:
     return item
 
 
-@cache
+@survey_cached
 def _shares() -> dict[str, dict[str, dict[str, float]]]:
-    return _load_json("proportions_group_by_country.json")
+    return load_survey_json("proportions_group_by_country.json")
 
 
-@cache
+def _country_shares(code: str) -> dict[str, dict[str, float]]:
+    """A country's {item: shares} in the survey; a country the survey lacks is a clear error."""
+    shares = _shares().get(code)
+    if shares is None:
+        raise CulturespaError(
+            f"country {code} is not in {survey_label()}; its countries: "
+            f"{', '.join(surveyed_countries())}"
+        )
+    return shares
+
+
+@survey_cached
 def _item_shares(code: str, qid: str) -> tuple[tuple[int, float], ...]:
     get_item(qid)
-    return tuple((int(k), float(v)) for k, v in _shares()[code].get(qid, {}).items())
+    return tuple((int(k), float(v)) for k, v in _country_shares(code).get(qid, {}).items())
 
 
 def survey_shares(country: str, qid: str) -> dict[int, float]:
@@ -201,7 +193,7 @@ def survey_shares(country: str, qid: str) -> dict[int, float]:
 def has_survey_data(country: str, qid: str) -> bool:
     """Whether the country's survey has answers for this item."""
     code = get_country(country).code
-    return bool(_shares()[code].get(qid))
+    return bool(_country_shares(code).get(qid))
 
 
 def survey_majority(country: str, qid: str) -> int | None:
@@ -233,9 +225,9 @@ def items_with_data(country: str) -> list[str]:
     return [qid for qid in scored_items() if has_survey_data(country, qid)]
 
 
-@cache
+@survey_cached
 def _neighbours() -> dict[str, list[str]]:
-    return _load_json("self_alignment_examples.json")
+    return load_survey_json("self_alignment_examples.json")
 
 
 def similar_items(qid: str) -> list[str]:
@@ -244,19 +236,20 @@ def similar_items(qid: str) -> list[str]:
     return list(_neighbours().get(qid, []))
 
 
-@cache
-def shipped_country_similarity() -> dict[str, dict[str, float]]:
-    """The paper's country_similarity.json (x100), for the 18 paper countries."""
-    return _load_json("country_similarity.json")
+@survey_cached
+def survey_country_similarity() -> dict[str, dict[str, float]]:
+    """The survey's country_similarity.json (x100): the paper's 18 countries in the shipped
+    survey, every country in a built one."""
+    return load_survey_json("country_similarity.json")
 
 
-@cache
+@survey_cached
 def consensus_majority(qid: str) -> int | None:
     """The option with the largest mean share over the paper's 18 countries that asked the item
     (the shares as the survey file gives them, non-response left out); None if none asked it."""
     item = get_item(qid)
     vectors = []
-    for code in PAPER_COUNTRIES:
+    for code in (c for c in PAPER_COUNTRIES if c in surveyed_countries()):
         shares = survey_shares(code, qid)
         if shares:
             vectors.append([shares.get(n, 0.0) for n in item.option_numbers])

@@ -1,4 +1,4 @@
-"""Country similarity: the paper's shipped table for its 18 countries, the survey for the rest.
+"""Country similarity: the survey's table where it has a row, computed from the survey elsewhere.
 
 Cross-Culture Thinking (P2) names the 3 most and the 3 least similar cultures. The paper's rule
 (`cross_culture` in its `utils.py`): take the target's row of `country_similarity.json`, sort it
@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from functools import cache
 
+from culturespa.errors import CulturespaError
 from culturespa.scoring.alignment import alignment_from_arrays
-from culturespa.survey.countries import PAPER_COUNTRIES, get_country
+from culturespa.survey.countries import get_country
+from culturespa.survey.folder import survey_cached, survey_label
 from culturespa.survey.items import (
     get_item,
     scored_items,
-    shipped_country_similarity,
+    survey_country_similarity,
     survey_majority,
 )
 
@@ -41,7 +42,7 @@ def answer_similarity(first: Mapping[str, int | None], second: Mapping[str, int 
     return 100.0 * alignment_from_arrays(a, b, spans) if a else math.nan
 
 
-@cache
+@survey_cached
 def country_similarity(first: str, second: str) -> float:
     """Alignment score (x100) between two countries' majority answers on items both surveyed."""
     a, b = get_country(first).code, get_country(second).code
@@ -57,19 +58,20 @@ def similarity_matrix(countries: tuple[str, ...]) -> list[list[float]]:
 
 
 def similarity_row(country: str) -> dict[str, float]:
-    """{other country: similarity x100} over the paper's 18, in the shipped file's key order.
+    """{other country: similarity x100} in the survey's `country_similarity.json` key order.
 
-    The paper's 18 countries take their row of the shipped `country_similarity.json` as it is.
-    A country without a row there (MEX) gets one computed from the survey, rounded as the file
-    is, with the keys in the paper's country order (the file's order).
+    A country with a row in that file takes it as it is (the paper's 18 in the shipped survey,
+    every country in a built one). A country without one (MEX in the shipped survey) gets a row
+    computed from the survey against the file's countries, rounded as the file is, in the
+    file's order (the paper's country order in the shipped survey).
     """
     code = get_country(country).code
-    shipped = shipped_country_similarity()
-    if code in shipped:
-        return {other: float(value) for other, value in shipped[code].items() if other != code}
+    rows = survey_country_similarity()
+    if code in rows:
+        return {other: float(value) for other, value in rows[code].items() if other != code}
     return {
         other: round(country_similarity(code, other), SIMILARITY_DECIMALS)
-        for other in PAPER_COUNTRIES
+        for other in rows
         if other != code
     }
 
@@ -77,5 +79,10 @@ def similarity_row(country: str) -> dict[str, float]:
 def most_and_least_similar(country: str, k: int = 3) -> tuple[list[str], list[str]]:
     """(k most similar, most first; k least similar, least first) by the paper's rule."""
     row = similarity_row(country)
+    if len(row) < k:
+        raise CulturespaError(
+            f"cross-culture thinking names the {k} most and {k} least similar cultures; "
+            f"{survey_label()} has {len(row)} other countries for {get_country(country).code}"
+        )
     ascending = sorted(row, key=row.__getitem__)  # stable: ties stay in the row's key order
     return ascending[::-1][:k], ascending[:k]

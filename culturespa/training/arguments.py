@@ -13,7 +13,7 @@ from typing import Any
 from culturespa.errors import CulturespaError
 from culturespa.fields import accepts, check_field_types, describe, invalid, read_yaml_mapping
 from culturespa.inference.chat_templates import SHIPPED_TEMPLATES
-from culturespa.inference.models import resolve_model
+from culturespa.inference.models import check_remote_code, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +184,9 @@ def prepare_arguments(script_args, training_args, model_args) -> None:
 
     check_launch(os.environ, training_args.world_size, training_args.use_cpu)
     model_args.model_name_or_path = resolve_model(model_args.model_name_or_path)
+    check_remote_code(
+        model_args.model_name_or_path, bool(training_args.trust_remote_code), "model_name_or_path"
+    )
     # As in TRL's sft.py: the model fields of ModelConfig reach from_pretrained through SFTConfig.
     model_init_kwargs = {
         "revision": model_args.model_revision,
@@ -217,6 +220,45 @@ def prepare_arguments(script_args, training_args, model_args) -> None:
         )
 
 
+def _finite(value: Any) -> bool:
+    import math
+
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_hyperparameters(training_args, model_args) -> None:
+    """Refuse the values that train nothing or train on nonsense, before any model loads: a
+    learning rate that is not a finite number > 0, no epoch and no step, a LoRA rank below 1,
+    a seed outside 0..2**32-1, batch sizes below 1."""
+    lr = training_args.learning_rate
+    if not _finite(lr) or lr <= 0:
+        raise invalid("learning_rate", lr, "a finite number > 0")
+    steps, epochs = training_args.max_steps, training_args.num_train_epochs
+    if steps != -1 and steps < 1:
+        raise invalid("max_steps", steps, "an integer >= 1, or -1 to train num_train_epochs")
+    if steps == -1 and (not _finite(epochs) or epochs <= 0):
+        raise invalid("num_train_epochs", epochs, "a finite number > 0 (or max_steps >= 1)")
+    for key in ("per_device_train_batch_size", "gradient_accumulation_steps"):
+        if getattr(training_args, key) < 1:
+            raise invalid(key, getattr(training_args, key), "an integer >= 1")
+    for key in ("seed", "data_seed"):
+        value = getattr(training_args, key, None)
+        if value is not None and not 0 <= value < 2**32:
+            raise invalid(key, value, "an integer 0 <= seed < 2**32")
+    ratio = getattr(training_args, "warmup_ratio", 0.0)
+    if not _finite(ratio) or not 0 <= ratio <= 1:
+        raise invalid("warmup_ratio", ratio, "a number in 0..1")
+    if not _finite(training_args.max_grad_norm) or training_args.max_grad_norm < 0:
+        raise invalid("max_grad_norm", training_args.max_grad_norm, "a finite number >= 0")
+    if model_args.use_peft:
+        if model_args.lora_r < 1:
+            raise invalid("lora_r", model_args.lora_r, "an integer >= 1")
+        if not _finite(model_args.lora_alpha) or model_args.lora_alpha <= 0:
+            raise invalid("lora_alpha", model_args.lora_alpha, "a finite number > 0")
+        if not _finite(model_args.lora_dropout) or not 0 <= model_args.lora_dropout < 1:
+            raise invalid("lora_dropout", model_args.lora_dropout, "a number in 0..1 (1 excluded)")
+
+
 def config_path(argv: list[str]) -> str | None:
     """The --config value in a command line, if any."""
     parser = argparse.ArgumentParser(add_help=False)
@@ -243,6 +285,8 @@ def parse_recipe_args(argv: list[str], parser):
         path = argv[index + 1]
         check_recipe(read_recipe(path), parser.dataclass_types, path)
     try:
-        return parser.parse_args_and_config(argv)
+        script_args, training_args, model_args = parser.parse_args_and_config(argv)
     except ValueError as exc:  # TRL and transformers check their fields with ValueError
         raise CulturespaError(" ".join(str(exc).split())) from None
+    check_hyperparameters(training_args, model_args)
+    return script_args, training_args, model_args

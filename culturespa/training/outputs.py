@@ -12,6 +12,7 @@ from culturespa.atomic import write_json_atomic, write_text_atomic
 from culturespa.errors import CulturespaError
 from culturespa.prompts.task_names import group_name, task_of_group
 from culturespa.survey.countries import get_country
+from culturespa.text_cells import finite_json
 
 CARD_FILE = "README.md"
 RUN_FILE = "culturespa_training.json"
@@ -63,7 +64,8 @@ def write_run_files(
         "loss_mask": f"answer tokens + {end_of_turn or 'nothing'}",
         "versions": versions,
     }
-    write_text_atomic(output_dir / RUN_FILE, json.dumps(record, indent=2, default=str) + "\n")
+    text = json.dumps(finite_json(record), indent=2, default=str, allow_nan=False)  # NaN: null
+    write_text_atomic(output_dir / RUN_FILE, text + "\n")
 
     variant = ", ".join(data.get("variants") or []) or "unknown"
     template = "cross_culture_thinking" if "cross_culture_thinking" in variant else "culture_aware"
@@ -181,8 +183,10 @@ def read_adapter_index(path: str | Path) -> tuple[str, dict[str, str]]:
         path = path / INDEX_FILE
     if not path.is_file():
         raise CulturespaError(f"{path}: no {INDEX_FILE}; train with --countries first")
-    index = json.loads(path.read_text("utf-8"))
-    adapters = index.get("adapters")
+    from culturespa.bounded_input import read_json_file
+
+    index = read_json_file(path)
+    adapters = index.get("adapters") if isinstance(index, dict) else None
     if not isinstance(adapters, dict) or not adapters:
         raise CulturespaError(f"{path}: 'adapters' must map ISO-3 codes to adapter folders")
     return str(index.get("base_model", "")), {

@@ -93,7 +93,7 @@
     var template = form.elements.template.value;
     var model = form.elements.model.value;
     var way = form.elements.way.value;
-    var query = form.elements.q.value.trim().toLowerCase();
+    var query = form.elements.q.value.trim().toLowerCase().replace(/\s+/g, " ");
     var count = 0;
     var rows = body.rows;
     for (var i = 0; i < rows.length; i++) {
