@@ -11,10 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from culturespa.prompts.debiased import AskedPrompts, calibration_prompts, permuted_prompts
 from culturespa.prompts.task_names import WAYS
 from culturespa.prompts.templates import get_template, render
 from culturespa.scoring.alignment import alignment_from_arrays
 from culturespa.scoring.answers import parse_answer
+from culturespa.scoring.debiasing import Debiased, calibrated, per_order_answers, pooled_over_orders
 from culturespa.scoring.distributions import distribution_scores, softmax
 from culturespa.scoring.stated import parse_stated_distribution
 from culturespa.survey.items import consensus_majority, get_item, items_with_data, survey_majority
@@ -31,10 +33,15 @@ __all__ = [
     "doc_to_text",
     "load_docs",
     "mean_of_valid",
+    "process_calibrated_results",
     "process_distribution_results",
     "process_generation_results",
     "process_loglikelihood_results",
+    "process_permuted_results",
 ]
+
+DEBIASED_PROMPTS = {"perm": permuted_prompts, "cal": calibration_prompts}
+"""The ways that ask one item with several prompts (one doc, every prompt's requests)."""
 
 
 def build_doc(template: str, country: str, qid: str, way: str = "loglik") -> dict[str, Any]:
@@ -45,6 +52,10 @@ def build_doc(template: str, country: str, qid: str, way: str = "loglik") -> dic
     prompt gives them (the same, except with the options reversed: shown 1..k, codes last to
     first), `texts` their texts. A model's choice of the i-th listed option is `options[i]`.
     """
+    if way in DEBIASED_PROMPTS:
+        return _debiased_doc(
+            template, country, qid, way, DEBIASED_PROMPTS[way](template, qid, country)
+        )
     item = get_item(qid)
     reverse = way == "rev"
     listing = item.listing(reverse)
@@ -60,6 +71,28 @@ def build_doc(template: str, country: str, qid: str, way: str = "loglik") -> dic
         "majority": survey_majority(country, qid),
         "consensus": consensus_majority(qid),
         "max_distance": item.max_distance,
+    }
+
+
+def _debiased_doc(
+    template: str, country: str, qid: str, way: str, asked: AskedPrompts
+) -> dict[str, Any]:
+    """A doc asked with several user turns (`users`, the first also as `user`); `orders` holds
+    each turn's survey codes in the order listed, `options` the first turn's."""
+    return {
+        "qid": qid,
+        "way": way,
+        "template": template,
+        "country": country,
+        "user": asked.users[0],
+        "users": list(asked.users),
+        "orders": [list(codes) for codes in asked.listed_codes],
+        "options": list(asked.listed_codes[0]),
+        "shown": list(asked.shown),
+        "texts": list(asked.texts),
+        "majority": survey_majority(country, qid),
+        "consensus": consensus_majority(qid),
+        "max_distance": get_item(qid).max_distance,
     }
 
 
@@ -128,6 +161,57 @@ def process_loglikelihood_results(
         "alignment_jsd": scores.alignment_jsd,
         "majority_match": scores.majority_match,
     }
+
+
+def _per_prompt(doc: dict[str, Any], results: Sequence[tuple[float, bool]]) -> list[list[float]]:
+    """The log-likelihoods of a doc asked with several prompts, one list per prompt."""
+    k = len(doc["shown"])
+    scores = [ll for ll, _ in results]
+    return [scores[i : i + k] for i in range(0, len(scores), k)]
+
+
+def _debiased_scores(doc: dict[str, Any], debiased: Debiased, **logged: Any) -> dict[str, Any]:
+    """Scores of one item from its debiased distribution; `logged` goes into the sample log."""
+    shares = dict(zip(debiased.codes, debiased.probs))
+    survey = [float(shares[c]) for c in get_item(doc["qid"]).option_numbers]
+    scores = distribution_scores(survey, doc["country"], doc["qid"])
+    answer = debiased.answer
+    row = {**_alignment_row(doc, answer), "shares": survey, **logged}
+    return {
+        "alignment": row,
+        "alignment_specific": _specific_row(doc, answer),
+        "alignment_w1": scores.alignment_w1,
+        "alignment_jsd": scores.alignment_jsd,
+        "majority_match": None if answer is None else float(answer == doc["majority"]),
+        "coverage": float(answer is not None),
+        "tied": float(answer is None),
+    }
+
+
+def process_permuted_results(
+    doc: dict[str, Any], results: Sequence[tuple[float, bool]]
+) -> dict[str, Any]:
+    """Scores of one item asked in every cyclic order: the orders' distributions pooled
+    (culturespa.scoring.debiasing); the sample log keeps each order's own answer."""
+    scores = _per_prompt(doc, results)
+    codes = get_item(doc["qid"]).option_numbers
+    pooled = pooled_over_orders(codes, doc["orders"], scores)
+    return _debiased_scores(doc, pooled, per_order=per_order_answers(doc["orders"], scores))
+
+
+def process_calibrated_results(
+    doc: dict[str, Any], results: Sequence[tuple[float, bool]]
+) -> dict[str, Any]:
+    """Scores of one item divided by the content-free prompt's distribution; the sample log
+    keeps the uncalibrated answer. `position_led`: whether that answer, the forward task's, is
+    the option listed where the content-free prompt puts its largest probability."""
+    item, content_free = _per_prompt(doc, results)
+    uncalibrated, favourite = per_order_answers([doc["options"]] * 2, [item, content_free])
+    scores = _debiased_scores(
+        doc, calibrated(doc["options"], item, content_free), uncalibrated=uncalibrated
+    )
+    led = None if uncalibrated is None or favourite is None else float(uncalibrated == favourite)
+    return {**scores, "position_led": led}
 
 
 def process_generation_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str, Any]:

@@ -43,6 +43,7 @@ class WVSTask(ConfigurableTask):
     def __init__(self, config: dict[str, Any] | None = None, **kwargs: Any) -> None:
         config = {k: v for k, v in (config or {}).items() if k != "class"}
         self._messages: dict[str, list[dict[str, str]]] = {}
+        self._contexts: dict[str, list[Any]] = {}
         self._warned: set[str] = set()
         super().__init__(config=config, **kwargs)
 
@@ -61,13 +62,25 @@ class WVSTask(ConfigurableTask):
         chat_template: Any = None,
         gen_prefix: str | None = None,
     ) -> Any:
-        """The prompt: persona as system message (chat) or as the first paragraph (plain text)."""
+        """The prompt: persona as system message (chat) or as the first paragraph (plain text).
+
+        A doc asked with several user turns (`users`: the permuted and calibrated ways) gets one
+        prompt per turn, kept for `construct_requests`; the first is returned."""
         if num_fewshot:
             raise CulturespaError(f"{self.config.task} is zero-shot; drop --num_fewshot")
         description = self.resolve_field(doc, self.config.description) or ""
         system = PLAIN_TEXT_SEPARATOR.join(p for p in (system_instruction, description) if p)
-        user = self.doc_to_text(doc)
-        if not (apply_chat_template and chat_template):
+        template = chat_template if apply_chat_template else None
+        users = doc["users"] if "users" in doc else [self.doc_to_text(doc)]
+        contexts = [self._context(doc, system, user, template) for user in reversed(users)][::-1]
+        if "users" in doc:
+            self._contexts[doc["qid"]] = contexts
+        return contexts[0]
+
+    def _context(self, doc: dict, system: str, user: str, chat_template: Any) -> Any:
+        """One prompt of a doc (chat, if a chat template is given; else plain text); the first
+        prompt's messages are built last and kept for reading the answer's frame."""
+        if not chat_template:
             return f"{system}{PLAIN_TEXT_SEPARATOR}{user}" if system else user
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         ctx = chat_template(messages)
@@ -103,7 +116,8 @@ class WVSTask(ConfigurableTask):
         return "", eos
 
     def construct_requests(self, doc: dict, ctx: Any, **kwargs: Any) -> Any:
-        """Log-likelihood requests "<number><end of answer>", one per option; else lm-eval's own."""
+        """Log-likelihood requests "<number><end of answer>", one per option (and per prompt of a
+        doc asked with several, prompt by prompt); else lm-eval's own."""
         apply_chat_template = kwargs.pop("apply_chat_template", False)
         chat_template = kwargs.pop("chat_template", None)
         if self.OUTPUT_TYPE != "multiple_choice":
@@ -115,13 +129,18 @@ class WVSTask(ConfigurableTask):
                 **kwargs,
             )
         lead, end = self._choice_frame(doc, ctx, chat_template if apply_chat_template else None)
+        contexts = self._contexts.get(doc["qid"]) if "users" in doc else [ctx]
+        if not contexts or contexts[0] != ctx:
+            raise CulturespaError(f"{self.config.task}: no prompts built for item {doc['qid']}")
+        choices = self.doc_to_choice(doc)
         return [
             Instance(
                 request_type="loglikelihood",
                 doc=doc,
-                arguments=(ctx, f"{lead}{number}{end}"),
-                idx=i,
+                arguments=(context, f"{lead}{number}{end}"),
+                idx=p * len(choices) + i,
                 **kwargs,
             )
-            for i, number in enumerate(self.doc_to_choice(doc))
+            for p, context in enumerate(contexts)
+            for i, number in enumerate(choices)
         ]

@@ -140,9 +140,9 @@ def test_tasks_build_writes_every_country_of_a_survey_for_lm_eval(
     out = tmp_path / "tasks"
     assert main(["tasks", "build", "--survey", str(survey), "--out", str(out)]) == 0
     yamls = sorted(p.name for p in out.glob("wvs_*.yaml"))
-    # 4 ways x 6 templates x 4 countries, a group per way and template (USA is the only paper
+    # 6 ways x 6 templates x 4 countries, a group per way and template (USA is the only paper
     # country), the leaderboard.
-    assert len(yamls) == 4 * 6 * 4 + 4 * 6 + 1
+    assert len(yamls) == 6 * 6 * 4 + 6 * 6 + 1
     assert {"wvs_culture_aware_jpn.yaml", "wvs_gen_culture_aware_arg.yaml"} <= set(yamls)
     config = yaml.safe_load((out / "wvs_culture_aware_jpn.yaml").read_text())
     assert config["dataset_kwargs"]["survey"] == str(survey.resolve())

@@ -232,3 +232,37 @@ def test_reversed_options_through_local_completions(completions_server, tiny_mod
     hits = [survey_majority("USA", s["doc"]["qid"]) == s["doc"]["options"][0] for s in samples]
     assert row["majority_match,none"] == pytest.approx(sum(hits) / 3)
     assert 0.0 <= row["alignment,none"] <= 1.0
+
+
+@pytest.mark.parametrize("task", ["wvs_perm_culture_aware_usa", "wvs_cal_culture_aware_usa"])
+def test_debiased_ways_through_local_completions(completions_server, tiny_model_dir, task):
+    """The same server, whose model only likes the number 1: under the permuted way every option
+    is numbered 1 once, and the calibration prompt is numbered as the item, so the number's
+    pull cancels and every item gets the uniform distribution and no answer (a tie)."""
+    from culturespa.evaluation.run import run_evaluation
+
+    url, seen = completions_server
+    results = run_evaluation(
+        "stub-model",
+        [task],
+        backend="local-completions",
+        model_args={
+            "base_url": url,
+            "tokenizer": str(tiny_model_dir),
+            "tokenizer_backend": "huggingface",
+            "num_concurrent": 1,
+            "max_retries": 1,
+        },
+        limit=3,
+        log_samples=True,
+    )
+    samples = results["samples"][task]
+    assert len(samples) == 3 and seen
+    for sample in samples:
+        k = len(sample["doc"]["shown"])
+        assert len(sample["resps"]) == k * len(sample["doc"]["users"])
+        assert sample["alignment"]["shares"] == pytest.approx([1 / k] * k, abs=1e-9)
+        assert sample["alignment"]["answer"] is None
+    row = results["results"][task]
+    assert row["tied,none"] == 3 and row["coverage,none"] == 0.0
+    assert 0.0 <= row["alignment_w1,none"] <= 1.0

@@ -235,3 +235,54 @@ def test_lm_eval_runs_the_new_ways_by_glob(tiny_model_dir, tmp_path, glob, metri
         total = sum(results["results"][t]["unparsed,none"] for t in tasks)
         covered = sum(results["results"][t]["coverage,none"] * 2 for t in tasks)
         assert total + covered == 2 * 19
+
+
+# Permuted and calibrated ways on both Hugging Face backends ------------------------------------
+
+DEBIASED = ["wvs_perm_culture_aware_usa", "wvs_cal_aware_self_alignment_chn"]
+DEBIASED_SAMPLES = [0, 47, 93]
+"""A 4-option item, a 10-option item, a 3-option item numbered from 0."""
+
+
+def _debiased_samples(model, model_dir) -> dict[tuple[str, str], dict]:
+    import lm_eval
+
+    from culturespa.evaluation.tasks import task_manager
+
+    lm = model(pretrained=str(model_dir), batch_size=4, device="cpu")
+    out = lm_eval.simple_evaluate(
+        model=lm, tasks=DEBIASED, task_manager=task_manager(), apply_chat_template=True,
+        samples={t: DEBIASED_SAMPLES for t in DEBIASED}, log_samples=True,
+    )  # fmt: skip
+    return {(t, s["doc"]["qid"]): s for t in DEBIASED for s in out["samples"][t]}
+
+
+def test_permuted_and_calibrated_distributions_agree_on_hf_and_culturespa_hf(tiny_model_dir):
+    """The same per-item distributions (the log-likelihoods within the float32 parity
+    tolerance, support.lm_eval_parity), the same answers; the orders of an item share the
+    persona and question, and culturespa-hf scores each order's options in one pass."""
+    from lm_eval.models.huggingface import HFLM
+    from support.lm_eval_parity import TOLERANCE
+
+    from culturespa.inference.lm_eval_model import CulturespaHFLM
+
+    stock = _debiased_samples(HFLM, tiny_model_dir)
+    ours = _debiased_samples(CulturespaHFLM, tiny_model_dir)
+    assert stock.keys() == ours.keys() and len(stock) == 2 * len(DEBIASED_SAMPLES)
+    for key, sample in stock.items():
+        mine = ours[key]
+        assert sample["arguments"] == mine["arguments"], key
+        theirs_ll = [float(r[0][0]) for r in sample["resps"]]
+        mine_ll = [float(r[0][0]) for r in mine["resps"]]
+        assert mine_ll == pytest.approx(theirs_ll, abs=TOLERANCE["float32"]), key
+        row, my_row = sample["alignment"], mine["alignment"]
+        assert my_row["shares"] == pytest.approx(row["shares"], abs=TOLERANCE["float32"]), key
+        assert my_row["answer"] == row["answer"], key
+        k = len(sample["doc"]["shown"])
+        prompts = len(sample["doc"]["users"])
+        assert len(sample["resps"]) == k * prompts
+        assert prompts == (k if key[0].startswith("wvs_perm_") else 2)
+    # Each order's own answer is logged next to the pooled one.
+    perm = stock[("wvs_perm_culture_aware_usa", "Q1")]["alignment"]
+    assert len(perm["per_order"]) == 4
+    assert "uncalibrated" in stock[("wvs_cal_aware_self_alignment_chn", "Q1")]["alignment"]

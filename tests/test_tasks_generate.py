@@ -12,9 +12,11 @@ from culturespa.survey.countries import ALL_COUNTRIES, PAPER_COUNTRIES
 from culturespa_tasks import TASK_DIR
 from culturespa_tasks.generate import all_configs, generate
 
-# The naming rule, stated here: wvs_[rev_|gen_|dist_]<template>[_<cc>] (way infix, lower-case
-# ISO-3).
-INFIX = {"loglik": "", "rev": "rev_", "gen": "gen_", "dist": "dist_"}
+# The naming rule, stated here: wvs_[rev_|gen_|dist_|perm_|cal_]<template>[_<cc>] (way infix,
+# lower-case ISO-3).
+INFIX = {
+    "loglik": "", "rev": "rev_", "gen": "gen_", "dist": "dist_", "perm": "perm_", "cal": "cal_"
+}  # fmt: skip
 
 
 def expected_name(way: str, template: str, country: str | None = None) -> str:
@@ -29,9 +31,11 @@ def test_committed_yamls_equal_a_fresh_generation(tmp_path):
     assert not stale, f"stale YAMLs, rerun python -m culturespa_tasks.generate: {stale[:5]}"
 
 
-def test_six_templates_by_19_countries_by_four_ways_of_asking():
+def test_six_templates_by_19_countries_by_six_ways_of_asking():
     names = [c["task"] for c in all_configs().values() if "task" in c and "group" not in c]
-    assert len(names) == len(set(names)) == 6 * 19 * 4
+    assert len(names) == len(set(names)) == 6 * 19 * 6
+    assert "wvs_perm_self_alignment_usa" in names
+    assert "wvs_cal_culture_unaware_chn" in names
     assert "wvs_culture_aware_usa" in names
     assert "wvs_gen_aware_self_alignment_mex" in names
     assert "wvs_rev_culture_unaware_chn" in names
@@ -64,7 +68,7 @@ def test_groups_average_the_papers_18_countries_and_the_leaderboard_all_19():
         group = configs[f"wvs_{template}.yaml"]
         assert group["task"] == [expected_name("loglik", template, c) for c in PAPER_COUNTRIES]
         assert all(not m["weight_by_size"] for m in group["aggregate_metric_list"])
-        for way in ("rev", "gen", "dist"):
+        for way in ("rev", "gen", "dist", "perm", "cal"):
             assert configs[f"wvs_{INFIX[way]}{template}.yaml"]["task"] == [
                 expected_name(way, template, c) for c in PAPER_COUNTRIES
             ]
@@ -97,7 +101,7 @@ def test_a_forward_glob_does_not_select_the_other_ways():
     names = [c["task"] for c in all_configs().values() if "task" in c and "group" not in c]
     selected = fnmatch.filter(names, "wvs_culture_aware_*")
     assert len(selected) == 19
-    assert not [n for n in selected if n.startswith(("wvs_rev_", "wvs_gen_", "wvs_dist_"))]
+    assert not [n for n in selected if not n.startswith("wvs_culture_aware_")]
     assert len(fnmatch.filter(names, "wvs_rev_culture_aware_*")) == 19
     assert len(fnmatch.filter(names, "wvs_dist_culture_aware_*")) == 19
 
@@ -117,3 +121,19 @@ def test_the_new_ways_start_at_the_current_version_with_their_shared_settings():
         "alignment", "alignment_specific", "alignment_w1", "alignment_jsd", "majority_match",
         "coverage", "unparsed",
     ]  # fmt: skip
+
+
+def test_the_debiased_ways_are_new_tasks_at_version_1():
+    configs = all_configs()
+    for way, shared_file in (("perm", "_wvs_permuted_yaml"), ("cal", "_wvs_calibrated_yaml")):
+        assert configs[f"wvs_{way}_culture_aware_usa.yaml"]["include"] == shared_file
+        assert configs[f"wvs_{way}_culture_aware.yaml"]["metadata"]["version"] == 1.0
+        shared = yaml.safe_load((TASK_DIR / shared_file).read_text().replace("!function ", ""))
+        assert shared["metadata"]["version"] == 1.0
+        assert shared["output_type"] == "multiple_choice"
+        metrics = [m["metric"] for m in shared["metric_list"]]
+        assert metrics[:7] == [
+            "alignment", "alignment_specific", "alignment_w1", "alignment_jsd", "majority_match",
+            "coverage", "tied",
+        ]  # fmt: skip
+        assert metrics[7:] == (["position_led"] if way == "cal" else [])

@@ -555,3 +555,44 @@ def test_lm_eval_local_chat_completions_runs_the_generation_task(server, tmp_pat
         ]
     )
     assert_generation_parsed(read_samples(tmp_path, task))
+
+
+def test_lm_eval_vllm_matches_hf_on_the_permuted_and_calibrated_ways(tmp_path, model_dir):
+    """Every order of an item (permuted) and the content-free prompt (calibrated) scored by
+    vLLM: the same per-item distributions as lm-eval's hf model, to TOLERANCE, the same answers,
+    and the same answer of each order alone in the sample log."""
+    tasks = ["wvs_perm_culture_aware_usa", "wvs_cal_culture_aware_usa"]
+    _run(
+        [
+            str(BIN / "lm_eval"),
+            "--model",
+            "vllm",
+            "--model_args",
+            f"pretrained={model_dir},dtype=float32,enforce_eager=True,max_model_len=1024,seed=1",
+            "--batch_size",
+            "auto",
+            "--apply_chat_template",
+            "--include_path",
+            str(ROOT / "culturespa_tasks"),
+            "--tasks",
+            ",".join(tasks),
+            "--limit",
+            str(LIMIT),
+            "--output_path",
+            str(tmp_path),
+            "--log_samples",
+        ]
+    )
+    want = transformers_reference(model_dir, ",".join(tasks), "hf")["samples"]
+    for task in tasks:
+        got = read_samples(tmp_path, task)
+        assert [s["doc"]["qid"] for s in got] == [s["doc"]["qid"] for s in want[task]]
+        for mine, theirs in zip(got, want[task]):
+            k = len(theirs["doc"]["shown"])
+            assert len(mine["filtered_resps"]) == k * len(theirs["doc"]["users"])
+            assert option_logliks(mine) == pytest.approx(option_logliks(theirs), abs=TOLERANCE)
+            row, reference = mine["alignment"], theirs["alignment"]
+            assert row["shares"] == pytest.approx(reference["shares"], abs=TOLERANCE)
+            assert row["answer"] == reference["answer"]
+            logged = "per_order" if task.startswith("wvs_perm_") else "uncalibrated"
+            assert row[logged] == reference[logged]

@@ -45,7 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEMO_WAYS,
         help="comma-separated ways of asking: loglik (log-likelihood of each option number), rev "
         "(the same, options listed in reverse), gen (one sampled reply, the paper's way), dist "
-        "(the model states the share choosing each option), or 'all' (default: loglik). With "
+        "(the model states the share choosing each option), perm (log-likelihoods pooled over every "
+        "cyclic order of the options: position removed), cal (calibrated on a content-free "
+        "prompt), or 'all' (default: loglik). With "
         "loglik and rev the report adds order consistency; with two ways or more, the agreement "
         "between them. gen and dist generate up to 256 tokens per item: slow on a CPU, use "
         "--limit",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from culturespa.cli.parsing import seed
+from culturespa.cli.parsing import seed, way_list
 from culturespa.report.loading import RANKABLE_METRICS
 from culturespa.report.replies_input import DEFAULT_REPLIES_LABEL
 
@@ -65,6 +65,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_REPLIES_LABEL,
         help="model name of rows from reply files (default: %(default)r)",
     )
+    parser.add_argument(
+        "--ways",
+        type=way_list,
+        default=None,
+        help="keep only these ways of asking, comma-separated (loglik, rev, gen, dist, perm, "
+        "cal; default: every way found)",
+    )
     parser.add_argument("--no-plots", action="store_true", help="write the tables only (no PNGs)")
     parser.add_argument(
         "--overwrite",
@@ -90,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         plot=not args.no_plots,
         countries=parse_countries(args.countries) if args.countries else None,
         replies_label=args.replies_label,
+        ways=args.ways,
         overwrite=args.overwrite,
     )
     print(comparison_text(report.rows))

@@ -199,9 +199,11 @@ class CulturespaHFLM(HFLM):
         import torch
         from tqdm import tqdm
 
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, (_, context, _) in enumerate(requests):
-            groups.setdefault(tuple(context), []).append(i)
+        # context -> continuation -> request indices: a request repeated (the calibrated way's
+        # content-free prompt, asked with every item) is scored once.
+        groups: dict[tuple[int, ...], dict[tuple[int, ...], list[int]]] = {}
+        for i, (_, context, continuation) in enumerate(requests):
+            groups.setdefault(tuple(context), {}).setdefault(tuple(continuation), []).append(i)
         contexts = list(groups)
         batch_size = int(override_bs or self.batch_size)
         results: list[tuple[float, bool] | None] = [None] * len(requests)
@@ -214,11 +216,12 @@ class CulturespaHFLM(HFLM):
         with bar, torch.inference_mode():
             for batch in batches_by_opening(contexts, batch_size):
                 ctxs = [contexts[b] for b in batch]
-                conts = [[requests[i][2] for i in groups[c]] for c in ctxs]
+                conts = [[list(k) for k in groups[c]] for c in ctxs]
                 scored = score_options(self.model, ctxs, conts, pad, self.device)
                 for c, rows in zip(ctxs, scored):
-                    for i, answer in zip(groups[c], rows):
-                        results[i] = answer
-                        self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)
-                        bar.update(1)
+                    for same, answer in zip(groups[c].values(), rows):
+                        for i in same:
+                            results[i] = answer
+                            self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)
+                        bar.update(len(same))
         return results

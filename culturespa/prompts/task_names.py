@@ -3,7 +3,9 @@
 A task is one way of asking, one prompting template and one country:
 `wvs_<template>_<cc>` (log-likelihood, the default way), `wvs_rev_<template>_<cc>` (log-likelihood
 with the options listed in reverse), `wvs_gen_<template>_<cc>` (the paper's sampled replies),
-`wvs_dist_<template>_<cc>` (a stated distribution); a group drops the country (`wvs_<template>`,
+`wvs_dist_<template>_<cc>` (a stated distribution), `wvs_perm_<template>_<cc>` (log-likelihood pooled
+over every cyclic order of the options), `wvs_cal_<template>_<cc>` (log-likelihood calibrated on a
+content-free prompt); a group drops the country (`wvs_<template>`,
 the mean over the paper's 18 countries). Template names are prefix-free, so each glob `wvs_<template>_*` selects exactly one
 template's tasks. Every producer (the task generator, the demo, training, culture-specific
 evaluation) and every consumer (the report) goes through here.
@@ -23,13 +25,16 @@ WAYS: dict[str, str] = {
     "rev": "rev_",
     "gen": "gen_",
     "dist": "dist_",
+    "perm": "perm_",
+    "cal": "cal_",
 }
 """Ways of asking the model -> the part of the name after `wvs_`: the log-likelihood of each
 option (the default, no infix); the same with the options listed last to first; one sampled reply
 parsed for its first integer (the paper's way); or the share of people choosing each option,
-stated by the model in one reply. No infix is a template name's start, so the globs stay exact."""
+stated by the model in one reply; the log-likelihoods pooled over every cyclic order of the options
+(permuted); or divided by those of a content-free prompt (calibrated). No infix is a template name's start, so the globs stay exact."""
 
-LOGLIKELIHOOD_WAYS: tuple[str, ...] = ("loglik", "rev")
+LOGLIKELIHOOD_WAYS: tuple[str, ...] = ("loglik", "rev", "perm", "cal")
 """The ways that score every option's log-likelihood: deterministic, and every choice is an
 option (no reply to parse)."""
 
@@ -38,6 +43,8 @@ WAY_LABELS: dict[str, str] = {
     "gen": "generation",
     "rev": "log-likelihood, reversed options",
     "dist": "stated distribution",
+    "perm": "log-likelihood, permuted orders",
+    "cal": "log-likelihood, calibrated",
 }
 """How reports name each way of asking."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from culturespa.errors import CulturespaError
@@ -40,6 +41,8 @@ USER_SELF_ALIGNMENT = (
 )
 EXAMPLE_LINE = "Question: {question} Options: {options} Answer: {number}.{text}"
 N_SELF_ALIGNMENT_EXAMPLES = 5
+CONTENT_FREE = "N/A"
+"""What replaces the question, the options' texts and the examples in the calibration prompt."""
 
 # The stated-distribution way of asking (not in the paper): the same persona and examples, asked
 # for the share of a population that would choose each option, as lines to complete ("1: ?%"),
@@ -129,12 +132,17 @@ def system_prompt(kind: str, country: str | None) -> str:
 
 
 def self_alignment_examples(
-    qid: str, country: str, k: int = N_SELF_ALIGNMENT_EXAMPLES, reverse: bool = False
+    qid: str,
+    country: str,
+    k: int = N_SELF_ALIGNMENT_EXAMPLES,
+    reverse: bool = False,
+    shift: int | None = None,
 ) -> list[str]:
     """The first k similar items that the country's survey answered, with its majority answer.
 
     With `reverse` each example lists its options last to first, numbered 1..k, and its answer
-    carries the number the majority option is shown with there (the same option text).
+    carries the number the majority option is shown with there (the same option text); with
+    `shift` each example is listed with the same shift (modulo its own number of options).
     """
     code = get_country(country).code
     lines = []
@@ -148,9 +156,9 @@ def self_alignment_examples(
         lines.append(
             EXAMPLE_LINE.format(
                 question=item.question,
-                options=item.options_text(reverse),
-                number=item.shown_number(number, reverse),
-                text=item.option_text(number),
+                options=item.options_text(reverse, shift),
+                number=item.shown_number(number, reverse, shift),
+                text=next(o.text for o in item.listing(reverse, shift) if o.code == number),
             )
         )
     return lines
@@ -161,13 +169,15 @@ def user_message(
     examples: list[str] | None = None,
     reverse: bool = False,
     population: str | None = None,
+    shift: int | None = None,
 ) -> str:
     """The user turn for an item: plain, or with self-alignment examples.
 
-    `reverse` lists the options last to first (numbered 1..k); `population` asks for the share
-    of that population choosing each option instead of for one option.
+    `reverse` lists the options last to first (numbered 1..k), `shift` from the shift-th option
+    round (numbered 1..k); `population` asks for the share of that population choosing each
+    option instead of for one option.
     """
-    fields = {"question": item.question, "options": item.options_text(reverse)}
+    fields = {"question": item.question, "options": item.options_text(reverse, shift)}
     if population is not None:
         fields["population"] = population
         fields["form"] = "\n".join(
@@ -208,11 +218,12 @@ def render(
     country: str | None,
     reverse: bool = False,
     shares: bool = False,
+    shift: int | None = None,
 ) -> Prompt:
     """The (system, user) pair of a template for one WVS item and one country.
 
     `reverse`: the options (and the examples' options and answers) listed last to first,
-    numbered 1..k. `shares`: ask for the share of the template's population (`population`)
+    numbered 1..k. `shift`: listed from the shift-th option round, numbered 1..k. `shares`: ask for the share of the template's population (`population`)
     choosing each option, one percentage per option, instead of for one option.
     """
     tpl = get_template(template) if isinstance(template, str) else template
@@ -221,6 +232,26 @@ def render(
     if tpl.self_alignment:
         if country is None:
             raise CulturespaError(f"template {tpl.name!r} needs a country for its examples")
-        examples = self_alignment_examples(qid, country, reverse=reverse)
+        examples = self_alignment_examples(qid, country, reverse=reverse, shift=shift)
     asked = population(tpl, country) if shares else None
-    return Prompt(system_prompt(tpl.system, country), user_message(item, examples, reverse, asked))
+    user = user_message(item, examples, reverse, asked, shift)
+    return Prompt(system_prompt(tpl.system, country), user)
+
+
+def content_free_user(template: str | Template, labels: Sequence[int]) -> str:
+    """The user turn of contextual calibration (Zhao et al. 2021): the template's wording with
+    the question, every option text and every self-alignment example replaced by
+    `CONTENT_FREE`, the options numbered `labels` as the asked item's are."""
+    tpl = get_template(template) if isinstance(template, str) else template
+    fields = {
+        "question": CONTENT_FREE,
+        "options": " ".join(f"{n}.{CONTENT_FREE}" for n in labels),
+    }
+    if not tpl.self_alignment:
+        return USER_PLAIN.format(**fields)
+    example = EXAMPLE_LINE.format(
+        question=CONTENT_FREE, options=CONTENT_FREE, number=CONTENT_FREE, text=""
+    ).rstrip(".")
+    return USER_SELF_ALIGNMENT.format(
+        examples="\n".join([example] * N_SELF_ALIGNMENT_EXAMPLES), **fields
+    )

@@ -23,6 +23,7 @@ from culturespa import __version__
 from culturespa.prompts.task_names import WAY_LABELS
 from culturespa.prompts.templates import TEMPLATES
 from culturespa.report.item_counts import items_text
+from culturespa.report.position import position_views
 from culturespa.scoring.baselines import RULES
 from culturespa.survey.countries import ALL_COUNTRIES, COUNTRIES, PAPER_COUNTRIES
 
@@ -718,6 +719,7 @@ def page_context(
         "steerability": steerability_views(payload.get("steerability")),
         "order": order_views(payload.get("order_consistency")),
         "agreement": agreement_views(payload.get("agreement")),
+        "position_led": position_views(payload.get("position_led")),
         "notes": [str(n) for n in payload.get("notes") or []],
         "n_results": origins.count("lm-eval results"),
         "n_replies": origins.count("reply file"),

@@ -38,9 +38,10 @@ METRICS: tuple[str, ...] = (
     "coverage",
     "out_of_range",
     "unparsed",
+    "position_led",
 )
 RANKABLE_METRICS: tuple[str, ...] = tuple(
-    m for m in METRICS if m not in ("coverage", "out_of_range", "unparsed")
+    m for m in METRICS if m not in ("coverage", "out_of_range", "unparsed", "position_led")
 )
 """The metrics a report can rank by."""
 PAPER_SCORE_METRICS: tuple[str, ...] = ("alignment", "alignment_specific")

@@ -42,6 +42,8 @@ WAY_SUFFIXES: dict[str, str] = {
     "rev": ", reversed options",
     "gen": ", generated",
     "dist": ", stated distribution",
+    "perm": ", permuted orders",
+    "cal": ", calibrated",
 }
 """What a row's method adds to the template's label for each way of asking (none for the
 default, so that 'Culture-aware (P1)' names the log-likelihood row)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from culturespa.errors import CulturespaError
 from culturespa.output_folder import OutputFolder, claim_folder, write_errors
 from culturespa.prompts.templates import TEMPLATES
-from culturespa.report import analysis, plots, tables
+from culturespa.report import analysis, plots, position, tables
 from culturespa.report.html import render_page
 from culturespa.report.item_counts import mark_fewer_items
 from culturespa.report.loading import Notes
@@ -30,6 +30,7 @@ REPORT_ENTRIES: tuple[str, ...] = (
     "order_consistency.csv",
     "agreement.md",
     "agreement.csv",
+    "position_led.md",
     "index.html",
     "plots",
 )
@@ -50,6 +51,7 @@ class Report:
     """With --compare: how the second row moves the first one's answers (paired)."""
     order_consistency: list[analysis.OrderConsistencyAnalysis] = field(default_factory=list)
     agreement: list[analysis.WayAgreement] = field(default_factory=list)
+    position_led: list[position.PositionLed] = field(default_factory=list)
 
     @property
     def models(self) -> list[Row]:
@@ -126,6 +128,17 @@ def _agreement_document(agreements: list[analysis.WayAgreement]) -> str:
     )
 
 
+def _position_document(rows: list[position.PositionLed]) -> str:
+    return (
+        "# Position-led share\n\nThe share of items (x100) whose forward log-likelihood answer is "
+        'the option listed where the model\'s answer to a content-free question ("N/A", the same '
+        "option numbers) puts its largest probability: answers the question did not decide. "
+        "From the calibrated tasks (`wvs_cal_*`). A large share, with a large gap between the "
+        "forward row and the permuted and calibrated rows, says the forward score measures "
+        "where the options are listed, not the culture.\n\n" + position.position_led_markdown(rows)
+    )
+
+
 def _markdown_document(rows: list[Row], metric: str, notes: Notes) -> str:
     parts = [
         "# WVS cultural alignment leaderboard\n",
@@ -159,16 +172,18 @@ def build_report(
     replies_label: str = DEFAULT_REPLIES_LABEL,
     references: bool = True,
     overwrite: bool = False,
+    ways: tuple[str, ...] | None = None,
 ) -> Report:
     """Read every results file (and reply file) under `paths`, write the report into `out_dir`.
 
     `countries`: what culture-unaware reply files are scored against (see `load_inputs`).
     `references`: add the survey reference rows (`culturespa.scoring.baselines`), unranked.
     `overwrite`: write into a folder of other files (only culturespa's own names are replaced).
+    `ways`: keep only the tasks of these ways of asking (`culturespa.prompts.task_names.WAYS`).
     """
     with claim_folder(out_dir, "report folder", overwrite, kind="report") as folder:
         return _build_report(
-            folder, paths, metric, compare, seed, plot, countries, replies_label, references
+            folder, paths, metric, compare, seed, plot, countries, replies_label, references, ways
         )
 
 
@@ -182,10 +197,15 @@ def _build_report(
     countries: tuple[str, ...] | None,
     replies_label: str,
     references: bool,
+    ways: tuple[str, ...] | None = None,
 ) -> Report:
     """`build_report` in its claimed folder."""
     out_dir = folder.path
     runs, notes = load_inputs(paths, countries=countries, replies_label=replies_label)
+    if ways is not None:
+        for run in runs:
+            run.tasks = [t for t in run.tasks if t.way in ways]
+        runs = [run for run in runs if run.tasks]
     if not runs:
         detail = "; ".join(notes.messages) or "nothing given"
         raise CulturespaError(f"no usable culturespa results found ({detail})")
@@ -203,6 +223,7 @@ def _build_report(
         report.change = analysis.paired_change(*pair, seed=seed)
     report.order_consistency = analysis.order_consistency(models, seed=seed)
     report.agreement = analysis.way_agreement(models)
+    report.position_led = position.position_led(runs)
     relations = analysis.relation_records(models)
     report.correlations = {method: record["r"] for method, record in relations.items()}
     for row in models:
@@ -238,6 +259,8 @@ def _build_report(
         if report.agreement:
             write("agreement.md", _agreement_document(report.agreement))
             write("agreement.csv", analysis.agreement_csv(report.agreement))
+        if report.position_led:
+            write("position_led.md", _position_document(report.position_led))
         records = tables.leaderboard_records(rows, metric)
         payload = {
             "metric": metric,
@@ -247,6 +270,7 @@ def _build_report(
             "change": report.change.as_dict() if report.change else None,
             "order_consistency": [a.as_dict() for a in report.order_consistency],
             "agreement": [a.as_dict() for a in report.agreement],
+            "position_led": [p.as_dict() for p in report.position_led],
             "notes": notes.messages,
             "runs": {str(run.source): run.provenance for run in runs},
             "relations": relations,

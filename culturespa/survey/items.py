@@ -40,6 +40,9 @@ TOPICS: tuple[tuple[str, int, int], ...] = (
 
 TOPIC_NAMES: tuple[str, ...] = tuple(name for name, _, _ in TOPICS)
 
+SCALE_POINT = "scale point {}"
+"""How a listing by place shows an option whose text is a bare scale value (1..10 scales)."""
+
 _QID = re.compile(r"^Q(\d+)([A-Z]?)$")
 
 
@@ -83,14 +86,23 @@ class SurveyItem:
     def topic(self) -> str:
         return topic_of(self.qid)
 
-    def listing(self, reverse: bool = False) -> tuple[ListedOption, ...]:
+    def listing(self, reverse: bool = False, shift: int | None = None) -> tuple[ListedOption, ...]:
         """The options in the order a prompt lists them, with the number each one is shown with.
 
         Forward (the paper's way): survey order, shown with the survey's own codes (0..k-1 for the
         items numbered from 0). Reversed: last to first, shown as 1..k in that order whatever
-        the survey's numbering, so option 1 on screen is the survey's last code.
+        the survey's numbering, so option 1 on screen is the survey's last code. `shift` s (the
+        permuted way): survey order started at its (s mod k)-th option and wrapped round, shown
+        as 1..k by place; an option whose text is a scale value ("4") reads "scale point 4", so
+        that its number on screen (its place) is not taken for the value.
         """
         pairs = list(zip(self.option_numbers, self.options))
+        if shift is not None:
+            s = shift % len(pairs)
+            return tuple(
+                ListedOption(shown, code, SCALE_POINT.format(text) if text.isdigit() else text)
+                for shown, (code, text) in enumerate(pairs[s:] + pairs[:s], start=1)
+            )
         if not reverse:
             return tuple(ListedOption(code, code, text) for code, text in pairs)
         return tuple(
@@ -98,17 +110,18 @@ class SurveyItem:
             for shown, (code, text) in enumerate(reversed(pairs), start=1)
         )
 
-    def options_text(self, reverse: bool = False) -> str:
-        """'1.Very important 2.Rather important ...' as in the paper's prompts (or reversed)."""
-        return " ".join(f"{o.shown}.{o.text}" for o in self.listing(reverse))
+    def options_text(self, reverse: bool = False, shift: int | None = None) -> str:
+        """'1.Very important 2.Rather important ...' as in the paper's prompts (or reversed, or
+        shifted)."""
+        return " ".join(f"{o.shown}.{o.text}" for o in self.listing(reverse, shift))
 
     def option_text(self, number: int) -> str:
         """The text of the option that carries survey code `number`."""
         return self.options[number - self.first_option]
 
-    def shown_number(self, code: int, reverse: bool = False) -> int:
+    def shown_number(self, code: int, reverse: bool = False, shift: int | None = None) -> int:
         """The number a prompt shows for the option with survey code `code`."""
-        return next(o.shown for o in self.listing(reverse) if o.code == code)
+        return next(o.shown for o in self.listing(reverse, shift) if o.code == code)
 
 
 @dataclass(frozen=True)
