@@ -220,8 +220,11 @@ def test_minus_infinity_is_a_log_likelihood_but_never_a_metric(tmp_path):
         read_samples(bad, "gen", Notes())
 
 
-def test_a_nan_metric_is_no_value_and_never_ranked(tmp_path):
-    """lm-eval writes NaN for a metric no item had; the task is skipped with a note."""
+def test_a_nan_metric_is_read_as_no_value(tmp_path):
+    """lm-eval writes NaN for a metric no item had (no valid reply): the row is kept with no
+    value, so the report shows it unranked instead of hiding the model's failure."""
+    import math
+
     from culturespa.report.loading import Notes, load_run
 
     run = tmp_path / "org__model"
@@ -232,16 +235,16 @@ def test_a_nan_metric_is_no_value_and_never_ranked(tmp_path):
         ' "wvs_culture_aware_deu": {"alignment,none": 0.4, "alignment_w1,none": NaN}}}',
         encoding="utf-8",
     )
-    notes = Notes()
-    loaded = load_run(path, notes)
-    assert [t.country for t in loaded.tasks] == ["DEU"]
-    assert loaded.tasks[0].metrics == {"alignment": 0.4}
-    assert any("wvs_culture_aware_usa has no alignment metric" in m for m in notes.messages)
+    loaded = load_run(path, Notes())
+    by_country = {t.country: t.metrics for t in loaded.tasks}
+    assert set(by_country) == {"USA", "DEU"}
+    assert math.isnan(by_country["USA"]["alignment"])
+    assert by_country["DEU"]["alignment"] == 0.4 and math.isnan(by_country["DEU"]["alignment_w1"])
 
 
 @pytest.mark.parametrize(
     ("metric", "value"),
-    [("alignment", 1.5), ("alignment", -0.1), ("coverage", 2), ("out_of_range", -1.0)],
+    [("alignment", 1.5), ("alignment", -9.5), ("coverage", 2), ("out_of_range", -1.0)],
 )
 def test_a_metric_no_run_can_have_is_damage(tmp_path, metric, value):
     from culturespa.report.loading import Notes, load_run

@@ -187,15 +187,16 @@ def model_label(config: dict[str, Any], countries: set[str]) -> tuple[str, str]:
 
 
 def _metric_value(entry: dict[str, Any], metric: str) -> float | None:
-    """The metric's value in a results entry; None when absent or NaN (lm-eval's "no value");
-    a value no metric can have (1e308, a share above 1) raises DamagedSample naming the key."""
+    """The metric's value in a results entry; None when absent, NaN kept (lm-eval's "no value":
+    a row with no valid reply is shown, not ranked); a value no metric can have (1e308, a share
+    above 1) raises DamagedSample naming the key."""
     for key, value in entry.items():
         name = key.split(",", 1)[0]
         if name == metric and isinstance(value, (int, float)) and not isinstance(value, bool):
             problem = metric_problem(metric, float(value))
             if problem:
                 raise DamagedSample(f"metric {key!r}: {problem}")
-            return None if math.isnan(value) else float(value)
+            return float(value)
     return None
 
 
