@@ -596,3 +596,13 @@ def test_lm_eval_vllm_matches_hf_on_the_permuted_and_calibrated_ways(tmp_path, m
             assert row["answer"] == reference["answer"]
             logged = "per_order" if task.startswith("wvs_perm_") else "uncalibrated"
             assert row[logged] == reference[logged]
+
+
+def test_model_args_of_vllm_are_its_engine_arguments():
+    """lm-eval's vllm model hands its extra keyword arguments to vLLM's engine: those are known
+    (enforce_eager, max_model_len), anything else is one error before a model loads."""
+    from culturespa.evaluation.model_args import check_model_args
+
+    check_model_args("vllm", {"enforce_eager": True, "max_model_len": 512, "dtype": "float32"})
+    with pytest.raises(CulturespaError, match="'no_such_engine_arg': not an argument"):
+        check_model_args("vllm", {"no_such_engine_arg": 1})

@@ -126,6 +126,17 @@ def build_model_args(
     return args
 
 
+def _vllm_engine_args() -> set[str] | None:
+    """The fields of vLLM's `EngineArgs` (what lm-eval's vllm model passes on to `vllm.LLM`)."""
+    import dataclasses
+
+    try:
+        from vllm.engine.arg_utils import EngineArgs
+    except Exception:
+        return None
+    return {f.name for f in dataclasses.fields(EngineArgs)}
+
+
 def accepted_model_args(backend: str) -> set[str] | None:
     """The keyword arguments lm-eval's model class of `backend` takes (None: any, or the class
     cannot be imported here, e.g. vLLM without vllm installed)."""
@@ -148,6 +159,9 @@ def accepted_model_args(backend: str) -> set[str] | None:
         names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
         if klass.__name__ == "HFLM":
             return (names | set(FROM_PRETRAINED_ARGS)) - {"self"}
+        if klass.__name__ == "VLLM":  # its **kwargs go to vLLM's engine, not to a base class
+            engine_args = _vllm_engine_args()
+            return None if engine_args is None else (names | engine_args) - {"self"}
         if not any(p.kind is p.VAR_KEYWORD for p in params) or klass is object:
             return names - {"self"}
     return None
