@@ -120,7 +120,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"also run {', '.join(VLLM_PARTS)} (vLLM's CPU build; run with .venv-vllm/bin/python)",
     )
     parser.add_argument("--out", default="runs/bench", help="output folder")
-    args = parser.parse_args(argv)
+    return checked_args(parser, parser.parse_args(argv))
+
+
+def checked_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """The parsed flags with parts, country, template, output folder and questions file checked."""
     from culturespa.atomic import check_output_dir
     from culturespa.errors import CulturespaError
     from culturespa.prompts.templates import get_template
