@@ -14,7 +14,8 @@ pytest.importorskip("lm_eval")
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = {
-    "1 evaluation": 5,  # paper's loop, hf and culturespa-hf log-likelihood and generation
+    # paper's loop, hf and culturespa-hf log-likelihood and generation, permuted, calibrated
+    "1 evaluation": 7,
     "2 scaling": 7,  # 1x1, unaware 1 and 19, 6x19, items 1x 2x 4x
     "3 data builder": 5,  # loop, ours by log-likelihood, ours sampled, batching by length / ours
 }
@@ -31,6 +32,7 @@ def test_benchmark_script_writes_every_row(tiny_model_dir, tmp_path):
     proc = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| 1 evaluation | paper's loop" in proc.stdout
+    assert "| 1 evaluation | lm-eval `culturespa-hf`, permuted orders" in proc.stdout
     report = json.loads((out / "bench.json").read_text())
     counts: dict[str, int] = {}
     for row in report["rows"]:
@@ -45,9 +47,30 @@ def test_benchmark_script_writes_every_row(tiny_model_dir, tmp_path):
         "eval_alignment",
         "scaling",
         "builder_agreement_loop_vs_loglik",
+        "eval_debiased_vs_forward",
     ):
         assert key in derived, key
     # the two lm-eval models give the same log-likelihood answers
     same = derived["eval_agreement_hf_vs_culturespa_hf"]
     assert same["identical"] == same["n"] == 1
+    check_debiased_rows(out, derived)
     assert (out / "bench.md").read_text().startswith("| part |")
+
+
+def check_debiased_rows(out: Path, derived: dict) -> None:
+    """The permuted and calibrated ways ran on the forward row's items and asked what their
+    rules ask: k prompts of k options per k-option item (permuted); the item's k options and the
+    content-free prompt's k (calibrated), the content-free prompt shared by items of one k."""
+    forward = json.loads((out / "parts" / "eval_loglik.json").read_text())
+    sizes = [len(scores) for scores in forward["logliks"].values()]
+    assert forward["option_scores"] == sum(sizes) and forward["prompts"] == len(sizes) == 4
+    perm, cal = (
+        derived["eval_debiased_vs_forward"]["perm"],
+        derived["eval_debiased_vs_forward"]["cal"],
+    )
+    for way in (perm, cal):
+        assert way["same_items"] and way["time_ratio"] > 0 and way["seconds"][1] > 0
+    assert perm["prompts"] == [len(sizes), sum(sizes)]
+    assert perm["option_scores"] == [sum(sizes), sum(k * k for k in sizes)]
+    assert cal["option_scores"] == [sum(sizes), 2 * sum(sizes)]
+    assert len(sizes) < cal["prompts"][1] <= 2 * len(sizes)
