@@ -116,9 +116,7 @@ def test_report_scores_a_run_against_the_survey_its_tasks_name(tmp_path, survey,
     assert "Japan" in (out / "index.html").read_text()
 
 
-def test_report_refuses_runs_of_two_surveys_and_a_survey_other_than_given(
-    tmp_path, survey, capsys
-):
+def test_report_refuses_runs_of_two_surveys_and_a_survey_other_than_given(tmp_path, survey, capsys):
     shipped = write_results(tmp_path / "shipped", None, {"USA": {"Q1": 1}})
     write_results(tmp_path / "mine", survey, {"JPN": {"Q1": 4}})
     out = tmp_path / "report"
@@ -175,6 +173,7 @@ def test_demo_with_a_bad_survey_folder_is_one_line_and_writes_nothing(
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_demo_runs_every_country_of_a_survey(tiny_model_dir, tmp_path, survey, capsys):
     out = tmp_path / "demo"
     argv = ["demo", "--model", str(tiny_model_dir), "--survey", str(survey), "--countries", "all"]
@@ -205,9 +204,9 @@ def test_build_data_config_takes_its_countries_and_prompts_from_the_survey(tmp_p
         "how Japanese culture is similar to American, South Korean, and Chinese cultures, and "
         "how Japanese culture is different from Argentine, Chinese, and South Korean cultures"
     ) in system
-    with pytest.raises(CulturespaError, match="country JPN .* is not in the survey"):
+    with pytest.raises(CulturespaError, match=r"country JPN .* is not in the survey"):
         config_from_dict({**data, "survey": None, "countries": ["JPN"]})
-    with pytest.raises(CulturespaError, match="config: survey: survey folder .* does not exist"):
+    with pytest.raises(CulturespaError, match=r"config: survey: survey folder .* does not exist"):
         config_from_dict({**data, "survey": str(tmp_path / "nope")})
 
 
