@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--countries",
         default=",".join(DEMO_COUNTRIES),
-        help="ISO-3 codes, 'paper' or 'all' (default: %(default)s)",
+        help="ISO-3 codes, 'paper' or 'all' (every country of the survey: 19 shipped, or "
+        "those of --survey; default: %(default)s)",
     )
     parser.add_argument(
         "--ways",

@@ -59,7 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         dest="countries",
         default=None,
         help="countries to score culture-unaware reply files against: ISO-3 codes, 'paper' or "
-        "'all' (default: the countries the other inputs cover, else the paper's 18)",
+        "'all' (of the survey the results name, or of --survey; default: the countries the other "
+        "inputs cover, else the paper's 18)",
     )
     parser.add_argument(
         "--replies-label",
