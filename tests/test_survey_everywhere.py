@@ -113,7 +113,8 @@ def test_report_scores_a_run_against_the_survey_its_tasks_name(tmp_path, survey,
     (provenance,) = payload["runs"].values()
     assert provenance["survey"] == str(survey.resolve())
     assert f"--survey {survey.resolve()}" in provenance["command"]
-    assert "Japan" in (out / "index.html").read_text()
+    page = (out / "index.html").read_text()
+    assert "Japan" in page and str(survey.resolve()) in page
 
 
 def test_report_refuses_runs_of_two_surveys_and_a_survey_other_than_given(tmp_path, survey, capsys):

@@ -175,6 +175,7 @@ class SourceView:
             ("seed", p.get("seed")),
             ("chat template", {True: "applied", False: "not applied"}.get(p.get("chat_template"))),
             ("git commit", p.get("git_hash")),
+            ("survey folder", p.get("survey")),  # None: the shipped survey
             ("format", p.get("release")),
             ("run", p.get("run_index")),
             ("countries scored", ", ".join(p.get("countries") or [])),
