@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         positive_int,
         seed,
     )
+    from culturespa.cli.survey import add_survey_option, use_survey_option
 
     parser = ArgumentParser(prog="recipes/eval_specific.py", description=__doc__.splitlines()[0])
     parser.add_argument("adapters", help="training output_dir holding adapters.json")
@@ -102,27 +103,32 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--device", default=None, help="cpu, cuda (default: cuda if present)")
     parser.add_argument("--seed", type=seed, default=42)
+    add_survey_option(parser, "a survey folder from `culturespa survey build`: its tasks are run")
     args = parser.parse_args(argv)
 
     from culturespa.atomic import check_output_dir
+    from culturespa.evaluation.survey_tasks import survey_task_folder
     from culturespa.survey.countries import parse_countries
 
     try:
+        use_survey_option(args)
         countries = parse_countries(args.countries) if args.countries else None
         check_output_dir(args.output_path, "--output-path")
-        results = evaluate_culture_specific(
-            args.adapters,
-            args.task,
-            args.output_path,
-            model=args.model,
-            countries=countries,
-            backend=args.backend,
-            log_samples=args.log_samples,
-            batch_size=args.batch_size,
-            limit=args.limit,
-            device=args.device,
-            seed=args.seed,
-        )
+        with survey_task_folder(args.survey) as task_folder:
+            results = evaluate_culture_specific(
+                args.adapters,
+                args.task,
+                args.output_path,
+                model=args.model,
+                countries=countries,
+                backend=args.backend,
+                log_samples=args.log_samples,
+                batch_size=args.batch_size,
+                limit=args.limit,
+                device=args.device,
+                seed=args.seed,
+                task_folder=task_folder,
+            )
     except CulturespaError as exc:
         return exit_with_error(parser.prog, str(exc))
     for code, result in results.items():

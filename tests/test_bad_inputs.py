@@ -101,6 +101,8 @@ CONFIGS = {
     "ray_gpus_negative": build_config(**{"ray.gpus_per_replica": -1}),
     "ray_num_cpus_remote": build_config(**{"ray.address": "auto", "ray.num_cpus": 2}),
     "ray_unknown_key": build_config(**{"ray.workers": 2}),
+    "survey_missing": build_config(survey="@/nope"),
+    "survey_a_file": build_config(survey="@/file.txt"),
 }
 RECIPES = {
     "unknown": recipe(lora_rank=8),
@@ -131,6 +133,7 @@ LOOPS = {
     "data_bad": loop_config(data_config="@/configs/temperature_hot.yaml"),
     "limit_zero": loop_config(eval_limit=0),
     "backend": loop_config(eval_backend="vllm"),
+    "survey_missing": loop_config(survey="@/nope"),
 }
 
 
@@ -218,6 +221,10 @@ def damaged_results(root: Path) -> None:
         kwargs[way_field] = [kwargs[way_field]]
         configs = {"wvs_culture_aware_usa": {"dataset_kwargs": kwargs}}
         folders[f"{way_field}_list"] = json.dumps({"results": good, "configs": configs})
+    for name, survey in (("survey_int", 5), ("survey_gone", str(root / "nope"))):
+        kwargs = {"template": "culture_aware", "country": "USA", "way": "loglik", "survey": survey}
+        configs = {"wvs_culture_aware_usa": {"dataset_kwargs": kwargs}}
+        folders[name] = json.dumps({"results": good, "configs": configs})
     samples = {
         "filtered_int": {"doc": {"qid": "Q1"}, "filtered_resps": 5},
         "options_int": {"doc": {"qid": "Q1", "options": 7}, "filtered_resps": [[-1.0], [-2.0]]},
@@ -355,7 +362,21 @@ REPORT = [
             "filtered_int": "line 1: field 'filtered_resps' is 5",
             "options_int": "line 1: field 'doc.options' is 7",
             "answer_huge": "line 1: field 'alignment.answer'",
+            "survey_int": "configs.wvs_culture_aware_usa.dataset_kwargs.survey is 5",
+            "survey_gone": "which does not exist any more; pass --survey DIR",
         }.items()
+    ),
+    c(
+        "surveys-mixed",
+        "culturespa",
+        "report @/results/good @/results/survey_gone -o @/out",
+        "results of different surveys cannot be mixed in one report",
+    ),
+    c(
+        "report-survey-a-file",
+        "culturespa",
+        "report @/results/good --survey @/file.txt -o @/out",
+        "is a file, not a folder",
     ),
     c("seed-negative", "culturespa", "report @/results/good --seed -1", "--seed"),
     c("seed-2-64", "culturespa", "report @/results/good --seed 18446744073709551616", "--seed"),
@@ -475,6 +496,8 @@ BUILD = [
         "ray_gpus_negative": "ray.gpus_per_replica = -1: expected a number >= 0",
         "ray_num_cpus_remote": "ray.num_cpus caps a local Ray only",
         "ray_unknown_key": "unknown key(s) ray.workers",
+        "survey_missing": "config: survey: survey folder",
+        "survey_a_file": "is a file, not a folder",
     }.items()
 ] + [
     c("config-missing", "culturespa", "build-data --config @/nope.yaml", "does not exist"),
@@ -532,6 +555,7 @@ OTHERS = [
         "no B_COUNTRY_ALPHA column",
     ),
     c("tasks-build-no-survey", "culturespa", "tasks build --out @/tasks", "tasks build --survey"),
+    c("demo-survey-missing", "culturespa", "demo --survey @/nope -o @/out", "does not exist"),
     c(
         "score-survey-missing",
         "culturespa",
@@ -575,6 +599,12 @@ SCRIPTS = [
     c("loop-data-bad", "recipes/loop.py", "--config @/loops/data_bad.yaml", "answer.temperature"),
     c("loop-limit-zero", "recipes/loop.py", "--config @/loops/limit_zero.yaml", "eval_limit"),
     c("loop-backend", "recipes/loop.py", "--config @/loops/backend.yaml", "eval_backend"),
+    c(
+        "loop-survey-missing",
+        "recipes/loop.py",
+        "--config @/loops/survey_missing.yaml",
+        "config: survey: survey folder",
+    ),
     c(
         "loop-per-topic",
         "recipes/loop.py",

@@ -9,6 +9,7 @@ import time
 
 from culturespa.atomic import check_output_dir
 from culturespa.cli.parsing import batch_size, positive_int, seed, way_list
+from culturespa.cli.survey import add_survey_option, use_survey_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--countries",
         default=",".join(DEMO_COUNTRIES),
-        help="ISO-3 codes, 'paper' or 'all' (default: %(default)s)",
+        help="ISO-3 codes, 'paper' or 'all' (every country of the survey: 19 shipped, or "
+        "those of --survey; default: %(default)s)",
     )
     parser.add_argument(
         "--ways",
@@ -88,6 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="torch CPU threads (default: the cores not busy now; on a shared CPU one thread per "
         "free core is far faster than threads that wait for each other)",
     )
+    add_survey_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -143,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     from culturespa.survey.countries import parse_countries
     from culturespa.text_cells import terminal_text
 
+    use_survey_option(args)
     templates = parse_templates(args.templates)
     countries = parse_countries(args.countries)
     output = args.output or time.strftime("runs/demo-%Y%m%d-%H%M%S")
@@ -170,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         ways=args.ways,
         overwrite=args.overwrite,
+        survey=args.survey,
     )
     report = result.report
     print(

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from culturespa.cli.parsing import seed, way_list
+from culturespa.cli.survey import add_survey_option, use_survey_option
 from culturespa.report.loading import RANKABLE_METRICS
 from culturespa.report.replies_input import DEFAULT_REPLIES_LABEL
 
@@ -58,7 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         dest="countries",
         default=None,
         help="countries to score culture-unaware reply files against: ISO-3 codes, 'paper' or "
-        "'all' (default: the countries the other inputs cover, else the paper's 18)",
+        "'all' (of the survey the results name, or of --survey; default: the countries the other "
+        "inputs cover, else the paper's 18)",
     )
     parser.add_argument(
         "--replies-label",
@@ -79,27 +81,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write into a non-empty folder culturespa did not make: its own file names are "
         "replaced, no other file is touched",
     )
+    add_survey_option(
+        parser,
+        "the survey folder the results were made from (default: the one their tasks name, "
+        "`dataset_kwargs.survey`, else the shipped survey); needed for reply files of its "
+        "countries, or when that folder has moved",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from culturespa.report.survey_of_run import survey_of_report
     from culturespa.report.tables import comparison_text
     from culturespa.report.writer import build_report
     from culturespa.survey.countries import parse_countries
     from culturespa.text_cells import terminal_text
 
-    report = build_report(
-        args.results,
-        args.output,
-        metric=args.metric,
-        compare=tuple(args.compare) if args.compare else None,
-        seed=args.seed,
-        plot=not args.no_plots,
-        countries=parse_countries(args.countries) if args.countries else None,
-        replies_label=args.replies_label,
-        ways=args.ways,
-        overwrite=args.overwrite,
-    )
+    use_survey_option(args)
+    with survey_of_report(args.results):  # --countries are of the survey the results name
+        report = build_report(
+            args.results,
+            args.output,
+            metric=args.metric,
+            compare=tuple(args.compare) if args.compare else None,
+            seed=args.seed,
+            plot=not args.no_plots,
+            countries=parse_countries(args.countries) if args.countries else None,
+            replies_label=args.replies_label,
+            ways=args.ways,
+            overwrite=args.overwrite,
+        )
     print(comparison_text(report.rows))
     for method, r in report.correlations.items():
         print(terminal_text(f"culture relations, model vs survey similarity: r = {r} ({method})"))

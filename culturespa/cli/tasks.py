@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -172,14 +171,10 @@ def format_summary(results: dict) -> str:
 @contextmanager
 def _survey_tasks(survey: Path | None) -> Iterator[Path | None]:
     """The tasks of a survey folder, built into a temporary folder for one run (None: shipped)."""
-    if survey is None:
-        yield None
-        return
-    from culturespa_tasks.generate import build_task_folder
+    from culturespa.evaluation.survey_tasks import survey_task_folder
 
-    with tempfile.TemporaryDirectory(prefix="culturespa-tasks-") as folder:
-        build_task_folder(survey, Path(folder) / "tasks")
-        yield Path(folder) / "tasks"
+    with survey_task_folder(survey) as folder:
+        yield folder
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -62,16 +62,24 @@ def run_demo(
     backend: str = "culturespa-hf",
     ways: tuple[str, ...] = DEMO_WAYS,
     overwrite: bool = False,
+    survey: str | Path | None = None,
 ) -> DemoResult:
     """Fetch the model, run the lm-eval tasks (every way of asking in `ways`) with sample logs,
     write the report; time each stage. The output folder is claimed first
-    (`culturespa.output_folder`): `overwrite` writes into a folder of other files, beside them."""
+    (`culturespa.output_folder`): `overwrite` writes into a folder of other files, beside them.
+    `survey`: a survey folder (`culturespa survey build`) whose tasks are run and reported; it
+    becomes the survey in use (`use_survey_folder`), so `countries` are of it."""
     from culturespa.evaluation.run import run_evaluation
+    from culturespa.evaluation.survey_tasks import survey_task_folder
     from culturespa.inference.models import resolve_model
     from culturespa.report.tables import WAY_SUFFIXES
     from culturespa.report.writer import build_report
 
     out = Path(output)
+    if survey is not None:
+        from culturespa.survey.folder import use_survey_folder
+
+        use_survey_folder(survey)  # checked before the output folder is claimed
     with claim_folder(out, "output folder", overwrite, kind="report"):
         result = DemoResult(output=out, report=None)
         countries = parse_countries(list(countries))
@@ -83,18 +91,20 @@ def run_demo(
         before = set((out / "lm_eval").rglob("results_*.json"))
         start = time.perf_counter()
         try:
-            run_evaluation(
-                model=model_path,
-                tasks=tasks,
-                backend=backend,
-                apply_chat_template=True,
-                batch_size=batch_size,
-                seed=seed,
-                limit=limit,
-                output_path=out / "lm_eval",
-                overwrite=overwrite,
-                log_samples=True,
-            )
+            with survey_task_folder(survey) as task_folder:
+                run_evaluation(
+                    model=model_path,
+                    tasks=tasks,
+                    backend=backend,
+                    apply_chat_template=True,
+                    batch_size=batch_size,
+                    seed=seed,
+                    limit=limit,
+                    output_path=out / "lm_eval",
+                    overwrite=overwrite,
+                    log_samples=True,
+                    task_folder=task_folder,
+                )
         except OSError as exc:  # transformers: missing folder, unknown id, no network
             raise CulturespaError(
                 f"could not load model {model!r} ({exc}); use --model default (the built-in SmolLM2), "

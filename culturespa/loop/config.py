@@ -24,7 +24,7 @@ class LoopConfig:
         default="",
         metadata={
             "help": "a `culturespa build-data` config; the loop sets its output_dir, model.name, "
-            "countries, seed and filter.per_topic"
+            "survey, countries, seed and filter.per_topic"
         },
     )
     joint_recipe: str = field(default="", metadata={"help": "recipes/sft.py recipe, joint"})
@@ -32,9 +32,20 @@ class LoopConfig:
         default="", metadata={"help": "recipes/sft.py recipe, one adapter per country"}
     )
     model: str = field(default="default", metadata={"help": "model folder or 'default'"})
+    survey: str | None = field(
+        default=None,
+        metadata={
+            "help": "a survey folder from `culturespa survey build` (none: the shipped survey); "
+            "passed on to the data config (`survey:`), the evaluations (`--survey`) and read by "
+            "the report"
+        },
+    )
     countries: str | list[str] = field(
         default_factory=lambda: ["USA", "CHN", "NGA", "DEU", "BRA"],
-        metadata={"help": "ISO-3 codes (data, training and evaluation)"},
+        metadata={
+            "help": "ISO-3 codes, 'paper' or 'all' (every country of the survey); data, training "
+            "and evaluation"
+        },
     )
     seed: int = field(default=42, metadata={"help": "seed of every stage"})
     per_topic: int | None = field(
@@ -69,6 +80,9 @@ class LoopConfig:
                 raise CulturespaError(f"config: {key} {path} {what}")
         if isinstance(self.countries, list) and not self.countries:
             raise invalid("config: countries", self.countries, "ISO-3 codes")
+        from culturespa.pluralise.config import use_config_survey
+
+        self.survey = use_config_survey(self.survey)
         self.countries = list(parse_countries(self.countries))
         for key in ("per_topic", "eval_limit"):
             value = getattr(self, key)
@@ -152,6 +166,7 @@ def derived_data_config(config: LoopConfig, layout: Layout) -> dict[str, Any]:
     data["model"] = {**model, "name": config.model}
     data["output_dir"] = str(layout.data)
     data["countries"] = list(config.countries)
+    data["survey"] = config.survey  # the loop's survey, for the personas and prompts
     data["seed"] = config.seed
     data["filter"] = {**(data.get("filter") or {}), "per_topic": config.per_topic}
     try:

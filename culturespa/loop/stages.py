@@ -158,6 +158,7 @@ class Loop:
             "--backend", c.eval_backend, "--batch-size", str(c.eval_batch_size),
             "--device", c.device, "--log-samples", "--seed", str(c.seed),
         ]  # fmt: skip
+        args += ["--survey", c.survey] if c.survey else []
         return args + (["--limit", str(c.eval_limit)] if c.eval_limit else [])
 
     def evaluate(self, number: int, total: int) -> None:

@@ -346,8 +346,16 @@ class DataConfig:
 
     model: ModelSection = field(metadata={"help": "the model and its backend"}, default=None)
     output_dir: str = field(metadata={"help": "run folder for every stage's output"}, default="")
+    survey: str | None = field(
+        metadata={
+            "help": "a survey folder from `culturespa survey build` (none: the shipped survey); "
+            "the countries, personas and cross-culture prompts come from it"
+        },
+        default=None,
+    )
     countries: str | list[str] = field(
-        metadata={"help": "ISO-3 codes, 'paper' (18) or 'all' (19)"}, default="paper"
+        metadata={"help": "ISO-3 codes, 'paper' (18) or 'all' (every country of the survey)"},
+        default="paper",
     )
     topics: str | list[str] = field(metadata={"help": "WVS topic names, or 'all'"}, default="all")
     seed: int = field(metadata={"help": "seed of example choice and sampling"}, default=42)
@@ -389,6 +397,7 @@ class DataConfig:
             raise invalid("config: seed", self.seed, "an integer 0 <= seed < 2**32")
         if isinstance(self.countries, list) and not self.countries:
             raise invalid("config: countries", self.countries, "ISO-3 codes, 'paper' or 'all'")
+        self.survey = use_config_survey(self.survey)
         self.countries = list(parse_countries(self.countries))
         if self.topics == "all":
             self.topics = list(TOPIC_NAMES)
@@ -421,6 +430,20 @@ class DataConfig:
     @property
     def out(self) -> Path:
         return Path(self.output_dir)
+
+
+def use_config_survey(survey: str | None) -> str | None:
+    """Make a config's survey folder the one in use, checked; its absolute path (None: the
+    shipped survey). The data builder's and the loop's `survey:` key."""
+    from culturespa.survey.folder import use_survey_folder
+
+    if survey is not None and not survey.strip():
+        raise invalid("config: survey", survey, "a survey folder or null")
+    try:
+        use_survey_folder(survey)
+    except CulturespaError as exc:
+        raise CulturespaError(f"config: survey: {exc}") from None
+    return str(Path(survey).resolve()) if survey is not None else None
 
 
 def _default_text(f: dataclasses.Field) -> str:

@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from culturespa.atomic import (
     check_output_dir,
@@ -30,7 +31,7 @@ from culturespa.inference.models import check_remote_code
 from culturespa.inference.replicas import InProcess, Replicas
 from culturespa.output_folder import check_ours, claim_folder
 from culturespa.pluralise.build import check_build_targets
-from culturespa.pluralise.config import DataConfig
+from culturespa.pluralise.config import DataConfig, use_config_survey
 from culturespa.pluralise.store import read_jsonl, write_jsonl_atomic
 
 logger = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class Run:
             "filter": vars(c.filter),
             "answer": vars(c.answer),
             "answer_order": ANSWER_ORDER,
+            **({"survey": str(Path(c.survey).resolve())} if c.survey else {}),
         }
 
     def _holds_results(self) -> bool:
@@ -332,6 +334,7 @@ def run_pipeline(
     section, as replicas on Ray."""
     for stage in stages:
         check_stage(stage)
+    use_config_survey(config.survey)  # the personas and cross-culture prompts of its survey
     # One writer per run folder; whose folder it is, `Run` checks (after the more telling checks).
     with claim_folder(config.out, "output_dir", overwrite=True):
         run = Run(config, backend)

@@ -22,7 +22,7 @@ from culturespa.scoring.agreement import (
     pooled_agreement,
 )
 from culturespa.scoring.steerability import Steer, steer_countries
-from culturespa.survey.countries import ALL_COUNTRIES
+from culturespa.survey.countries import WAVE7_COUNTRIES
 from culturespa.survey.similarity import answer_similarity, similarity_matrix
 from culturespa.text_cells import csv_text, markdown_cell, markdown_row
 
@@ -332,7 +332,7 @@ MIN_RELATION_COUNTRIES = 3
 
 def relation_matrices(row: Row) -> tuple[list[str], np.ndarray, np.ndarray, float]:
     """Country similarity implied by the model's answers, the survey's, and their correlation."""
-    countries = [cc for cc in ALL_COUNTRIES if cc in row.answers]
+    countries = [cc for cc in WAVE7_COUNTRIES if cc in row.answers]
     model = np.array(
         [[answer_similarity(row.answers[a], row.answers[b]) for b in countries] for a in countries]
     )

@@ -25,7 +25,7 @@ from culturespa.prompts.templates import TEMPLATES
 from culturespa.report.item_counts import items_text
 from culturespa.report.position import position_views
 from culturespa.scoring.baselines import RULES
-from culturespa.survey.countries import ALL_COUNTRIES, COUNTRIES, PAPER_COUNTRIES
+from culturespa.survey.countries import PAPER_COUNTRIES, WAVE7_COUNTRIES
 
 MAX_BAR_ROWS = 6
 # Perceptually uniform scales (viridis for scores, magma for similarities), as colour stops.
@@ -175,6 +175,7 @@ class SourceView:
             ("seed", p.get("seed")),
             ("chat template", {True: "applied", False: "not applied"}.get(p.get("chat_template"))),
             ("git commit", p.get("git_hash")),
+            ("survey folder", p.get("survey")),  # None: the shipped survey
             ("format", p.get("release")),
             ("run", p.get("run_index")),
             ("countries scored", ", ".join(p.get("countries") or [])),
@@ -683,7 +684,7 @@ def page_context(
     models = [v for v in views if not v.reference]
     references = [v for v in views if v.reference]
     present = {cc for v in views for cc in v.cells}
-    countries = [cc for cc in ALL_COUNTRIES if cc in present]
+    countries = [cc for cc in WAVE7_COUNTRIES if cc in present]
     metric = str(payload.get("metric") or "alignment")
     bar_rows = models[:MAX_BAR_ROWS]
     relations = []
@@ -704,7 +705,7 @@ def page_context(
         "models": models,
         "references": references,
         "countries": countries,
-        "country_names": {cc: COUNTRIES[cc].name for cc in countries},
+        "country_names": {cc: WAVE7_COUNTRIES[cc].name for cc in countries},
         "paper_countries": PAPER_COUNTRIES,
         "templates": list(
             dict.fromkeys((v.template, v.template_label) for v in models if v.template)

@@ -22,9 +22,10 @@ from culturespa.report.damage import (
     check_task_config,
     metric_problem,
 )
+from culturespa.report.survey_of_run import survey_text
 from culturespa.scoring.answers import MAX_VALID_ANSWER, parse_answer
 from culturespa.scoring.stated import parse_stated_distribution
-from culturespa.survey.countries import COUNTRIES
+from culturespa.survey.countries import COUNTRIES, WAVE7_COUNTRIES
 from culturespa.survey.items import scored_items
 
 logger = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ def task_identity(name: str, config: Any = None) -> TaskName | None:
         if way is None and isinstance(config, dict):
             way = "gen" if config.get("output_type") == "generate_until" else "loglik"
         texts = all(isinstance(v, str) for v in (template, way))
-        if texts and template in TEMPLATES and country in COUNTRIES and way in WAYS:
+        if texts and template in TEMPLATES and country in WAVE7_COUNTRIES and way in WAYS:
             return TaskName(way, template, country)
     parsed = parse_task_name(name)
     return parsed if parsed is not None and parsed.country is not None else None
@@ -451,6 +452,7 @@ def rebuilt_command(data: dict[str, Any], path: Path, tasks: list[str]) -> str:
     chat = bool(data.get("chat_template"))
     limit, seed = _text(config.get("limit")), _text(config.get("random_seed"))
     logged = any(path.parent.glob(f"samples_*_{_date_id(path)}.jsonl"))
+    survey = survey_text(data, path)
     if isinstance(data.get("culturespa"), dict):
         model = args.pop("pretrained", None) or args.pop("model", None) or "?"
         adapter = next((args.pop(k) for k in _ADAPTER_KEYS if k in args), None)
@@ -461,6 +463,7 @@ def rebuilt_command(data: dict[str, Any], path: Path, tasks: list[str]) -> str:
         extra = ",".join(f"{k}={v}" for k, v in args.items())
         parts += [f"--model-args {shlex.quote(extra)}"] if extra else []
         parts.append(f"--tasks {shlex.quote(_task_list(tasks))}")
+        parts += [f"--survey {shlex.quote(survey)}"] if survey else []
         parts += [] if chat else ["--no-chat-template"]
         parts += [f"--limit {limit}"] if limit else []
         parts += [f"--seed {seed}"] if seed else []
@@ -470,7 +473,11 @@ def rebuilt_command(data: dict[str, Any], path: Path, tasks: list[str]) -> str:
     model_args = ",".join(f"{k}={v}" for k, v in args.items())
     parts = ["lm_eval", f"--model {backend}", f"--model_args {shlex.quote(model_args)}"]
     parts.append(f"--tasks {shlex.quote(_task_list(tasks))}")
-    parts.append('--include_path "$(culturespa tasks-path)"')
+    if survey:  # a task folder built for the survey folder (`culturespa tasks build`)
+        parts[:0] = [f"culturespa tasks build --survey {shlex.quote(survey)} --out TASKDIR &&"]
+    parts.append(
+        "--include_path TASKDIR" if survey else '--include_path "$(culturespa tasks-path)"'
+    )
     parts += ["--apply_chat_template"] if chat else []
     parts += [f"--limit {limit}"] if limit else []
     parts += [f"--seed {seed}"] if seed else []
@@ -498,6 +505,7 @@ def run_provenance(data: dict[str, Any], path: Path, tasks: list[str]) -> dict[s
         "limit": config.get("limit") if isinstance(config.get("limit"), (int, float)) else None,
         "seed": config.get("random_seed") if isinstance(config.get("random_seed"), int) else None,
         "chat_template": bool(data.get("chat_template")),
+        "survey": survey_text(data, path),  # None: the shipped survey
         "command": rebuilt_command(data, path, tasks),
     }
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from culturespa.report.analysis import relation_matrices
 from culturespa.report.tables import Row, countries_in
-from culturespa.survey.countries import ALL_COUNTRIES
+from culturespa.survey.countries import WAVE7_COUNTRIES
 
 
 def _pyplot():
@@ -90,7 +90,7 @@ def plot_paired_bars(
     plt = _pyplot()
     from matplotlib.lines import Line2D
 
-    countries = [cc for cc in ALL_COUNTRIES if cc in first.cells or cc in second.cells]
+    countries = [cc for cc in WAVE7_COUNTRIES if cc in first.cells or cc in second.cells]
     x = np.arange(len(countries) + 1)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.5 + 0.75 * len(x)), 4.2))
     lows = []

@@ -21,7 +21,7 @@ from culturespa.report.loading import Notes, RunScores, TaskResult, load_runs
 from culturespa.scoring.country_scores import score_country
 from culturespa.scoring.distributions import distribution_scores
 from culturespa.scoring.replies import parse_replies, read_reply_file
-from culturespa.survey.countries import ALL_COUNTRIES, COUNTRIES, PAPER_COUNTRIES
+from culturespa.survey.countries import COUNTRIES, PAPER_COUNTRIES, WAVE7_COUNTRIES
 from culturespa.survey.items import get_item, has_survey_data
 
 REPLY_FILE = re.compile(r"^wvs_result_(?P<body>[A-Za-z_]+?)_(?P<run>\d+)\.json$")
@@ -45,7 +45,7 @@ _DEMONYMS = {c.demonym.replace(" ", "").lower(): code for code, c in COUNTRIES.i
 
 def _country_in_name(part: str) -> str | None:
     """'USA' or 'usa' (ISO-3) or 'American' (demonym, as some release files use) -> 'USA'."""
-    if part.upper() in COUNTRIES:
+    if part.upper() in WAVE7_COUNTRIES:
         return part.upper()
     return _DEMONYMS.get(part.lower())
 
@@ -171,7 +171,7 @@ def default_reply_countries(runs: list[RunScores], reply_files: list[Path]) -> t
         parsed = parse_reply_file_name(path.name)
         if parsed and parsed[1]:
             present.add(parsed[1])
-    return tuple(cc for cc in ALL_COUNTRIES if cc in present) or PAPER_COUNTRIES
+    return tuple(cc for cc in WAVE7_COUNTRIES if cc in present) or PAPER_COUNTRIES
 
 
 def load_inputs(

@@ -31,7 +31,7 @@ from culturespa.scoring.answers import (
 )
 from culturespa.scoring.baselines import RULES, reference_value
 from culturespa.scoring.bootstrap import ItemDraw, mean_of_replicates, percentile_interval
-from culturespa.survey.countries import ALL_COUNTRIES, in_paper_average, paper_average
+from culturespa.survey.countries import WAVE7_COUNTRIES, in_paper_average, paper_average
 from culturespa.survey.items import culture_specific_items, items_with_data
 from culturespa.text_cells import csv_text, markdown_row, terminal_text
 
@@ -323,7 +323,7 @@ def build_rows(runs: list[RunScores], metric: str, notes: Notes, seed: int = 0) 
     for key, row in rows.items():
         by_country = keyed.get(key, {})
         draw = _draw_for(by_country, metric, seed)
-        for country in ALL_COUNTRIES:
+        for country in WAVE7_COUNTRIES:
             if country not in by_country:
                 continue
             by_run = by_country[country]
@@ -400,7 +400,7 @@ def rank_rows(rows: list[Row]) -> list[Row]:
 def countries_in(rows: list[Row]) -> list[str]:
     """The countries any row covers, in the paper's order (MEX last)."""
     present = {cc for row in rows for cc in row.cells}
-    return [cc for cc in ALL_COUNTRIES if cc in present]
+    return [cc for cc in WAVE7_COUNTRIES if cc in present]
 
 
 # Formatting ------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from culturespa.report.html import render_page
 from culturespa.report.item_counts import mark_fewer_items
 from culturespa.report.loading import Notes
 from culturespa.report.replies_input import DEFAULT_REPLIES_LABEL, load_inputs
+from culturespa.report.survey_of_run import survey_of_report
 from culturespa.report.tables import Row
 from culturespa.text_cells import json_text, markdown_cell
 
@@ -181,7 +182,11 @@ def build_report(
     `overwrite`: write into a folder of other files (only culturespa's own names are replaced).
     `ways`: keep only the tasks of these ways of asking (`culturespa.prompts.task_names.WAYS`).
     """
-    with claim_folder(out_dir, "report folder", overwrite, kind="report") as folder:
+    # The survey the results name is read (and checked) before the folder is claimed.
+    with (
+        survey_of_report(paths),
+        claim_folder(out_dir, "report folder", overwrite, kind="report") as folder,
+    ):
         return _build_report(
             folder, paths, metric, compare, seed, plot, countries, replies_label, references, ways
         )

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from culturespa.errors import CulturespaError
-from culturespa.survey.countries import ALL_COUNTRIES, get_country
+from culturespa.survey.countries import WAVE7_COUNTRIES, get_country
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def culture_specific_sets(parent: str | Path, countries: str) -> dict[str, Path]
             f"dataset_path: {parent} is not a folder of per-country training sets"
         )
     if countries.lower() == "all":
-        found = {code: p for code in ALL_COUNTRIES if (p := _country_set_path(parent, code))}
+        found = {code: p for code in WAVE7_COUNTRIES if (p := _country_set_path(parent, code))}
         empty = [code for code, p in found.items() if _is_empty_set(p)]
         if empty:
             logger.warning("skipping countries with empty training sets: %s", ", ".join(empty))

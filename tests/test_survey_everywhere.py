@@ -1,0 +1,242 @@
+"""A survey folder of the user's countries works wherever the shipped 19 do: `demo --survey`,
+`report` (it reads the survey its results files name), the data builder's `survey:` key and the
+loop's. One hand-written folder of five countries, JPN and KOR outside the shipped 19.
+
+The rules: `--country all` / `countries: all` is every country of that survey, in the country
+table's order (the paper's 19 first, then by code); a report scores a run against the survey
+folder its tasks name (`dataset_kwargs.survey`); results of two surveys, or of another survey
+than `--survey`, are refused with one line; a missing folder or one of another shape is one
+line, exit 2, nothing written.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from culturespa.cli.main import main
+from culturespa.errors import CulturespaError
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "data" / "wvs"
+DATE = "2024-01-01T00-00-00"
+FIVE = ("USA", "CHN", "ARG", "JPN", "KOR")
+"""'all' of the folder below: the paper's 19 first (USA, CHN), then by code."""
+SHARES = {
+    "USA": {"Q1": {"1": 0.6, "2": 0.4}, "Q2": {"2": 0.7, "1": 0.3}},
+    "CHN": {"Q1": {"2": 0.8, "1": 0.2}, "Q2": {"2": 1.0}},
+    "JPN": {"Q1": {"4": 0.5, "3": 0.3, "1": 0.2}, "Q2": {"3": 0.9, "1": 0.1}},
+    "KOR": {"Q1": {"3": 1.0}, "Q2": {"1": 1.0}},
+    "ARG": {"Q1": {"1": 1.0}, "Q2": {"4": 1.0}},
+}
+PAIRS = {
+    ("JPN", "USA"): 90.0, ("JPN", "KOR"): 80.0, ("JPN", "CHN"): 70.0, ("JPN", "ARG"): 10.0,
+    ("USA", "CHN"): 50.0, ("USA", "KOR"): 60.0, ("USA", "ARG"): 40.0,
+    ("CHN", "KOR"): 75.0, ("CHN", "ARG"): 20.0, ("KOR", "ARG"): 30.0,
+}  # fmt: skip
+
+
+@pytest.fixture
+def survey(tmp_path):
+    """The five-country survey folder; the shipped survey is in use again after the test."""
+    folder = tmp_path / "survey"
+    folder.mkdir()
+    for name in ("wvs_questions.json", "self_alignment_examples.json"):
+        (folder / name).write_bytes((SHIPPED / name).read_bytes())
+    similarity: dict[str, dict[str, float]] = {code: {} for code in SHARES}
+    for (a, b), value in PAIRS.items():
+        similarity[a][b] = similarity[b][a] = value
+    (folder / "proportions_group_by_country.json").write_text(json.dumps(SHARES))
+    (folder / "country_similarity.json").write_text(json.dumps(similarity))
+    yield folder
+    from culturespa.survey.folder import use_survey_folder
+
+    use_survey_folder(None)
+
+
+def write_results(folder: Path, survey: Path | None, answers: dict[str, dict[str, int]]) -> Path:
+    """An lm-eval results file of culture-aware log-likelihood tasks (one per country) whose
+    configs name `survey` as `culturespa tasks build` writes it, with sample logs of `answers`."""
+    out = folder / "org__model"
+    out.mkdir(parents=True)
+    results, configs = {}, {}
+    for code, by_item in answers.items():
+        name = f"wvs_culture_aware_{code.lower()}"
+        results[name] = {"alignment,none": 1.0}  # every answer below is the majority
+        kwargs = {"way": "loglik", "template": "culture_aware", "country": code}
+        configs[name] = {"dataset_kwargs": {**kwargs, "survey": str(survey)} if survey else kwargs}
+        lines = [
+            json.dumps({"doc_id": i, "doc": {"qid": qid}, "alignment": {"answer": answer}})
+            for i, (qid, answer) in enumerate(by_item.items())
+        ]
+        (out / f"samples_{name}_{DATE}.jsonl").write_text("\n".join(lines) + "\n")
+    data = {"results": results, "configs": configs, "config": {"model_args": "pretrained=org/m"}}
+    path = out / f"results_{DATE}.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def cells(report: Path, method_part: str) -> dict:
+    """The per-country cells of the leaderboard row whose method contains `method_part`."""
+    rows = json.loads((report / "leaderboard.json").read_text())["rows"]
+    (row,) = [r for r in rows if method_part in r["method"]]
+    return row["countries"]
+
+
+def notes(report: Path) -> list[str]:
+    return json.loads((report / "leaderboard.json").read_text())["notes"]
+
+
+def one_line_exit_2(argv: list[str], capsys, message: str) -> None:
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_report_scores_a_run_against_the_survey_its_tasks_name(tmp_path, survey, capsys):
+    # The folder's majorities: JPN Q1 4, Q2 3; USA Q1 1. The sample logs answer them, so the
+    # paper's score recomputed from them is 1 (a note says where it differs from the file's).
+    write_results(tmp_path / "runs", survey, {"JPN": {"Q1": 4, "Q2": 3}, "USA": {"Q1": 1}})
+    out = tmp_path / "report"
+    assert main(["report", str(tmp_path / "runs"), "-o", str(out), "--no-plots"]) == 0
+    model = cells(out, "Culture-aware")
+    assert list(model) == ["USA", "JPN"]
+    assert model["JPN"]["ci"] == [1.0, 1.0] and model["JPN"]["n_items"] == 2
+    assert not [n for n in notes(out) if "differs" in n], notes(out)
+    ceiling = cells(out, "Own majority")
+    assert list(ceiling) == ["USA", "JPN"] and ceiling["JPN"]["score"] == pytest.approx(1.0)
+    payload = json.loads((out / "leaderboard.json").read_text())
+    (provenance,) = payload["runs"].values()
+    assert provenance["survey"] == str(survey.resolve())
+    assert f"--survey {survey.resolve()}" in provenance["command"]
+    page = (out / "index.html").read_text()
+    assert "Japan" in page and str(survey.resolve()) in page
+
+
+def test_report_refuses_runs_of_two_surveys_and_a_survey_other_than_given(tmp_path, survey, capsys):
+    shipped = write_results(tmp_path / "shipped", None, {"USA": {"Q1": 1}})
+    write_results(tmp_path / "mine", survey, {"JPN": {"Q1": 4}})
+    out = tmp_path / "report"
+    both = ["report", str(tmp_path / "shipped"), str(tmp_path / "mine"), "-o", str(out)]
+    one_line_exit_2(both, capsys, "results of different surveys cannot be mixed in one report")
+    other = ["report", str(shipped), "--survey", str(survey), "-o", str(out)]
+    one_line_exit_2(other, capsys, "was made from the shipped survey, not from --survey")
+    assert not out.exists()  # refused before the report folder is made
+
+
+def test_report_of_a_moved_survey_folder_needs_survey(tmp_path, survey, capsys):
+    gone = tmp_path / "gone"
+    write_results(tmp_path / "runs", gone, {"JPN": {"Q1": 4, "Q2": 3}})
+    out = tmp_path / "report"
+    argv = ["report", str(tmp_path / "runs"), "-o", str(out), "--no-plots"]
+    one_line_exit_2(argv, capsys, "which does not exist any more; pass --survey DIR")
+    assert main([*argv, "--survey", str(survey)]) == 0  # the moved folder stands in
+    assert cells(out, "Own majority")["JPN"]["score"] == pytest.approx(1.0)
+    assert not [n for n in notes(out) if "differs" in n], notes(out)
+
+
+def test_report_of_a_country_the_survey_lacks_is_one_line(tmp_path, survey, capsys):
+    write_results(tmp_path / "runs", None, {"JPN": {"Q1": 4}})  # names no survey: shipped
+    argv = ["report", str(tmp_path / "runs"), "-o", str(tmp_path / "report")]
+    one_line_exit_2(argv, capsys, "tasks ask about JPN (Japan), which the shipped survey lacks")
+    one_line_exit_2([*argv, "--survey", str(tmp_path / "nope")], capsys, "does not exist")
+    assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize(
+    "shape", ["missing", "a-file", "no-shares", "unknown-country"], ids=lambda s: s
+)
+def test_demo_with_a_bad_survey_folder_is_one_line_and_writes_nothing(
+    shape, tmp_path, survey, capsys
+):
+    folder = tmp_path / "bad"
+    if shape == "a-file":
+        folder.write_text("not a folder\n")
+    elif shape != "missing":
+        folder.mkdir()
+        for path in survey.iterdir():
+            (folder / path.name).write_bytes(path.read_bytes())
+        shares = folder / "proportions_group_by_country.json"
+        shares.unlink() if shape == "no-shares" else shares.write_text('{"XYZ": {}}')
+    message = {
+        "missing": "does not exist",
+        "a-file": "is a file, not a folder",
+        "no-shares": "lacks proportions_group_by_country.json",
+        "unknown-country": "'XYZ' is not a wave-7 country code",
+    }[shape]
+    out = tmp_path / "demo"
+    argv = ["demo", "--model", "unused", "--survey", str(folder), "-o", str(out)]
+    one_line_exit_2(argv, capsys, message)
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_demo_runs_every_country_of_a_survey(tiny_model_dir, tmp_path, survey, capsys):
+    out = tmp_path / "demo"
+    argv = ["demo", "--model", str(tiny_model_dir), "--survey", str(survey), "--countries", "all"]
+    argv += ["--templates", "culture_aware", "--limit", "1", "-o", str(out), "--threads", "1"]
+    assert main(argv) == 0
+    (results,) = (out / "lm_eval").rglob("results_*.json")
+    configs = json.loads(results.read_text())["configs"]
+    assert sorted(configs) == sorted(f"wvs_culture_aware_{c.lower()}" for c in FIVE)
+    assert {c["dataset_kwargs"]["survey"] for c in configs.values()} == {str(survey.resolve())}
+    model = cells(out, "Culture-aware")
+    assert list(model) == list(FIVE)
+
+
+def test_build_data_config_takes_its_countries_and_prompts_from_the_survey(tmp_path, survey):
+    from culturespa.pluralise.answer import plan_jobs
+    from culturespa.pluralise.config import config_from_dict
+    from culturespa.pluralise.questions import Question
+
+    data = {"model": "default", "output_dir": str(tmp_path / "data"), "survey": str(survey)}
+    config = config_from_dict({**data, "countries": "all"})
+    assert config.countries == list(FIVE) and config.survey == str(survey.resolve())
+    question = Question("q1", "Corruption", "Is it fine?", ("Yes", "No"), 1)
+    jobs = {(j.kind, j.country): j for j in plan_jobs([question], ["JPN"], True)}
+    system = jobs[("cross_culture_thinking", "JPN")].conversation()[0]["content"]
+    # The paper's rule on JPN's row (ARG 10, CHN 70, KOR 80, USA 90, ascending): the last
+    # three read from the end are the most similar, the first three the least.
+    assert (
+        "how Japanese culture is similar to American, South Korean, and Chinese cultures, and "
+        "how Japanese culture is different from Argentine, Chinese, and South Korean cultures"
+    ) in system
+    with pytest.raises(CulturespaError, match=r"country JPN .* is not in the survey"):
+        config_from_dict({**data, "survey": None, "countries": ["JPN"]})
+    with pytest.raises(CulturespaError, match=r"config: survey: survey folder .* does not exist"):
+        config_from_dict({**data, "survey": str(tmp_path / "nope")})
+
+
+def loop_yaml(tmp_path: Path, **changes) -> Path:
+    config = yaml.safe_load((ROOT / "recipes" / "loop" / "smollm2-135m-instruct.yaml").read_text())
+    for key in ("data_config", "joint_recipe", "specific_recipe"):
+        config[key] = str(ROOT / config[key])
+    config.update(output_dir=str(tmp_path / "loop"), **changes)
+    path = tmp_path / "loop.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_loop_config_passes_its_survey_to_every_stage(tmp_path, survey, capsys):
+    from culturespa.loop.config import derived_data_config, load_loop_config
+    from culturespa.loop.main import main as loop_main
+    from culturespa.loop.stages import Loop
+
+    path = loop_yaml(tmp_path, survey=str(survey), countries="all")
+    config = load_loop_config(path, {})
+    assert config.countries == list(FIVE)
+    loop = Loop(config, dry_run=True)
+    data = derived_data_config(config, loop.layout)
+    assert data["survey"] == str(survey.resolve()) and data["countries"] == list(FIVE)
+    assert loop._eval_args()[-2:] == ["--survey", str(survey.resolve())]
+    assert loop_main(["--config", str(path), "--dry-run", "--stages", "eval"]) == 0
+    assert f"--survey {survey.resolve()}" in capsys.readouterr().out.replace("'", "")
+    assert not (tmp_path / "loop").exists()  # a dry run writes nothing
+    bad = loop_yaml(tmp_path, survey=str(tmp_path / "nope"), countries=["JPN"])
+    assert loop_main(["--config", str(bad), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "config: survey: survey folder" in err, err
