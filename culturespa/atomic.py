@@ -13,6 +13,7 @@ anyway): the user marked it so.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 import re
 import secrets
@@ -252,3 +253,12 @@ def merge_files(staging: Path, target: Path, last: Iterable[str] = ()) -> list[P
             raise _os_error(destination, exc) from exc
         placed.append(destination)
     return placed
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 4 MiB blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -12,7 +12,6 @@ rank), so the cache of a one-process run is `NAME/requests_rank0.db`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from culturespa.atomic import file_sha256
 from culturespa.errors import CulturespaError
 
 logger = logging.getLogger(__name__)
@@ -48,14 +48,6 @@ def request_cache_dir(name: str) -> Path:
             f"100), not a path: request caches live in $CULTURESPA_CACHE/{REQUESTS_DIR}/NAME/"
         )
     return cache_root() / REQUESTS_DIR / name
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_record(folder: Path) -> dict[str, dict] | None:
@@ -88,7 +80,7 @@ def _check_file(path: Path, recorded: dict[str, dict] | None, shown: Path) -> No
             f"{shown} was not written by culturespa (not in {RECORD_FILE}); it is not opened, "
             f"since lm-eval unpickles a request cache (a cache file is code); {_REMEDY}"
         )
-    if path.stat().st_size != entry.get("bytes") or _sha256(path) != entry.get("sha256"):
+    if path.stat().st_size != entry.get("bytes") or file_sha256(path) != entry.get("sha256"):
         raise CulturespaError(
             f"{shown} changed since culturespa recorded it (SHA-256 mismatch); it is not opened, "
             f"since lm-eval unpickles a request cache (a cache file is code); {_REMEDY}"
@@ -144,7 +136,7 @@ class RequestCacheRun:
         recorded = dict(_read_record(self.folder) or {})
         written = []
         for path in sorted(self.work.glob(f"{LM_EVAL_PREFIX}_rank*.db")):
-            entry = {"sha256": _sha256(path), "bytes": path.stat().st_size}
+            entry = {"sha256": file_sha256(path), "bytes": path.stat().st_size}
             os.replace(path, self.folder / path.name)
             recorded[path.name] = entry
             written.append(self.folder / path.name)

