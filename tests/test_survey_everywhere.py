@@ -240,3 +240,37 @@ def test_loop_config_passes_its_survey_to_every_stage(tmp_path, survey, capsys):
     assert loop_main(["--config", str(bad), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "config: survey: survey folder" in err, err
+
+
+@pytest.mark.slow
+def test_build_data_runs_for_a_country_outside_the_shipped_19(tmp_path, tiny_model_dir, survey):
+    """The whole builder on the tiny model for JPN and KOR of the survey folder: every stage
+    runs, and the culture-specific set and the personas are those countries'."""
+    from culturespa.prompts.templates import system_prompt
+    from culturespa.survey.folder import use_survey_folder
+
+    config = yaml.safe_load((ROOT / "recipes" / "data" / "tiny.yaml").read_text())
+    config.update(
+        model={**config["model"], "name": str(tiny_model_dir)},
+        output_dir=str(tmp_path / "data"),
+        questions_file=str(ROOT / "tests" / "data" / "pluralise_questions_sample.jsonl"),
+        questions_limit_per_topic=1,
+        countries=["JPN", "KOR"],
+        survey=str(survey),
+    )
+    path = tmp_path / "data.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["build-data", "--config", str(path)]) == 0
+    sft = tmp_path / "data" / "sft"
+    assert sorted(p.name for p in (sft / "culture_specific").glob("*.jsonl")) == [
+        "JPN.jsonl",
+        "KOR.jsonl",
+    ]
+    answers = [json.loads(x) for x in (tmp_path / "data" / "answers" / "answers.jsonl").open()]
+    assert {a.get("country") for a in answers} >= {"JPN", "KOR"}
+    use_survey_folder(survey)  # the personas of that survey's countries
+    rows = [json.loads(x) for x in (sft / "culture_joint.jsonl").open()]
+    assert rows, "the tiny model changed no answer with the persona: nothing to check"
+    for row in rows:
+        assert row["country"] in ("JPN", "KOR")
+        assert row["messages"][0]["content"] == system_prompt("aware", row["country"])
