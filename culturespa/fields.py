@@ -61,6 +61,12 @@ def invalid(key: str, value: Any, allowed: str) -> CulturespaError:
     return CulturespaError(f"{key} = {show(value)}: expected {allowed}")
 
 
+def check_at_least(key: str, value: int, low: int) -> None:
+    """Raise the one-line error for an integer config value below `low`."""
+    if value < low:
+        raise invalid(key, value, f"an integer >= {low}")
+
+
 def _members(hint: Any) -> tuple[Any, ...] | None:
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return typing.get_args(hint)

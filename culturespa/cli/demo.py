@@ -142,7 +142,6 @@ def free_cores() -> int:
 
 def run(args: argparse.Namespace) -> int:
     from culturespa.evaluation.demo import parse_templates, run_demo
-    from culturespa.report.tables import comparison_text
     from culturespa.survey.countries import parse_countries
     from culturespa.text_cells import terminal_text
 
@@ -176,6 +175,15 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         survey=args.survey,
     )
+    print_demo_summary(result)
+    return 0
+
+
+def print_demo_summary(result) -> None:
+    """The demo's terminal summary: the paper's table, then what the report found."""
+    from culturespa.report.tables import comparison_text
+    from culturespa.text_cells import terminal_text
+
     report = result.report
     print(
         "\nCultural alignment (the paper's score x100; coverage = items answered with one of "
@@ -223,4 +231,3 @@ def run(args: argparse.Namespace) -> int:
     page = (result.output / "index.html").resolve()
     print(terminal_text(f"results, tables and plots: {result.output.resolve()}"))
     print(terminal_text(f"leaderboard page (open it in a browser): {page}"))
-    return 0

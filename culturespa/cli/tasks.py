@@ -34,7 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_survey_option(listing, "tasks build: the survey folder")
     listing.add_argument("--out", type=Path, metavar="TASKDIR", help="tasks build: task folder")
     listing.set_defaults(func=run_tasks)
+    register_eval(subparsers)
 
+
+def register_eval(subparsers: argparse._SubParsersAction) -> None:
+    """`culturespa eval`: its flags."""
     ev = subparsers.add_parser(
         "eval",
         help="evaluate a model on WVS tasks with lm-eval (globs allowed)",

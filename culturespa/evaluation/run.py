@@ -196,14 +196,7 @@ def evaluate_seeds(
         check_output_dir(output_path, "output path")
     if use_cache is not None:
         check_request_cache(use_cache)  # a cache file is code: checked before anything loads
-    manager = task_manager(folder=task_folder)
-    names = drop_covered(expand_tasks(tasks, manager.all_tasks), manager)
-    resampled = sampled_tasks(names, manager)
-    if len(seeds) > 1 and not resampled:
-        logger.warning(
-            "none of the selected tasks samples its replies: the seeds after %d are not run",
-            seeds[0],
-        )
+    manager, names, resampled = _select_tasks(tasks, seeds, task_folder)
     first_args = build_model_args(model, backend, model_args, peft, seeds[0])
     if output_path is not None:
         check_model_folder(output_path, first_args)
@@ -246,6 +239,21 @@ def evaluate_seeds(
             )
         )
     return runs
+
+
+def _select_tasks(
+    tasks: str | Sequence[str], seeds: Sequence[int], task_folder: str | Path | None
+) -> tuple[Any, list[str], list[str]]:
+    """The task manager, the tasks of the first seed and those later seeds rerun (sampled)."""
+    manager = task_manager(folder=task_folder)
+    names = drop_covered(expand_tasks(tasks, manager.all_tasks), manager)
+    resampled = sampled_tasks(names, manager)
+    if len(seeds) > 1 and not resampled:
+        logger.warning(
+            "none of the selected tasks samples its replies: the seeds after %d are not run",
+            seeds[0],
+        )
+    return manager, names, resampled
 
 
 def _load_model(model: str, backend: str, args: dict[str, Any], batch_size, device) -> Any:

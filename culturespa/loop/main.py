@@ -18,6 +18,17 @@ from culturespa.output_folder import check_ours, claim_folder
 NOT_A_LOOP = " (a loop run folder holds the loop's loop.json; the loop never adopts another)"
 
 
+def print_comparison(first: Path, second: Path) -> int:
+    """`--compare RUN_A RUN_B`: one verdict per file; 0 when the runs are identical, else 1."""
+    for folder in (first, second):
+        if not (folder / "data").is_dir():
+            raise CulturespaError(f"{folder} is not a loop run folder (no data/)")
+    verdicts = compare_runs(first, second)
+    for rel, verdict in verdicts:
+        print(f"{verdict:<45} {rel}")
+    return 0 if all(v.startswith("identical") for _, v in verdicts) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     from culturespa.cli.parsing import ArgumentParser, exit_with_error, positive_int, seed
 
@@ -52,14 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.compare:
-            first, second = (Path(p) for p in args.compare)
-            for folder in (first, second):
-                if not (folder / "data").is_dir():
-                    raise CulturespaError(f"{folder} is not a loop run folder (no data/)")
-            verdicts = compare_runs(first, second)
-            for rel, verdict in verdicts:
-                print(f"{verdict:<45} {rel}")
-            return 0 if all(v.startswith("identical") for _, v in verdicts) else 1
+            return print_comparison(*(Path(p) for p in args.compare))
         if not args.config:
             raise CulturespaError(
                 "--config is required (e.g. recipes/loop/smollm2-135m-instruct.yaml)"

@@ -13,15 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from culturespa.errors import CulturespaError
-from culturespa.fields import check_field_types, invalid, read_yaml_mapping, show
+from culturespa.fields import check_at_least, check_field_types, invalid, read_yaml_mapping, show
 from culturespa.inference.models import check_device
+from culturespa.pluralise.ray_config import RaySection
 
 DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
-
-
-def _at_least(key: str, value: int, low: int) -> None:
-    if value < low:
-        raise invalid(f"config: {key}", value, f"an integer >= {low}")
 
 
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -34,7 +30,7 @@ def _sampling(section: str, temperature: float, top_p: float, max_new_tokens: in
         raise invalid(f"config: {section}.temperature", temperature, "a number >= 0")
     if not 0 < top_p <= 1:
         raise invalid(f"config: {section}.top_p", top_p, "a number in (0, 1]")
-    _at_least(f"{section}.max_new_tokens", max_new_tokens, 1)
+    check_at_least(f"config: {section}.max_new_tokens", max_new_tokens, 1)
 
 
 @dataclass
@@ -100,11 +96,11 @@ class ModelSection:
         _one_of("model.backend", self.backend, ("hf", "vllm", "openai"))
         _one_of("model.dtype", self.dtype, DTYPES)
         check_device(self.device, "config: model.device")
-        _at_least("model.batch_size", self.batch_size, 1)
-        _at_least("model.num_threads", self.num_threads, 0)
-        _at_least("model.tensor_parallel_size", self.tensor_parallel_size, 1)
-        _at_least("model.max_model_len", self.max_model_len, 1)
-        _at_least("model.concurrency", self.concurrency, 1)
+        check_at_least("config: model.batch_size", self.batch_size, 1)
+        check_at_least("config: model.num_threads", self.num_threads, 0)
+        check_at_least("config: model.tensor_parallel_size", self.tensor_parallel_size, 1)
+        check_at_least("config: model.max_model_len", self.max_model_len, 1)
+        check_at_least("config: model.concurrency", self.concurrency, 1)
         if not 0 < self.gpu_memory_utilization <= 1:
             raise invalid(
                 "config: model.gpu_memory_utilization",
@@ -172,9 +168,9 @@ class GenerateSection:
         check_field_types(self, "config: generate.")
         if not all(self.stop):
             raise invalid("config: generate.stop", self.stop, "a list of non-empty strings")
-        _at_least("generate.questions_per_topic", self.questions_per_topic, 1)
-        _at_least("generate.requests_per_round", self.requests_per_round, 1)
-        _at_least("generate.n_examples", self.n_examples, 1)
+        check_at_least("config: generate.questions_per_topic", self.questions_per_topic, 1)
+        check_at_least("config: generate.requests_per_round", self.requests_per_round, 1)
+        check_at_least("config: generate.n_examples", self.n_examples, 1)
         if not 1 <= self.max_wvs_examples <= self.n_examples:
             raise invalid(
                 "config: generate.max_wvs_examples",
@@ -182,7 +178,9 @@ class GenerateSection:
                 f"an integer in 1..n_examples ({self.n_examples})",
             )
         _sampling("generate", self.temperature, self.top_p, self.max_new_tokens)
-        _at_least("generate.max_attempts_per_question", self.max_attempts_per_question, 1)
+        check_at_least(
+            "config: generate.max_attempts_per_question", self.max_attempts_per_question, 1
+        )
 
 
 @dataclass
@@ -202,7 +200,7 @@ class FilterSection:
     def __post_init__(self) -> None:
         check_field_types(self, "config: filter.")
         if self.per_topic is not None:
-            _at_least("filter.per_topic", self.per_topic, 1)
+            check_at_least("config: filter.per_topic", self.per_topic, 1)
         if not 2 <= self.min_options <= 11:
             raise invalid("config: filter.min_options", self.min_options, "an integer in 2..11")
         if not self.min_options <= self.max_options <= 11:
@@ -239,7 +237,7 @@ class AnswerSection:
     def __post_init__(self) -> None:
         check_field_types(self, "config: answer.")
         _one_of("answer.method", self.method, ("loglik", "sample"))
-        _at_least("answer.chunk_size", self.chunk_size, 1)
+        check_at_least("config: answer.chunk_size", self.chunk_size, 1)
         _sampling("answer", self.temperature, self.top_p, self.max_new_tokens)
 
 
@@ -262,70 +260,6 @@ class BuildSection:
         check_field_types(self, "config: build.")
         for variant in self.variants:
             _one_of("build.variants", variant, VARIANTS)
-
-
-@dataclass
-class RaySection:
-    """The model-bound stages (generate, answer) on Ray: one actor per model replica."""
-
-    address: str = field(
-        metadata={
-            "help": "'' starts a local Ray on this machine; 'auto' joins the cluster of `ray start` "
-            "(or RAY_ADDRESS); 'ray://host:10001' or 'host:6379' joins that cluster"
-        },
-        default="",
-    )
-    replicas: int = field(
-        metadata={
-            "help": "model replicas (Ray actors), each answering its own chunks; also the number "
-            "of topic groups of a generation round (generated questions depend on it)"
-        },
-        default=1,
-    )
-    cpus_per_replica: float = field(
-        metadata={"help": "CPUs Ray reserves for each replica (its torch threads on a CPU)"},
-        default=1.0,
-    )
-    gpus_per_replica: float | None = field(
-        metadata={
-            "help": "GPUs Ray reserves for each replica; none: model.tensor_parallel_size for "
-            "vllm, 1 for hf unless model.device is cpu or the cluster has no GPU, 0 for openai"
-        },
-        default=None,
-    )
-    num_cpus: int | None = field(
-        metadata={"help": "local Ray only: CPUs it may use (none: all of this machine's)"},
-        default=None,
-    )
-
-    def __post_init__(self) -> None:
-        check_field_types(self, "config: ray.")
-        address = self.address.strip()
-        if address and address != "auto" and not _is_ray_address(address):
-            raise invalid(
-                "config: ray.address",
-                self.address,
-                "'' (a local Ray), 'auto', 'ray://host:port' or 'host:port'",
-            )
-        self.address = address
-        _at_least("ray.replicas", self.replicas, 1)
-        if self.cpus_per_replica < 0:
-            raise invalid("config: ray.cpus_per_replica", self.cpus_per_replica, "a number >= 0")
-        if self.gpus_per_replica is not None and self.gpus_per_replica < 0:
-            raise invalid("config: ray.gpus_per_replica", self.gpus_per_replica, "a number >= 0")
-        if self.num_cpus is not None:
-            _at_least("ray.num_cpus", self.num_cpus, 1)
-            if address:
-                raise CulturespaError(
-                    "config: ray.num_cpus caps a local Ray only; a cluster's CPUs are set by "
-                    "`ray start --num-cpus` on each node"
-                )
-
-
-def _is_ray_address(address: str) -> bool:
-    """'ray://host:port' or 'host:port' with a port number."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    return bool(host) and port.isdigit() and " " not in address
 
 
 _SECTIONS = {
@@ -411,7 +345,7 @@ class DataConfig:
                 f"config: unknown topic(s) {show(unknown)}; topics: 'all' or of {list(TOPIC_NAMES)}"
             )
         if self.questions_limit_per_topic is not None:
-            _at_least("questions_limit_per_topic", self.questions_limit_per_topic, 1)
+            check_at_least("config: questions_limit_per_topic", self.questions_limit_per_topic, 1)
         if self.questions_file is not None:
             path = Path(self.questions_file)
             if not path.is_file():
