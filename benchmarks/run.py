@@ -106,7 +106,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--questions-file",
-        default=str(REPO / "tests" / "data" / "pluralise_questions_sample.jsonl"),
+        default=str(REPO / "data" / "generated" / "sample_questions.jsonl"),
         help="generated questions (the paper's release format) for the data builder part",
     )
     parser.add_argument("--seed", type=int, default=42)

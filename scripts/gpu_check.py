@@ -309,7 +309,7 @@ def build_data(model: Path, out: Path, cpu: bool, env: dict) -> str:
     config["model"].update(name=str(model), device="cpu" if cpu else "cuda", dtype="bfloat16")
     config.update(
         output_dir=str(out),
-        questions_file=str(ROOT / "tests" / "data" / "pluralise_questions_sample.jsonl"),
+        questions_file=str(ROOT / "data" / "generated" / "sample_questions.jsonl"),
         questions_limit_per_topic=1,
     )
     path = out.with_suffix(".yaml")

@@ -26,7 +26,7 @@ from culturespa.cli.main import main as culturespa_main
 
 ROOT = Path(__file__).resolve().parents[1]
 REPLIES = ROOT / "tests" / "data" / "reference_generations" / "wvs_result_culture_unaware_0.json"
-QUESTIONS = ROOT / "tests" / "data" / "pluralise_questions_sample.jsonl"
+QUESTIONS = ROOT / "data" / "generated" / "sample_questions.jsonl"
 TINY_RECIPE = ROOT / "recipes" / "tiny_cpu_smoke.yaml"
 DATE = "2024-01-01T00-00-00"
 

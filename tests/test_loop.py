@@ -64,7 +64,7 @@ def test_shipped_config_and_overrides(loop, monkeypatch):
     derived = loop.derived_data_config(config, loop.Layout(Path("runs/x")))
     assert derived["filter"]["per_topic"] == 4 and derived["countries"] == COUNTRIES
     assert derived["output_dir"] == "runs/x/data" and derived["model"]["name"] == "default"
-    assert derived["questions_file"] == "data/generated/generated_questions_llama3_8b.jsonl"
+    assert derived["questions_file"] == "package:released"
     assert derived["answer"]["cross_culture_thinking"] is False
 
 

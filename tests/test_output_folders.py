@@ -31,7 +31,7 @@ from culturespa.report.writer import build_report
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOP_CONFIG = ROOT / "recipes" / "loop" / "smollm2-135m-instruct.yaml"
-QUESTIONS = ROOT / "tests" / "data" / "pluralise_questions_sample.jsonl"
+QUESTIONS = ROOT / "data" / "generated" / "sample_questions.jsonl"
 USER_FILES = {"plots/fig.png": "the user's figure", "agreement.md": "the user's notes"}
 
 

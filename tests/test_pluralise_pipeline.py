@@ -21,7 +21,7 @@ from culturespa.pluralise.pipeline import Run, run_pipeline
 from culturespa.prompts.templates import USER_PLAIN, system_prompt
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "tests" / "data" / "pluralise_questions_sample.jsonl"
+SAMPLE = ROOT / "data" / "generated" / "sample_questions.jsonl"
 COUNTRIES = ["USA", "CHN", "NGA"]
 
 

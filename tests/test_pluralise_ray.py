@@ -27,7 +27,7 @@ from culturespa.pluralise.config import load_config
 from culturespa.pluralise.pipeline import run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "tests" / "data" / "pluralise_questions_sample.jsonl"
+SAMPLE = ROOT / "data" / "generated" / "sample_questions.jsonl"
 ANSWER_LOG = "answers/answers.log.jsonl"
 LOCAL_RAY = {"replicas": 2, "num_cpus": 2}
 

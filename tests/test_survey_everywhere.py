@@ -253,7 +253,7 @@ def test_build_data_runs_for_a_country_outside_the_shipped_19(tmp_path, tiny_mod
     config.update(
         model={**config["model"], "name": str(tiny_model_dir)},
         output_dir=str(tmp_path / "data"),
-        questions_file=str(ROOT / "tests" / "data" / "pluralise_questions_sample.jsonl"),
+        questions_file=str(ROOT / "data" / "generated" / "sample_questions.jsonl"),
         questions_limit_per_topic=1,
         countries=["JPN", "KOR"],
         survey=str(survey),

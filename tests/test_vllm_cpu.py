@@ -313,7 +313,7 @@ def builder_config(out: Path, model_dir: Path, backend: str, **extra):
             "output_dir": str(out),
             "countries": ["USA", "NGA"],
             "seed": 42,
-            "questions_file": str(ROOT / "tests" / "data" / "pluralise_questions_sample.jsonl"),
+            "questions_file": str(ROOT / "data" / "generated" / "sample_questions.jsonl"),
             "questions_limit_per_topic": 1,
             "answer": {"method": "loglik", "cross_culture_thinking": True, "chunk_size": 32},
             "build": {
@@ -359,7 +359,7 @@ def test_builder_sampled_answers_are_seeded_and_parsed(engine):
     from culturespa.pluralise.questions import read_raw_questions
 
     questions, _ = filter_questions(
-        read_raw_questions(ROOT / "tests" / "data" / "pluralise_questions_sample.jsonl")
+        read_raw_questions(ROOT / "data" / "generated" / "sample_questions.jsonl")
     )
     questions = questions[:4]
     run = lambda: answer_questions(  # noqa: E731

@@ -73,11 +73,11 @@ class LoopConfig:
         for key in ("output_dir", "data_config", "joint_recipe", "specific_recipe"):
             if not getattr(self, key):
                 raise CulturespaError(f"config: {key} is missing")
-        for key in ("data_config", "joint_recipe", "specific_recipe"):
-            path = Path(getattr(self, key))
-            if not path.is_file():
-                what = "is a folder" if path.is_dir() else "does not exist"
-                raise CulturespaError(f"config: {key} {path} {what}")
+        from culturespa.packaged import recipe_file
+
+        for key, kind in (("data_config", "data"), ("joint_recipe", "train"),
+                          ("specific_recipe", "train")):  # fmt: skip
+            setattr(self, key, str(recipe_file(getattr(self, key), kind, f"config: {key}")))
         if isinstance(self.countries, list) and not self.countries:
             raise invalid("config: countries", self.countries, "ISO-3 codes")
         from culturespa.pluralise.config import use_config_survey
@@ -110,6 +110,9 @@ class LoopConfig:
 
 def load_loop_config(path: str | Path, overrides: dict[str, Any]) -> LoopConfig:
     """Read the YAML config; flags (`overrides`, None: not given) win; unknown keys are errors."""
+    from culturespa.packaged import recipe_file
+
+    path = recipe_file(path, "loop", "--config")
     data = read_yaml_mapping(path, "--config", empty_ok=True)
     known = {f.name for f in dataclasses.fields(LoopConfig)}
     unknown = sorted(set(data) - known)

@@ -295,7 +295,9 @@ class DataConfig:
     seed: int = field(metadata={"help": "seed of example choice and sampling"}, default=42)
     questions_file: str | None = field(
         metadata={
-            "help": "a questions JSONL (topic, question, options) to use instead of generating"
+            "help": "a questions JSONL (topic, question, options) to use instead of generating; "
+            "package:released (the paper's 13,000) or package:sample (42 of them) name the "
+            "packaged files"
         },
         default=None,
     )
@@ -347,7 +349,7 @@ class DataConfig:
         if self.questions_limit_per_topic is not None:
             check_at_least("config: questions_limit_per_topic", self.questions_limit_per_topic, 1)
         if self.questions_file is not None:
-            path = Path(self.questions_file)
+            path = self.questions_path
             if not path.is_file():
                 what = "is a folder" if path.is_dir() else "does not exist"
                 raise CulturespaError(
@@ -360,6 +362,16 @@ class DataConfig:
             raise CulturespaError(
                 "config: build variant cross_culture_thinking_joint needs answer.cross_culture_thinking: true"
             )
+
+    @property
+    def questions_path(self) -> Path | None:
+        """`questions_file` as a path: `package:released` and `package:sample` name the
+        packaged questions (culturespa.packaged), anything else is a path."""
+        from culturespa.packaged import data_file
+
+        if self.questions_file is None:
+            return None
+        return data_file(self.questions_file, "config: questions_file")
 
     @property
     def out(self) -> Path:

@@ -76,7 +76,7 @@ class Run:
         if config.questions_file:
             from culturespa.pluralise.questions import read_raw_questions
 
-            read_raw_questions(config.questions_file)
+            read_raw_questions(config.questions_path)
         if config.ray is not None:
             import importlib.util
 
@@ -197,7 +197,7 @@ class Run:
 
         c = self.config
         if c.questions_file:
-            rows = [r for r in read_raw_questions(c.questions_file) if r["topic"] in c.topics]
+            rows = [r for r in read_raw_questions(c.questions_path) if r["topic"] in c.topics]
             if c.questions_limit_per_topic is not None:
                 taken: dict[str, int] = {}
                 limited = []
