@@ -44,6 +44,42 @@ def test_option_logprobs_match_one_forward_per_option(backend):
             assert got == pytest.approx(want, abs=1e-4)
 
 
+def _naive_logprob(backend, conversation, label) -> float:
+    import torch
+
+    prompt = backend.chat.encode_prompts([conversation])[0]
+    answer = backend.chat.label_tokens(label)
+    with torch.inference_mode():
+        logits = backend.model(torch.tensor([prompt + answer])).logits[0].float()
+    logp = torch.log_softmax(logits, dim=-1)
+    return sum(float(logp[len(prompt) - 1 + j, t]) for j, t in enumerate(answer))
+
+
+@pytest.mark.parametrize("ordering", ["opening", "rest", "length"])
+def test_batches_of_several_system_prompts_score_as_one_forward_per_option(
+    backend, ordering, monkeypatch
+):
+    """3 system prompts x 3 questions (one asked twice): every batch order, so batches that run
+    several system prompts' prefixes once each, and the repeated prompt, give the naive scores."""
+    from culturespa.inference import option_scoring
+
+    monkeypatch.setattr(option_scoring, "ORDERINGS", (ordering,))
+    systems = ["You are a real person.", "You are a real person from far away.", "You are a cat."]
+    questions = ["Tea?", "Which season do you like best of all the seasons of a year?", "Dogs?"]
+    convs = [
+        [{"role": "system", "content": s}, {"role": "user", "content": f"{q} 1.Yes 2.No"}]
+        for s in systems
+        for q in questions
+    ]
+    convs.append(convs[4])
+    labels = [["1", "2"] if i % 2 else ["1", "2", "10"] for i in range(len(convs))]
+    labels[-1] = ["2", "1"]
+    batched = backend.option_logprobs(convs, labels)
+    for conv, labs, row in zip(convs, labels, batched):
+        want = [_naive_logprob(backend, conv, lab) for lab in labs]
+        assert row == pytest.approx(want, abs=1e-4)
+
+
 def test_label_tokens_end_with_end_of_turn(backend):
     end = backend.tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert backend.chat.label_tokens("3")[-1] == end

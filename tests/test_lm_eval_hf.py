@@ -10,8 +10,9 @@ pytest.importorskip("torch")
 from culturespa.inference.lm_eval_model import answer_decided
 from culturespa.inference.option_scoring import (
     SORT_PREFIX,
-    batches_by_opening,
     common_prefix_length,
+    opening_prefixes,
+    plan_batches,
 )
 
 
@@ -21,15 +22,26 @@ def test_common_prefix_length():
     assert common_prefix_length([[1], [2]]) == 0
 
 
-def test_batches_group_prompts_that_open_alike():
+def test_opening_prefixes_are_what_an_opening_shares():
     a, b = [1] * SORT_PREFIX, [2] * SORT_PREFIX  # two system prompts
-    prompts = [[*b, 1, 1], [*a, 5], [*b, 1], [*a, 5, 6, 7]]
-    assert batches_by_opening(prompts, 2, min_group=1) == [[1, 3], [2, 0]]
-    # openings too small for batches of their own are pooled and batched by length
-    assert batches_by_opening(prompts, 2) == [[1, 2], [0, 3]]
-    big = [[*a, n] for n in range(8, 0, -1)]  # 8 prompts of one opening: 4 batches of 2
-    mixed = [*big, [*b, 9, 9, 9], [*b]]
-    assert batches_by_opening(mixed, 2) == [[0, 1], [2, 3], [4, 5], [6, 7], [9, 8]]
+    prompts = [[*a, 5, 6, 7], [*a, 5, 6, 9], [*a, 5, 8], [*b, 3, 4], [*b, 3]]
+    # one prefix per opening, leaving its shortest prompt a token of its own
+    assert opening_prefixes(prompts) == [SORT_PREFIX + 1] * 3 + [SORT_PREFIX] * 2
+    alone = [[*a, 5, 6], [9] * SORT_PREFIX + [1, 2]]  # nothing shared: nothing split off
+    assert opening_prefixes(alone) == [0, 0]
+
+
+def test_batches_follow_the_order_that_computes_fewest_tokens():
+    """4 system prompts x 2 questions (rests of 2 and 40 tokens), batches of 4. By opening: 2
+    prefixes x 32 + 4 x 40 per batch = 448; by rest: 4 x 32 + 4 x 2, then 4 x 32 + 4 x 40 = 424:
+    one question under every system prompt per batch."""
+    short, long = [7] * 2, [8] * 40
+    prompts = [[o] * SORT_PREFIX + q for o in (1, 2, 3, 4) for q in (long, short)]
+    assert plan_batches(prompts, 4) == [[1, 3, 5, 7], [0, 2, 4, 6]]
+    # with rests of 2 and 10: by opening 2 x (2 x 32 + 4 x 10) = 208 beats by rest 304
+    prompts = [[o] * SORT_PREFIX + q for o in (1, 2, 3, 4) for q in ([8] * 10, short)]
+    assert plan_batches(prompts, 4) == [[1, 0, 3, 2], [5, 4, 7, 6]]
+    assert plan_batches(prompts, 4, orderings=("length",)) == [[1, 3, 5, 7], [0, 2, 4, 6]]
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
 from culturespa.inference.generation_prefix import generate_with_shared_prefix
-from culturespa.inference.option_scoring import batches_by_opening, score_options
+from culturespa.inference.option_scoring import score_prompts
 from culturespa.prompts.task_names import parse_task_name
 
 logger = logging.getLogger(__name__)
@@ -196,32 +196,27 @@ class CulturespaHFLM(HFLM):
         return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
 
     def _shared_prefix_loglikelihoods(self, requests, disable_tqdm: bool, override_bs):
-        import torch
+        """The requests through `option_scoring.score_prompts`, the data builder's engine too: a
+        repeated request (the calibrated way's content-free prompt, asked with every item) is
+        scored once."""
         from tqdm import tqdm
 
-        # context -> continuation -> request indices: a request repeated (the calibrated way's
-        # content-free prompt, asked with every item) is scored once.
-        groups: dict[tuple[int, ...], dict[tuple[int, ...], list[int]]] = {}
-        for i, (_, context, continuation) in enumerate(requests):
-            groups.setdefault(tuple(context), {}).setdefault(tuple(continuation), []).append(i)
-        contexts = list(groups)
-        batch_size = int(override_bs or self.batch_size)
-        results: list[tuple[float, bool] | None] = [None] * len(requests)
         bar = tqdm(
             total=len(requests),
             disable=disable_tqdm or self.rank != 0,
             desc="Scoring options (shared prompts)",
         )
-        pad = self.tokenizer.pad_token_id or 0
-        with bar, torch.inference_mode():
-            for batch in batches_by_opening(contexts, batch_size):
-                ctxs = [contexts[b] for b in batch]
-                conts = [[list(k) for k in groups[c]] for c in ctxs]
-                scored = score_options(self.model, ctxs, conts, pad, self.device)
-                for c, rows in zip(ctxs, scored):
-                    for same, answer in zip(groups[c].values(), rows):
-                        for i in same:
-                            results[i] = answer
-                            self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)
-                        bar.update(len(same))
+        with bar:
+            rows = score_prompts(
+                self.model,
+                [context for _, context, _ in requests],
+                [[continuation] for _, _, continuation in requests],
+                self.tokenizer.pad_token_id or 0,
+                self.device,
+                int(override_bs or self.batch_size),
+                bar.update,
+            )
+        results = [row[0] for row in rows]
+        for (cache_key, _, _), answer in zip(requests, results):
+            self.cache_hook.add_partial("loglikelihood", cache_key, answer)
         return results

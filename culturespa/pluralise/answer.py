@@ -9,6 +9,14 @@ the config's `answer` section, whose `method` picks one):
 - `sample`: the paper's way: sample a reply (temperature 0.6, top_p 0.9) and take the first
   integer; a reply without a valid option number gives no answer.
 
+With `loglik`, `debias` takes the listed place out of the answer, the way the permuted-order and
+calibrated evaluation tasks do (`culturespa.prompts.debiased`, `culturespa.scoring.debiasing`):
+`permute` asks each question in its k cyclic orders numbered 1..k by place and pools the orders'
+distributions, mapped back to the question's own options, by geometric mean; `calibrate` divides
+the distribution by that of a content-free question with the same numbers under the same system
+prompt, scored once (its own units, first in the log) and reused. A tie leaves no answer. `none`
+is the paper's rule.
+
 Work is cut into fixed chunks of prompts (`chunk_size`) in a deterministic order; a chunk is one
 backend call and one unit of the append-only log. The chunks run on the backend of this process or
 on model replicas on Ray (`culturespa.inference.replicas`); this process appends each finished
@@ -29,8 +37,10 @@ from culturespa.inference.replicas import Replicas, as_replicas
 from culturespa.pluralise.config import AnswerSection
 from culturespa.pluralise.questions import Question
 from culturespa.pluralise.store import UnitLog, write_jsonl_atomic
+from culturespa.prompts.debiased import content_free_plain, permuted_plain
 from culturespa.prompts.templates import system_prompt
 from culturespa.scoring.answers import parse_answer
+from culturespa.scoring.debiasing import Debiased, calibrated, pooled_over_orders
 from culturespa.scoring.distributions import softmax
 
 logger = logging.getLogger(__name__)
@@ -56,11 +66,52 @@ class Job:
     def id(self) -> str:
         return f"{self.question.question_id}|{self.kind}|{self.country or '-'}"
 
-    def conversation(self) -> list[dict[str, str]]:
+    def conversation(self, user: str | None = None) -> list[dict[str, str]]:
+        """The system prompt and the question's user turn (or `user`)."""
         return [
             {"role": "system", "content": system_prompt(KINDS[self.kind], self.country)},
-            {"role": "user", "content": self.question.user_message()},
+            {"role": "user", "content": self.question.user_message() if user is None else user},
         ]
+
+    @property
+    def content_free_id(self) -> str:
+        """The content-free question calibrating this one: same system prompt, same numbers."""
+        numbers = ",".join(str(n) for n in self.question.option_numbers)
+        return f"content-free|{self.kind}|{self.country or '-'}|{numbers}"
+
+
+@dataclass(frozen=True)
+class ContentFree:
+    """The content-free question of one system prompt and one numbering (calibration)."""
+
+    job: Job
+
+    @property
+    def id(self) -> str:
+        return self.job.content_free_id
+
+    def conversation(self) -> list[dict[str, str]]:
+        return self.job.conversation(content_free_plain(self.job.question.option_numbers))
+
+
+def job_requests(job: Job, debias: str) -> tuple[list[list[dict[str, str]]], list[list[str]]]:
+    """The conversations one job asks and the option numbers scored for each."""
+    numbers = [str(n) for n in job.question.option_numbers]
+    if debias != "permute":
+        return [job.conversation()], [numbers]
+    q = job.question
+    asked = permuted_plain(q.question, q.options, q.option_numbers)
+    shown = [str(n) for n in asked.shown]
+    return [job.conversation(user) for user in asked.users], [shown] * len(asked.users)
+
+
+def debiased_answer(job: Job, debias: str, logliks: list, content_free: dict) -> Debiased:
+    """A job's distribution over its options (own order) with the listed place taken out."""
+    q = job.question
+    if debias == "permute":
+        listed = permuted_plain(q.question, q.options, q.option_numbers).listed_codes
+        return pooled_over_orders(q.option_numbers, listed, logliks)
+    return calibrated(q.option_numbers, logliks[0], content_free[job.content_free_id])
 
 
 def plan_jobs(
@@ -85,51 +136,62 @@ def answer_chunk(
     jobs: Sequence[Job],
     method: str,
     settings: SamplingSettings | None = None,
+    debias: str = "none",
+    content_free: dict | None = None,
 ) -> list[dict]:
-    """Answer a batch of prompts with one backend call; one record per prompt."""
-    conversations = [job.conversation() for job in jobs]
-    records = []
+    """Answer a batch of prompts with one backend call; one record per job (`content_free`:
+    the content-free log-likelihoods by id, for `calibrate`)."""
     if method == "loglik":
-        labels = [[str(n) for n in job.question.option_numbers] for job in jobs]
-        scores = backend.option_logprobs(conversations, labels)
-        for job, row in zip(jobs, scores):
-            probs = [float(p) for p in softmax(row)]
-            best = max(range(len(probs)), key=lambda i: (probs[i], -i))
-            records.append(
-                {
-                    "id": job.id,
-                    "question_id": job.question.question_id,
-                    "kind": job.kind,
-                    "country": job.country,
-                    "answer": job.question.option_numbers[best],
-                    "probs": [round(p, 6) for p in probs],
-                }
-            )
-    elif method == "sample":
-        if settings is None:
-            raise ValueError("sampling needs settings")
-        replies = backend.generate(conversations, settings)
-        for job, reply in zip(jobs, replies):
-            number = parse_answer(reply)
-            if number not in job.question.option_numbers:
-                number = None
-            records.append(
-                {
-                    "id": job.id,
-                    "question_id": job.question.question_id,
-                    "kind": job.kind,
-                    "country": job.country,
-                    "answer": number,
-                    "reply": reply[:200],
-                }
-            )
-    else:
+        return _loglik_records(backend, jobs, debias, content_free or {})
+    if method != "sample":
         raise CulturespaError(f"unknown answer method {method!r}; use one of {', '.join(METHODS)}")
+    if settings is None:
+        raise ValueError("sampling needs settings")
+    replies = backend.generate([job.conversation() for job in jobs], settings)
+    records = []
+    for job, reply in zip(jobs, replies):
+        number = parse_answer(reply)
+        if number not in job.question.option_numbers:
+            number = None
+        records.append({**_head(job), "answer": number, "reply": reply[:200]})
+    return records
+
+
+def _head(job: Job) -> dict:
+    return {
+        "id": job.id,
+        "question_id": job.question.question_id,
+        "kind": job.kind,
+        "country": job.country,
+    }
+
+
+def _loglik_records(backend: Backend, jobs: Sequence[Job], debias: str, content_free: dict):
+    if jobs and isinstance(jobs[0], ContentFree):
+        labels = [[str(n) for n in c.job.question.option_numbers] for c in jobs]
+        scores = backend.option_logprobs([c.conversation() for c in jobs], labels)
+        return [{"id": c.id, "logliks": [float(x) for x in row]} for c, row in zip(jobs, scores)]
+    asked = [job_requests(job, debias) for job in jobs]
+    scores = backend.option_logprobs(
+        [c for convs, _ in asked for c in convs], [lab for _, labs in asked for lab in labs]
+    )
+    records, pos = [], 0
+    for job, (convs, _) in zip(jobs, asked):
+        rows, pos = scores[pos : pos + len(convs)], pos + len(convs)
+        if debias == "none":
+            probs = [float(p) for p in softmax(rows[0])]
+            best = max(range(len(probs)), key=lambda i: (probs[i], -i))
+            answer = job.question.option_numbers[best]
+        else:
+            result = debiased_answer(job, debias, rows, content_free)
+            probs, answer = [float(p) for p in result.probs], result.answer
+        records.append({**_head(job), "answer": answer, "probs": [round(p, 6) for p in probs]})
     return records
 
 
 def answer_unit(backend: Backend, unit: tuple) -> list[dict]:
-    """One unit of work as replicas run it: `unit` is (jobs, method, sampling settings)."""
+    """One unit of work as replicas run it: `unit` is answer_chunk's arguments after the backend
+    (jobs or content-free questions, method, sampling settings, debias, content-free scores)."""
     return answer_chunk(backend, *unit)
 
 
@@ -152,33 +214,75 @@ def answer_questions(
     from tqdm.auto import tqdm
 
     settings = settings or AnswerSection()
-    method, chunk_size = settings.method, settings.chunk_size
+    method, debias = settings.method, settings.debias
     if method not in METHODS:
         raise CulturespaError(f"unknown answer method {method!r}; use one of {', '.join(METHODS)}")
     jobs = plan_jobs(questions, countries, settings.cross_culture_thinking)
-    chunks = [jobs[i : i + chunk_size] for i in range(0, len(jobs), chunk_size)]
+    chunks = cut_chunks(jobs, debias, settings.chunk_size)
+    free = content_free_questions(jobs) if debias == "calibrate" else []
+    free_chunks = [
+        free[i : i + settings.chunk_size] for i in range(0, len(free), settings.chunk_size)
+    ]
     log = UnitLog(log_path) if log_path is not None else None
     results: dict[int, list[dict]] = {}
     if log is not None:
         for record in log.records.values():
             results.setdefault(record["unit"], []).append(record)
-    todo = [c for c in range(len(chunks)) if c not in results]
-    bar = tqdm(
-        total=len(jobs),
-        initial=len(jobs) - sum(len(chunks[c]) for c in todo),
-        unit="prompt",
-        desc=f"answer ({method})",
+    replicas, first = as_replicas(backend), len(free_chunks)
+    done = sum(len(r) for r in results.values())
+    with tqdm(
+        total=len(jobs) + len(free), initial=done, unit="prompt", desc=f"answer ({method})",
         disable=not progress,
-    )
-    units = [(chunks[c], method, _sampling(settings, seed, c)) for c in todo]
-    for position, records in as_replicas(backend).map_unordered(answer_unit, units):
-        c = todo[position]
+    ) as bar:  # fmt: skip
+        units = {c: (free_chunks[c], "loglik") for c in range(first) if c not in results}
+        _run_units(replicas, units, results, log, bar)
+        scored = {r["id"]: r["logliks"] for c in range(first) for r in results[c]}
+        units = {
+            first + c: (
+                chunk,
+                method,
+                _sampling(settings, seed, c),
+                debias,
+                {j.content_free_id: scored[j.content_free_id] for j in chunk} if free else None,
+            )
+            for c, chunk in enumerate(chunks)
+            if first + c not in results
+        }
+        _run_units(replicas, units, results, log, bar)
+    return [_strip(r) for c in range(first, first + len(chunks)) for r in results[c]]
+
+
+def _run_units(replicas: Replicas, units: dict, results: dict, log: UnitLog | None, bar) -> None:
+    """Run the units (number -> answer_chunk's arguments) on the replicas, logging each."""
+    numbers = list(units)
+    for position, records in replicas.map_unordered(answer_unit, list(units.values())):
         if log is not None:
-            log.append_unit(c, records)
-        results[c] = records
+            log.append_unit(numbers[position], records)
+        results[numbers[position]] = records
         bar.update(len(records))
-    bar.close()
-    return [_strip(r) for c in range(len(chunks)) for r in results[c]]
+
+
+def cut_chunks(jobs: Sequence[Job], debias: str, chunk_size: int) -> list[list[Job]]:
+    """Jobs in order, cut into chunks of at most `chunk_size` prompts (a job asked in k orders
+    is k prompts; a chunk holds at least one job)."""
+    chunks: list[list[Job]] = [[]]
+    size = 0
+    for job in jobs:
+        n = len(job.question.options) if debias == "permute" else 1
+        if chunks[-1] and size + n > chunk_size:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(job)
+        size += n
+    return chunks if chunks[-1] else []
+
+
+def content_free_questions(jobs: Sequence[Job]) -> list[ContentFree]:
+    """One content-free question per (system prompt, option numbers) of the jobs, in job order."""
+    seen: dict[str, ContentFree] = {}
+    for job in jobs:
+        seen.setdefault(job.content_free_id, ContentFree(job))
+    return list(seen.values())
 
 
 def _sampling(settings: AnswerSection, seed: int, chunk: int) -> SamplingSettings | None:
@@ -218,6 +322,7 @@ def run_answer_stage(
     return {
         "prompts": len(records),
         "method": settings.method,
+        **({"debias": settings.debias} if settings.debias != "none" else {}),
         "invalid": sum(r["answer"] is None for r in records),
         "written": written,
     }

@@ -18,6 +18,8 @@ from culturespa.inference.models import check_device
 from culturespa.pluralise.ray_config import RaySection
 
 DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
+DEBIAS_WAYS: tuple[str, ...] = ("none", "permute", "calibrate")
+"""The answer stage's ways of taking the listed place out of an answer (`answer.debias`)."""
 
 
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -219,6 +221,15 @@ class AnswerSection:
         metadata={"help": "loglik (option log-likelihood, default) or sample (the paper's)"},
         default="loglik",
     )
+    debias: str = field(
+        metadata={
+            "help": "loglik: none (the paper's rule: the answer as listed), permute (every "
+            "option in every listed place: the k cyclic orders numbered 1..k by place, pooled "
+            "by geometric mean; k x the prompts) or calibrate (divided by the distribution of "
+            "a content-free question with the same numbers, scored once per system prompt)"
+        },
+        default="none",
+    )
     cross_culture_thinking: bool = field(
         metadata={"help": "also answer with cross-culture thinking (for the CCT variant)"},
         default=True,
@@ -237,6 +248,11 @@ class AnswerSection:
     def __post_init__(self) -> None:
         check_field_types(self, "config: answer.")
         _one_of("answer.method", self.method, ("loglik", "sample"))
+        _one_of("answer.debias", self.debias, DEBIAS_WAYS)
+        if self.debias != "none" and self.method != "loglik":
+            raise invalid(
+                "config: answer.debias", self.debias, "none: debiased answers need method loglik"
+            )
         check_at_least("config: answer.chunk_size", self.chunk_size, 1)
         _sampling("answer", self.temperature, self.top_p, self.max_new_tokens)
 

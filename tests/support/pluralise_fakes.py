@@ -66,3 +66,44 @@ class ShuffledReplicas:
 
     def close(self) -> None:
         pass
+
+
+class PlaceBiasedBackend:
+    """An option scorer whose preferences are known: log-likelihood of the option listed at place
+    p (0-based) of k = `place_bias(p, k)` + `preference(system prompt, option text)`.
+
+    The options are read from the user turn's `#Options: 1.Red 2.Green ...` line (one-word
+    texts); the content-free text `N/A` has preference 0, so a content-free question scores the
+    place alone.
+    """
+
+    name = "place-biased"
+
+    def __init__(self, place_bias, preference) -> None:
+        self.place_bias = place_bias
+        self.preference = preference
+        self.prompts: list[str] = []
+
+    def option_logprobs(self, conversations, labels):
+        import re
+
+        rows = []
+        for conv, labs in zip(conversations, labels):
+            system, user = conv[0]["content"], conv[-1]["content"]
+            self.prompts.append(user)
+            line = user.split("#Options: ")[1].split("\n")[0]
+            listed = re.findall(r"(\d+)\.(\S+)", line)
+            place = {number: (p, text) for p, (number, text) in enumerate(listed)}
+            row = []
+            for lab in labs:
+                p, text = place[lab]
+                mine = 0.0 if text == "N/A" else self.preference(system, text)
+                row.append(self.place_bias(p, len(listed)) + mine)
+            rows.append(row)
+        return rows
+
+    def generate(self, conversations, settings):
+        raise AssertionError("this fake only scores options")
+
+    def close(self) -> None:
+        pass

@@ -129,32 +129,20 @@ class HFBackend:
     def option_logprobs(
         self, conversations: Sequence[Conversation], labels: Sequence[Sequence[str]]
     ) -> list[list[float]]:
-        """Micro-batches of prompts that open alike (the same system prompt), by length within
-        an opening; per batch, the common prompt prefix runs once, the rest of each prompt once (last position only), and answer tokens after the
-        first from the prompt cache (`culturespa.inference.option_scoring`): a prompt is run once however
-        many options it has, and the cache is never copied per option.
-        """
-        import torch
-
-        from culturespa.inference.option_scoring import batches_by_opening, score_options
+        """Scored by the engine of `culturespa-hf` (`culturespa.inference.option_scoring`): a
+        prompt given twice is run once, the prefix a batch's prompts of one system prompt share
+        runs once, the rest of every prompt once (last position only), answer tokens after the
+        first from the prompt cache: a prompt is run once however many options it has."""
+        from culturespa.inference.option_scoring import score_prompts
 
         if len(labels) != len(conversations):
             raise ValueError("one label list per conversation")
         prompts = self.chat.encode_prompts(conversations)
         answers = [[self.chat.label_tokens(lab) for lab in labs] for labs in labels]
-        scores: list[list[float]] = [[] for _ in prompts]
-        with torch.inference_mode():
-            for batch in batches_by_opening(prompts, self.batch_size):
-                rows = score_options(
-                    self.model,
-                    [prompts[i] for i in batch],
-                    [answers[i] for i in batch],
-                    self.pad_id,
-                    self.device,
-                )
-                for i, row in zip(batch, rows):
-                    scores[i] = [logp for logp, _ in row]
-        return scores
+        rows = score_prompts(
+            self.model, prompts, answers, self.pad_id, self.device, self.batch_size
+        )
+        return [[logp for logp, _ in row] for row in rows]
 
     def close(self) -> None:
         del self.model
