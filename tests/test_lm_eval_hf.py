@@ -31,17 +31,16 @@ def test_opening_prefixes_are_what_an_opening_shares():
     assert opening_prefixes(alone) == [0, 0]
 
 
-def test_batches_follow_the_order_that_computes_fewest_tokens():
-    """4 system prompts x 2 questions (rests of 2 and 40 tokens), batches of 4. By opening: 2
-    prefixes x 32 + 4 x 40 per batch = 448; by rest: 4 x 32 + 4 x 2, then 4 x 32 + 4 x 40 = 424:
-    one question under every system prompt per batch."""
+def test_batches_follow_the_order_that_pads_least():
+    """4 system prompts x 2 questions (rests of 2 and 40 tokens), batches of 4. By opening each
+    batch pads to 40: 2 x 4 x 40 = 320 rest tokens; by rest length 4 x 2 + 4 x 40 = 168: one
+    question under every system prompt per batch (each prefix runs once either way)."""
     short, long = [7] * 2, [8] * 40
     prompts = [[o] * SORT_PREFIX + q for o in (1, 2, 3, 4) for q in (long, short)]
     assert plan_batches(prompts, 4) == [[1, 3, 5, 7], [0, 2, 4, 6]]
-    # with rests of 2 and 10: by opening 2 x (2 x 32 + 4 x 10) = 208 beats by rest 304
-    prompts = [[o] * SORT_PREFIX + q for o in (1, 2, 3, 4) for q in ([8] * 10, short)]
-    assert plan_batches(prompts, 4) == [[1, 0, 3, 2], [5, 4, 7, 6]]
-    assert plan_batches(prompts, 4, orderings=("length",)) == [[1, 3, 5, 7], [0, 2, 4, 6]]
+    # rests of one length: a tie, so by opening (a prefix is dropped after its last batch)
+    prompts = [[o] * SORT_PREFIX + q for o in (1, 2, 3, 4) for q in ([8] * 10, [9] * 10)]
+    assert plan_batches(prompts, 4) == [[0, 1, 2, 3], [4, 5, 6, 7]]
 
 
 @pytest.mark.parametrize(
@@ -187,7 +186,7 @@ def test_failing_cache_operations_fall_back_with_a_warning(tiny_model_dir, monke
     def broken(*args, **kwargs):
         raise NotImplementedError("this cache cannot be repeated over a batch")
 
-    monkeypatch.setattr(lm_eval_hf, "score_options", broken)
+    monkeypatch.setattr(lm_eval_hf, "score_prompts", broken)
     calls = []
     monkeypatch.setattr(
         HFLM, "_loglikelihood_tokens", lambda self, requests, *a, **k: calls.append(requests) or []

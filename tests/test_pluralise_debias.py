@@ -122,3 +122,89 @@ def test_a_killed_calibrated_run_resumes_to_the_same_records(tmp_path):
 def test_bad_debias_values_are_one_line_errors(values, message):
     with pytest.raises(CulturespaError, match=message.replace("(", r"\(")):
         AnswerSection(**values)
+
+
+def _naive_probs(backend, conversation, labels) -> list[float]:
+    """softmax over options of log p(label, end of turn | prompt), one full forward per option."""
+    import torch
+
+    prompt = backend.chat.encode_prompts([conversation])[0]
+    scores = []
+    for label in labels:
+        answer = backend.chat.label_tokens(label)
+        with torch.inference_mode():
+            logits = backend.model(torch.tensor([prompt + answer])).logits[0].float()
+        logp = torch.log_softmax(logits, dim=-1)
+        scores.append(sum(float(logp[len(prompt) - 1 + j, t]) for j, t in enumerate(answer)))
+    return torch.softmax(torch.tensor(scores), dim=0).tolist()
+
+
+@pytest.mark.parametrize("batch_size", [2, 32])
+def test_the_engine_answers_as_one_forward_per_option_on_a_tiny_model(tiny_model_dir, batch_size):
+    """The builder's loglik answers through the shared engine (several system prompts per batch,
+    or one batch) equal the naive loop's: the paper's rule, argmax of the option distribution."""
+    pytest.importorskip("torch")
+    from culturespa.inference.backends.hf import HFBackend
+    from culturespa.pluralise.answer import plan_jobs
+
+    backend = HFBackend(str(tiny_model_dir), batch_size=batch_size, device="cpu")
+    section = AnswerSection(cross_culture_thinking=True)
+    records = answer_questions(backend, QUESTIONS, ["USA", "CHN"], section)
+    jobs = plan_jobs(QUESTIONS, ["USA", "CHN"], cross_culture_thinking=True)
+    assert [r["id"] for r in records] == [j.id for j in jobs]
+    for job, record in zip(jobs, records):
+        labels = [str(n) for n in job.question.option_numbers]
+        want = _naive_probs(backend, job.conversation(), labels)
+        assert record["probs"] == pytest.approx(want, abs=1e-5)
+        top = sorted(want, reverse=True)
+        if top[0] - top[1] > 1e-4:
+            assert record["answer"] == job.question.option_numbers[want.index(top[0])]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("debias", ["permute", "calibrate"])
+def test_build_data_with_debiased_answers_on_the_tiny_model(tmp_path, tiny_model_dir, debias):
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    from culturespa.cli.main import main
+
+    root = Path(__file__).resolve().parents[1]
+    data = yaml.safe_load((root / "recipes" / "data" / "tiny.yaml").read_text())
+    out = tmp_path / "run"
+    data.update(
+        output_dir=str(out),
+        countries=["USA", "CHN"],
+        questions_limit_per_topic=1,
+        answer={"debias": debias, "cross_culture_thinking": False, "chunk_size": 16},
+        build={"variants": ["culture_joint", "culture_specific"]},
+    )
+    data["model"]["name"] = str(tiny_model_dir)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(data))
+    assert main(["build-data", "--config", str(config)]) == 0
+    questions = {
+        q["question_id"]: q
+        for q in map(json.loads, (out / "questions" / "filtered.jsonl").read_text().splitlines())
+    }
+    answers = [json.loads(x) for x in (out / "answers" / "answers.jsonl").read_text().splitlines()]
+    assert len(answers) == len(questions) * 3  # culture-unaware, USA, CHN
+    for record in answers:
+        q = questions[record["question_id"]]
+        numbers = list(
+            range(q.get("first_option", 1), q.get("first_option", 1) + len(q["options"]))
+        )
+        assert len(record["probs"]) == len(numbers) and sum(record["probs"]) == pytest.approx(1, abs=1e-4)
+        best = max(record["probs"])
+        if record["answer"] is not None:
+            assert record["probs"][numbers.index(record["answer"])] == best
+    table = {(a["question_id"], a["country"]): a["answer"] for a in answers}
+    for row in map(json.loads, (out / "collected" / "collected.jsonl").read_text().splitlines()):
+        assert row["answer"] == table[(row["question_id"], row["country"])]
+        assert row["answer"] != table[(row["question_id"], None)] is not None
+    assert json.loads((out / "manifest.json").read_text())["answer"]["debias"] == debias
+    data["answer"]["debias"] = "none"  # a folder built with another value is refused
+    config.write_text(yaml.safe_dump(data))
+    assert main(["build-data", "--config", str(config)]) == 2

@@ -280,16 +280,16 @@ def test_culturespa_hf_scores_the_repeated_content_free_prompt_once(tiny_model_d
     import lm_eval
 
     from culturespa.evaluation.tasks import task_manager
-    from culturespa.inference import lm_eval_model
+    from culturespa.inference import lm_eval_model, option_scoring
 
     scored = []
-    real = lm_eval_model.score_options
+    real = option_scoring.score_options
 
     def counting(model, prompts, answers, *args, **kwargs):
         scored.extend(len(a) for a in answers)
         return real(model, prompts, answers, *args, **kwargs)
 
-    monkeypatch.setattr(lm_eval_model, "score_options", counting)
+    monkeypatch.setattr(option_scoring, "score_options", counting)
     lm = lm_eval_model.CulturespaHFLM(pretrained=str(tiny_model_dir), batch_size=8, device="cpu")
     task = "wvs_cal_culture_aware_usa"
     out = lm_eval.simple_evaluate(

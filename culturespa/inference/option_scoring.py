@@ -6,10 +6,11 @@ and the data builder (the transformers backend, `culturespa.inference.backends.h
 "3" + end of turn):
 
 - a prompt given more than once (the calibrated way's content-free prompt) is scored once;
-- prompts are cut into batches (`plan_batches`) so that a batch holds few openings (system
-  prompts) and rests of similar length;
-- in a batch, the prefix each opening's prompts share (chat header, system prompt, instruction)
-  runs once per opening, the rest of every prompt once, with logits only at its last position;
+- the prefix the prompts of one opening share (chat header, system prompt, instruction) runs
+  once per call: its key/value states are kept (`PrefixCache`) and laid into every batch that
+  needs them, then dropped after the last;
+- prompts are cut into batches whose rests (the prompt after its prefix) have similar lengths
+  (`plan_batches`); the rest of every prompt runs once, with logits only at its last position;
 - answer tokens after the first run from the prompts' key/value cache, one pass per option index
   over the batch, the cache being cut back after each pass (never copied per option).
 """
@@ -17,6 +18,7 @@ and the data builder (the transformers backend, `culturespa.inference.backends.h
 from __future__ import annotations
 
 import inspect
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,9 +28,10 @@ MIN_SHARED_PREFIX = 8
 SORT_PREFIX = 32
 """Prompts that agree on their first this many tokens share an opening (the system prompt)."""
 
-ORDERINGS: tuple[str, ...] = ("opening", "rest", "length")
-"""The prompt orders `plan_batches` compares: by opening then rest length, by rest length then
-opening, by whole length; the one whose batches compute the fewest tokens is used."""
+ORDERINGS: tuple[str, ...] = ("opening", "rest")
+"""The prompt orders `plan_batches` compares: by opening then rest length (a prefix's states
+are dropped sooner), or by rest length then opening (least padding); the one whose batches
+compute the fewest rest tokens, padding included, is used (the first on a tie)."""
 
 
 def common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
@@ -43,36 +46,21 @@ def common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
 
 
 def opening_prefixes(prompts: Sequence[Sequence[int]]) -> list[int]:
-    """Per prompt, how many of its first tokens it shares with the other prompts of its opening
-    (all of them), or, alone in its opening, with its nearest prompt; at most the opening's
-    shortest prompt's length - 1, so that an opening has one prefix."""
+    """Per prompt, how many of its first tokens it shares with every other prompt of its opening,
+    at most the opening's shortest prompt's length - 1 (one prefix per opening); 0 for a prompt
+    alone in its opening or a prefix shorter than `MIN_SHARED_PREFIX`."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, prompt in enumerate(prompts):
         groups.setdefault(tuple(prompt[:SORT_PREFIX]), []).append(i)
     split = [0] * len(prompts)
-    ordered = sorted(range(len(prompts)), key=lambda i: tuple(prompts[i]))
-    rank = {i: r for r, i in enumerate(ordered)}
     for members in groups.values():
-        if len(members) > 1:
-            shared = common_prefix_length([prompts[i] for i in members])
-        else:
-            r = rank[members[0]]
-            near = [ordered[n] for n in (r - 1, r + 1) if 0 <= n < len(ordered)]
-            pairs = [[prompts[members[0]], prompts[j]] for j in near]
-            shared = max((common_prefix_length(p) for p in pairs), default=0)
-        shared = min(shared, min(len(prompts[i]) for i in members) - 1)
+        if len(members) < 2:
+            continue
+        rows = [prompts[i] for i in members]
+        shared = min(common_prefix_length(rows), min(len(r) for r in rows) - 1)
         for i in members:
-            split[i] = shared
+            split[i] = shared if shared >= MIN_SHARED_PREFIX else 0
     return split
-
-
-def _batch_cost(
-    batch: Sequence[int], lengths: Sequence[int], split: Sequence[int], prefix: Sequence[int]
-) -> int:
-    """Tokens a batch computes: one padded row per distinct prefix, one padded rest per prompt."""
-    widest_prefix = max(split[i] for i in batch)
-    widest_rest = max(lengths[i] - split[i] for i in batch)
-    return len({prefix[i] for i in batch}) * widest_prefix + len(batch) * widest_rest
 
 
 def plan_batches(
@@ -81,30 +69,26 @@ def plan_batches(
     orderings: Sequence[str] | None = None,
     split: Sequence[int] | None = None,
 ) -> list[list[int]]:
-    """Prompt indices cut into batches of `batch_size`, in the order of `orderings` whose batches
-    compute the fewest tokens (distinct prefixes plus rests, padding included).
+    """Prompt indices cut into batches of `batch_size`, in the order of `orderings` (default
+    `ORDERINGS`) whose batches compute the fewest rest tokens, padding included (each prefix runs
+    once whatever the order). `split`: the prompts' `opening_prefixes`, computed when not given.
 
-    By opening suits many prompts per system prompt (one prefix per batch); by rest length suits
-    few prompts per system prompt and the same questions under each (a batch then holds one
-    question under many system prompts: no padding, each system prompt once); by length is the
-    plain order. Ties go to the first in `orderings` (default `ORDERINGS`); `split`: the
-    prompts' `opening_prefixes`, computed when not given.
+    By opening suits many prompts per system prompt; by rest length suits few prompts per system
+    prompt and the same questions under each (a batch then holds one question under many system
+    prompts: no padding).
     """
     split = opening_prefixes(prompts) if split is None else split
-    lengths = [len(p) for p in prompts]
+    rest = [len(p) - n for p, n in zip(prompts, split)]
     opening = [tuple(p[:SORT_PREFIX]) for p in prompts]
-    ids: dict[tuple[int, ...], int] = {}
-    prefix = [ids.setdefault(tuple(p[:n]), len(ids)) for p, n in zip(prompts, split)]
     keys = {
-        "opening": lambda i: (opening[i], lengths[i] - split[i], i),
-        "rest": lambda i: (lengths[i] - split[i], opening[i], i),
-        "length": lambda i: (lengths[i], i),
+        "opening": lambda i: (opening[i], rest[i], i),
+        "rest": lambda i: (rest[i], opening[i], i),
     }
     best: tuple[int, list[list[int]]] | None = None
     for name in orderings or ORDERINGS:
         order = sorted(range(len(prompts)), key=keys[name])
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-        cost = sum(_batch_cost(b, lengths, split, prefix) for b in batches)
+        cost = sum(len(b) * max(rest[i] for i in b) for b in batches)
         if best is None or cost < best[0]:
             best = (cost, batches)
     return best[1] if best else []
@@ -121,6 +105,57 @@ def _forward(model, name: str, cache=None, **inputs: Any):
     out = model(use_cache=True, **inputs)
     new = getattr(out, "cache", None)
     return out, out.past_key_values if new is None else new
+
+
+class PrefixCache:
+    """The key/value states of every shared prefix of one call's prompts: each prefix runs once,
+    alone (no padding), when a batch first needs it, and is dropped after its last batch."""
+
+    def __init__(self, model, prompts: Sequence[Sequence[int]], split: Sequence[int]) -> None:
+        self.model = model
+        self.name = cache_kwarg(model)
+        self.uses = Counter(tuple(p[:n]) for p, n in zip(prompts, split) if n)
+        self.states: dict[tuple[int, ...], list[tuple[Any, Any]]] = {}
+
+    def _states(self, prefix: tuple[int, ...], device: Any) -> list[tuple[Any, Any]]:
+        import torch
+
+        if prefix not in self.states:
+            ids = torch.tensor([list(prefix)], device=device)
+            _, cache = _forward(self.model, self.name, input_ids=ids, logits_to_keep=1)
+            self.states[prefix] = [(layer.keys, layer.values) for layer in cache.layers]
+        return self.states[prefix]
+
+    def for_batch(self, prompts: Sequence[Sequence[int]], split: Sequence[int], device: Any):
+        """The batch's cache, one row per prompt (its prefix right-aligned after padding), and
+        the attention mask over it; (None, a width-0 mask) when no prompt has a prefix."""
+        import torch
+        from transformers import DynamicCache
+
+        width = max(split)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long, device=device)
+        if width == 0:
+            return None, mask
+        rows = [tuple(p[:n]) if n else None for p, n in zip(prompts, split)]
+        states = {key: self._states(key, device) for key in rows if key is not None}
+        like = next(iter(states.values()))
+        cache = DynamicCache(config=self.model.config)
+        for layer, (keys, values) in enumerate(like):
+            new_keys = keys.new_zeros((len(rows), keys.shape[1], width, keys.shape[3]))
+            new_values = values.new_zeros((len(rows), values.shape[1], width, values.shape[3]))
+            for row, key in enumerate(rows):
+                if key is not None:
+                    k, v = states[key][layer]
+                    new_keys[row, :, width - len(key) :] = k[0]
+                    new_values[row, :, width - len(key) :] = v[0]
+            cache.update(new_keys, new_values, layer)
+        for row, key in enumerate(rows):
+            if key is not None:
+                mask[row, width - len(key) :] = 1
+                self.uses[key] -= 1
+                if self.uses[key] <= 0:
+                    self.states.pop(key, None)
+        return cache, mask
 
 
 def score_prompts(
@@ -140,15 +175,16 @@ def score_prompts(
     import torch
 
     unique: dict[tuple[int, ...], dict[tuple[int, ...], Any]] = {}
-    weight: dict[tuple[int, ...], int] = {}
+    weight: Counter = Counter()
     for prompt, options in zip(prompts, answers, strict=True):
         key = tuple(prompt)
+        weight[key] += 1
         slot = unique.setdefault(key, {})
-        weight[key] = weight.get(key, 0) + 1
         for answer in options:
             slot.setdefault(tuple(answer), None)
     contexts = list(unique)
     split = opening_prefixes(contexts)
+    prefixes = PrefixCache(model, contexts, split)
     with torch.inference_mode():
         for batch in plan_batches(contexts, batch_size, split=split):
             keys = [contexts[b] for b in batch]
@@ -158,7 +194,7 @@ def score_prompts(
                 [[list(a) for a in unique[k]] for k in keys],
                 pad_id,
                 device,
-                [split[b] for b in batch],
+                (prefixes, [split[b] for b in batch]),
             )
             for key, row in zip(keys, rows):
                 unique[key] = dict(zip(unique[key], row))
@@ -167,78 +203,25 @@ def score_prompts(
     return [[unique[tuple(p)][tuple(a)] for a in options] for p, options in zip(prompts, answers)]
 
 
-def batch_prefixes(prompts: Sequence[Sequence[int]], split: Sequence[int] | None) -> list[int]:
-    """Per prompt of a batch, the prefix it runs once with the others that share it: rows with
-    the same prefix (`split`) extend it to all they share in this batch. Without `split`, or if
-    a prefix is shorter than `MIN_SHARED_PREFIX`: the batch's common prefix (0 if short)."""
-    if split is not None and min(split) >= MIN_SHARED_PREFIX:
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for row, (prompt, n) in enumerate(zip(prompts, split)):
-            groups.setdefault(tuple(prompt[:n]), []).append(row)
-        out = list(split)
-        for rows in groups.values():
-            members = [prompts[r] for r in rows]
-            if len(members) > 1:
-                shared = min(common_prefix_length(members), min(len(m) for m in members) - 1)
-                for r in rows:
-                    out[r] = shared
-        return out
-    shared = min(common_prefix_length(prompts), min(len(p) for p in prompts) - 1)
-    return [shared if shared >= MIN_SHARED_PREFIX else 0] * len(prompts)
-
-
-def _run_prefixes(model, name: str, prompts, split, pad_id: int, device: Any):
-    """Run each distinct prefix of the batch once; the key/value cache laid out one row per
-    prompt, and the prompts' attention mask over it (None, width 0 mask without prefixes)."""
-    import torch
-
-    index: dict[tuple[int, ...], int] = {}
-    rows = [index.setdefault(tuple(p[:n]), len(index)) for p, n in zip(prompts, split)]
-    prefixes = list(index)
-    width = max(len(p) for p in prefixes)
-    if width == 0:
-        return None, torch.zeros((len(prompts), 0), dtype=torch.long, device=device)
-    if len(prefixes) == 1:
-        ids = torch.tensor([list(prefixes[0])], device=device)
-        _, cache = _forward(model, name, input_ids=ids, logits_to_keep=1)
-        cache.batch_repeat_interleave(len(prompts))
-        return cache, torch.ones((len(prompts), width), dtype=torch.long, device=device)
-    ids = torch.full((len(prefixes), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prefixes), width), dtype=torch.long)
-    for row, prefix in enumerate(prefixes):
-        ids[row, width - len(prefix) :] = torch.tensor(prefix)
-        mask[row, width - len(prefix) :] = 1
-    mask = mask.to(device)
-    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-    _, cache = _forward(
-        model,
-        name,
-        input_ids=ids.to(device),
-        attention_mask=mask,
-        position_ids=positions,
-        logits_to_keep=1,
-    )
-    select = torch.tensor(rows, device=device)
-    cache.batch_select_indices(select)
-    return cache, mask[select]
-
-
 def score_options(
     model,
     prompts: Sequence[Sequence[int]],
     answers: Sequence[Sequence[Sequence[int]]],
     pad_id: int,
     device: Any = "cpu",
-    split: Sequence[int] | None = None,
+    prefixes: tuple[PrefixCache, Sequence[int]] | None = None,
 ) -> list[list[tuple[float, bool]]]:
-    """(log p(answer | prompt), answer is greedy) for every answer of every prompt of one batch;
-    `split`: the prompts' `opening_prefixes` (each distinct prefix runs once), or None (the
-    batch's common prefix runs once)."""
+    """(log p(answer | prompt), answer is greedy) for every answer of every prompt of one batch.
+    `prefixes`: the call's `PrefixCache` and the batch's prompts' prefix lengths; None: the
+    batch's common prefix runs once (if at least `MIN_SHARED_PREFIX` long)."""
     import torch
 
-    name = cache_kwarg(model)
-    split = batch_prefixes(prompts, split)
-    cache, prefix_mask = _run_prefixes(model, name, prompts, split, pad_id, device)
+    if prefixes is None:
+        shared = min(common_prefix_length(prompts), min(len(p) for p in prompts) - 1)
+        split = [shared if shared >= MIN_SHARED_PREFIX else 0] * len(prompts)
+        prefixes = (PrefixCache(model, prompts, split), split)
+    store, split = prefixes
+    cache, prefix_mask = store.for_batch(prompts, split, device)
     rests = [list(p[n:]) for p, n in zip(prompts, split)]
     width = max(len(r) for r in rests)
     ids = torch.full((len(rests), width), pad_id, dtype=torch.long)
@@ -250,14 +233,14 @@ def score_options(
     positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
     out, cache = _forward(
         model,
-        name,
+        store.name,
         cache,
         input_ids=ids.to(device),
         attention_mask=mask,
         position_ids=positions[:, prefix_mask.shape[1] :],
         logits_to_keep=1,
     )
-    return _answer_scores(model, name, cache, out, mask, answers, pad_id, device)
+    return _answer_scores(model, store.name, cache, out, mask, answers, pad_id, device)
 
 
 def _answer_scores(model, name: str, cache, out, mask, answers, pad_id: int, device: Any):
