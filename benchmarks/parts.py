@@ -132,7 +132,7 @@ def builder_ours_sample(cfg: dict) -> dict:
 @part("builder_batching")
 def builder_batching(cfg: dict) -> dict:
     """Option scoring of many prompts per system prompt (as the answer stage's chunks hold in a
-    real run): batches by length alone vs by system prompt (the shared prefix run once)."""
+    real run): every prompt run whole vs each system prompt's prefix run once."""
     import culturespa.inference.option_scoring as option_scoring
     from culturespa.inference.backends import build_backend
     from culturespa.pluralise.answer import plan_jobs
@@ -158,15 +158,15 @@ def builder_batching(cfg: dict) -> dict:
         "load_s": load_s,
         "batch_size": cfg["builder_batch_size"],
     }
-    default = option_scoring.MIN_GROUP_BATCHES
-    for mode, min_batches in (("by_length", 10**9), ("by_system_prompt", default)):
-        option_scoring.MIN_GROUP_BATCHES = min_batches
+    default = option_scoring.MIN_SHARED_PREFIX
+    for mode, shortest in (("no_prefix", 10**9), ("shared_prefix", default)):
+        option_scoring.MIN_SHARED_PREFIX = shortest  # 10**9: no prefix is worth running alone
         start = time.perf_counter()
         scores = backend.option_logprobs(conversations, labels)
         result[f"{mode}_s"] = time.perf_counter() - start
         result[f"{mode}_answers"] = [max(range(len(r)), key=r.__getitem__) for r in scores]
-    option_scoring.MIN_GROUP_BATCHES = default
-    result["seconds"] = result["by_system_prompt_s"]
+    option_scoring.MIN_SHARED_PREFIX = default
+    result["seconds"] = result["shared_prefix_s"]
     result["per_system_prompt"] = len(questions)
     return result
 

@@ -283,16 +283,17 @@ def builder_section(parts: dict[str, dict], rows: list[dict], derived: dict[str,
         )
     bb = parts.get("builder_batching")
     if bb:
-        slow = dict(bb, seconds=bb["by_length_s"])
+        slow = dict(bb, seconds=bb["no_prefix_s"])
         what = f"{bb['per_system_prompt']} questions x 2 countries, culture-aware"
-        row(BUILDER, "option scoring, batches by length only", slow, bl, what)
-        same = sum(a == b for a, b in zip(bb["by_length_answers"], bb["by_system_prompt_answers"]))
+        row(BUILDER, "option scoring, every prompt whole (no shared prefix)", slow, bl, what)
+        same = sum(a == b for a, b in zip(bb["no_prefix_answers"], bb["shared_prefix_answers"]))
         row(
             BUILDER,
-            "option scoring, batches by system prompt (ours)",
+            "option scoring, each system prompt's prefix once (ours)",
             bb,
             bl,
-            f"{bb['by_length_s'] / bb['seconds']:.2f}x by length; {same}/{bb['items']} same answers",
+            f"{bb['no_prefix_s'] / bb['seconds']:.2f}x the whole prompts; "
+            f"{same}/{bb['items']} same answers",
         )
     bv = parts.get("builder_ours_vllm")
     if bv:

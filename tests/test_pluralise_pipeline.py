@@ -181,6 +181,10 @@ def test_a_folder_without_results_takes_the_fixed_settings(tmp_path):
             "model: {name: x}\noutput_dir: o\nanswer: {method: greedy}\n",
             'answer.method = "greedy": expected one of loglik, sample',
         ),
+        (
+            "model: {name: x}\noutput_dir: o\nanswer: {debias: shuffle}\n",
+            'answer.debias = "shuffle": expected one of none, permute, calibrate',
+        ),
     ],
 )
 def test_bad_config_is_a_one_line_error(tmp_path, capsys, text, message):

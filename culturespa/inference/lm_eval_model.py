@@ -6,10 +6,12 @@ the whole prompt once per option (continuations of more than one token are not g
 position of every row. For sampled generation it runs every row of a batch to the end of its
 reply, up to 256 tokens. This subclass changes these things and nothing else:
 
-- Log-likelihood: requests are grouped by context; each batch of contexts runs its common token
-  prefix (system prompt, instruction) once, then the rest of every context once, keeping only the
-  last position's logits; the answer tokens after the first are scored from the context's
-  key/value cache. Results equal lm-eval's within float tolerance (tests/test_lm_eval_hf.py).
+- Log-likelihood: requests go through `culturespa.inference.option_scoring.score_prompts`, the
+  data builder's engine too: requests are grouped by context (a repeated context runs once); the
+  token prefix the contexts of one opening share (system prompt, instruction) runs once per call,
+  the rest of every context once, keeping only the last position's logits; the answer tokens
+  after the first are scored from the context's key/value cache. Results equal lm-eval's within
+  float tolerance (tests/test_lm_eval_hf.py).
 - Generation, with `stop_at_answer=True` (the default): the batch's common prompt prefix runs
   once (`culturespa.inference.generation_prefix`), and a reply stops as soon as its first integer is
   complete (digits followed by another character). The paper's parser reads only the first
