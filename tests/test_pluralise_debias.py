@@ -4,7 +4,7 @@ last listed place plus a preference among option texts that depends on the perso
 from __future__ import annotations
 
 import pytest
-from support.pluralise_fakes import PlaceBiasedBackend, ScriptedBackend
+from support.pluralise_fakes import PlaceBiasedBackend, ScriptedBackend, ShuffledReplicas
 
 from culturespa.errors import CulturespaError
 from culturespa.pluralise.answer import answer_questions
@@ -112,6 +112,14 @@ def test_a_killed_calibrated_run_resumes_to_the_same_records(tmp_path):
     assert resumed == whole and again.calls == [2, 2]  # only the two chunks of questions
 
 
+@pytest.mark.parametrize("debias", ["permute", "calibrate"])
+def test_replicas_finishing_in_any_order_give_the_records_of_one_process(debias):
+    section = AnswerSection(debias=debias, cross_culture_thinking=True, chunk_size=3)
+    one = answer_questions(ScriptedBackend(), QUESTIONS, ["USA", "CHN"], section)
+    spread = answer_questions(ShuffledReplicas(3), QUESTIONS, ["USA", "CHN"], section)
+    assert spread == one and len(one) == 2 * 5
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [
@@ -196,7 +204,9 @@ def test_build_data_with_debiased_answers_on_the_tiny_model(tmp_path, tiny_model
         numbers = list(
             range(q.get("first_option", 1), q.get("first_option", 1) + len(q["options"]))
         )
-        assert len(record["probs"]) == len(numbers) and sum(record["probs"]) == pytest.approx(1, abs=1e-4)
+        assert len(record["probs"]) == len(numbers) and sum(record["probs"]) == pytest.approx(
+            1, abs=1e-4
+        )
         best = max(record["probs"])
         if record["answer"] is not None:
             assert record["probs"][numbers.index(record["answer"])] == best
