@@ -17,7 +17,7 @@ ROWS = {
     # paper's loop, hf and culturespa-hf log-likelihood and generation, permuted, calibrated
     "1 evaluation": 7,
     "2 scaling": 7,  # 1x1, unaware 1 and 19, 6x19, items 1x 2x 4x
-    "3 data builder": 5,  # loop, ours by log-likelihood, ours sampled, batching by length / ours
+    "3 data builder": 5,  # loop, ours by log-likelihood, ours sampled, whole prompts / prefixes
 }
 
 
