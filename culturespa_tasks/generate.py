@@ -163,7 +163,7 @@ def build_task_folder(survey: str | Path, out: str | Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """Regenerate into the given folder, or into this package's folder."""
-    from culturespa.cli.parsing import ArgumentParser, exit_with_error
+    from culturespa.command_line import ArgumentParser, exit_with_error
 
     parser = ArgumentParser(
         prog="python -m culturespa_tasks.generate",

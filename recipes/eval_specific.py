@@ -63,14 +63,14 @@ def evaluate_culture_specific(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from culturespa.cli.parsing import (
+    from culturespa.cli.survey import add_survey_option, use_survey_option
+    from culturespa.command_line import (
         ArgumentParser,
         batch_size,
         exit_with_error,
         positive_int,
         seed,
     )
-    from culturespa.cli.survey import add_survey_option, use_survey_option
 
     parser = ArgumentParser(prog="recipes/eval_specific.py", description=__doc__.splitlines()[0])
     parser.add_argument("adapters", help="training output_dir holding adapters.json")

@@ -64,7 +64,7 @@ def merge_adapter(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from culturespa.cli.parsing import ArgumentParser, exit_with_error
+    from culturespa.command_line import ArgumentParser, exit_with_error
 
     parser = ArgumentParser(prog="recipes/merge_adapter.py", description=__doc__.splitlines()[0])
     parser.add_argument("adapter", help="adapter folder written by recipes/sft.py")

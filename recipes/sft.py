@@ -26,7 +26,7 @@ import sys
 
 from trl import ModelConfig, SFTConfig, TrlParser
 
-from culturespa.cli.parsing import one_line_errors
+from culturespa.command_line import one_line_errors
 from culturespa.errors import CulturespaError
 from culturespa.training.arguments import (
     CultureSPAScriptArguments,

@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # culturespa and the tests' support, uninstalled
 
-from culturespa.cli.parsing import ArgumentParser, positive_int  # noqa: E402
+from culturespa.command_line import ArgumentParser, positive_int  # noqa: E402
 
 PINNED = ("transformers", "peft", "trl", "lm-eval")
 """Packages whose exact pin (pyproject.toml) changes results: the check fails on another version."""

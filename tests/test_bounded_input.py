@@ -301,7 +301,7 @@ def test_devices_torch_knows_pass_and_others_are_one_line():
 
 
 def test_model_arguments_are_those_of_the_lm_eval_class():
-    from culturespa.evaluation.model_args import accepted_model_args, check_extra_model_args
+    from culturespa.inference.model_args import accepted_model_args, check_extra_model_args
 
     known = accepted_model_args("hf")
     assert {"pretrained", "dtype", "max_length", "peft", "attn_implementation"} <= known

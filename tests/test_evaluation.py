@@ -9,8 +9,8 @@ import pytest
 from culturespa.cli.main import main
 from culturespa.errors import CulturespaError
 from culturespa.evaluation.intervals import alignment_intervals, read_sample_log
-from culturespa.evaluation.model_args import build_model_args, parse_model_args
 from culturespa.evaluation.tasks import expand_tasks
+from culturespa.inference.model_args import build_model_args, parse_model_args
 from culturespa.inference.models import resolve_model
 from culturespa_tasks import TASK_DIR
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from culturespa.alignment import alignment_from_arrays
 from culturespa.errors import CulturespaError
-from culturespa.scoring.alignment import alignment_from_arrays
 from culturespa.scoring.answers import ScoredItem, parse_answer
 from culturespa.scoring.bootstrap import ItemDraw, bootstrap_interval, percentile_interval
 from culturespa.scoring.country_scores import score_countries, score_country

@@ -601,7 +601,7 @@ def test_lm_eval_vllm_matches_hf_on_the_permuted_and_calibrated_ways(tmp_path, m
 def test_model_args_of_vllm_are_its_engine_arguments():
     """lm-eval's vllm model hands its extra keyword arguments to vLLM's engine: those are known
     (enforce_eager, max_model_len), anything else is one error before a model loads."""
-    from culturespa.evaluation.model_args import check_model_args
+    from culturespa.inference.model_args import check_model_args
 
     check_model_args("vllm", {"enforce_eager": True, "max_model_len": 512, "dtype": "float32"})
     with pytest.raises(CulturespaError, match="'no_such_engine_arg': not an argument"):

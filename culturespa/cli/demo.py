@@ -8,8 +8,9 @@ import os
 import time
 
 from culturespa.atomic import check_output_dir
-from culturespa.cli.parsing import batch_size, positive_int, seed, way_list
+from culturespa.cli.parsing import way_list
 from culturespa.cli.survey import add_survey_option, use_survey_option
+from culturespa.command_line import batch_size, positive_int, seed
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

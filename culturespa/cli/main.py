@@ -8,7 +8,7 @@ import logging
 import sys
 
 from culturespa import __version__
-from culturespa.cli.parsing import ArgumentParser
+from culturespa.command_line import ArgumentParser
 from culturespa.errors import CulturespaError
 from culturespa.text_cells import terminal_text
 

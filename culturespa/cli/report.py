@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from culturespa.cli.parsing import seed, way_list
+from culturespa.cli.parsing import way_list
 from culturespa.cli.survey import add_survey_option, use_survey_option
+from culturespa.command_line import seed
 from culturespa.report.loading import RANKABLE_METRICS
 from culturespa.report.replies_input import DEFAULT_REPLIES_LABEL
 

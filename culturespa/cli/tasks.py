@@ -10,9 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from culturespa.atomic import check_output_dir
-from culturespa.cli.parsing import batch_size, item_limit, seed, seed_list
+from culturespa.cli.parsing import seed_list
 from culturespa.cli.survey import add_survey_option
-from culturespa.evaluation.model_args import BACKENDS
+from culturespa.command_line import batch_size, item_limit, seed
+from culturespa.inference.model_args import BACKENDS
 from culturespa.text_cells import terminal_text
 
 
@@ -182,8 +183,8 @@ def _survey_tasks(survey: Path | None) -> Iterator[Path | None]:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from culturespa.evaluation.model_args import check_extra_model_args, parse_model_args
     from culturespa.evaluation.run import run_evaluations
+    from culturespa.inference.model_args import check_extra_model_args, parse_model_args
     from culturespa.inference.models import check_device
 
     if args.output_path is not None:

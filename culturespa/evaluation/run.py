@@ -12,9 +12,9 @@ from culturespa.atomic import check_output_dir
 from culturespa.errors import CulturespaError
 from culturespa.evaluation.dedup import DeduplicatingLM
 from culturespa.evaluation.intervals import alignment_intervals
-from culturespa.evaluation.model_args import WEIGHTS_BACKENDS, build_model_args, check_model_source
 from culturespa.evaluation.request_cache import check_request_cache, open_request_cache
 from culturespa.evaluation.tasks import drop_covered, expand_tasks, sampled_tasks, task_manager
+from culturespa.inference.model_args import WEIGHTS_BACKENDS, build_model_args, check_model_source
 from culturespa.inference.models import check_device, pick_device
 from culturespa.output_folder import claim_folder, write_errors
 

@@ -30,7 +30,7 @@ def print_comparison(first: Path, second: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from culturespa.cli.parsing import ArgumentParser, exit_with_error, positive_int, seed
+    from culturespa.command_line import ArgumentParser, exit_with_error, positive_int, seed
 
     parser = ArgumentParser(
         prog="recipes/loop.py",

@@ -140,7 +140,7 @@ def find_results_files(paths: list[str | Path], notes: Notes) -> list[Path]:
 
 def _model_args(config: dict[str, Any]) -> dict[str, str]:
     """The run's model arguments as text (a dict, or lm-eval's 'k=v,k2=v2' string)."""
-    from culturespa.evaluation.model_args import parse_model_args
+    from culturespa.inference.model_args import parse_model_args
 
     args = config.get("model_args") or {}
     try:

@@ -6,8 +6,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from culturespa.alignment import alignment_from_arrays
 from culturespa.errors import CulturespaError
-from culturespa.scoring.alignment import alignment_from_arrays
 from culturespa.survey.items import get_item, survey_majority
 
 _FIRST_INTEGER = re.compile(r"\d+")

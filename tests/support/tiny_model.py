@@ -129,7 +129,7 @@ def build_tiny_model(
 def main(argv: list[str] | None = None) -> int:
     """python -m support.tiny_model OUTPUT_DIR"""
     from culturespa.atomic import check_output_dir
-    from culturespa.cli.parsing import ArgumentParser, exit_with_error
+    from culturespa.command_line import ArgumentParser, exit_with_error
     from culturespa.errors import CulturespaError
 
     parser = ArgumentParser(

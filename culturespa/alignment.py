@@ -1,4 +1,5 @@
-"""The paper's alignment score: a leaf module (numpy only), used by every layer that scores.
+"""The paper's alignment score: a leaf utility (numpy only) that every layer may use: the survey
+(similarity between countries), scoring, evaluation and the task folder.
 
 score = 1 - ||a - m||_2 / ||(n_i - 1)_i||_2 over the items with a valid answer: a the answers,
 m the survey majority answers, n_i the number of options of item i (Xu et al., 2025, Sec. 3).
