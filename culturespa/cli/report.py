@@ -8,8 +8,8 @@ from pathlib import Path
 from culturespa.cli.parsing import way_list
 from culturespa.cli.survey import add_survey_option, use_survey_option
 from culturespa.command_line import seed
-from culturespa.report.loading import RANKABLE_METRICS
 from culturespa.report.replies_input import DEFAULT_REPLIES_LABEL
+from culturespa.scoring.metric_names import SCORE_METRICS
 
 EPILOG = """examples:
   culturespa report runs/eval -o runs/report
@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--metric",
         default="alignment",
-        choices=RANKABLE_METRICS,
+        choices=SCORE_METRICS,
         help="score to rank by (default: the paper's %(default)s)",
     )
     parser.add_argument(

@@ -24,30 +24,13 @@ from culturespa.report.damage import (
 )
 from culturespa.report.survey_of_run import survey_text
 from culturespa.scoring.answers import MAX_VALID_ANSWER, parse_answer
+from culturespa.scoring.metric_names import ALIGNMENT, ALIGNMENT_JSD, ALIGNMENT_W1, REPORTED_METRICS
 from culturespa.scoring.stated import parse_stated_distribution
 from culturespa.survey.countries import COUNTRIES, WAVE7_COUNTRIES
 from culturespa.survey.items import scored_items
 
 logger = logging.getLogger(__name__)
 
-METRICS: tuple[str, ...] = (
-    "alignment",
-    "alignment_specific",
-    "alignment_w1",
-    "alignment_jsd",
-    "majority_match",
-    "coverage",
-    "out_of_range",
-    "unparsed",
-    "position_led",
-)
-RANKABLE_METRICS: tuple[str, ...] = tuple(
-    m for m in METRICS if m not in ("coverage", "out_of_range", "unparsed", "position_led")
-)
-"""The metrics a report can rank by."""
-PAPER_SCORE_METRICS: tuple[str, ...] = ("alignment", "alignment_specific")
-"""The paper's score over all items, and over the culture-specific ones: computable from the
-per-item answers of a sample log."""
 _QID_KEYS = ("qid", "Q_id", "question_id", "item")
 
 
@@ -296,7 +279,7 @@ def read_samples(path: Path, way: str, notes: Notes) -> tuple[dict, dict]:
 def _item_metrics(sample: dict[str, Any]) -> dict[str, float]:
     """The numeric per-item metrics of a sample (NaN dropped); impossible values raise."""
     out = {}
-    for metric in METRICS:
+    for metric in REPORTED_METRICS:
         value = sample.get(metric)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             problem = metric_problem(metric, float(value))
@@ -378,10 +361,10 @@ def load_run(path: Path, notes: Notes) -> RunScores | None:
                 "the file is damaged"
             )
         try:
-            metrics = {m: v for m in METRICS if (v := _metric_value(entry, m)) is not None}
+            metrics = {m: v for m in REPORTED_METRICS if (v := _metric_value(entry, m)) is not None}
         except DamagedSample as exc:
             raise CulturespaError(f"{path}: results.{name}: {exc}; the file is damaged") from None
-        if not any(m in metrics for m in ("alignment", "alignment_w1", "alignment_jsd")):
+        if not any(m in metrics for m in (ALIGNMENT, ALIGNMENT_W1, ALIGNMENT_JSD)):
             notes.add(f"{path}: task {name} has no alignment metric; skipped")
             continue
         task = TaskResult(name, template, way, cc, metrics, logged_ci=cis.get(name))

@@ -16,7 +16,7 @@ from culturespa.report.item_counts import (
     reference_count,
     reference_items,
 )
-from culturespa.report.loading import PAPER_SCORE_METRICS, Notes, RunScores, TaskResult
+from culturespa.report.loading import Notes, RunScores, TaskResult
 from culturespa.report.validity import (
     count_value,
     refuse_unparsable_answers,
@@ -31,6 +31,7 @@ from culturespa.scoring.answers import (
 )
 from culturespa.scoring.baselines import RULES, reference_value
 from culturespa.scoring.bootstrap import ItemDraw, mean_of_replicates, percentile_interval
+from culturespa.scoring.metric_names import PAPER_SCORE_METRICS
 from culturespa.survey.countries import WAVE7_COUNTRIES, in_paper_average, paper_average
 from culturespa.survey.items import culture_specific_items, items_with_data
 from culturespa.text_cells import csv_text, markdown_row, terminal_text
