@@ -20,7 +20,7 @@ from pathlib import Path
 from culturespa.atomic import check_output_dir
 from culturespa.errors import CulturespaError
 from culturespa.output_folder import claim_folder, write_errors
-from culturespa.training.outputs import CARD_FILE, RUN_FILE
+from culturespa.run_files import MODEL_CARD, TRAINING_RECORD
 
 logger = logging.getLogger("recipes.merge_adapter")
 
@@ -55,7 +55,7 @@ def merge_adapter(
             # base model's.
             source = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else base
             AutoTokenizer.from_pretrained(source).save_pretrained(build)
-            for name in (CARD_FILE, RUN_FILE):
+            for name in (MODEL_CARD, TRAINING_RECORD):
                 if (adapter_dir / name).is_file():
                     shutil.copyfile(adapter_dir / name, build / f"adapter_{name}")
             folder.commit(build, replace=True)

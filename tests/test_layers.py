@@ -4,10 +4,10 @@ Bottom: `survey`, `scoring`, `prompts` (the WVS, the paper's score, the prompts)
 (models, chat templates, backends); then `evaluation`, `pluralise` (the data builder), `training`,
 `report`; the CLI and the end-to-end loop on top. `errors`, `atomic`, `output_folder`, `fields`,
 `bounded_input`, `text_cells`, `alignment` (the paper's formula), `command_line` (one-line flag
-errors) and `packaged` are utilities every layer may use. Folders of one layer may use each other,
-but never both ways round (a cycle). The lm-eval task folder `culturespa_tasks/` sits beside layer 3:
-it may use the library up to there, never the CLI.
-Read from the source with `ast`, including imports inside functions.
+errors), `packaged` and `run_files` (the names of what runs write) are utilities every layer may
+use. Folders of one layer may use each other, but never both ways round (a cycle). The lm-eval
+task folder `culturespa_tasks/` sits beside layer 3: it may use the library up to there, never
+the CLI. Read from the source with `ast`, including imports inside functions.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "alignment": 0,
     "command_line": 0,
     "packaged": 0,
+    "run_files": 0,
     "data": 0,
     "survey": 1,
     "scoring": 1,

@@ -7,12 +7,12 @@ import pytest
 pytest.importorskip("lm_eval")
 pytest.importorskip("torch")
 
-from culturespa.inference.lm_eval_model import answer_decided
 from culturespa.inference.option_scoring import (
     SORT_PREFIX,
     batches_by_opening,
     common_prefix_length,
 )
+from culturespa.scoring.answers import answer_decided
 
 
 def test_common_prefix_length():

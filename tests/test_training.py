@@ -15,6 +15,7 @@ from support.training_sets import sft_rows, write_set
 
 from culturespa.errors import CulturespaError
 from culturespa.inference import chat_templates as chat
+from culturespa.run_files import ADAPTER_INDEX, TRAINING_RECORD
 from culturespa.training import arguments, data, loss_mask, outputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -296,7 +297,7 @@ def test_sft_lowers_the_loss_and_saves_everything(trained_adapter, tiny_model_di
         "tokenizer_config.json",
         "train_results.json",
         "README.md",
-        outputs.RUN_FILE,
+        TRAINING_RECORD,
     ):
         assert (trained_adapter / name).is_file(), name
     config = json.loads((trained_adapter / "adapter_config.json").read_text())
@@ -305,7 +306,7 @@ def test_sft_lowers_the_loss_and_saves_everything(trained_adapter, tiny_model_di
     card = (trained_adapter / "README.md").read_text()
     assert "recipes/tiny_cpu_smoke.yaml" in card and "culture_joint" in card
     assert "24 conversations" in card and "<|im_end|>" in card
-    run = json.loads((trained_adapter / outputs.RUN_FILE).read_text())
+    run = json.loads((trained_adapter / TRAINING_RECORD).read_text())
     assert run["metrics"]["train_examples"] == 24 and run["recipe"].endswith(
         "recipes/tiny_cpu_smoke.yaml"
     )
@@ -381,11 +382,11 @@ def test_culture_specific_trains_one_adapter_per_country(
             ]
         )
     assert code == 0
-    index = json.loads((out / outputs.INDEX_FILE).read_text())
+    index = json.loads((out / ADAPTER_INDEX).read_text())
     assert list(index["adapters"]) == ["USA", "CHN"]
     for code in ("USA", "CHN"):
         assert (out / code / "adapter_model.safetensors").is_file()
-        run = json.loads((out / code / outputs.RUN_FILE).read_text())
+        run = json.loads((out / code / TRAINING_RECORD).read_text())
         assert run["country"] == code and run["data"]["countries"] == [code]
         assert f"wvs_gen_culture_aware_{code.lower()}" in (out / code / "README.md").read_text()
 

@@ -14,7 +14,8 @@ from culturespa.command_line import batch_size, positive_int, seed
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from culturespa.evaluation.demo import DEMO_COUNTRIES, DEMO_TEMPLATES, DEMO_WAYS
+    from culturespa.evaluation.demo import DEMO_TEMPLATES, DEMO_WAYS
+    from culturespa.survey.countries import DEMO_COUNTRIES
 
     parser = subparsers.add_parser(
         "demo",

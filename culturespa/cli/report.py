@@ -9,6 +9,7 @@ from culturespa.cli.parsing import way_list
 from culturespa.cli.survey import add_survey_option, use_survey_option
 from culturespa.command_line import seed
 from culturespa.report.replies_input import DEFAULT_REPLIES_LABEL
+from culturespa.run_files import RESULTS_GLOB
 from culturespa.scoring.metric_names import SCORE_METRICS
 
 EPILOG = """examples:
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "report",
         help="leaderboard, comparison table and plots from lm-eval results files",
         description=(
-            "Read lm-eval results files (results_*.json, found recursively in folders) and their "
+            f"Read lm-eval results files ({RESULTS_GLOB}, found recursively in folders) and their "
             "sample logs, from any number of runs and models, and reply files in the paper's "
             "release format (wvs_result_*.json), and write a ranked leaderboard (a web page, "
             "index.html, and Markdown, CSV, JSON), the paper's comparison table and PNG plots."
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "results",
         nargs="+",
-        help="results_*.json files, reply files (wvs_result_*.json) or folders holding them",
+        help=f"{RESULTS_GLOB} files, reply files (wvs_result_*.json) or folders holding them",
     )
     parser.add_argument(
         "-o", "--output", default="runs/report", help="output folder (default: %(default)s)"

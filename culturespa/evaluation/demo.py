@@ -11,12 +11,10 @@ from culturespa.errors import CulturespaError
 from culturespa.output_folder import claim_folder
 from culturespa.prompts.task_names import task_name
 from culturespa.prompts.templates import TEMPLATES, get_template
-from culturespa.survey.countries import parse_countries
+from culturespa.survey.countries import DEMO_COUNTRIES, parse_countries
 
 logger = logging.getLogger(__name__)
 
-DEMO_COUNTRIES: tuple[str, ...] = ("USA", "CHN", "NGA", "DEU", "BRA")
-"""One country or more per continent: North and South America, Asia, Africa, Europe."""
 DEMO_TEMPLATES: tuple[str, ...] = ("culture_unaware", "culture_aware")
 DEMO_WAYS: tuple[str, ...] = ("loglik",)
 """Log-likelihood only by default: deterministic, one scoring pass per item, fast on a CPU."""

@@ -15,8 +15,9 @@ from culturespa.evaluation.intervals import alignment_intervals
 from culturespa.evaluation.request_cache import check_request_cache, open_request_cache
 from culturespa.evaluation.tasks import drop_covered, expand_tasks, sampled_tasks, task_manager
 from culturespa.inference.model_args import WEIGHTS_BACKENDS, build_model_args, check_model_source
-from culturespa.inference.models import check_device, pick_device
+from culturespa.inference.models import check_device, pick_device, resolve_model
 from culturespa.output_folder import claim_folder, write_errors
+from culturespa.run_files import RESULTS_GLOB, RESULTS_PREFIX, SAMPLES_GLOB, samples_file_name
 
 logger = logging.getLogger(__name__)
 
@@ -60,18 +61,18 @@ def save_results(
         if samples is not None:
             for task in results["configs"]:
                 tracker.save_results_samples(task_name=task, samples=samples[task])
-        written = list(stage.rglob("results_*.json"))
+        written = list(stage.rglob(RESULTS_GLOB))
         if samples is not None:
-            written += list(stage.rglob("samples_*.jsonl"))
+            written += list(stage.rglob(SAMPLES_GLOB))
         expected = 1 + (len(results["configs"]) if samples is not None else 0)
         if len(written) < expected:
             raise CulturespaError(
                 f"lm-eval wrote {len(written)} of {expected} result files (see its warning "
                 f"above); nothing was written to {output_path}"
             )
-        logs = {f"samples_{t}_{tracker.date_id}.jsonl": n for t, n in expected_lines.items()}
+        logs = {samples_file_name(t, tracker.date_id): n for t, n in expected_lines.items()}
         check_written_whole(stage, logs)
-        return folder.commit(stage, replace=False, last=("results_*.json",))
+        return folder.commit(stage, replace=False, last=(RESULTS_GLOB,))
 
 
 def check_written_whole(stage: Path, expected_lines: Mapping[str, int]) -> None:
@@ -82,7 +83,7 @@ def check_written_whole(stage: Path, expected_lines: Mapping[str, int]) -> None:
 
     for path in sorted(p for p in stage.rglob("*") if p.is_file()):
         data = path.read_bytes()
-        if path.name.startswith("results_"):
+        if path.name.startswith(RESULTS_PREFIX):
             try:
                 json.loads(data)
             except ValueError:
@@ -197,7 +198,10 @@ def evaluate_seeds(
     if use_cache is not None:
         check_request_cache(use_cache)  # a cache file is code: checked before anything loads
     manager, names, resampled = _select_tasks(tasks, seeds, task_folder)
-    first_args = build_model_args(model, backend, model_args, peft, seeds[0])
+    first_args = build_model_args(model, backend, model_args, peft, seeds[0])  # checked first
+    weights = model
+    if backend in WEIGHTS_BACKENDS:  # the name resolved once, here (the default model fetched)
+        weights = first_args["pretrained"] = resolve_model(model)
     if output_path is not None:
         check_model_folder(output_path, first_args)
     if backend in WEIGHTS_BACKENDS:
@@ -211,7 +215,7 @@ def evaluate_seeds(
         run_names = names if i == 0 else resampled
         if not run_names:
             break
-        args = build_model_args(model, backend, model_args, peft, seed)
+        args = build_model_args(weights, backend, model_args, peft, seed)
         # vLLM seeds its engine at start-up: a new seed needs a new engine.
         if lm is None or backend == "vllm":
             logger.info(

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from culturespa.errors import CulturespaError
-from culturespa.inference.models import resolve_model
 
 BACKENDS: tuple[str, ...] = (
     "hf",
@@ -103,7 +102,10 @@ def build_model_args(
     peft: str | None = None,
     seed: int | None = None,
 ) -> dict[str, Any]:
-    """lm-eval model arguments for a backend: weights path or API model name, adapter, seed."""
+    """lm-eval model arguments for a backend: weights path or API model name, adapter, seed.
+
+    `model` is passed on as given: a name the user typed is resolved (`resolve_model`) where it
+    enters, once (`culturespa.evaluation.run.evaluate_seeds`), after these arguments are checked."""
     if backend not in BACKENDS:
         raise CulturespaError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     extra = parse_model_args(model_args)
@@ -111,7 +113,7 @@ def build_model_args(
     adapter_key = _ADAPTER_ARG.get(backend)
     args: dict[str, Any] = {}
     if backend in WEIGHTS_BACKENDS:
-        args["pretrained"] = resolve_model(model)
+        args["pretrained"] = model
     else:
         args["model"] = model
     if peft:

@@ -13,6 +13,7 @@ from typing import Any
 from culturespa.errors import CulturespaError
 from culturespa.fields import check_field_types, invalid, read_yaml_mapping
 from culturespa.loop.layout import Layout
+from culturespa.survey.countries import DEMO_COUNTRIES
 
 
 @dataclass
@@ -41,7 +42,7 @@ class LoopConfig:
         },
     )
     countries: str | list[str] = field(
-        default_factory=lambda: ["USA", "CHN", "NGA", "DEU", "BRA"],
+        default_factory=lambda: list(DEMO_COUNTRIES),
         metadata={
             "help": "ISO-3 codes, 'paper' or 'all' (every country of the survey); data, training "
             "and evaluation"

@@ -26,13 +26,14 @@ from culturespa.atomic import (
     write_text_atomic,
 )
 from culturespa.errors import CulturespaError
-from culturespa.inference.backends import Backend, build_backend
-from culturespa.inference.models import check_remote_code
+from culturespa.inference.backends import LOCAL_BACKENDS, Backend, build_backend
+from culturespa.inference.models import check_remote_code, resolve_model
 from culturespa.inference.replicas import InProcess, Replicas
 from culturespa.output_folder import check_ours, claim_folder
 from culturespa.pluralise.build import check_build_targets
 from culturespa.pluralise.config import DataConfig, use_config_survey
 from culturespa.pluralise.store import read_jsonl, write_jsonl_atomic
+from culturespa.run_files import SFT_FOLDER
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class Run:
         self.out = config.out
         # Everything that can be checked is checked before the first file is written.
         check_output_dir(self.out, "output_dir")
-        check_build_targets(self.out / "sft", config.build.variants, config.countries)
+        check_build_targets(self.out / SFT_FOLDER, config.build.variants, config.countries)
         if config.model.backend in ("hf", "vllm"):
             check_remote_code(config.model.name, False, "config: model.name")
         if config.questions_file:
@@ -147,7 +148,9 @@ class Run:
         if self._backend is None:
             m = self.config.model
             logger.info("loading %s with backend %s", m.name, m.backend)
-            self._backend = build_backend(m.backend, m.name, **m.backend_options())
+            # The name is resolved here, where the config's model becomes weights to load.
+            weights = resolve_model(m.name) if m.backend in LOCAL_BACKENDS else m.name
+            self._backend = build_backend(m.backend, weights, **m.backend_options())
         return self._backend
 
     @property
@@ -300,7 +303,7 @@ class Run:
                 questions,
                 list(read_jsonl(path)),
                 c.countries,
-                self.out / "sft",
+                self.out / SFT_FOLDER,
                 c.build.variants,
                 info,
             )

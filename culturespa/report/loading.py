@@ -23,6 +23,7 @@ from culturespa.report.damage import (
     metric_problem,
 )
 from culturespa.report.survey_of_run import survey_text
+from culturespa.run_files import RESULTS_GLOB, run_date_id, samples_file_name, samples_of_run_glob
 from culturespa.scoring.answers import MAX_VALID_ANSWER, parse_answer
 from culturespa.scoring.metric_names import ALIGNMENT, ALIGNMENT_JSD, ALIGNMENT_W1, REPORTED_METRICS
 from culturespa.scoring.stated import parse_stated_distribution
@@ -107,12 +108,10 @@ def find_results_files(paths: list[str | Path], notes: Notes) -> list[Path]:
         path = Path(raw)
         if path.is_dir():
             files = sorted(
-                p
-                for p in path.rglob("results_*.json")
-                if p.is_file() and not is_hidden_part(p, path)
+                p for p in path.rglob(RESULTS_GLOB) if p.is_file() and not is_hidden_part(p, path)
             )
             if not files:
-                notes.add(f"{path}: no lm-eval results files (results_*.json) in this folder")
+                notes.add(f"{path}: no lm-eval results files ({RESULTS_GLOB}) in this folder")
             found.extend(files)
         elif path.is_file():
             found.append(path)
@@ -290,10 +289,6 @@ def _item_metrics(sample: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _date_id(results_file: Path) -> str:
-    return results_file.stem.removeprefix("results_")
-
-
 def _logged_intervals(data: dict[str, Any]) -> dict[str, tuple[float, float]]:
     """Intervals `culturespa eval` stores in the results file (used when sample logs are gone)."""
     block = data.get("culturespa")
@@ -346,7 +341,7 @@ def load_run(path: Path, notes: Notes) -> RunScores | None:
         source=path,
         model=model,
         label=label,
-        date=_date_id(path),
+        date=run_date_id(path),
         seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
     )
     run.provenance = run_provenance(data, path, sorted(ours))
@@ -368,7 +363,7 @@ def load_run(path: Path, notes: Notes) -> RunScores | None:
             notes.add(f"{path}: task {name} has no alignment metric; skipped")
             continue
         task = TaskResult(name, template, way, cc, metrics, logged_ci=cis.get(name))
-        sample_file = path.with_name(f"samples_{name}_{run.date}.jsonl")
+        sample_file = path.with_name(samples_file_name(name, run.date))
         if sample_file.is_file():
             task.answers, task.item_metrics = read_samples(sample_file, way, notes)
             if not task.answers:
@@ -380,7 +375,7 @@ def load_run(path: Path, notes: Notes) -> RunScores | None:
     if missing_samples:
         notes.add(
             f"{path}: no sample logs for {len(missing_samples)} task(s) "
-            f"(e.g. samples_{missing_samples[0]}_{run.date}.jsonl): no intervals for them; "
+            f"(e.g. {samples_file_name(missing_samples[0], run.date)}): no intervals for them; "
             "run lm-eval with --log_samples to get them"
         )
     return run if run.tasks else None
@@ -434,7 +429,7 @@ def rebuilt_command(data: dict[str, Any], path: Path, tasks: list[str]) -> str:
     backend = _text(config.get("model")) or "hf"
     chat = bool(data.get("chat_template"))
     limit, seed = _text(config.get("limit")), _text(config.get("random_seed"))
-    logged = any(path.parent.glob(f"samples_*_{_date_id(path)}.jsonl"))
+    logged = any(path.parent.glob(samples_of_run_glob(run_date_id(path))))
     survey = survey_text(data, path)
     if isinstance(data.get("culturespa"), dict):
         model = args.pop("pretrained", None) or args.pop("model", None) or "?"
@@ -484,7 +479,7 @@ def run_provenance(data: dict[str, Any], path: Path, tasks: list[str]) -> dict[s
         "transformers_version": _text(data.get("transformers_version")),
         "git_hash": _text(data.get("git_hash")),
         "task_versions": _task_versions(data, tasks),
-        "date": readable_date(_date_id(path)),
+        "date": readable_date(run_date_id(path)),
         "limit": config.get("limit") if isinstance(config.get("limit"), (int, float)) else None,
         "seed": config.get("random_seed") if isinstance(config.get("random_seed"), int) else None,
         "chat_template": bool(data.get("chat_template")),

@@ -42,6 +42,14 @@ def parse_answer(reply: str | int | float | None) -> int | None:
     return value if 0 <= value <= MAX_VALID_ANSWER else None
 
 
+def answer_decided(text: str) -> bool:
+    """Whether the first integer of a reply (so far) is complete: a character other than a digit
+    follows it, so no continuation of the reply can change what `parse_answer` reads (its sign,
+    if any, comes before it). Generation may stop there (`culturespa.inference.lm_eval_model`)."""
+    match = _FIRST_INTEGER.search(text)
+    return match is not None and match.end() < len(text)
+
+
 @dataclass(frozen=True)
 class ScoredItem:
     """One item's answer next to the survey, ready for aggregation."""

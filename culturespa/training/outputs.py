@@ -11,12 +11,9 @@ from typing import Any
 from culturespa.atomic import write_json_atomic, write_text_atomic
 from culturespa.errors import CulturespaError
 from culturespa.prompts.task_names import group_name, task_of_group
+from culturespa.run_files import ADAPTER_INDEX, MODEL_CARD, TRAINING_RECORD
 from culturespa.survey.countries import get_country
 from culturespa.text_cells import finite_json
-
-CARD_FILE = "README.md"
-RUN_FILE = "culturespa_training.json"
-INDEX_FILE = "adapters.json"
 
 
 def write_run_files(
@@ -65,7 +62,7 @@ def write_run_files(
         "versions": versions,
     }
     text = json.dumps(finite_json(record), indent=2, default=str, allow_nan=False)  # NaN: null
-    write_text_atomic(output_dir / RUN_FILE, text + "\n")
+    write_text_atomic(output_dir / TRAINING_RECORD, text + "\n")
 
     variant = ", ".join(data.get("variants") or []) or "unknown"
     template = "cross_culture_thinking" if "cross_culture_thinking" in variant else "culture_aware"
@@ -86,7 +83,7 @@ def write_run_files(
         output_dir=output_dir,
         tasks=task_name_for(family, country),
     )
-    return write_text_atomic(output_dir / CARD_FILE, card)
+    return write_text_atomic(output_dir / MODEL_CARD, card)
 
 
 def _fmt(value: Any) -> str:
@@ -113,7 +110,7 @@ def task_name_for(family: str, country: str | None) -> str:
 def write_adapter_index(output_dir: str | Path, adapters: dict[str, str], base_model: str) -> Path:
     """Write `adapters.json` ({"base_model", "adapters": {ISO3: path}}) for culture-specific runs."""
     return write_json_atomic(
-        Path(output_dir) / INDEX_FILE, {"base_model": base_model, "adapters": adapters}
+        Path(output_dir) / ADAPTER_INDEX, {"base_model": base_model, "adapters": adapters}
     )
 
 
@@ -180,9 +177,9 @@ def read_adapter_index(path: str | Path) -> tuple[str, dict[str, str]]:
     """(base model, {ISO3: adapter dir}) from a culture-specific run's adapters.json (or its folder)."""
     path = Path(path)
     if path.is_dir():
-        path = path / INDEX_FILE
+        path = path / ADAPTER_INDEX
     if not path.is_file():
-        raise CulturespaError(f"{path}: no {INDEX_FILE}; train with --countries first")
+        raise CulturespaError(f"{path}: no {ADAPTER_INDEX}; train with --countries first")
     from culturespa.bounded_input import read_json_file
 
     index = read_json_file(path)
