@@ -2,7 +2,9 @@
 
 - lm-eval's output: one results file `results_<date id>.json` per run and, with sample logging,
   one sample log `samples_<task>_<date id>.jsonl` per task beside it (lm-eval's own naming).
-- The data builder's training sets under `<output_dir>/sft/`: per variant a `save_to_disk`
+- The data builder's stage outputs under its `<output_dir>`: `questions/generated.jsonl`,
+  `questions/filtered.jsonl`, `answers/answers.jsonl`, `collected/collected.jsonl`; its
+  training sets under `sft/`: per variant a `save_to_disk`
   folder and a JSONL file (`culture_joint/` + `culture_joint.jsonl`, ...), one of each per
   country under `culture_specific/`, and the dataset card `README.md` (written last).
 - A training run's folder: the adapter, the model card `README.md`, the run record
@@ -38,6 +40,15 @@ def samples_of_run_glob(run_date_id: str) -> str:
     """Every sample log of one run."""
     return f"{SAMPLES_PREFIX}*_{run_date_id}.jsonl"
 
+
+QUESTIONS_FOLDER = "questions"
+GENERATED_QUESTIONS = "generated.jsonl"
+FILTERED_QUESTIONS = "filtered.jsonl"
+ANSWERS_FOLDER = "answers"
+ANSWERS_FILE = "answers.jsonl"
+COLLECTED_FOLDER = "collected"
+COLLECTED_FILE = "collected.jsonl"
+"""The builder's stages 1 to 4 write these files into these folders of its output folder."""
 
 SFT_FOLDER = "sft"
 """The builder's training sets, under its output folder."""

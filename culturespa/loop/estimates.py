@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from culturespa.loop.config import LoopConfig
 from culturespa.loop.layout import Layout
+from culturespa.run_files import FILTERED_QUESTIONS, QUESTIONS_FOLDER
 
 IDLE_SECONDS: dict[str, float] = {
     "answer_prompt": 0.10,
@@ -29,7 +30,7 @@ def answer_prompts(config: LoopConfig, layout: Layout, data: dict) -> tuple[int,
     """(prompts of the answer stage, prompts already answered), for the estimate; `data` is the
     build-data config the loop runs."""
     questions = config.per_topic * 13 if config.per_topic else 12808
-    filtered = layout.data / "questions" / "filtered.jsonl"
+    filtered = layout.data / QUESTIONS_FOLDER / FILTERED_QUESTIONS
     if filtered.is_file():
         with filtered.open(encoding="utf-8") as f:
             questions = sum(1 for line in f if line.strip())

@@ -27,6 +27,7 @@ from culturespa.inference.replicas import Replicas, as_replicas
 from culturespa.pluralise.config import GenerateSection
 from culturespa.pluralise.questions import topic_index
 from culturespa.pluralise.store import UnitLog, write_jsonl_atomic
+from culturespa.run_files import GENERATED_QUESTIONS
 from culturespa.survey.items import scored_items
 
 logger = logging.getLogger(__name__)
@@ -290,4 +291,4 @@ def finalise_generation(out_dir: Path, topics: list[str], questions_per_topic: i
     for t in topics:
         for r in valid.get(t, [])[:questions_per_topic]:
             rows.append({"topic": t, "question": r["question"], "options": r["options"]})
-    return write_jsonl_atomic(out_dir / "generated.jsonl", rows)
+    return write_jsonl_atomic(out_dir / GENERATED_QUESTIONS, rows)

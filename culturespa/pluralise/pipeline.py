@@ -33,7 +33,16 @@ from culturespa.output_folder import check_ours, claim_folder
 from culturespa.pluralise.build import check_build_targets
 from culturespa.pluralise.config import DataConfig, use_config_survey
 from culturespa.pluralise.store import read_jsonl, write_jsonl_atomic
-from culturespa.run_files import SFT_FOLDER
+from culturespa.run_files import (
+    ANSWERS_FILE,
+    ANSWERS_FOLDER,
+    COLLECTED_FILE,
+    COLLECTED_FOLDER,
+    FILTERED_QUESTIONS,
+    GENERATED_QUESTIONS,
+    QUESTIONS_FOLDER,
+    SFT_FOLDER,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +197,7 @@ class Run:
             "generate",
             lambda: generate_questions(
                 self.replicas,
-                self.out / "questions",
+                self.out / QUESTIONS_FOLDER,
                 self.config.topics,
                 self.config.generate,
                 seed=self.config.seed,
@@ -210,7 +219,7 @@ class Run:
                         limited.append(r)
                 rows = limited
             return rows
-        path = self.out / "questions" / "generated.jsonl"
+        path = self.out / QUESTIONS_FOLDER / GENERATED_QUESTIONS
         if not path.exists():
             raise CulturespaError(f"{path} is missing: run the generate stage first")
         return read_raw_questions(path)
@@ -224,8 +233,8 @@ class Run:
             kept, report = filter_questions(self.raw_questions(), f.min_options, f.max_options)
             if f.per_topic is not None:
                 kept, report.subset = stratified_subset(kept, f.per_topic, self.config.seed)
-            folder = self.out / "questions"
-            write_jsonl_atomic(folder / "filtered.jsonl", (q.as_dict() for q in kept))
+            folder = self.out / QUESTIONS_FOLDER
+            write_jsonl_atomic(folder / FILTERED_QUESTIONS, (q.as_dict() for q in kept))
             write_json_atomic(folder / "filter_report.json", report.as_dict())
             write_text_atomic(folder / "filter_report.md", report.markdown())
             summary = {"input": report.total, "kept": report.kept, "dropped": dict(report.dropped)}
@@ -238,7 +247,7 @@ class Run:
     def questions(self):
         from culturespa.pluralise.questions import Question
 
-        path = self.out / "questions" / "filtered.jsonl"
+        path = self.out / QUESTIONS_FOLDER / FILTERED_QUESTIONS
         if not path.exists():
             raise CulturespaError(f"{path} is missing: run the filter stage first")
         return [Question.from_dict(r) for r in read_jsonl(path)]
@@ -253,7 +262,7 @@ class Run:
                 self.replicas,
                 self.questions(),
                 self.config.countries,
-                self.out / "answers",
+                self.out / ANSWERS_FOLDER,
                 self.config.answer,
                 seed=self.config.seed,
             ),
@@ -264,7 +273,7 @@ class Run:
         from culturespa.pluralise.collect import collect_differences, report_markdown
 
         def run() -> dict:
-            path = self.out / "answers" / "answers.jsonl"
+            path = self.out / ANSWERS_FOLDER / ANSWERS_FILE
             if not path.exists():
                 raise CulturespaError(f"{path} is missing: finish the answer stage first")
             rows, report = collect_differences(
@@ -273,8 +282,8 @@ class Run:
                 self.config.countries,
                 self.config.answer.cross_culture_thinking,
             )
-            folder = self.out / "collected"
-            write_jsonl_atomic(folder / "collected.jsonl", rows)
+            folder = self.out / COLLECTED_FOLDER
+            write_jsonl_atomic(folder / COLLECTED_FILE, rows)
             write_json_atomic(folder / "report.json", report)
             write_text_atomic(folder / "report.md", report_markdown(report))
             return {variant: parts["kept"] for variant, parts in report.items()}
@@ -286,7 +295,7 @@ class Run:
         from culturespa.pluralise.build import build_training_sets
 
         def run() -> dict:
-            path = self.out / "collected" / "collected.jsonl"
+            path = self.out / COLLECTED_FOLDER / COLLECTED_FILE
             if not path.exists():
                 raise CulturespaError(f"{path} is missing: run the collect stage first")
             questions = self.questions()
