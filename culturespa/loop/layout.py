@@ -7,21 +7,32 @@ from pathlib import Path
 STAGES: tuple[str, ...] = ("data", "train", "eval", "report")
 """The loop's stages, in the order they run."""
 
+TINY_MODEL = "tiny"
+"""`model: tiny`: the loop builds the tiny random test model into its run folder first."""
+
 
 class Layout:
     """Where each stage writes inside the run folder, and when its output is complete."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(
+        self, out: Path, base_eval_folder: str = "eval/base", report_folder: str = "report"
+    ) -> None:
         self.out = out
+        self.tiny_model = out / "tiny_llama"
         self.data = out / "data"
         self.data_config = out / "data_config.yaml"
         self.joint = out / "train" / "culture_joint"
         self.specific = out / "train" / "culture_specific"
         self.eval = out / "eval"
-        self.report = out / "report"
+        self.base_eval = out / base_eval_folder
+        self.report = out / report_folder
         self.timings = out / "loop_timings.json"
         self.manifest = out / "loop.json"
         self.summary = out / "summary.md"
+
+    def model_path(self, model: str) -> str:
+        """The model the stages load: the run folder's tiny model for `tiny`, else `model`."""
+        return str(self.tiny_model) if model == TINY_MODEL else model
 
     def data_done(self) -> bool:
         return (self.data / "sft" / "README.md").is_file()
@@ -44,6 +55,10 @@ class Layout:
         return (folder / "culturespa_training.json").is_file()
 
     def eval_folder(self, which: str, country: str | None = None) -> Path:
+        """The lm-eval results of the base model (`base`), the culture-joint adapter or one
+        country's culture-specific adapter."""
+        if which == "base":
+            return self.base_eval
         return self.eval / which / country if country else self.eval / which
 
     @staticmethod
