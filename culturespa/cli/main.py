@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "culturespa.cli.model",
     "culturespa.cli.report",
     "culturespa.cli.demo",
+    "culturespa.loop.main",
     "culturespa.cli.tasks",
     "culturespa.cli.survey",
 )

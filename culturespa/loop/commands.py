@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import math
 import os
 import signal
 import subprocess
@@ -107,6 +108,52 @@ def _run_here(unit: str, args: list[str]) -> Usage:
 def culturespa_command(*args: str) -> list[str]:
     """`python -m culturespa.cli.main ARGS` with this Python: the command of an installed package."""
     return [sys.executable, "-m", "culturespa.cli.main", *args]
+
+
+def _cpu_times(stat: str = "/proc/stat") -> tuple[int, int] | None:
+    """(busy, total) jiffies of all CPUs since boot, from Linux's /proc/stat; None elsewhere."""
+    try:
+        with open(stat, encoding="ascii") as handle:
+            fields = [int(x) for x in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    if len(fields) < 5:
+        return None
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])
+
+
+def busy_cores(interval: float = 0.5, stat: str = "/proc/stat") -> float | None:
+    """Cores in use over the next `interval` seconds (Linux), or None where unknown."""
+    before = _cpu_times(stat)
+    if before is None:
+        return None
+    time.sleep(interval)
+    after = _cpu_times(stat)
+    if after is None or after[1] <= before[1]:
+        return None
+    cores = os.cpu_count() or 1
+    return cores * (after[0] - before[0]) / (after[1] - before[1])
+
+
+def free_cores() -> int:
+    """CPU cores not busy right now, at least 1.
+
+    Measured over half a second from /proc/stat where there is one: the 1-minute load average
+    still counts work that has just ended (the pip install before `make demo`), and picked one
+    thread on an idle 2-core machine. Elsewhere, the load average. A core counts as free unless
+    more than 70% of it is in use.
+    """
+    cores = os.cpu_count() or 1
+    busy = busy_cores()
+    if busy is None:
+        try:
+            busy = os.getloadavg()[0]
+        except (AttributeError, OSError):  # Windows
+            return cores
+    # A core counts as taken when more than 70% of it is in use: a short job that ran during
+    # the measurement (a shell command, the end of an install) leaves the demo both threads.
+    return max(1, min(cores, cores - math.floor(busy + 0.3)))
 
 
 def minutes(seconds: float) -> str:
