@@ -389,15 +389,18 @@ def test_culture_specific_trains_one_adapter_per_country(
         assert run["country"] == code and run["data"]["countries"] == [code]
         assert f"wvs_gen_culture_aware_{code.lower()}" in (out / code / "README.md").read_text()
 
-    # Each adapter is evaluated on its own country's task only (recipes/eval_specific.py).
+    # Each adapter is evaluated on its own country's task only (culturespa eval --adapters).
     base, adapters = outputs.read_adapter_index(out)
     assert base == str(tiny_model_dir) and adapters["USA"] == str(out / "USA")
-    results = recipe_script("eval_specific.py").evaluate_culture_specific(
+    from culturespa.evaluation.specific import evaluate_culture_specific
+
+    results = evaluate_culture_specific(
         out, "wvs_culture_aware", tmp_path / "eval", limit=2, device="cpu", batch_size=4
     )
     for code in ("USA", "CHN"):
-        assert list(results[code]["results"]) == [f"wvs_culture_aware_{code.lower()}"]
-        assert results[code]["config"]["model_args"]["peft"] == str(out / code)
+        (run,) = results[code]
+        assert list(run["results"]) == [f"wvs_culture_aware_{code.lower()}"]
+        assert run["config"]["model_args"]["peft"] == str(out / code)
     assert len(list((tmp_path / "eval").rglob("results_*.json"))) == 2
 
 

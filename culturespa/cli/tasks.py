@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -272,7 +271,11 @@ def print_runs(runs: list[dict]) -> None:
         print(format_summary(results))
         requests = results["culturespa"]["requests"]
         if requests["received"]:
-            print("model requests (received -> sent):", json.dumps(requests))
+            sent = requests.get("sent", {})
+            counts = ", ".join(
+                f"{kind} {n} -> {sent.get(kind, 0)}" for kind, n in requests["received"].items()
+            )
+            print(f"model requests (received -> sent): {counts}")
 
 
 __all__ = ["format_summary", "register", "run_eval", "run_tasks", "run_tasks_path"]

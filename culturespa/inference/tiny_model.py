@@ -129,20 +129,24 @@ def build_tiny_model(
 
 def main(argv: list[str] | None = None) -> int:
     """python -m culturespa.inference.tiny_model OUTPUT_DIR"""
+    import argparse
+    import sys
+
     from culturespa.atomic import check_output_dir
-    from culturespa.cli.parsing import ArgumentParser, exit_with_error
     from culturespa.errors import CulturespaError
 
-    parser = ArgumentParser(
-        prog="python -m culturespa.inference.tiny_model",
-        description="Build the tiny random test model (a 2-layer Llama) into a folder.",
+    prog = "python -m culturespa.inference.tiny_model"
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Build the tiny random test model (a 2-layer Llama) into a folder."
     )
     parser.add_argument("output_dir", help="folder for the model")
+    parser.error = lambda message: parser.exit(2, f"{prog}: error: {message}\n")  # one line
     args = parser.parse_args(argv)
     try:
         check_output_dir(args.output_dir, "output folder")
     except CulturespaError as exc:
-        return exit_with_error(parser.prog, str(exc))
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
     print(build_tiny_model(args.output_dir))
     return 0
 
