@@ -65,20 +65,7 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument(
         "--peft", default=None, help="LoRA adapter dir (hf: peft=, vllm: lora_local_path=)"
     )
-    ev.add_argument(
-        "--adapters",
-        default=None,
-        metavar="DIR",
-        help="culture-specific adapters: a training output folder holding adapters.json; each "
-        "country's adapter runs on its own country's task of each group in --tasks "
-        "(wvs_culture_aware), one results file each; `culturespa report` shows them as one row",
-    )
-    ev.add_argument(
-        "--countries",
-        default=None,
-        help="with --adapters: only these countries' adapters, ISO-3 codes (USA,CHN); default: "
-        "every adapter of adapters.json",
-    )
+    add_adapter_options(ev)
     ev.add_argument(
         "--no-chat-template",
         dest="apply_chat_template",
@@ -131,6 +118,24 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
     )
     add_survey_option(ev, "a survey folder from `culturespa survey build`: its tasks are run")
     ev.set_defaults(func=run_eval)
+
+
+def add_adapter_options(ev: argparse.ArgumentParser) -> None:
+    """`culturespa eval --adapters DIR [--countries ...]`: the culture-specific adapters."""
+    ev.add_argument(
+        "--adapters",
+        default=None,
+        metavar="DIR",
+        help="culture-specific adapters: a training output folder holding adapters.json; each "
+        "country's adapter runs on its own country's task of each group in --tasks "
+        "(wvs_culture_aware), one results file each; `culturespa report` shows them as one row",
+    )
+    ev.add_argument(
+        "--countries",
+        default=None,
+        help="with --adapters: only these countries' adapters, ISO-3 codes (USA,CHN); default: "
+        "every adapter of adapters.json",
+    )
 
 
 def run_tasks_path(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from culturespa.loop.estimates import (
     IDLE_SECONDS,
     answer_prompts,
     eval_items,
+    expected_questions,
 )
 from culturespa.loop.layout import STAGES, TINY_MODEL, Layout
 from culturespa.loop.summary import write_report
@@ -122,7 +123,7 @@ class Loop:
     def _estimated_rows(self, country: str | None = None) -> int:
         if self.layout.data_done():
             return self.layout.training_rows(country)
-        questions = (self.config.per_topic or 985) * 13
+        questions = expected_questions(self.config, derived_data_config(self.config, self.layout))
         share = questions * EXPECTED_PAIR_SHARE
         return round(share if country else share * len(self.config.countries))
 
@@ -216,7 +217,8 @@ class Loop:
         items = eval_items(c) * len(c.countries) * len(groups)
         if "specific" in c.models:
             self._write_index()
-        models = " and ".join(WHAT_IS_EVALUATED[m] for m in c.models)
+        names = [WHAT_IS_EVALUATED[m] for m in c.models]
+        models = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
         announce(
             number, total, "evaluate",
             f"{models} on {', '.join(groups)} x {len(c.countries)} countries, {items} items per "
