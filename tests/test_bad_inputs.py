@@ -608,7 +608,12 @@ SCRIPTS = [
     c("loop-no-config", "recipes/loop.py", "", "--config is required"),
     c("loop-subcommand-no-config", "culturespa", "loop", "--config is required"),
     c("loop-module-no-config", "culturespa/loop/main.py", "", "--config is required"),
-    c("loop-unknown-name", "culturespa", "loop --config nope --dry-run", "packaged loop configs: default, demo"),
+    c(
+        "loop-unknown-name",
+        "culturespa",
+        "loop --config nope --dry-run",
+        "packaged loop configs: default, demo",
+    ),
     c("loop-config-missing", "recipes/loop.py", "--config @/nope.yaml", "does not exist"),
     c("loop-unknown-key", "recipes/loop.py", "--config @/loops/unknown_key.yaml", "per_topics"),
     c("loop-country", "recipes/loop.py", "--config @/loops/country.yaml", "XYZ"),
