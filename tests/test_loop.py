@@ -144,6 +144,22 @@ def test_the_old_config_name_is_the_default_config(loop, monkeypatch):
     assert old == by_name and old.output_dir == "runs/loop/smollm2-135m-instruct"
 
 
+def test_the_settings_record_holds_what_fixes_results_not_where_things_run(loop, monkeypatch):
+    from culturespa.loop.config import settings_record
+
+    monkeypatch.chdir(ROOT)
+    record = settings_record(loop.load_loop_config("default", {}))
+    # The keys a `make loop` folder recorded before the run-shape fields existed: a folder made
+    # then resumes now.
+    assert set(record) == {
+        "countries", "data_config", "data_config_sha256", "device", "eval_backend",
+        "eval_batch_size", "eval_limit", "eval_task", "joint_recipe", "joint_recipe_sha256",
+        "model", "per_topic", "seed", "specific_recipe", "specific_recipe_sha256", "survey",
+    }  # fmt: skip
+    shaped = loop.load_loop_config("default", {"stages": ["eval"], "output_dir": "elsewhere"})
+    assert settings_record(shaped) == record
+
+
 def test_the_subcommand_and_the_module_print_the_loop_help():
     import subprocess
     import sys
