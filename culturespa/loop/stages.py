@@ -84,8 +84,8 @@ class Loop:
     # 2. training
 
     def _sft(self, recipe: str, dataset: Path, output: Path, *extra: str) -> list[str]:
-        return script_command(
-            "sft.py", "--config", recipe, "--model_name_or_path", self.config.model,
+        return culturespa_command(
+            "train", "--config", recipe, "--model_name_or_path", self.config.model,
             "--dataset_path", str(dataset), "--output_dir", str(output),
             "--seed", str(self.config.seed), *extra,
         )  # fmt: skip
