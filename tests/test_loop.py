@@ -112,7 +112,7 @@ def test_a_rerun_skips_what_is_complete_and_runs_the_rest(loop, tmp_path, monkey
     assert "train/culture_specific/USA: skipped (adapter complete)" in printed
     assert "train/culture_specific/NGA: skipped (no training rows for NGA)" in printed
     runs = [line for line in printed.splitlines() if line.startswith("would run:")]
-    trained = [line.rsplit("--countries ", 1)[1] for line in runs if "sft.py" in line]
+    trained = [line.rsplit("--countries ", 1)[1] for line in runs if " train --config " in line]
     assert trained == ["CHN", "DEU", "BRA"]  # CHN's folder lacks its last file: trained again
     assert "eval/base: skipped" in printed
     evaluated = [line for line in runs if " eval " in line or "eval_specific.py" in line]

@@ -20,7 +20,8 @@ def _listed_packages() -> set[str]:
 
 
 def test_every_python_package_is_listed_in_pyproject():
-    found = {"culturespa.data"}
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    found = set(config["tool"]["setuptools"]["package-dir"])  # data/, recipes/ under other names
     for top in ("culturespa", "culturespa_tasks"):
         for init in (ROOT / top).rglob("__init__.py"):
             found.add(".".join(init.parent.relative_to(ROOT).parts))
@@ -58,6 +59,13 @@ def test_wheel_contains_data_and_tasks(wheel_install):
     assert (wheel_install / "culturespa/training/model_card.md.jinja").exists()
     for name in ("leaderboard.html.jinja", "page.css", "page.js"):  # the leaderboard page
         assert (wheel_install / "culturespa/report/page" / name).exists(), name
+    # the training recipes, their accelerate configs and data configs, by the names a clone has
+    recipes = ROOT / "recipes"
+    for path in [*recipes.glob("*.yaml"), *recipes.glob("*/*.yaml")]:
+        assert (wheel_install / "culturespa/recipes" / path.relative_to(recipes)).is_file(), path
+    assert (wheel_install / "culturespa/recipes/accelerate/single_gpu.yaml").is_file()
+    for module in ("cli/train.py", "cli/merge.py", "training/merge.py"):
+        assert (wheel_install / "culturespa" / module).is_file(), module
     if (ROOT / "culturespa_tasks").exists():
         yamls = list((ROOT / "culturespa_tasks").glob("*.yaml"))
         installed = list((wheel_install / "culturespa_tasks").glob("*.yaml"))
