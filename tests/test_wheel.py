@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ENABLE = "CULTURESPA_WHEEL_TEST"
+NOT_SOURCE = (".git", "build", "dist", "runs", ".venv*", "*.egg-info", "__pycache__", ".*_cache")
 
 pytestmark = [
     pytest.mark.wheel,
@@ -68,8 +70,12 @@ class Venv:
 def venv(tmp_path_factory) -> Venv:
     top = tmp_path_factory.mktemp("wheel_test")
     dist = top / "dist"
+    # Built from a copy of the tree: a build/ folder left in the checkout could carry files
+    # the tree no longer has into the wheel.
+    source = top / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*NOT_SOURCE))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    ok(run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", dist, ROOT], top))
+    ok(run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", dist, source], top))
     (wheel,) = dist.glob("culturespa-*.whl")
     ok(run([sys.executable, "-m", "venv", "--system-site-packages", top / "venv"], top))
     env = Venv(top / "venv", top / "outside")
