@@ -19,7 +19,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class CultureSPAScriptArguments:
-    """Arguments of `culturespa train` (`recipes/sft.py`) that are not TRL's SFTConfig or ModelConfig fields."""
+    """Arguments of `culturespa train` (`recipes/sft.py`) that are not fields of TRL's SFTConfig
+    or ModelConfig."""
 
     dataset_path: str | None = field(
         default=None,
@@ -261,7 +262,7 @@ def check_hyperparameters(training_args, model_args) -> None:
 def split_config(argv: list[str], parser) -> tuple[str | None, list[str]]:
     """(the --config value, the other arguments); a malformed --config is argparse's exit 2."""
     if any(a.startswith("--config=") for a in argv):
-        parser.error("write --config PATH (TRL reads no --config=PATH)")
+        parser.error("write --config PATH, as TRL's scripts take it (not --config=PATH)")
     if argv.count("--config") > 1:
         parser.error("--config given more than once")
     if "--config" not in argv:
