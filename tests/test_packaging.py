@@ -67,9 +67,12 @@ def test_wheel_contains_data_and_tasks(wheel_install):
     for module in ("cli/train.py", "cli/merge.py", "training/merge.py"):
         assert (wheel_install / "culturespa" / module).is_file(), module
     if (ROOT / "culturespa_tasks").exists():
-        yamls = list((ROOT / "culturespa_tasks").glob("*.yaml"))
-        installed = list((wheel_install / "culturespa_tasks").glob("*.yaml"))
-        assert len(installed) == len(yamls)
+        shipped = ROOT / "culturespa_tasks"
+        yamls = {p.relative_to(shipped) for p in shipped.rglob("*.yaml")}
+        installed_dir = wheel_install / "culturespa_tasks"
+        installed = {p.relative_to(installed_dir) for p in installed_dir.rglob("*.yaml")}
+        assert installed == yamls and len(yamls) > 700  # the ways' subfolders included
+        assert (wheel_install / "culturespa_tasks/_wvs_loglikelihood_yaml").is_file()
 
 
 def test_wheel_install_finds_the_survey(wheel_install, tmp_path):
