@@ -30,25 +30,10 @@ def test_every_python_package_is_listed_in_pyproject():
 
 @pytest.fixture(scope="module")
 def wheel_install(tmp_path_factory) -> Path:
+    from support.wheel import build_wheel
+
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            str(ROOT),
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(out / "dist"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    wheel = next((out / "dist").glob("culturespa-*.whl"))
-    with zipfile.ZipFile(wheel) as archive:
+    with zipfile.ZipFile(build_wheel(out)) as archive:
         archive.extractall(out / "site")
     return out / "site"
 

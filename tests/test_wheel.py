@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from support.wheel import build_wheel
 
 ROOT = Path(__file__).resolve().parents[1]
 ENABLE = "CULTURESPA_WHEEL_TEST"
-NOT_SOURCE = (".git", "build", "dist", "runs", ".venv*", "*.egg-info", "__pycache__", ".*_cache")
 
 pytestmark = [
     pytest.mark.wheel,
@@ -69,14 +68,7 @@ class Venv:
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory) -> Venv:
     top = tmp_path_factory.mktemp("wheel_test")
-    dist = top / "dist"
-    # Built from a copy of the tree: a build/ folder left in the checkout could carry files
-    # the tree no longer has into the wheel.
-    source = top / "source"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*NOT_SOURCE))
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    ok(run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", dist, source], top))
-    (wheel,) = dist.glob("culturespa-*.whl")
+    wheel = build_wheel(top)
     ok(run([sys.executable, "-m", "venv", "--system-site-packages", top / "venv"], top))
     env = Venv(top / "venv", top / "outside")
     env.outside.mkdir()
