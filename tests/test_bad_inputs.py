@@ -524,6 +524,9 @@ BUILD = [
     ),
 ]
 OTHERS = [
+    c("train-config-missing", "culturespa", "train --config @/nope.yaml", "does not exist"),
+    c("train-unknown-key", "culturespa", "train --config @/recipes/unknown.yaml", "lora_rank"),
+    c("merge-not-an-adapter", "culturespa", "merge @/empty @/merged", "adapter_config"),
     c("demo-limit-negative", "culturespa", "demo --limit -1", "--limit"),
     c("demo-threads-zero", "culturespa", "demo --threads 0", "--threads"),
     c("demo-batch-size-text", "culturespa", "demo --batch-size x", "--batch-size"),
@@ -564,6 +567,8 @@ OTHERS = [
     ),
 ]
 SCRIPTS = [
+    c("train-module-config", "culturespa/cli/train.py", "--config @/nope.yaml", "does not exist"),
+    c("merge-module-adapter", "culturespa/cli/merge.py", "@/empty @/merged", "adapter_config"),
     c("sft-config-missing", "recipes/sft.py", "--config @/nope.yaml", "does not exist"),
     c("sft-config-folder", "recipes/sft.py", "--config @/empty", "is a folder"),
     c("sft-config-no-value", "recipes/sft.py", "--config", "needs a path"),

@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "fields": 0,
     "bounded_input": 0,
     "text_cells": 0,
+    "packaged": 0,
     "data": 0,
     "survey": 1,
     "scoring": 1,

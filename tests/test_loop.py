@@ -1,7 +1,7 @@
 """`make loop` (`culturespa loop`, recipes/loop.py -> culturespa.loop), the whole CultureSPA loop: its config, what it runs and what it skips on a
 rerun (resume), its refusal of a folder made with other settings, the run comparison used for the
 determinism check, and the pieces it adds elsewhere (the stratified subset after the filter, the
-loss curve). The loop itself on a real model is measured in the README, not here: CI runs the tiny
+loss curve). The loop itself on a real model is measured in docs/loop.md, not here: CI runs the tiny
 smoke flow only."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Training one LoRA adapter (or one per country) with TRL's SFTTrainer, with the checks before it
-and the files after it. `recipes/sft.py` parses the arguments and calls `train`."""
+and the files after it. `culturespa train` (`culturespa.cli.train`) parses the arguments and
+calls `train`."""
 
 from __future__ import annotations
 
