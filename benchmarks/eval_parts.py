@@ -33,7 +33,7 @@ def doc_indices(cfg: dict, qids: Sequence[str]) -> list[int]:
     return [position[q] for q in qids]
 
 
-# vLLM on the CPU (the parts named *_vllm run in the vLLM environment, README "vLLM"): float32 as
+# vLLM on the CPU (the parts named *_vllm run in the vLLM environment, docs/vllm.md): float32 as
 # the transformers parts, no torch.compile (20 s more per start on two cores), a 2 GiB KV cache.
 VLLM_ENGINE = {"dtype": "float32", "enforce_eager": True, "max_model_len": 2048}
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")

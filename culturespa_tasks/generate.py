@@ -1,5 +1,10 @@
 """Write the task and group YAMLs of this folder: python -m culturespa_tasks.generate [OUTPUT_DIR]
 
+One subfolder per way of asking (`loglik/`, `rev/`, `gen/`, `dist/`, `perm/`, `cal/`, as lm-eval's
+`mmlu/` has `default/`, `generative/`, ...) holds that way's task and group YAMLs; the shared
+settings (`_wvs_yaml`, `_wvs_<way>_yaml`) and `utils.py` stay at the top, included as
+`../_wvs_..._yaml` (lm-eval resolves an `include` from the including file's folder and a
+`!function` from the folder of the file that names it, so one `utils.py` serves every subfolder).
 The committed YAMLs are this script's output; tests/test_tasks_generate.py regenerates them into a
 temporary folder and compares. Change this script, rerun it, and commit both.
 """
@@ -35,23 +40,41 @@ options are scored as the forward ones: the docs (`utils.load_docs`, by `way`) r
 LEADERBOARD_TEMPLATE = "culture_aware"
 
 
+def way_folder(way: str) -> str:
+    """The subfolder of a way's task and group YAMLs: the way's own name."""
+    return way
+
+
+def task_alias(way: str, template: str, country: str) -> str:
+    """How lm-eval's tables name a task: 'culture_aware USA', 'culture_aware USA (gen)'."""
+    return f"{template} {country}" + ("" if way == "loglik" else f" ({way})")
+
+
+def group_alias(way: str, template: str, members: int) -> str:
+    """How lm-eval's tables name a group: 'culture_aware, mean of 18 countries'."""
+    suffix = "" if way == "loglik" else f" ({way})"
+    return f"{template}{suffix}, mean of {members} countries"
+
+
 def task_config(way: str, template: str, country: str, survey: str | None = None) -> dict:
     """One task: the shared settings of its way, the persona as description, and what the task
     is (way, template, country; the survey folder, for a built task folder) for its docs and for
     whoever reads its results."""
     kwargs = {"way": way, "template": template, "country": country}
     return {
-        "include": SHARED_YAML[way],
+        "include": f"../{SHARED_YAML[way]}",
         "task": task_name(way, template, country),
+        "task_alias": task_alias(way, template, country),
         "description": system_prompt(get_template(template).system, country),
         "dataset_kwargs": {**kwargs, "survey": survey} if survey else kwargs,
     }
 
 
-def group_config(name: str, tasks: list[str], way: str) -> dict:
+def group_config(name: str, tasks: list[str], way: str, alias: str) -> dict:
     """A group averaging every metric over its tasks, unweighted (the paper's AVG column)."""
     return {
         "group": name,
+        "group_alias": alias,
         "task": tasks,
         "aggregate_metric_list": [
             {"metric": m, "aggregation": "mean", "weight_by_size": False}
@@ -64,23 +87,27 @@ def group_config(name: str, tasks: list[str], way: str) -> dict:
 def all_configs(
     countries: tuple[str, ...] = ALL_COUNTRIES, survey: str | None = None
 ) -> dict[str, dict]:
-    """File name -> config for every generated YAML: every country's tasks, a group per way and
-    template over the paper's 18 among them, the leaderboard over all of them. `survey`: the
-    survey folder the tasks read (None: the shipped one, this folder's YAMLs)."""
+    """Path in the folder ('loglik/wvs_culture_aware_usa.yaml') -> config for every generated YAML:
+    every country's tasks, a group per way and template over the paper's 18 among them (in the
+    way's subfolder), the leaderboard over all of them (at the top). `survey`: the survey folder
+    the tasks read (None: the shipped one, this folder's YAMLs)."""
     configs: dict[str, dict] = {}
     paper = [c for c in PAPER_COUNTRIES if c in countries]
     for way in SHARED_YAML:
+        folder = way_folder(way)
         for template in TEMPLATES:
             for country in countries:
-                configs[f"{task_name(way, template, country)}.yaml"] = task_config(
+                configs[f"{folder}/{task_name(way, template, country)}.yaml"] = task_config(
                     way, template, country, survey
                 )
             name = group_name(way, template)
             if paper:
                 members = [task_name(way, template, c) for c in paper]
-                configs[f"{name}.yaml"] = group_config(name, members, way)
+                alias = group_alias(way, template, len(members))
+                configs[f"{folder}/{name}.yaml"] = group_config(name, members, way, alias)
     members = [task_name("loglik", LEADERBOARD_TEMPLATE, c) for c in countries]
-    configs[f"{LEADERBOARD_GROUP}.yaml"] = group_config(LEADERBOARD_GROUP, members, "loglik")
+    alias = f"leaderboard, {LEADERBOARD_TEMPLATE}, mean of {len(members)} countries"
+    configs[f"{LEADERBOARD_GROUP}.yaml"] = group_config(LEADERBOARD_GROUP, members, "loglik", alias)
     return configs
 
 
@@ -90,13 +117,15 @@ def render_yaml(config: dict) -> str:
 
 
 def generate(output_dir: str | Path) -> list[Path]:
-    """Write every generated YAML into output_dir (each written aside, then renamed); return the
-    paths."""
+    """Write every generated YAML into output_dir, the ways' subfolders made as needed (each file
+    written aside, then renamed); return the paths."""
     output_dir = check_output_dir(output_dir, "output folder")
-    return [
-        write_text_atomic(output_dir / filename, render_yaml(config))
-        for filename, config in all_configs().items()
-    ]
+    written = []
+    for relative, config in all_configs().items():
+        path = output_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written.append(write_text_atomic(path, render_yaml(config)))
+    return written
 
 
 UTILS_STUB = (
@@ -127,8 +156,9 @@ def build_task_folder(survey: str | Path, out: str | Path) -> list[Path]:
         use_survey_folder(previous)
     here = Path(__file__).resolve().parent
     with staging_dir(out) as stage:
-        for filename, config in configs.items():
-            (stage / filename).write_text(render_yaml(config), encoding="utf-8")
+        for relative, config in configs.items():
+            (stage / relative).parent.mkdir(parents=True, exist_ok=True)
+            (stage / relative).write_text(render_yaml(config), encoding="utf-8")
         for shared in sorted({*SHARED_YAML.values(), "_wvs_yaml"}):
             (stage / shared).write_bytes((here / shared).read_bytes())
         (stage / "utils.py").write_text(UTILS_STUB, encoding="utf-8")
@@ -138,8 +168,12 @@ def build_task_folder(survey: str | Path, out: str | Path) -> list[Path]:
             f"`lm_eval --include_path {out.resolve()} --tasks wvs_culture_aware_*`.\n",
             encoding="utf-8",
         )
+        files = sorted(p.relative_to(stage) for p in stage.rglob("*") if p.is_file())
+        # no task of an older build stays: the ways' subfolders are replaced whole, and the flat
+        # task files of a build older than the subfolders go
         stale = [p.name for p in out.glob("wvs_*.yaml")] if out.is_dir() else []
-        return replace_entries(stage, out, stale=stale)  # no task of an older build stays
+        replace_entries(stage, out, stale=stale)
+    return [out / relative for relative in files]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,9 +5,10 @@ Bottom: `survey`, `scoring`, `prompts` (the WVS, the paper's score, the prompts)
 `report`; the CLI and the end-to-end loop on top. `errors`, `atomic`, `output_folder`, `fields`,
 `bounded_input`, `text_cells`, `alignment` (the paper's formula), `command_line` (one-line flag
 errors), `packaged` and `run_files` (the names of what runs write) are utilities every layer may
-use. Folders of one layer may use each other, but never both ways round (a cycle). The lm-eval
-task folder `culturespa_tasks/` sits beside layer 3: it may use the library up to there, never
-the CLI. Read from the source with `ast`, including imports inside functions.
+use. Folders of one layer may use each other, but never both ways round (a cycle), except the
+entry points on top (the CLI and the loop run each other). The lm-eval task folder
+`culturespa_tasks/` sits beside layer 3: it may use the library up to there, never the CLI.
+Read from the source with `ast`, including imports inside functions.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ LAYERS: dict[str, int] = {
 BOTTOM_ORDER = {"survey": 0, "scoring": 1, "prompts": 2}
 """Inside the bottom layer: prompts may use scoring and survey, scoring may use survey."""
 
+TOP_LAYER = 4
+"""The entry points: the CLI runs the loop (`culturespa loop`, `culturespa demo`) and the loop runs
+`culturespa` subcommands, so these two may call each other; no folder below may."""
 TASK_FOLDER_LAYER = 3
 """The task folder may import what evaluation may (layers <= 3), and nothing of the CLI."""
 
@@ -99,7 +103,8 @@ def sibling_imports() -> dict[tuple[str, str], str]:
         own = path.relative_to(PACKAGE).parts[0].removesuffix(".py")
         for module in culturespa_imports(path):
             other = unit_of(module)
-            if own != other and own in LAYERS and LAYERS.get(other) == LAYERS[own]:
+            same_layer = own in LAYERS and LAYERS.get(other) == LAYERS[own]
+            if own != other and same_layer and LAYERS[own] < TOP_LAYER:
                 edges.setdefault((own, other), str(path.relative_to(PACKAGE)))
     return edges
 

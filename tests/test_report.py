@@ -238,6 +238,27 @@ def test_culture_specific_adapters_merge_into_one_row(tmp_path):
     assert sorted(row.cells) == sorted(COUNTRIES)
 
 
+def test_the_adapter_country_comes_from_its_training_record(tmp_path):
+    # Folders that do not name the country; the record next to each adapter does.
+    for i, (cc, name) in enumerate((("USA", "first"), ("CHN", "second"), (None, "joint"))):
+        adapter = tmp_path / "adapters" / name
+        adapter.mkdir(parents=True)
+        (adapter / "culturespa_training.json").write_text(json.dumps({"country": cc}))
+        countries = [cc] if cc else ["USA", "CHN"]
+        write_run(
+            tmp_path / "eval" / name,
+            f"2025-01-0{i + 1}T00-00-00.0",
+            {f"wvs_culture_aware_{c.lower()}": answers_for(c, 0.6, i) for c in countries},
+            {"pretrained": "org/base", "peft": str(adapter)},
+        )
+    report = build_report([tmp_path / "eval"], tmp_path / "out", plot=False)
+    kinds = {row.adapter_kind: row for row in report.models}
+    assert set(kinds) == {"specific", "joint"} and len(report.models) == 2
+    assert sorted(kinds["specific"].cells) == ["CHN", "USA"]  # the two adapters, one row
+    assert kinds["specific"].label == "org/base + adapters/{CC}"
+    assert all(row.model == "org/base" for row in report.models)
+
+
 def test_bad_inputs_are_notes_not_crashes(two_runs, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()

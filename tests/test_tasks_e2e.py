@@ -1,4 +1,4 @@
-"""lm-eval end to end on a tiny Llama (offline): the README commands, results JSON, sample logs."""
+"""lm-eval end to end on a tiny Llama (offline): the commands of docs/lm_eval.md, results JSON, sample logs."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def _check_metrics(results: dict) -> None:
 
 @pytest.fixture(scope="module")
 def cli_run(tiny_model_dir, tmp_path_factory) -> tuple[dict, dict]:
-    """The README's lm_eval command, on the tiny model, with a limit."""
+    """The lm_eval command of docs/lm_eval.md, on the tiny model, with a limit."""
     if shutil.which("lm_eval") is None:
         pytest.skip("lm_eval command not installed")
     out = tmp_path_factory.mktemp("lm_eval_out")
@@ -131,7 +131,7 @@ def test_culture_unaware_over_all_countries_costs_one_country(tiny_model_dir, tm
     counts = {}
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(HFLM, "_model_call", counting)
-        # plain lm-eval (the README's lm_eval command): hf groups identical requests
+        # plain lm-eval (the lm_eval command of docs/lm_eval.md): hf groups identical requests
         for tasks in (["wvs_culture_unaware_usa"], manager.match_tasks(["wvs_culture_unaware_*"])):
             calls.clear()
             lm_eval.simple_evaluate(

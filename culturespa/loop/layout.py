@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from culturespa.run_files import (
+    BASE_MODEL_RUN,
     DATA_FOLDER,
     DATASET_CARD,
     EVAL_FOLDER,
@@ -22,21 +23,35 @@ from culturespa.run_files import (
 STAGES: tuple[str, ...] = ("data", "train", "eval", "report")
 """The loop's stages, in the order they run."""
 
+TINY_MODEL = "tiny"
+"""`model: tiny`: the loop builds the tiny random test model into its run folder first."""
+
 
 class Layout:
     """Where each stage writes inside the run folder, and when its output is complete."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(
+        self,
+        out: Path,
+        base_eval_folder: str = f"{EVAL_FOLDER}/{BASE_MODEL_RUN}",
+        report_folder: str = REPORT_FOLDER,
+    ) -> None:
         self.out = out
+        self.tiny_model = out / "tiny_llama"
         self.data = out / DATA_FOLDER
         self.data_config = out / "data_config.yaml"
         self.joint = out / TRAIN_FOLDER / JOINT
         self.specific = out / TRAIN_FOLDER / SPECIFIC
         self.eval = out / EVAL_FOLDER
-        self.report = out / REPORT_FOLDER
+        self.base_eval = out / base_eval_folder
+        self.report = out / report_folder
         self.timings = out / "loop_timings.json"
         self.manifest = out / "loop.json"
         self.summary = out / "summary.md"
+
+    def model_path(self, model: str) -> str:
+        """The model the stages load: the run folder's tiny model for `tiny`, else `model`."""
+        return str(self.tiny_model) if model == TINY_MODEL else model
 
     def data_done(self) -> bool:
         return (self.data / SFT_FOLDER / DATASET_CARD).is_file()
@@ -55,6 +70,10 @@ class Layout:
         return (folder / TRAINING_RECORD).is_file()
 
     def eval_folder(self, which: str, country: str | None = None) -> Path:
+        """The lm-eval results of the base model (`base`), the culture-joint adapter or one
+        country's culture-specific adapter."""
+        if which == BASE_MODEL_RUN:
+            return self.base_eval
         return self.eval / which / country if country else self.eval / which
 
     @staticmethod

@@ -78,6 +78,8 @@ class RunScores:
     date: str
     seed: int | None = None  # lm-eval's config.random_seed: runs that differ by seed are averaged
     tasks: list[TaskResult] = field(default_factory=list)
+    base_model: str = ""  # the model without its adapter (lm-eval's `pretrained`)
+    adapter_kind: str = "base"  # base (no adapter), joint, or specific (one adapter per country)
     provenance: dict[str, Any] = field(default_factory=dict)  # see run_provenance
 
 
@@ -154,19 +156,58 @@ def _country_placeholder(adapter: str, countries: set[str]) -> str:
     return adapter
 
 
-def model_label(config: dict[str, Any], countries: set[str]) -> tuple[str, str]:
-    """(model id, display label) of a run: base model, plus its adapter when one is loaded."""
+NO_RECORD = "no record"
+"""`adapter_country` of an adapter folder without a readable training record."""
+
+
+def adapter_country(adapter: str) -> str | None:
+    """The country of a culture-specific adapter, from its training record
+    (`culturespa_training.json`, written next to the adapter): an ISO-3 code, None for a
+    culture-joint adapter, NO_RECORD where the record is not there (the folder moved, or an
+    adapter trained by other tools)."""
+    from culturespa.bounded_input import read_json_file
+    from culturespa.run_files import TRAINING_RECORD
+
+    record_file = Path(adapter) / TRAINING_RECORD
+    try:
+        record = read_json_file(record_file) if record_file.is_file() else None
+    except (CulturespaError, OSError):
+        record = None
+    if not isinstance(record, dict):
+        return NO_RECORD
+    country = record.get("country")
+    return str(country).upper() if isinstance(country, str) and country else None
+
+
+def _specific_adapter(adapter: str, countries: set[str]) -> str | None:
+    """The adapter's path with its country as '{CC}' when it is one of a set of culture-specific
+    adapters, so that their runs merge into one row: the country read from its training record;
+    without a record, the run's one country where the path names it."""
+    country = adapter_country(adapter)
+    if country is None:
+        return None
+    if country != NO_RECORD:
+        placed = _country_placeholder(adapter, {country})
+        return placed if placed != adapter else str(Path(adapter).parent / "{CC}")
+    if len(countries) == 1:
+        placed = _country_placeholder(adapter, countries)
+        return placed if placed != adapter else None
+    return None
+
+
+def model_identity(config: dict[str, Any], countries: set[str]) -> tuple[str, str, str, str]:
+    """(model id, display label, base model, adapter kind) of a run: the base model, plus its
+    adapter when one is loaded; kind base, joint or specific (see `_specific_adapter`)."""
     args = _model_args(config)
     base = args.get("pretrained") or str(config.get("model_name") or config.get("model") or "?")
     adapter = args.get("peft") or args.get("lora") or ""
     model = f"{base}+{adapter}" if adapter else base
-    label = _short_name(base)
-    if adapter:
-        # One adapter per country (culture-specific) gets one label, so its runs merge.
-        if len(countries) == 1:
-            adapter = _country_placeholder(adapter, countries)
-        label = f"{label} + {_short_name(adapter)}"
-    return model, label
+    if not adapter:
+        return model, _short_name(base), base, "base"
+    specific = _specific_adapter(adapter, countries)
+    shown = specific if specific is not None else adapter
+    kind = "joint" if specific is None else "specific"
+    return model, f"{_short_name(base)} + {_short_name(shown)}", base, kind
 
 
 def _metric_value(entry: dict[str, Any], metric: str) -> float | None:
@@ -335,7 +376,7 @@ def load_run(path: Path, notes: Notes) -> RunScores | None:
         notes.add(f"{path}: no culturespa wvs_* tasks (found: {others}); skipped")
         return None
     config = data.get("config") if isinstance(data.get("config"), dict) else {}
-    model, label = model_label(config, {t.country for t in ours.values()})
+    model, label, base, kind = model_identity(config, {t.country for t in ours.values()})
     seed = config.get("random_seed")
     run = RunScores(
         source=path,
@@ -343,6 +384,8 @@ def load_run(path: Path, notes: Notes) -> RunScores | None:
         label=label,
         date=run_date_id(path),
         seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        base_model=base,
+        adapter_kind=kind,
     )
     run.provenance = run_provenance(data, path, sorted(ours))
     cis = _logged_intervals(data)

@@ -98,6 +98,8 @@ class Row:
         None  # a reference row's answer rule (culturespa.scoring.baselines); None: a model
     )
     reference_items: int | None = None  # the reference rows' items on this row's countries
+    model: str = ""  # the base model of a model row (lm-eval's `pretrained`); "" for references
+    adapter_kind: str = ""  # base (no adapter), joint or specific; "" for reference rows
 
     @property
     def n_items(self) -> int | None:
@@ -295,7 +297,11 @@ def build_rows(runs: list[RunScores], metric: str, notes: Notes, seed: int = 0) 
     for run in sorted(runs, key=lambda r: (r.date, str(r.source))):
         for task in run.tasks:
             key = (run.label, task.template, task.way)
-            row = rows.setdefault(key, Row(run.label, task.template, task.way))
+            row = rows.setdefault(
+                key,
+                Row(run.label, task.template, task.way, model=run.base_model,
+                    adapter_kind=run.adapter_kind),
+            )  # fmt: skip
             refuse_unparsable_answers(task, run.source, notes)
             value = task.metrics.get(metric)
             if value is None and task.answers is not None and metric in PAPER_SCORE_METRICS:

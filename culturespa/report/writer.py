@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from culturespa.report.replies_input import DEFAULT_REPLIES_LABEL, load_inputs
 from culturespa.report.survey_of_run import survey_of_report
 from culturespa.report.tables import Row
 from culturespa.text_cells import json_text, markdown_cell
+
+RowSelector = str | Callable[[Row], bool]
+"""A row to compare: its method's text (`--compare`), or a test of its identity."""
 
 REPORT_ENTRIES: tuple[str, ...] = (
     "comparison.md",
@@ -64,10 +68,17 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:80]
 
 
-def select_row(rows: list[Row], selector: str) -> Row:
+def select_row(rows: list[Row], selector: str | Callable[[Row], bool]) -> Row:
     """The row whose method is `selector`, else the one whose method ends with it, else the one
     that contains it (case-insensitive); must be exactly one. 'Culture-aware (P1)' selects the
-    log-likelihood row next to 'Culture-aware (P1), reversed options'."""
+    log-likelihood row next to 'Culture-aware (P1), reversed options'. A callable selects the
+    one row it accepts (a row's identity: `Row.model`, `adapter_kind`, `template`, `way`)."""
+    if callable(selector):
+        found = [r for r in rows if selector(r)]
+        if len(found) != 1:
+            known = "; ".join(r.method for r in rows)
+            raise CulturespaError(f"{len(found)} rows of the kind to compare; rows are: {known}")
+        return found[0]
     wanted = selector.lower()
     hits = [r for r in rows if wanted in r.method.lower()]
     exact = [r for r in hits if r.method.lower() == wanted]
@@ -166,7 +177,7 @@ def build_report(
     paths: list[str | Path],
     out_dir: str | Path,
     metric: str = "alignment",
-    compare: tuple[str, str] | None = None,
+    compare: tuple[RowSelector, RowSelector] | None = None,
     seed: int = 0,
     plot: bool = True,
     countries: tuple[str, ...] | None = None,
@@ -196,7 +207,7 @@ def _build_report(
     folder: OutputFolder,
     paths: list[str | Path],
     metric: str,
-    compare: tuple[str, str] | None,
+    compare: tuple[RowSelector, RowSelector] | None,
     seed: int,
     plot: bool,
     countries: tuple[str, ...] | None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -16,21 +17,24 @@ from culturespa.survey.countries import get_country
 from culturespa.text_cells import finite_json
 
 
-def write_run_files(
-    output_dir: str | Path,
-    *,
-    base_model: str,
-    recipe: str | None,
-    command: str,
-    data: dict[str, Any],
-    hyperparameters: dict[str, Any],
-    lora: dict[str, Any],
-    metrics: dict[str, Any],
-    chat_template: str | None,
-    end_of_turn: str,
-    country: str | None = None,
-    distributed: dict[str, Any] | None = None,
-) -> Path:
+@dataclass
+class RunRecord:
+    """What one training run used and produced: what its model card and `TRAINING_RECORD` record."""
+
+    base_model: str
+    recipe: str | None  # the recipe YAML's path; None for command-line flags only
+    command: str
+    data: dict[str, Any]  # `describe_dataset` of the training set
+    hyperparameters: dict[str, Any]
+    lora: dict[str, Any]  # {} when training all weights
+    metrics: dict[str, Any]
+    chat_template: str | None  # None: the tokenizer's own
+    end_of_turn: str  # the token the loss mask covers after the answer ('' for none)
+    country: str | None = None  # ISO-3 code of a culture-specific adapter
+    distributed: dict[str, Any] | None = None  # `distributed_summary` of the run
+
+
+def write_run_files(output_dir: str | Path, run: RunRecord) -> Path:
     """Write the model card (README.md) and a machine-readable culturespa_training.json."""
     import peft
     import torch
@@ -48,38 +52,39 @@ def write_run_files(
         "torch": torch.__version__,
     }
     record = {
-        "base_model": base_model,
-        "recipe": recipe,
-        "command": command,
-        "country": country,
-        "data": data,
-        "hyperparameters": hyperparameters,
-        "distributed": distributed or {},
-        "lora": lora,
-        "metrics": metrics,
-        "chat_template": chat_template,
-        "loss_mask": f"answer tokens + {end_of_turn or 'nothing'}",
+        "base_model": run.base_model,
+        "recipe": run.recipe,
+        "command": run.command,
+        "country": run.country,
+        "data": run.data,
+        "hyperparameters": run.hyperparameters,
+        "distributed": run.distributed or {},
+        "lora": run.lora,
+        "metrics": run.metrics,
+        "chat_template": run.chat_template,
+        "loss_mask": f"answer tokens + {run.end_of_turn or 'nothing'}",
         "versions": versions,
     }
     text = json.dumps(finite_json(record), indent=2, default=str, allow_nan=False)  # NaN: null
     write_text_atomic(output_dir / TRAINING_RECORD, text + "\n")
 
-    variant = ", ".join(data.get("variants") or []) or "unknown"
+    variant = ", ".join(run.data.get("variants") or []) or "unknown"
     template = "cross_culture_thinking" if "cross_culture_thinking" in variant else "culture_aware"
     family = group_name("gen", template)
+    country = run.country
     card = render_model_card(
         title=f"CultureSPA LoRA adapter ({variant}{', ' + country if country else ''})",
-        base_model=base_model,
-        recipe=recipe,
-        command=command,
-        data=data,
+        base_model=run.base_model,
+        recipe=run.recipe,
+        command=run.command,
+        data=run.data,
         variant=variant,
-        chat_template=chat_template,
-        end_of_turn=end_of_turn,
+        chat_template=run.chat_template,
+        end_of_turn=run.end_of_turn,
         version_line=", ".join(f"{k} {v}" for k, v in versions.items()),
-        hyperparameters=hyperparameters,
-        lora=lora,
-        metrics=metrics,
+        hyperparameters=run.hyperparameters,
+        lora=run.lora,
+        metrics=run.metrics,
         output_dir=output_dir,
         tasks=task_name_for(family, country),
     )

