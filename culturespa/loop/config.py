@@ -13,6 +13,7 @@ from typing import Any
 from culturespa.errors import CulturespaError
 from culturespa.fields import check_field_types, invalid, read_yaml_mapping
 from culturespa.loop.layout import STAGES, Layout
+from culturespa.run_files import BASE_MODEL_RUN, EVAL_FOLDER
 from culturespa.survey.countries import DEMO_COUNTRIES
 
 MODEL_KINDS: tuple[str, ...] = ("base", "joint", "specific")
@@ -116,7 +117,7 @@ class LoopConfig:
         metadata={"help": "torch CPU threads of in-process stages (null: the cores not busy now)"},
     )
     base_eval_folder: str = field(
-        default="eval/base",
+        default=f"{EVAL_FOLDER}/{BASE_MODEL_RUN}",
         metadata={"help": "the base model's lm-eval results, inside the run folder"},
     )
     report_folder: str = field(

@@ -25,6 +25,7 @@ from culturespa.loop.estimates import (
 )
 from culturespa.loop.layout import STAGES, TINY_MODEL, Layout
 from culturespa.loop.summary import write_report
+from culturespa.run_files import BASE_MODEL_RUN, JOINT, SFT_FOLDER, SPECIFIC
 
 WHAT_IS_EVALUATED = {"base": "base", "joint": "culture-joint", "specific": "culture-specific"}
 
@@ -149,7 +150,7 @@ class Loop:
         self._fresh(lay.joint)
         self.run(
             "train/culture_joint",
-            self._sft(c.joint_recipe, lay.data / "sft" / "culture_joint", lay.joint),
+            self._sft(c.joint_recipe, lay.data / SFT_FOLDER / JOINT, lay.joint),
         )
 
     def _train_specific(self) -> None:
@@ -166,7 +167,7 @@ class Loop:
                 self.run(
                     unit,
                     self._sft(
-                        c.specific_recipe, lay.data / "sft" / "culture_specific", lay.specific,
+                        c.specific_recipe, lay.data / SFT_FOLDER / SPECIFIC, lay.specific,
                         "--countries", cc,
                     ),
                 )  # fmt: skip
@@ -227,10 +228,12 @@ class Loop:
         )  # fmt: skip
         model = ("--model", self.model)
         if "base" in c.models:
-            self._evaluate_once("eval/base", lay.eval_folder("base"), *model, "--tasks", tasks)
+            self._evaluate_once(
+                "eval/base", lay.eval_folder(BASE_MODEL_RUN), *model, "--tasks", tasks
+            )
         if "joint" in c.models:
             self._evaluate_once(
-                "eval/culture_joint", lay.eval_folder("culture_joint"),
+                "eval/culture_joint", lay.eval_folder(JOINT),
                 *model, "--peft", str(lay.joint), "--tasks", tasks,
             )  # fmt: skip
         if "specific" not in c.models:
@@ -239,7 +242,7 @@ class Loop:
             if not (lay.adapter_done(lay.specific / cc) or self.dry_run):
                 continue
             self._evaluate_once(
-                f"eval/culture_specific/{cc}", lay.eval_folder("culture_specific", cc),
+                f"eval/culture_specific/{cc}", lay.eval_folder(SPECIFIC, cc),
                 "--adapters", str(lay.specific), "--countries", cc, "--tasks", ",".join(groups),
                 *model,
             )  # fmt: skip
@@ -296,12 +299,12 @@ class Loop:
         start = IDLE_SECONDS["process_start"]
         items = eval_items(c) * len(c.countries) * len(c.eval_groups)
         seconds = 0.0
-        if "base" in c.models and not lay.results_done(lay.eval_folder("base")):
+        if "base" in c.models and not lay.results_done(lay.eval_folder(BASE_MODEL_RUN)):
             seconds += items * IDLE_SECONDS["eval_item"] + start
-        if "joint" in c.models and not lay.results_done(lay.eval_folder("culture_joint")):
+        if "joint" in c.models and not lay.results_done(lay.eval_folder(JOINT)):
             seconds += items * IDLE_SECONDS["eval_item_adapter"] + start
         for cc in c.countries if "specific" in c.models else ():
-            if not lay.results_done(lay.eval_folder("culture_specific", cc)):
+            if not lay.results_done(lay.eval_folder(SPECIFIC, cc)):
                 seconds += items / len(c.countries) * IDLE_SECONDS["eval_item_adapter"] + start
         return seconds
 

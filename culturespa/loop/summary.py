@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from culturespa.loop.commands import Timings, Usage, minutes
 from culturespa.loop.config import LoopConfig
 from culturespa.loop.layout import STAGES, Layout
+from culturespa.run_files import FILTERED_QUESTIONS, JOINT, QUESTIONS_FOLDER, SFT_FOLDER, set_jsonl
 
 if TYPE_CHECKING:
     from culturespa.report.tables import Row
@@ -158,12 +159,12 @@ def training_positions(data: Path) -> dict[int, int]:
     code), 2 for the second, ...; empty while the set does not exist."""
     from culturespa.pluralise.store import read_jsonl
 
-    sft = data / "sft" / "culture_joint.jsonl"
+    sft = set_jsonl(data / SFT_FOLDER / JOINT)
     if not sft.is_file():
         return {}
     first = {
         q["question_id"]: q["first_option"]
-        for q in read_jsonl(data / "questions" / "filtered.jsonl")
+        for q in read_jsonl(data / QUESTIONS_FOLDER / FILTERED_QUESTIONS)
     }
     counts: dict[int, int] = {}
     for row in read_jsonl(sft):
