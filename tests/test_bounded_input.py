@@ -190,7 +190,8 @@ def test_sample_logs_are_streamed_not_read_whole(tmp_path, monkeypatch):
     no more memory than a few."""
     import tracemalloc
 
-    from culturespa.report.loading import Notes, read_samples
+    from culturespa.report.run_scores import Notes
+    from culturespa.report.sample_logs import read_samples
 
     lines = [sample_line(qid, 1) for qid in ["Q1", "Q2", "Q3"] * 20_000]
     lines += [sample_line("Q1", 2), sample_line("Q2", 3), sample_line("Q3", 4)]
@@ -209,7 +210,8 @@ def test_sample_logs_are_streamed_not_read_whole(tmp_path, monkeypatch):
 def test_minus_infinity_is_a_log_likelihood_but_never_a_metric(tmp_path):
     """lm-eval logs -Infinity for an impossible option: the other option is the answer; an
     infinite per-item metric is damage, named with its line and field."""
-    from culturespa.report.loading import Notes, read_samples
+    from culturespa.report.run_scores import Notes
+    from culturespa.report.sample_logs import read_samples
 
     options = [1, 2]
     line = '{"doc": {"qid": "Q1", "options": [1, 2]}, "filtered_resps": [[-Infinity], [-0.5]]}\n'
@@ -225,7 +227,8 @@ def test_a_nan_metric_is_read_as_no_value(tmp_path):
     value, so the report shows it unranked instead of hiding the model's failure."""
     import math
 
-    from culturespa.report.loading import Notes, load_run
+    from culturespa.report.results_files import load_run
+    from culturespa.report.run_scores import Notes
 
     run = tmp_path / "org__model"
     run.mkdir()
@@ -247,7 +250,8 @@ def test_a_nan_metric_is_read_as_no_value(tmp_path):
     [("alignment", 1.5), ("alignment", -9.5), ("coverage", 2), ("out_of_range", -1.0)],
 )
 def test_a_metric_no_run_can_have_is_damage(tmp_path, metric, value):
-    from culturespa.report.loading import Notes, load_run
+    from culturespa.report.results_files import load_run
+    from culturespa.report.run_scores import Notes
 
     run = tmp_path / "org__model"
     run.mkdir()

@@ -295,7 +295,7 @@ def test_filter_stage_takes_the_subset_after_the_rules(tmp_path):
 
 
 def test_loss_history_and_its_plot(tmp_path):
-    from culturespa.report.loading import LossPoint, read_loss_history
+    from culturespa.report.loss_history import LossPoint, read_loss_history
     from culturespa.report.plots import plot_training_loss
 
     state = {

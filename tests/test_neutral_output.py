@@ -17,7 +17,7 @@ from test_report_html import browser  # noqa: F401  (the Chromium fixture)
 
 from culturespa.cli.main import main
 from culturespa.report import tables
-from culturespa.report.loading import Notes, RunScores, TaskResult
+from culturespa.report.run_scores import Notes, RunScores, TaskResult
 from culturespa.text_cells import csv_text, json_text, markdown_cell, terminal_text
 
 SCRIPT = "<script>alert(1)</script>"

@@ -26,7 +26,8 @@ from culturespa.cli.main import main
 from culturespa.errors import CulturespaError
 from culturespa.output_folder import MANIFEST_NAME, claim_folder, read_manifest
 from culturespa.pluralise.store import UnitLog
-from culturespa.report.loading import Notes, find_results_files
+from culturespa.report.results_files import find_results_files
+from culturespa.report.run_scores import Notes
 from culturespa.report.writer import build_report
 
 ROOT = Path(__file__).resolve().parents[1]

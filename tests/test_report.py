@@ -16,7 +16,7 @@ from culturespa.alignment import alignment_from_arrays
 from culturespa.cli.main import main
 from culturespa.errors import CulturespaError
 from culturespa.prompts.task_names import TaskName
-from culturespa.report.loading import load_runs, task_identity
+from culturespa.report.results_files import load_runs, task_identity
 from culturespa.report.writer import build_report
 from culturespa.survey.items import get_item, items_with_data, survey_majority
 

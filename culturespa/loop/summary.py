@@ -103,7 +103,7 @@ def write_report(config: LoopConfig, layout: Layout, report, timings: Timings) -
     change): the training loss plot, summary.md and summary.json; returns the summary."""
     from culturespa.atomic import write_json_atomic, write_text_atomic
     from culturespa.report import analysis
-    from culturespa.report.loading import read_loss_history
+    from culturespa.report.loss_history import read_loss_history
     from culturespa.report.plots import plot_training_loss
 
     rows = summary_rows(config, report)
@@ -183,7 +183,7 @@ def _position_cells(counts: dict[int | None, int]) -> list[str]:
 
 def _train_facts(folder: Path) -> tuple[int, float, float] | None:
     """(optimizer steps, first logged loss, last logged loss) of an adapter."""
-    from culturespa.report.loading import read_loss_history
+    from culturespa.report.loss_history import read_loss_history
 
     if not Layout.adapter_done(folder):
         return None

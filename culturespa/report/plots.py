@@ -270,8 +270,8 @@ def plot_steerability(analysis, path: Path) -> Path:
 
 def plot_training_loss(curves: dict[str, list], path: Path, title: str | None = None) -> Path:
     """Training loss per logged optimizer step of one or more adapters (`LossPoint`s, from
-    `culturespa.report.loading.read_loss_history`), against the share of the epoch so that runs
-    of different lengths (joint, one per country) share the x axis; the first curve is drawn
+    `culturespa.report.loss_history.read_loss_history`), against the share of the epoch so that
+    runs of different lengths (joint, one per country) share the x axis; the first curve is drawn
     bold, and the number of steps is in the legend."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.2))

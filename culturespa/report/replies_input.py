@@ -17,7 +17,8 @@ import numpy as np
 
 from culturespa.errors import CulturespaError
 from culturespa.prompts.templates import TEMPLATES
-from culturespa.report.loading import Notes, RunScores, TaskResult, load_runs
+from culturespa.report.results_files import load_runs
+from culturespa.report.run_scores import Notes, RunScores, TaskResult
 from culturespa.run_files import RESULTS_GLOB
 from culturespa.scoring.country_scores import score_country
 from culturespa.scoring.distributions import distribution_scores

@@ -16,7 +16,7 @@ from culturespa.report.item_counts import (
     reference_count,
     reference_items,
 )
-from culturespa.report.loading import Notes, RunScores, TaskResult
+from culturespa.report.run_scores import Notes, RunScores, TaskResult
 from culturespa.report.validity import (
     count_value,
     refuse_unparsable_answers,

@@ -13,8 +13,8 @@ from culturespa.prompts.templates import TEMPLATES
 from culturespa.report import analysis, plots, position, tables
 from culturespa.report.html import render_page
 from culturespa.report.item_counts import mark_fewer_items
-from culturespa.report.loading import Notes
 from culturespa.report.replies_input import DEFAULT_REPLIES_LABEL, load_inputs
+from culturespa.report.run_scores import Notes
 from culturespa.report.survey_of_run import survey_of_report
 from culturespa.report.tables import Row
 from culturespa.text_cells import json_text, markdown_cell
