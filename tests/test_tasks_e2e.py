@@ -161,7 +161,7 @@ def test_seeds_run_sampled_tasks_once_per_seed_and_the_report_merges_them(
 ):
     """The paper's mean of three sampled runs, from one `culturespa eval --seeds` command."""
     from culturespa.evaluation.run import run_evaluations
-    from culturespa.report.writer import build_report
+    from culturespa.report.writer import ReportOptions, build_report
 
     runs = run_evaluations(
         str(tiny_model_dir), [LL, GEN], seeds=[42, 41, 40], limit=20, device="cpu",
@@ -172,7 +172,7 @@ def test_seeds_run_sampled_tasks_once_per_seed_and_the_report_merges_them(
     assert set(runs[1]["results"]) == set(runs[2]["results"]) == {GEN}  # loglik is deterministic
     files = sorted((tmp_path / "eval").rglob("results_*.json"))
     assert len(files) == 3 and len({f.parent for f in files}) == 1
-    report = build_report([tmp_path / "eval"], tmp_path / "report", plot=False)
+    report = build_report([tmp_path / "eval"], tmp_path / "report", ReportOptions(plot=False))
     gen_row = next(r for r in report.models if r.generation)
     ll_row = next(r for r in report.models if not r.generation)
     assert gen_row.n_runs == 3 and ll_row.n_runs == 1
