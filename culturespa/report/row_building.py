@@ -31,7 +31,9 @@ from culturespa.survey.countries import WAVE7_COUNTRIES, in_paper_average, paper
 from culturespa.survey.items import culture_specific_items, items_with_data
 
 N_RESAMPLES = 1000
+"""Bootstrap draws of items behind each row's intervals."""
 LEVEL = 0.95
+"""The intervals' coverage (95%)."""
 
 
 def answer_coverage(answers: dict[str, int | None], country: str) -> tuple[float, int]:
