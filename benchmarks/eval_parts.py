@@ -103,7 +103,7 @@ def _run_lm_eval(cfg: dict, tasks: str, backend: str, samples=None, limit=None) 
 
     lm-eval's vllm model takes batch size "auto" (all requests to the engine at once, which
     schedules them itself); a number would cut them into engine calls of that size."""
-    from culturespa.evaluation.run import run_evaluation
+    from culturespa.evaluation.run import EvalOptions, run_evaluation
 
     vllm = backend == "vllm"
     start = time.perf_counter()
@@ -111,13 +111,15 @@ def _run_lm_eval(cfg: dict, tasks: str, backend: str, samples=None, limit=None) 
         results = run_evaluation(
             cfg["model_path"],
             tasks,
-            backend=backend,
-            model_args=VLLM_ENGINE if vllm else None,
-            batch_size="auto" if vllm else cfg["batch_size"],
+            options=EvalOptions(
+                backend=backend,
+                model_args=VLLM_ENGINE if vllm else None,
+                batch_size="auto" if vllm else cfg["batch_size"],
+                limit=limit,
+                log_samples=True,
+                n_resamples=cfg.get("n_resamples", 200),
+            ),
             seed=cfg["seed"],
-            limit=limit,
-            log_samples=True,
-            n_resamples=cfg.get("n_resamples", 200),
         )
     total = time.perf_counter() - start
     return {

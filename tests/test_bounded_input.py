@@ -281,7 +281,7 @@ def test_a_reply_of_thousands_of_digits_is_an_invalid_answer_not_a_crash():
 
 def test_an_answer_beyond_the_parser_range_is_out_of_range_never_averaged():
     """10**30 cannot come from the paper's parser: not scored, counted as out of range."""
-    from culturespa.report.tables import answer_coverage
+    from culturespa.report.row_building import answer_coverage
     from culturespa.scoring.answers import collect_scored_items
     from culturespa.survey.items import items_with_data
 

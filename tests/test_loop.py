@@ -177,7 +177,7 @@ def test_the_summary_finds_rows_by_their_identity_not_their_label(loop, monkeypa
     from types import SimpleNamespace
 
     from culturespa.loop.summary import compare_pair, summary_rows
-    from culturespa.report.tables import Row
+    from culturespa.report.rows import Row
 
     monkeypatch.chdir(ROOT)
     config = loop.load_loop_config(CONFIG, {})

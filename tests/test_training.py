@@ -396,10 +396,13 @@ def test_culture_specific_trains_one_adapter_per_country(tiny_model_dir, data_ru
     # Each adapter is evaluated on its own country's task only (culturespa eval --adapters).
     base, adapters = outputs.read_adapter_index(out)
     assert base == str(tiny_model_dir) and adapters["USA"] == str(out / "USA")
+    from culturespa.evaluation.run import EvalOptions
     from culturespa.evaluation.specific import evaluate_culture_specific
 
     results = evaluate_culture_specific(
-        out, "wvs_culture_aware", tmp_path / "eval", limit=2, device="cpu", batch_size=4
+        out,
+        "wvs_culture_aware",
+        EvalOptions(output_path=tmp_path / "eval", limit=2, device="cpu", batch_size=4),
     )
     for code in ("USA", "CHN"):
         (run,) = results[code]

@@ -231,18 +231,20 @@ def assert_generation_parsed(samples: list[dict]) -> None:
 
 
 def transformers_reference(model_dir: Path, tasks: str, backend: str = "hf") -> dict:
-    from culturespa.evaluation.run import run_evaluation
+    from culturespa.evaluation.run import EvalOptions, run_evaluation
 
     return run_evaluation(
         str(model_dir),
         tasks,
-        backend=backend,
-        model_args="dtype=float32",
-        batch_size=16,
-        limit=LIMIT,
-        log_samples=True,
-        device="cpu",
-        n_resamples=10,
+        options=EvalOptions(
+            backend=backend,
+            model_args="dtype=float32",
+            batch_size=16,
+            limit=LIMIT,
+            log_samples=True,
+            device="cpu",
+            n_resamples=10,
+        ),
     )
 
 

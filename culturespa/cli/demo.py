@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
 
 def print_demo_summary(loop) -> None:
     """The demo's terminal summary: the paper's table, then what the report found."""
-    from culturespa.report.tables import comparison_text
+    from culturespa.report.comparison import comparison_text
     from culturespa.text_cells import terminal_text
 
     report = loop.report_built

@@ -93,17 +93,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from culturespa.report.comparison import comparison_text
     from culturespa.report.survey_of_run import survey_of_report
-    from culturespa.report.tables import comparison_text
-    from culturespa.report.writer import build_report
+    from culturespa.report.writer import ReportOptions, build_report
     from culturespa.survey.countries import parse_countries
     from culturespa.text_cells import terminal_text
 
     use_survey_option(args)
     with survey_of_report(args.results):  # --countries are of the survey the results name
-        report = build_report(
-            args.results,
-            args.output,
+        options = ReportOptions(
             metric=args.metric,
             compare=tuple(args.compare) if args.compare else None,
             seed=args.seed,
@@ -113,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
             ways=args.ways,
             overwrite=args.overwrite,
         )
+        report = build_report(args.results, args.output, options)
     print(comparison_text(report.rows))
     for method, r in report.correlations.items():
         print(terminal_text(f"culture relations, model vs survey similarity: r = {r} ({method})"))

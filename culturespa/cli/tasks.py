@@ -89,6 +89,20 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="items per task, or a fraction of them below 1 (testing only)",
     )
+    add_output_options(ev)
+    ev.add_argument("--device", default=None, help="cpu, cuda, cuda:0 (default: cuda if present)")
+    ev.add_argument(
+        "--no-dedup",
+        dest="deduplicate",
+        action="store_false",
+        help="send identical requests of different tasks to the model each time",
+    )
+    add_survey_option(ev, "a survey folder from `culturespa survey build`: its tasks are run")
+    ev.set_defaults(func=run_eval)
+
+
+def add_output_options(ev: argparse.ArgumentParser) -> None:
+    """`culturespa eval`'s output flags: where results go, sample logs, the request cache."""
     ev.add_argument(
         "--output-path",
         type=Path,
@@ -110,15 +124,6 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
         "A cache file is code (lm-eval unpickles it): culturespa records each file's SHA-256 "
         "after a run and refuses a file it did not write or that changed",
     )
-    ev.add_argument("--device", default=None, help="cpu, cuda, cuda:0 (default: cuda if present)")
-    ev.add_argument(
-        "--no-dedup",
-        dest="deduplicate",
-        action="store_false",
-        help="send identical requests of different tasks to the model each time",
-    )
-    add_survey_option(ev, "a survey folder from `culturespa survey build`: its tasks are run")
-    ev.set_defaults(func=run_eval)
 
 
 def add_adapter_options(ev: argparse.ArgumentParser) -> None:
@@ -231,18 +236,20 @@ def _check_eval_args(args: argparse.Namespace) -> tuple[str, ...] | None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from culturespa.evaluation.run import run_evaluations
+    from culturespa.evaluation.run import EvalOptions, run_evaluations
     from culturespa.evaluation.specific import evaluate_culture_specific
 
     countries = _check_eval_args(args)
+    seeds = args.seeds or [args.seed]
     with _survey_tasks(args.survey) as task_folder:
-        options = dict(
-            seeds=args.seeds or [args.seed],
+        options = EvalOptions(
             backend=args.backend,
             model_args=args.model_args,
+            peft=args.peft,  # None with --adapters: each country's adapter instead
             apply_chat_template=args.apply_chat_template,
             batch_size=args.batch_size,
             limit=args.limit,
+            output_path=args.output_path,
             overwrite=args.overwrite,
             log_samples=args.log_samples,
             use_cache=args.use_cache,
@@ -252,14 +259,11 @@ def run_eval(args: argparse.Namespace) -> int:
         )
         if args.adapters is not None:
             by_country = evaluate_culture_specific(
-                args.adapters, args.tasks, args.output_path, args.model, countries, **options
+                args.adapters, args.tasks, options, args.model, countries, seeds
             )
             runs = [results for country_runs in by_country.values() for results in country_runs]
         else:
-            runs = run_evaluations(
-                model=args.model, tasks=args.tasks, peft=args.peft,
-                output_path=args.output_path, **options,
-            )  # fmt: skip
+            runs = run_evaluations(args.model, args.tasks, seeds, options)
     print_runs(runs)
     if args.output_path:
         print(f"results written under {args.output_path}")

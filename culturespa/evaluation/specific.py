@@ -9,11 +9,16 @@ country from its training record and shows the adapters as one row.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from culturespa.errors import CulturespaError
 from culturespa.prompts.task_names import task_of_group
+
+if TYPE_CHECKING:
+    from culturespa.evaluation.run import EvalOptions
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +54,14 @@ def select_adapters(
 def evaluate_culture_specific(
     index_path: str | Path,
     task: str,
-    output_path: str | Path | None,
+    options: EvalOptions,
     model: str | None = None,
     countries: tuple[str, ...] | None = None,
-    **eval_kwargs: Any,
+    seeds: Sequence[int] = (42,),
 ) -> dict[str, list[dict[str, Any]]]:
     """Evaluate each country's adapter (or those of `countries` only) on its country's task of
-    each group in `task` (comma-separated); {ISO3: lm-eval results, one per seed}. The other
-    keyword arguments are those of `run_evaluations`."""
+    each group in `task` (comma-separated); {ISO3: lm-eval results, one per seed}. `options`
+    are those of `run_evaluations`, its `peft` the country's adapter."""
     from culturespa.evaluation.run import run_evaluations
 
     index_base, adapters = select_adapters(index_path, countries)
@@ -67,7 +72,5 @@ def evaluate_culture_specific(
     for code, adapter in adapters.items():
         tasks = country_tasks(task, code)
         logger.info("evaluating %s adapter %s on %s", code, adapter, tasks)
-        results[code] = run_evaluations(
-            base, tasks, output_path=output_path, peft=adapter, **eval_kwargs
-        )
+        results[code] = run_evaluations(base, tasks, seeds, replace(options, peft=adapter))
     return results

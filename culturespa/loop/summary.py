@@ -14,7 +14,7 @@ from culturespa.loop.layout import STAGES, Layout
 from culturespa.run_files import FILTERED_QUESTIONS, JOINT, QUESTIONS_FOLDER, SFT_FOLDER, set_jsonl
 
 if TYPE_CHECKING:
-    from culturespa.report.tables import Row
+    from culturespa.report.rows import Row
 
 
 def first_group(config: LoopConfig) -> tuple[str, str]:
@@ -53,20 +53,17 @@ def build_loop_report(config: LoopConfig, layout: Layout, overwrite: bool = Fals
     """`culturespa report` on the run's evaluations into its report folder (see `compare_pair`).
     A report folder inside the run folder is the loop's own: an older version's is replaced;
     the run folder itself (the demo) is replaced only with `overwrite`."""
-    from culturespa.report.writer import build_report
+    from culturespa.report.writer import ReportOptions, build_report
 
     if layout.base_eval.is_relative_to(layout.eval):
         paths = [layout.eval]
     else:
         paths = [layout.base_eval] + ([layout.eval] if layout.eval.is_dir() else [])
     own_folder = layout.report.resolve() != layout.out.resolve()
-    return build_report(
-        paths,
-        layout.report,
-        compare=compare_pair(config),
-        seed=config.seed,
-        overwrite=overwrite or own_folder,
+    options = ReportOptions(
+        compare=compare_pair(config), seed=config.seed, overwrite=overwrite or own_folder
     )
+    return build_report(paths, layout.report, options)
 
 
 def summary_rows(config: LoopConfig, report) -> dict[str, Row]:

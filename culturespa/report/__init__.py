@@ -1,7 +1,8 @@
 """Reports over lm-eval results: load runs, build a leaderboard and the paper's tables, plot them.
 
-`results_files` reads results JSON files (and `sample_logs` their sample logs) into the rows of
-`run_scores`, `tables` ranks and formats, `plots` draws; `build_report` runs all three and writes
+`results_files` reads results JSON files (and `sample_logs` their sample logs) into
+`run_scores`, `row_building` merges them into `rows`, `leaderboard` ranks and formats them,
+`comparison` lays out the paper's table, `plots` draws; `build_report` runs them all and writes
 everything into one folder.
 """
 

@@ -16,7 +16,7 @@ from culturespa.report.run_scores import Notes, TaskResult
 from culturespa.survey.items import items_with_data
 
 if TYPE_CHECKING:
-    from culturespa.report.tables import Row
+    from culturespa.report.rows import Row
 
 
 def items_asked(task: TaskResult, country: str, limit: Any) -> int:

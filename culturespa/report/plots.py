@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from culturespa.report.analysis import relation_matrices
-from culturespa.report.tables import Row, countries_in
+from culturespa.report.rows import Row, countries_in
 from culturespa.survey.countries import WAVE7_COUNTRIES
 
 
