@@ -115,8 +115,10 @@ def test_an_evaluation_resolves_its_model_name_once_and_loads_what_it_names(monk
     monkeypatch.setattr(
         run, "_load_model", lambda model, backend, args, *rest: loaded.append(args) or "lm"
     )
-    monkeypatch.setattr(run, "_evaluate_once", lambda lm, n, m, args, **k: evaluated.append(args))
-    run.evaluate_seeds("smollm2", "wvs_gen_culture_aware_usa", seeds=(1, 2), device="cpu")
+    monkeypatch.setattr(run, "_evaluate_once", lambda lm, n, m, args, *rest: evaluated.append(args))
+    run.evaluate_seeds(
+        "smollm2", "wvs_gen_culture_aware_usa", seeds=(1, 2), options=run.EvalOptions(device="cpu")
+    )
     assert fetched == [1]
     assert [a["pretrained"] for a in loaded + evaluated] == [str(folder)] * 3
     assert build_model_args(str(folder), "hf")["pretrained"] == str(folder)
