@@ -42,7 +42,7 @@ def scoring_requests(tokenizer, n_items: int) -> list:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from culturespa.cli.parsing import ArgumentParser, positive_int
+    from culturespa.command_line import ArgumentParser, positive_int
 
     parser = ArgumentParser(prog="benchmarks/default_model.py", description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=positive_int, default=10, help="items per country to score")

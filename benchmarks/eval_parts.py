@@ -33,7 +33,7 @@ def doc_indices(cfg: dict, qids: Sequence[str]) -> list[int]:
     return [position[q] for q in qids]
 
 
-# vLLM on the CPU (the parts named *_vllm run in the vLLM environment, README "vLLM"): float32 as
+# vLLM on the CPU (the parts named *_vllm run in the vLLM environment, docs/vllm.md): float32 as
 # the transformers parts, no torch.compile (20 s more per start on two cores), a 2 GiB KV cache.
 VLLM_ENGINE = {"dtype": "float32", "enforce_eager": True, "max_model_len": 2048}
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
@@ -103,7 +103,7 @@ def _run_lm_eval(cfg: dict, tasks: str, backend: str, samples=None, limit=None) 
 
     lm-eval's vllm model takes batch size "auto" (all requests to the engine at once, which
     schedules them itself); a number would cut them into engine calls of that size."""
-    from culturespa.evaluation.run import run_evaluation
+    from culturespa.evaluation.run import EvalOptions, run_evaluation
 
     vllm = backend == "vllm"
     start = time.perf_counter()
@@ -111,13 +111,15 @@ def _run_lm_eval(cfg: dict, tasks: str, backend: str, samples=None, limit=None) 
         results = run_evaluation(
             cfg["model_path"],
             tasks,
-            backend=backend,
-            model_args=VLLM_ENGINE if vllm else None,
-            batch_size="auto" if vllm else cfg["batch_size"],
+            options=EvalOptions(
+                backend=backend,
+                model_args=VLLM_ENGINE if vllm else None,
+                batch_size="auto" if vllm else cfg["batch_size"],
+                limit=limit,
+                log_samples=True,
+                n_resamples=cfg.get("n_resamples", 200),
+            ),
             seed=cfg["seed"],
-            limit=limit,
-            log_samples=True,
-            n_resamples=cfg.get("n_resamples", 200),
         )
     total = time.perf_counter() - start
     return {

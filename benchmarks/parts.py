@@ -201,7 +201,7 @@ def builder_loop(cfg: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     from culturespa.atomic import write_text_atomic
-    from culturespa.cli.parsing import ArgumentParser
+    from culturespa.command_line import ArgumentParser
 
     parser = ArgumentParser(
         prog="benchmarks/parts.py", description="Run one benchmark part (started by run.py)."

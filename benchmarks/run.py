@@ -51,7 +51,7 @@ VLLM_PARTS = ("eval_loglik_vllm", "eval_gen_vllm", "builder_ours_vllm")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The benchmark's flags, every value checked before anything runs or is written."""
-    from culturespa.cli.parsing import ArgumentParser, nonnegative_int, positive_int
+    from culturespa.command_line import ArgumentParser, nonnegative_int, positive_int
 
     parser = ArgumentParser(prog="benchmarks/run.py", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default", help="'default' (SmolLM2), 'tiny', or a path")

@@ -68,7 +68,8 @@ def recipe_file(spec: str | Path, kind: str, what: str) -> Path:
         if candidate.is_file() and not path.is_absolute():
             return candidate
     names = named_recipes(kind)
-    hint = f"; packaged {kind} configs: {', '.join(names)}" if names else ""
+    described = f"{kind} configs" if kind else "configs"  # kind "": the training recipes
+    hint = f"; packaged {described}: {', '.join(names)}" if names else ""
     raise CulturespaError(f"{what} {text} does not exist{hint}")
 
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from culturespa.alignment import alignment_from_arrays
 from culturespa.prompts.debiased import AskedPrompts, calibration_prompts, permuted_prompts
 from culturespa.prompts.task_names import WAYS
 from culturespa.prompts.templates import get_template, render
-from culturespa.scoring.alignment import alignment_from_arrays
 from culturespa.scoring.answers import parse_answer
 from culturespa.scoring.debiasing import Debiased, calibrated, per_order_answers, pooled_over_orders
 from culturespa.scoring.distributions import distribution_scores, softmax

@@ -1,6 +1,6 @@
 """The lm-eval task class of the WVS tasks: persona kept in the prompt, option numbers scored whole.
 
-Two things the stock `ConfigurableTask` does not do, and why (see README.md):
+Two things the stock `ConfigurableTask` does not do, and why (see docs/tasks.md):
 
 - The persona is the system message. lm-eval's hf backend drops a system message that the chat
   template rejects, with only a warning; here the rendered prompt is checked, and if the persona is

@@ -1,10 +1,11 @@
-"""Merge a LoRA adapter into its base model and save plain weights, e.g. for vLLM serving.
+"""Merge a LoRA adapter into its base model and save plain weights, e.g. for vLLM serving: the
+script form of `culturespa merge` (`culturespa.cli.merge`, the same parser and code).
 
 ```bash
-python recipes/merge_adapter.py runs/train/llama3-8b-instruct_culture_joint \
+python recipes/merge_adapter.py runs/train/llama3-8b-instruct_culture_joint \\
     runs/merged/llama3-8b-instruct_culture_joint
 vllm serve runs/merged/llama3-8b-instruct_culture_joint
-culturespa eval --backend vllm --model runs/merged/llama3-8b-instruct_culture_joint \
+culturespa eval --backend vllm --model runs/merged/llama3-8b-instruct_culture_joint \\
     --tasks wvs_gen_culture_aware --output-path runs/eval
 ```
 The base model is read from the adapter's adapter_config.json unless --base-model is given.
@@ -12,86 +13,16 @@ The base model is read from the adapter's adapter_config.json unless --base-mode
 
 from __future__ import annotations
 
-import logging
-import shutil
 import sys
-from pathlib import Path
 
-from culturespa.atomic import check_output_dir
-from culturespa.errors import CulturespaError
-from culturespa.output_folder import claim_folder, write_errors
-from culturespa.training.outputs import CARD_FILE, RUN_FILE
+from culturespa.cli.merge import main as run_merge
+from culturespa.cli.merge import make_parser
 
-logger = logging.getLogger("recipes.merge_adapter")
-
-
-def merge_adapter(
-    adapter_dir: str | Path,
-    output_dir: str | Path,
-    base_model: str | None = None,
-    dtype: str = "bfloat16",
-) -> Path:
-    """Merge a LoRA adapter into its base weights and save a plain checkpoint (for vLLM serving)."""
-    import torch
-    from peft import PeftConfig, PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    adapter_dir, output_dir = Path(adapter_dir), Path(output_dir)
-    if not (adapter_dir / "adapter_config.json").is_file():
-        raise CulturespaError(f"{adapter_dir}: no adapter_config.json (not a PEFT adapter folder)")
-    if not isinstance(getattr(torch, dtype, None), torch.dtype):
-        raise CulturespaError(f"dtype: unknown torch dtype {dtype!r}")
-    check_output_dir(output_dir, "output folder")
-    # The folder is claimed before the model loads (a folder of other files is refused); the
-    # checkpoint is staged and committed as a set: culturespa's older checkpoint files are
-    # replaced, nothing else there is touched (`culturespa.output_folder`).
-    with claim_folder(output_dir, "output folder", hint="", kind="checkpoint") as folder:
-        base = base_model or PeftConfig.from_pretrained(str(adapter_dir)).base_model_name_or_path
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, dtype))
-        merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
-        with folder.staging() as build, write_errors(output_dir):
-            merged.save_pretrained(build)
-            # The adapter folder holds the training tokenizer (with its chat template); else the
-            # base model's.
-            source = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else base
-            AutoTokenizer.from_pretrained(source).save_pretrained(build)
-            for name in (CARD_FILE, RUN_FILE):
-                if (adapter_dir / name).is_file():
-                    shutil.copyfile(adapter_dir / name, build / f"adapter_{name}")
-            folder.commit(build, replace=True)
-    logger.info("merged %s into %s -> %s", adapter_dir, base, output_dir)
-    return output_dir
+__all__ = ["main", "make_parser"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    from culturespa.cli.parsing import ArgumentParser, exit_with_error
-
-    parser = ArgumentParser(prog="recipes/merge_adapter.py", description=__doc__.splitlines()[0])
-    parser.add_argument("adapter", help="adapter folder written by recipes/sft.py")
-    parser.add_argument(
-        "output",
-        help="folder for the merged checkpoint (a new or empty one, or one it wrote before: "
-        "its older checkpoint is replaced)",
-    )
-    parser.add_argument(
-        "--base-model", default=None, help="base model id or folder (default: from the adapter)"
-    )
-    parser.add_argument(
-        "--dtype",
-        default="bfloat16",
-        choices=("bfloat16", "float16", "float32"),
-        help="weights dtype (default: %(default)s)",
-    )
-    args = parser.parse_args(argv)
-
-    try:
-        path = merge_adapter(
-            args.adapter, args.output, base_model=args.base_model, dtype=args.dtype
-        )
-    except CulturespaError as exc:
-        return exit_with_error(parser.prog, str(exc))
-    print(f"merged checkpoint saved to {path}")
-    return 0
+    return run_merge(argv, prog="recipes/merge_adapter.py")
 
 
 if __name__ == "__main__":

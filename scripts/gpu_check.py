@@ -41,7 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # culturespa and the tests' support, uninstalled
 
-from culturespa.cli.parsing import ArgumentParser, positive_int  # noqa: E402
+from culturespa.command_line import ArgumentParser, positive_int  # noqa: E402
+from culturespa.run_files import TRAINING_RECORD  # noqa: E402
 
 PINNED = ("transformers", "peft", "trl", "lm-eval")
 """Packages whose exact pin (pyproject.toml) changes results: the check fails on another version."""
@@ -269,7 +270,7 @@ def train(model: Path, data: Path, out: Path, steps: int, cpu: bool, env: dict) 
     if done.returncode != 0:
         tail = (done.stdout + done.stderr).strip().splitlines()[-12:]
         raise RuntimeError(f"exit {done.returncode}: " + " | ".join(tail))
-    run = json.loads((out / "culturespa_training.json").read_text())
+    run = json.loads((out / TRAINING_RECORD).read_text())
     state = json.loads((out / "trainer_state.json").read_text())
     losses = [e["loss"] for e in state["log_history"] if "loss" in e]
     device = run["distributed"]["device"]

@@ -71,7 +71,7 @@ def resolve() -> list[tuple[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from culturespa.cli.parsing import ArgumentParser
+    from culturespa.command_line import ArgumentParser
 
     parser = ArgumentParser(
         prog="python scripts/lock_vllm_cpu.py",

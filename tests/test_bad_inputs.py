@@ -128,7 +128,7 @@ LOOPS = {
     "valid": loop_config(),
     "unknown_key": loop_config(per_topics=3),
     "country": loop_config(countries=["XYZ"]),
-    "gen_task": loop_config(eval_task="wvs_gen_culture_aware"),
+    "gen_task": loop_config(eval_task="wvs_culture_aware_usa"),  # a task, not a group
     "data_missing": loop_config(data_config="@/nope.yaml"),
     "data_bad": loop_config(data_config="@/configs/temperature_hot.yaml"),
     "limit_zero": loop_config(eval_limit=0),
@@ -524,6 +524,9 @@ BUILD = [
     ),
 ]
 OTHERS = [
+    c("train-config-missing", "culturespa", "train --config @/nope.yaml", "does not exist"),
+    c("train-unknown-key", "culturespa", "train --config @/recipes/unknown.yaml", "lora_rank"),
+    c("merge-not-an-adapter", "culturespa", "merge @/empty @/merged", "adapter_config"),
     c("demo-limit-negative", "culturespa", "demo --limit -1", "--limit"),
     c("demo-threads-zero", "culturespa", "demo --threads 0", "--threads"),
     c("demo-batch-size-text", "culturespa", "demo --batch-size x", "--batch-size"),
@@ -564,6 +567,8 @@ OTHERS = [
     ),
 ]
 SCRIPTS = [
+    c("train-module-config", "culturespa/cli/train.py", "--config @/nope.yaml", "does not exist"),
+    c("merge-module-adapter", "culturespa/cli/merge.py", "@/empty @/merged", "adapter_config"),
     c("sft-config-missing", "recipes/sft.py", "--config @/nope.yaml", "does not exist"),
     c("sft-config-folder", "recipes/sft.py", "--config @/empty", "is a folder"),
     c("sft-config-no-value", "recipes/sft.py", "--config", "needs a path"),
@@ -581,16 +586,39 @@ SCRIPTS = [
         ["--config", str(TINY_RECIPE), "--no_such_flag", "1"],
         "no_such_flag",
     ),
-    c("eval-specific-batch", "recipes/eval_specific.py", "@/empty --batch-size x", "--batch-size"),
-    c("eval-specific-limit", "recipes/eval_specific.py", "@/empty --limit 0", "--limit"),
-    c("eval-specific-no-index", "recipes/eval_specific.py", "@/empty", "adapters.json"),
+    c(
+        "eval-specific-batch",
+        "culturespa",
+        "eval --tasks wvs_culture_aware --adapters @/empty --batch-size x",
+        "--batch-size",
+    ),
+    c(
+        "eval-specific-limit",
+        "culturespa",
+        "eval --tasks wvs_culture_aware --adapters @/empty --limit 0",
+        "--limit",
+    ),
+    c(
+        "eval-specific-no-index",
+        "culturespa",
+        "eval --tasks wvs_culture_aware --adapters @/empty",
+        "adapters.json",
+    ),
     c(
         "eval-specific-output-a-file",
-        "recipes/eval_specific.py",
-        "@/empty --output-path @/file.txt",
+        "culturespa",
+        "eval --tasks wvs_culture_aware --adapters @/empty --output-path @/file.txt",
         "is a file",
     ),
     c("loop-no-config", "recipes/loop.py", "", "--config is required"),
+    c("loop-subcommand-no-config", "culturespa", "loop", "--config is required"),
+    c("loop-module-no-config", "culturespa/loop/main.py", "", "--config is required"),
+    c(
+        "loop-unknown-name",
+        "culturespa",
+        "loop --config nope --dry-run",
+        "packaged loop configs: default, demo",
+    ),
     c("loop-config-missing", "recipes/loop.py", "--config @/nope.yaml", "does not exist"),
     c("loop-unknown-key", "recipes/loop.py", "--config @/loops/unknown_key.yaml", "per_topics"),
     c("loop-country", "recipes/loop.py", "--config @/loops/country.yaml", "XYZ"),
@@ -631,7 +659,12 @@ SCRIPTS = [
         "--config @/loops/valid.yaml --output-dir @/results --dry-run",
         "has no loop.json",
     ),
-    c("eval-specific-country", "recipes/eval_specific.py", "@/empty --countries XYZ", "XYZ"),
+    c(
+        "eval-specific-country",
+        "culturespa",
+        "eval --tasks wvs_culture_aware --adapters @/empty --countries XYZ",
+        "XYZ",
+    ),
     c("merge-not-an-adapter", "recipes/merge_adapter.py", "@/empty @/merged", "adapter_config"),
     c("merge-dtype", "recipes/merge_adapter.py", "@/empty @/merged --dtype int4", "--dtype"),
     c("bench-parts", "benchmarks/run.py", "--parts everything", "--parts"),
@@ -643,6 +676,7 @@ SCRIPTS = [
     c("bench-default-items", "benchmarks/default_model.py", "--items -2", "--items"),
     c("tasks-generate-into-file", "culturespa_tasks/generate.py", "@/file.txt", "is a file"),
     c("tiny-model-into-file", "tests/support/tiny_model.py", "@/file.txt", "is a file"),
+    c("tiny-model-module", "culturespa/inference/tiny_model.py", "@/file.txt", "is a file"),
     c("gpu-check-steps", "scripts/gpu_check.py", "--cpu --steps 1", "--steps 1"),
     c("gpu-check-steps-text", "scripts/gpu_check.py", "--steps many", "--steps"),
     c("gpu-check-out-not-empty", "scripts/gpu_check.py", "--cpu --out @/configs", "not empty"),
@@ -674,7 +708,12 @@ SCRIPTS = [
     c("loop-seed-config", "recipes/loop.py", "--config @/loops/seed_negative.yaml", "seed = -1"),
     c("loop-device", "recipes/loop.py", "--config @/loops/device_cpux.yaml", "device 'cpux'"),
     c("loop-alias-bomb", "recipes/loop.py", "--config @/loops/alias_countries.yaml", "aliases"),
-    c("eval-specific-seed", "recipes/eval_specific.py", "@/empty --seed -1", "--seed"),
+    c(
+        "eval-specific-seed",
+        "culturespa",
+        "eval --tasks wvs_culture_aware --adapters @/empty --seed -1",
+        "--seed",
+    ),
 ]
 CASES = [
     *(("score", x) for x in SCORE),

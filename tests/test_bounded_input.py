@@ -190,7 +190,8 @@ def test_sample_logs_are_streamed_not_read_whole(tmp_path, monkeypatch):
     no more memory than a few."""
     import tracemalloc
 
-    from culturespa.report.loading import Notes, read_samples
+    from culturespa.report.run_scores import Notes
+    from culturespa.report.sample_logs import read_samples
 
     lines = [sample_line(qid, 1) for qid in ["Q1", "Q2", "Q3"] * 20_000]
     lines += [sample_line("Q1", 2), sample_line("Q2", 3), sample_line("Q3", 4)]
@@ -209,7 +210,8 @@ def test_sample_logs_are_streamed_not_read_whole(tmp_path, monkeypatch):
 def test_minus_infinity_is_a_log_likelihood_but_never_a_metric(tmp_path):
     """lm-eval logs -Infinity for an impossible option: the other option is the answer; an
     infinite per-item metric is damage, named with its line and field."""
-    from culturespa.report.loading import Notes, read_samples
+    from culturespa.report.run_scores import Notes
+    from culturespa.report.sample_logs import read_samples
 
     options = [1, 2]
     line = '{"doc": {"qid": "Q1", "options": [1, 2]}, "filtered_resps": [[-Infinity], [-0.5]]}\n'
@@ -225,7 +227,8 @@ def test_a_nan_metric_is_read_as_no_value(tmp_path):
     value, so the report shows it unranked instead of hiding the model's failure."""
     import math
 
-    from culturespa.report.loading import Notes, load_run
+    from culturespa.report.results_files import load_run
+    from culturespa.report.run_scores import Notes
 
     run = tmp_path / "org__model"
     run.mkdir()
@@ -247,7 +250,8 @@ def test_a_nan_metric_is_read_as_no_value(tmp_path):
     [("alignment", 1.5), ("alignment", -9.5), ("coverage", 2), ("out_of_range", -1.0)],
 )
 def test_a_metric_no_run_can_have_is_damage(tmp_path, metric, value):
-    from culturespa.report.loading import Notes, load_run
+    from culturespa.report.results_files import load_run
+    from culturespa.report.run_scores import Notes
 
     run = tmp_path / "org__model"
     run.mkdir()
@@ -277,7 +281,7 @@ def test_a_reply_of_thousands_of_digits_is_an_invalid_answer_not_a_crash():
 
 def test_an_answer_beyond_the_parser_range_is_out_of_range_never_averaged():
     """10**30 cannot come from the paper's parser: not scored, counted as out of range."""
-    from culturespa.report.tables import answer_coverage
+    from culturespa.report.row_building import answer_coverage
     from culturespa.scoring.answers import collect_scored_items
     from culturespa.survey.items import items_with_data
 
@@ -301,7 +305,7 @@ def test_devices_torch_knows_pass_and_others_are_one_line():
 
 
 def test_model_arguments_are_those_of_the_lm_eval_class():
-    from culturespa.evaluation.model_args import accepted_model_args, check_extra_model_args
+    from culturespa.inference.model_args import accepted_model_args, check_extra_model_args
 
     known = accepted_model_args("hf")
     assert {"pretrained", "dtype", "max_length", "peft", "attn_implementation"} <= known

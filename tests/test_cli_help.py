@@ -59,7 +59,7 @@ def test_discovery_finds_the_known_entry_points():
     names = {str(p) for p in SCRIPTS}
     for expected in (
         "recipes/sft.py",
-        "recipes/eval_specific.py",
+        "recipes/loop.py",
         "recipes/merge_adapter.py",
         "benchmarks/run.py",
         "culturespa_tasks/generate.py",

@@ -9,8 +9,8 @@ import pytest
 from culturespa.cli.main import main
 from culturespa.errors import CulturespaError
 from culturespa.evaluation.intervals import alignment_intervals, read_sample_log
-from culturespa.evaluation.model_args import build_model_args, parse_model_args
 from culturespa.evaluation.tasks import expand_tasks
+from culturespa.inference.model_args import build_model_args, parse_model_args
 from culturespa.inference.models import resolve_model
 from culturespa_tasks import TASK_DIR
 
@@ -98,8 +98,30 @@ def test_every_command_resolves_the_default_models_names_alike(monkeypatch, name
     monkeypatch.setattr(default_model, "fetch_default_model", lambda: "/cache/smollm2")
     assert resolve_model(name) == "/cache/smollm2"
     assert backend_resolve(name) == "/cache/smollm2"
-    assert build_model_args(name, "hf")["pretrained"] == "/cache/smollm2"
     assert resolve_model("org/model") == backend_resolve("org/model") == "org/model"
+
+
+def test_an_evaluation_resolves_its_model_name_once_and_loads_what_it_names(monkeypatch, tmp_path):
+    """`resolve_model` runs where the name enters the evaluation, once for every seed; the model
+    arguments pass the resolved folder on as it is."""
+    import culturespa.inference.default_model as default_model
+    from culturespa.evaluation import run
+
+    folder = tmp_path / "smollm2"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    fetched, loaded, evaluated = [], [], []
+    monkeypatch.setattr(default_model, "fetch_default_model", lambda: fetched.append(1) or folder)
+    monkeypatch.setattr(
+        run, "_load_model", lambda model, backend, args, *rest: loaded.append(args) or "lm"
+    )
+    monkeypatch.setattr(run, "_evaluate_once", lambda lm, n, m, args, *rest: evaluated.append(args))
+    run.evaluate_seeds(
+        "smollm2", "wvs_gen_culture_aware_usa", seeds=(1, 2), options=run.EvalOptions(device="cpu")
+    )
+    assert fetched == [1]
+    assert [a["pretrained"] for a in loaded + evaluated] == [str(folder)] * 3
+    assert build_model_args(str(folder), "hf")["pretrained"] == str(folder)
 
 
 def test_intervals_from_logged_samples(tmp_path):

@@ -7,13 +7,13 @@ import pytest
 pytest.importorskip("lm_eval")
 pytest.importorskip("torch")
 
-from culturespa.inference.lm_eval_model import answer_decided
 from culturespa.inference.option_scoring import (
     SORT_PREFIX,
     common_prefix_length,
     opening_prefixes,
     plan_batches,
 )
+from culturespa.scoring.answers import answer_decided
 
 
 def test_common_prefix_length():

@@ -1,11 +1,12 @@
-"""`make loop` (recipes/loop.py -> culturespa.loop), the whole CultureSPA loop: its config, what it runs and what it skips on a
+"""`make loop` (`culturespa loop`, recipes/loop.py -> culturespa.loop), the whole CultureSPA loop: its config, what it runs and what it skips on a
 rerun (resume), its refusal of a folder made with other settings, the run comparison used for the
 determinism check, and the pieces it adds elsewhere (the stratified subset after the filter, the
-loss curve). The loop itself on a real model is measured in the README, not here: CI runs the tiny
+loss curve). The loop itself on a real model is measured in docs/loop.md, not here: CI runs the tiny
 smoke flow only."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections import Counter
@@ -21,7 +22,7 @@ from culturespa.pluralise.questions import Question, question_id
 from culturespa.survey.items import TOPIC_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "recipes" / "loop" / "smollm2-135m-instruct.yaml"
+CONFIG = ROOT / "recipes" / "loop" / "default.yaml"
 COUNTRIES = ["USA", "CHN", "NGA", "DEU", "BRA"]
 
 
@@ -74,7 +75,9 @@ def test_config_errors_name_the_key(loop, tmp_path, monkeypatch):
     for change, message in (
         ({"per_topics": 3}, "per_topics"),
         ({"countries": ["XYZ"]}, "XYZ"),
-        ({"eval_task": "wvs_gen_culture_aware"}, "eval_task"),
+        ({"eval_task": "wvs_culture_aware_usa"}, "eval_task"),  # a task, not a group
+        ({"models": ["base", "merged"]}, "models"),
+        ({"stages": ["eval", "deploy"]}, "stages"),
         ({"per_topic": 0}, "per_topic"),
         ({"data_config": "nope.yaml"}, "data_config"),
         ({"seed": "abc"}, "seed"),
@@ -112,11 +115,13 @@ def test_a_rerun_skips_what_is_complete_and_runs_the_rest(loop, tmp_path, monkey
     assert "train/culture_specific/USA: skipped (adapter complete)" in printed
     assert "train/culture_specific/NGA: skipped (no training rows for NGA)" in printed
     runs = [line for line in printed.splitlines() if line.startswith("would run:")]
-    trained = [line.rsplit("--countries ", 1)[1] for line in runs if "sft.py" in line]
+    assert all(line.split()[3:5] == ["-m", "culturespa.cli.main"] for line in runs)  # no clone file
+    trained = [line.rsplit("--countries ", 1)[1] for line in runs if " train " in line]
     assert trained == ["CHN", "DEU", "BRA"]  # CHN's folder lacks its last file: trained again
     assert "eval/base: skipped" in printed
-    evaluated = [line for line in runs if " eval " in line or "eval_specific.py" in line]
+    evaluated = [line for line in runs if " eval " in line]
     assert "--peft" in evaluated[0] and "--log-samples" in evaluated[0]
+    assert all("--adapters" in line for line in evaluated[1:])
     specific = [line.split("--countries ")[1].split()[0] for line in evaluated[1:]]
     assert specific == ["USA", "CHN", "NGA", "DEU", "BRA"]  # a dry run assumes every adapter
     assert all("--seed 42" in line for line in runs)
@@ -131,6 +136,72 @@ def test_the_stages_flag_and_estimates(loop, tmp_path, monkeypatch, capsys):
     assert "10 kept questions per topic, 780 prompts" in printed
     assert "estimate" in printed and "train LoRA" not in printed
     assert loop.main([*argv, "--stages", "deploy"]) == 2
+
+
+def test_the_old_config_name_is_the_default_config(loop, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    old = loop.load_loop_config(ROOT / "recipes" / "loop" / "smollm2-135m-instruct.yaml", {})
+    by_name = loop.load_loop_config("default", {})
+    assert old == by_name and old.output_dir == "runs/loop/smollm2-135m-instruct"
+
+
+def test_the_settings_record_holds_what_fixes_results_not_where_things_run(loop, monkeypatch):
+    from culturespa.loop.config import settings_record
+
+    monkeypatch.chdir(ROOT)
+    record = settings_record(loop.load_loop_config("default", {}))
+    # The keys a `make loop` folder recorded before the run-shape fields existed: a folder made
+    # then resumes now.
+    assert set(record) == {
+        "countries", "data_config", "data_config_sha256", "device", "eval_backend",
+        "eval_batch_size", "eval_limit", "eval_task", "joint_recipe", "joint_recipe_sha256",
+        "model", "per_topic", "seed", "specific_recipe", "specific_recipe_sha256", "survey",
+    }  # fmt: skip
+    shaped = loop.load_loop_config("default", {"stages": ["eval"], "output_dir": "elsewhere"})
+    assert settings_record(shaped) == record
+
+
+def test_the_subcommand_and_the_module_print_the_loop_help():
+    import subprocess
+    import sys
+
+    for argv in (
+        ["-m", "culturespa.loop.main", "--help"],
+        ["-m", "culturespa.cli.main", "loop", "-h"],
+    ):
+        proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, check=False)
+        assert proc.returncode == 0 and "--config" in proc.stdout and "--stages" in proc.stdout
+
+
+def test_the_summary_finds_rows_by_their_identity_not_their_label(loop, monkeypatch):
+    from types import SimpleNamespace
+
+    from culturespa.loop.summary import compare_pair, summary_rows
+    from culturespa.report.rows import Row
+
+    monkeypatch.chdir(ROOT)
+    config = loop.load_loop_config(CONFIG, {})
+    # Labels that say nothing of the kind: only `adapter_kind`, template and way tell them apart.
+    rows = [
+        Row("same", "culture_aware", "loglik", model="m", adapter_kind="specific"),
+        Row("same", "culture_aware", "rev", model="m", adapter_kind="base"),
+        Row("same", "culture_unaware", "loglik", model="m", adapter_kind="base"),
+        Row("same", "culture_aware", "loglik", model="m", adapter_kind="joint"),
+        Row("same", "culture_aware", "loglik", model="m", adapter_kind="base"),
+        Row("survey", "", "", rule="uniform"),
+    ]
+    found = summary_rows(config, SimpleNamespace(rows=rows))
+    assert list(found) == ["base", "joint", "specific"]
+    assert [found[k] for k in found] == [rows[4], rows[3], rows[0]]
+    first, second = compare_pair(config)
+    assert [r for r in rows if first(r)] == [rows[4]] and [r for r in rows if second(r)] == [
+        rows[3]
+    ]
+    demo = loop.load_loop_config("demo", {})  # base only: culture-unaware vs culture-aware
+    first, second = compare_pair(demo)
+    assert [r for r in rows if first(r)] == [rows[2]] and [r for r in rows if second(r)] == [
+        rows[4]
+    ]
 
 
 def test_a_folder_made_with_other_settings_is_refused(loop, tmp_path, monkeypatch, capsys):
@@ -224,7 +295,7 @@ def test_filter_stage_takes_the_subset_after_the_rules(tmp_path):
 
 
 def test_loss_history_and_its_plot(tmp_path):
-    from culturespa.report.loading import LossPoint, read_loss_history
+    from culturespa.report.loss_history import LossPoint, read_loss_history
     from culturespa.report.plots import plot_training_loss
 
     state = {
@@ -279,3 +350,17 @@ def test_listed_positions_of_training_answers_and_their_shares(tmp_path):
     assert _position_cells(counts) == ["25.0%", "0.0%", "50.0%", "0.0%", "25.0%", "0.0%"]
     assert _position_cells({2: 1, None: 1})[5] == "50.0%"  # a reply that is no option
     assert training_positions(tmp_path / "nothing") == {}
+
+
+def test_the_demo_and_default_loop_configs_ask_the_demo_countries():
+    """The demo's countries have one home (`DEMO_COUNTRIES`): the loop's default, and the two
+    named configs that say they ask the demo's countries."""
+    from culturespa.loop.config import LoopConfig
+    from culturespa.packaged import recipes_root
+    from culturespa.survey.countries import DEMO_COUNTRIES
+
+    for name in ("demo", "default"):
+        config = yaml.safe_load((recipes_root() / "loop" / f"{name}.yaml").read_text())
+        assert tuple(config["countries"]) == DEMO_COUNTRIES, name
+    default = next(f for f in dataclasses.fields(LoopConfig) if f.name == "countries")
+    assert tuple(default.default_factory()) == DEMO_COUNTRIES == ("USA", "CHN", "NGA", "DEU", "BRA")

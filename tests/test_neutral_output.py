@@ -16,8 +16,15 @@ from test_report import answers_for, write_run
 from test_report_html import browser  # noqa: F401  (the Chromium fixture)
 
 from culturespa.cli.main import main
-from culturespa.report import tables
-from culturespa.report.loading import Notes, RunScores, TaskResult
+from culturespa.report.leaderboard import (
+    leaderboard_markdown,
+    leaderboard_records,
+    rank_rows,
+    ranks,
+)
+from culturespa.report.row_building import build_rows
+from culturespa.report.rows import Cell, Row
+from culturespa.report.run_scores import Notes, RunScores, TaskResult
 from culturespa.text_cells import csv_text, json_text, markdown_cell, terminal_text
 
 SCRIPT = "<script>alert(1)</script>"
@@ -272,14 +279,14 @@ def test_a_non_finite_or_impossible_metric_is_left_out_and_never_ranked():
         _run("huge", 1e308),
         _run("nan", math.nan),
     ]
-    rows = tables.rank_rows(tables.build_rows(runs, "alignment", notes))
+    rows = rank_rows(build_rows(runs, "alignment", notes))
     assert [r.label for r in rows] == ["good", "nan"]  # Infinity and 1e308 left out
-    assert tables.ranks(rows) == [1, None]  # a row without a score is shown, not ranked
+    assert ranks(rows) == [1, None]  # a row without a score is shown, not ranked
     text = "\n".join(notes.messages)
     assert "alignment is inf, not a score" in text and "alignment is 1e+308, not a score" in text
-    markdown = tables.leaderboard_markdown(rows)
+    markdown = leaderboard_markdown(rows)
     assert "| – | nan | Culture-aware (P1) | – |" in markdown
-    line = next(r for r in tables.leaderboard_records(rows, "alignment") if r["model"] == "nan")
+    line = next(r for r in leaderboard_records(rows, "alignment") if r["model"] == "nan")
     assert line["rank"] is None and line["average"] is None
 
 
@@ -287,7 +294,7 @@ def test_a_logged_answer_the_parser_refuses_is_an_invalid_reply():
     # Q1 (4 options) answered 10**30, Q2 answered -3: neither is a reply in 0..10.
     answers = {"Q1": 10**30, "Q2": -3, "Q3": 1}
     notes = Notes()
-    (row,) = tables.build_rows([_run("m", 0.5, answers)], "alignment", notes)
+    (row,) = build_rows([_run("m", 0.5, answers)], "alignment", notes)
     assert row.answers["USA"] == {"Q1": None, "Q2": None, "Q3": 1}
     assert "2 logged answer(s) outside 0..10 (e.g. item Q1) read as invalid replies" in (
         "\n".join(notes.messages)
@@ -301,8 +308,8 @@ def test_the_loops_summary_escapes_the_model_name(tmp_path):
     from culturespa.loop.layout import Layout
     from culturespa.loop.summary import summary_markdown
 
-    row = tables.Row(SCRIPT + "\n| x", "culture_aware", "loglik")
-    row.cells["USA"] = tables.Cell(value=0.5, ci_low=0.4, ci_high=0.6)
+    row = Row(SCRIPT + "\n| x", "culture_aware", "loglik")
+    row.cells["USA"] = Cell(value=0.5, ci_low=0.4, ci_high=0.6)
     row.avg, row.avg_low, row.avg_high = 0.5, 0.4, 0.6
     files = {
         key: tmp_path / f"{key}.yaml" for key in ("data_config", "joint_recipe", "specific_recipe")

@@ -26,8 +26,9 @@ from culturespa.cli.main import main
 from culturespa.errors import CulturespaError
 from culturespa.output_folder import MANIFEST_NAME, claim_folder, read_manifest
 from culturespa.pluralise.store import UnitLog
-from culturespa.report.loading import Notes, find_results_files
-from culturespa.report.writer import build_report
+from culturespa.report.results_files import find_results_files
+from culturespa.report.run_scores import Notes
+from culturespa.report.writer import ReportOptions, build_report
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOP_CONFIG = ROOT / "recipes" / "loop" / "smollm2-135m-instruct.yaml"
@@ -260,11 +261,11 @@ def _kill_at(monkeypatch, rename: int, action) -> None:
 
 def test_a_report_killed_at_any_rename_leaves_the_old_or_the_new_set(runs, tmp_path, monkeypatch):
     def first(out):
-        build_report([runs["both"]], out, plot=False)
+        build_report([runs["both"]], out, ReportOptions(plot=False))
         user_folder(out)
 
     def second(out):
-        return lambda: build_report([runs["aware"]], out, plot=False)
+        return lambda: build_report([runs["aware"]], out, ReportOptions(plot=False))
 
     sample = tmp_path / "sample"
     first(sample)
@@ -283,7 +284,7 @@ def test_a_report_killed_at_any_rename_leaves_the_old_or_the_new_set(runs, tmp_p
         outcomes.add("new" if visible(out) == new_set else "old")
         assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [MANIFEST_NAME]
         assert set(read_manifest(out)["files"]) == visible(out) - set(USER_FILES)
-        build_report([runs["aware"]], out, plot=False)
+        build_report([runs["aware"]], out, ReportOptions(plot=False))
         assert visible(out) == new_set
     assert outcomes == {"old", "new"}  # killed early: put back; after the last file: finished
 

@@ -20,7 +20,8 @@ def _listed_packages() -> set[str]:
 
 
 def test_every_python_package_is_listed_in_pyproject():
-    found = {"culturespa.data"}
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    found = set(config["tool"]["setuptools"]["package-dir"])  # data/, recipes/ under other names
     for top in ("culturespa", "culturespa_tasks"):
         for init in (ROOT / top).rglob("__init__.py"):
             found.add(".".join(init.parent.relative_to(ROOT).parts))
@@ -29,25 +30,10 @@ def test_every_python_package_is_listed_in_pyproject():
 
 @pytest.fixture(scope="module")
 def wheel_install(tmp_path_factory) -> Path:
+    from support.wheel import build_wheel
+
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            str(ROOT),
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(out / "dist"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    wheel = next((out / "dist").glob("culturespa-*.whl"))
-    with zipfile.ZipFile(wheel) as archive:
+    with zipfile.ZipFile(build_wheel(out)) as archive:
         archive.extractall(out / "site")
     return out / "site"
 
@@ -58,10 +44,20 @@ def test_wheel_contains_data_and_tasks(wheel_install):
     assert (wheel_install / "culturespa/training/model_card.md.jinja").exists()
     for name in ("leaderboard.html.jinja", "page.css", "page.js"):  # the leaderboard page
         assert (wheel_install / "culturespa/report/page" / name).exists(), name
+    # the training recipes, their accelerate configs and data configs, by the names a clone has
+    recipes = ROOT / "recipes"
+    for path in [*recipes.glob("*.yaml"), *recipes.glob("*/*.yaml")]:
+        assert (wheel_install / "culturespa/recipes" / path.relative_to(recipes)).is_file(), path
+    assert (wheel_install / "culturespa/recipes/accelerate/single_gpu.yaml").is_file()
+    for module in ("cli/train.py", "cli/merge.py", "training/merge.py"):
+        assert (wheel_install / "culturespa" / module).is_file(), module
     if (ROOT / "culturespa_tasks").exists():
-        yamls = list((ROOT / "culturespa_tasks").glob("*.yaml"))
-        installed = list((wheel_install / "culturespa_tasks").glob("*.yaml"))
-        assert len(installed) == len(yamls)
+        shipped = ROOT / "culturespa_tasks"
+        yamls = {p.relative_to(shipped) for p in shipped.rglob("*.yaml")}
+        installed_dir = wheel_install / "culturespa_tasks"
+        installed = {p.relative_to(installed_dir) for p in installed_dir.rglob("*.yaml")}
+        assert installed == yamls and len(yamls) > 700  # the ways' subfolders included
+        assert (wheel_install / "culturespa_tasks/_wvs_loglikelihood_yaml").is_file()
 
 
 def test_wheel_install_finds_the_survey(wheel_install, tmp_path):

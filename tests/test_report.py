@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from culturespa.alignment import alignment_from_arrays
 from culturespa.cli.main import main
 from culturespa.errors import CulturespaError
 from culturespa.prompts.task_names import TaskName
-from culturespa.report.loading import load_runs, task_identity
-from culturespa.report.writer import build_report
-from culturespa.scoring.alignment import alignment_from_arrays
+from culturespa.report.results_files import load_runs, task_identity
+from culturespa.report.writer import ReportOptions, build_report
 from culturespa.survey.items import get_item, items_with_data, survey_majority
 
 COUNTRIES = ("USA", "CHN", "NGA", "DEU")
@@ -164,7 +164,9 @@ def test_task_identity_from_the_results_own_task_config_or_the_name():
 def test_report_two_runs(two_runs, tmp_path):
     out = tmp_path / "report"
     report = build_report(
-        list(two_runs), out, compare=("base | Culture-aware", "joint | Culture-aware")
+        list(two_runs),
+        out,
+        ReportOptions(compare=("base | Culture-aware", "joint | Culture-aware")),
     )
     names = {p.relative_to(out).as_posix() for p in report.files}
     for expected in (
@@ -206,7 +208,7 @@ def test_report_two_runs(two_runs, tmp_path):
 
 
 def test_leaderboard_csv_and_markdown(two_runs, tmp_path):
-    build_report(list(two_runs), tmp_path, plot=False)
+    build_report(list(two_runs), tmp_path, ReportOptions(plot=False))
     with (tmp_path / "leaderboard.csv").open() as handle:
         lines = list(csv.DictReader(handle))
     assert [line["kind"] for line in lines] == ["model"] * 3 + ["reference"] * 6
@@ -231,11 +233,32 @@ def test_culture_specific_adapters_merge_into_one_row(tmp_path):
             {task: answers_for(cc, 0.6, i)},
             {"pretrained": "org/base", "peft": f"runs/specific/{cc.lower()}"},
         )
-    report = build_report([tmp_path], tmp_path / "out", plot=False)
+    report = build_report([tmp_path], tmp_path / "out", ReportOptions(plot=False))
     assert len(report.models) == 1
     row = report.models[0]
     assert row.label == "org/base + specific/{CC}"
     assert sorted(row.cells) == sorted(COUNTRIES)
+
+
+def test_the_adapter_country_comes_from_its_training_record(tmp_path):
+    # Folders that do not name the country; the record next to each adapter does.
+    for i, (cc, name) in enumerate((("USA", "first"), ("CHN", "second"), (None, "joint"))):
+        adapter = tmp_path / "adapters" / name
+        adapter.mkdir(parents=True)
+        (adapter / "culturespa_training.json").write_text(json.dumps({"country": cc}))
+        countries = [cc] if cc else ["USA", "CHN"]
+        write_run(
+            tmp_path / "eval" / name,
+            f"2025-01-0{i + 1}T00-00-00.0",
+            {f"wvs_culture_aware_{c.lower()}": answers_for(c, 0.6, i) for c in countries},
+            {"pretrained": "org/base", "peft": str(adapter)},
+        )
+    report = build_report([tmp_path / "eval"], tmp_path / "out", ReportOptions(plot=False))
+    kinds = {row.adapter_kind: row for row in report.models}
+    assert set(kinds) == {"specific", "joint"} and len(report.models) == 2
+    assert sorted(kinds["specific"].cells) == ["CHN", "USA"]  # the two adapters, one row
+    assert kinds["specific"].label == "org/base + adapters/{CC}"
+    assert all(row.model == "org/base" for row in report.models)
 
 
 def test_bad_inputs_are_notes_not_crashes(two_runs, tmp_path):
@@ -305,7 +328,7 @@ def test_intervals_stored_by_culturespa_eval_are_used_without_sample_logs(tmp_pa
     data = json.loads(path.read_text())
     data["culturespa"] = {"alignment_ci95": {"wvs_culture_aware_usa": [0.41, 0.62]}}
     path.write_text(json.dumps(data))
-    report = build_report([path], tmp_path / "out", plot=False)
+    report = build_report([path], tmp_path / "out", ReportOptions(plot=False))
     cell = report.models[0].cells["USA"]
     assert (cell.ci_low, cell.ci_high) == (0.41, 0.62)
     assert not any("no sample logs" in m for m in report.notes.messages)
@@ -329,7 +352,7 @@ def test_seeded_runs_merge_into_one_row_with_mean_and_spread(tmp_path):
             {"pretrained": "org/m"},
             seed=seed,
         )
-    report = build_report([tmp_path], tmp_path / "out", plot=False)
+    report = build_report([tmp_path], tmp_path / "out", ReportOptions(plot=False))
     assert len(report.models) == 1
     row = report.models[0]
     assert row.n_runs == 3
@@ -363,7 +386,7 @@ def test_same_seed_twice_is_one_run_and_the_later_file_wins(tmp_path):
     second = {"wvs_culture_aware_usa": answers_for("USA", 0.9, 2)}
     write_run(tmp_path / "a", "2025-01-01T00-00-00.0", first, {"pretrained": "m"}, seed=42)
     write_run(tmp_path / "b", "2025-01-02T00-00-00.0", second, {"pretrained": "m"}, seed=42)
-    report = build_report([tmp_path], tmp_path / "out", plot=False)
+    report = build_report([tmp_path], tmp_path / "out", ReportOptions(plot=False))
     cell = report.models[0].cells["USA"]
     assert cell.n_runs == 1
     assert cell.value == pytest.approx(alignment("USA", second["wvs_culture_aware_usa"]))
@@ -379,7 +402,7 @@ def test_out_of_range_answers_are_counted_and_marked(tmp_path):
         {"wvs_gen_culture_aware_usa": answers},
         {"pretrained": "m"},
     )
-    report = build_report([tmp_path], tmp_path / "out", plot=False)
+    report = build_report([tmp_path], tmp_path / "out", ReportOptions(plot=False))
     row = report.models[0]
     assert row.out_of_range == 1
     assert row.cells["USA"].coverage == pytest.approx((len(answers) - 1) / len(answers))
@@ -399,7 +422,7 @@ def test_average_interval_is_paired_across_countries(tmp_path):
             q: a for q, a in replies.items() if q in set(items_with_data(cc))
         }
     write_run(tmp_path, "2025-01-01T00-00-00.0", tasks, {"pretrained": "m"})
-    row = build_report([tmp_path], tmp_path / "out", plot=False).models[0]
+    row = build_report([tmp_path], tmp_path / "out", ReportOptions(plot=False)).models[0]
     # The too-narrow way, written out here: resample each country's items on its own, average.
     rng = np.random.default_rng(0)
     independent = np.zeros(1000)
@@ -419,14 +442,14 @@ def test_a_report_replaces_the_older_one_as_a_set(two_runs, tmp_path):
     leaves it) lm-eval's results: every file of the old report goes, the new set comes, the rest
     stays, down to a file of the user's among the old plots."""
     out = tmp_path / "report"
-    build_report(list(two_runs), out, plot=True)
+    build_report(list(two_runs), out, ReportOptions(plot=True))
     old_plots = sorted((out / "plots").iterdir())
     assert old_plots
     (out / "plots" / "fig.png").write_text("the user's plot")
     (out / "notes.txt").write_text("the user's notes")
     (out / "lm_eval").mkdir()
     (out / "lm_eval" / "results_old.json").write_text("{}")
-    report = build_report(list(two_runs), out, plot=False)
+    report = build_report(list(two_runs), out, ReportOptions(plot=False))
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "comparison.csv",
         "comparison.md",
@@ -451,7 +474,7 @@ def test_a_report_replaces_the_older_one_as_a_set(two_runs, tmp_path):
     # A failing report (an unknown --compare row) changes nothing of the new set.
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     with pytest.raises(CulturespaError, match="matches no row"):
-        build_report(list(two_runs), out, compare=("nope", "joint"))
+        build_report(list(two_runs), out, ReportOptions(compare=("nope", "joint")))
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
@@ -460,7 +483,9 @@ def test_compare_writes_the_paired_change_of_the_second_row(two_runs, tmp_path):
     to row B on the items both answered, with a paired interval; stated here from the answers."""
     out = tmp_path / "report"
     report = build_report(
-        list(two_runs), out, compare=("base | Culture-aware", "joint | Culture-aware"), plot=False
+        list(two_runs),
+        out,
+        ReportOptions(compare=("base | Culture-aware", "joint | Culture-aware"), plot=False),
     )
     change = report.change
     assert change is not None and (out / "change.md").is_file()
@@ -491,7 +516,9 @@ def test_culture_specific_alignment_is_a_column_beside_every_metric(two_runs, tm
     written out here from the sample logs, next to the ranking metric."""
     from culturespa.survey.items import culture_specific_items
 
-    report = build_report(list(two_runs), tmp_path, plot=False, metric="alignment_w1")
+    report = build_report(
+        list(two_runs), tmp_path, ReportOptions(plot=False, metric="alignment_w1")
+    )
     row = next(r for r in report.models if "joint" in r.label)
     for cc, cell in row.cells.items():
         specific = set(culture_specific_items(cc))

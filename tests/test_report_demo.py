@@ -111,20 +111,28 @@ def test_every_section_of_the_demo_pages_in_chromium_shows_values(browser, demo_
     assert items and set(items) == {"3"}  # 3 items per country (--limit 3), not a method's repr
 
 
-def test_demo_tasks_cover_every_way_template_and_country():
-    from culturespa.evaluation.demo import demo_tasks
+def test_demo_tasks_cover_every_way_template_and_country(capsys):
+    from culturespa.cli.demo import task_groups
 
-    assert demo_tasks(("culture_aware",), ("USA",)) == ["wvs_culture_aware_usa"]  # the default
-    assert demo_tasks(("culture_unaware", "culture_aware"), ("USA", "CHN"), ("rev", "dist")) == [
-        "wvs_rev_culture_unaware_usa",
-        "wvs_rev_culture_unaware_chn",
-        "wvs_rev_culture_aware_usa",
-        "wvs_rev_culture_aware_chn",
-        "wvs_dist_culture_unaware_usa",
-        "wvs_dist_culture_unaware_chn",
-        "wvs_dist_culture_aware_usa",
-        "wvs_dist_culture_aware_chn",
+    assert task_groups(("culture_aware",), ("loglik",)) == ["wvs_culture_aware"]
+    assert task_groups(("culture_unaware", "culture_aware"), ("rev", "dist")) == [
+        "wvs_rev_culture_unaware",
+        "wvs_rev_culture_aware",
+        "wvs_dist_culture_unaware",
+        "wvs_dist_culture_aware",
     ]
+    # The demo is the loop's demo config: every group for every country, the base model only.
+    argv = ["loop", "--config", "demo", "--output-dir", "unused-demo-folder", "--dry-run"]
+    assert main(argv) == 0
+    (command,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("would run")]
+    tasks = command.split("--tasks ")[1].split()[0].split(",")
+    assert tasks == [
+        f"wvs_culture_{t}aware_{cc}"
+        for t in ("un", "")
+        for cc in ("usa", "chn", "nga", "deu", "bra")
+    ]
+    assert "--peft" not in command and "--adapters" not in command
+    assert "--log-samples" in command and command.endswith("unused-demo-folder/lm_eval")
 
 
 @pytest.mark.slow
@@ -152,7 +160,7 @@ def test_demo_asks_in_four_ways_and_reports_their_consistency(four_ways_run):
 
 
 def test_free_cores_measures_the_cpu_now_not_the_load_average(monkeypatch, tmp_path):
-    from culturespa.cli import demo as demo_cli
+    from culturespa.loop import commands as demo_cli
 
     stat = tmp_path / "stat"
     stat.write_text("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4 5\n")

@@ -20,7 +20,7 @@ from test_report import write_run
 from culturespa.cli.main import main
 from culturespa.report.html import render_page
 from culturespa.report.replies_input import parse_reply_file_name
-from culturespa.report.writer import build_report
+from culturespa.report.writer import ReportOptions, build_report
 from culturespa.survey.countries import PAPER_COUNTRIES
 from culturespa.survey.items import get_item, items_with_data, survey_majority
 
@@ -96,7 +96,7 @@ def inputs(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def report_dir(inputs, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report")
-    build_report([inputs], out, plot=False)
+    build_report([inputs], out, ReportOptions(plot=False))
     return out
 
 
@@ -163,7 +163,7 @@ def test_reply_file_names_in_the_papers_release(name, expected):
 
 
 def test_paper_replies_are_rows_with_the_published_scores(tmp_path):
-    report = build_report([REFERENCE], tmp_path, plot=False)
+    report = build_report([REFERENCE], tmp_path, ReportOptions(plot=False))
     data = json.loads((tmp_path / "leaderboard.json").read_text())
     rows = {(r["model"], r["template"]): r for r in data["rows"] if r["kind"] == "model"}
     assert set(rows) == {
@@ -199,8 +199,7 @@ def test_culture_unaware_replies_in_the_papers_18_countries(tmp_path):
     build_report(
         [REFERENCE / "wvs_result_culture_unaware_0.json"],
         tmp_path,
-        plot=False,
-        countries=PAPER_COUNTRIES,
+        ReportOptions(plot=False, countries=PAPER_COUNTRIES),
     )
     rows = json.loads((tmp_path / "leaderboard.json").read_text())["rows"]
     (row,) = [r for r in rows if r["kind"] == "model"]
@@ -215,7 +214,7 @@ def test_bad_reply_files_are_notes(tmp_path):
     (folder / "wvs_result_culture_aware_CHN_0.json").write_text('[{"Q_id": "Q1", "ans')
     (folder / "wvs_result_best_prompt_USA_0.json").write_text("[]")
     (folder / "wvs_result_culture_aware_NGA_0.json").write_text('[{"Q_id": "Q1"}]')
-    report = build_report([folder], tmp_path / "out", plot=False)
+    report = build_report([folder], tmp_path / "out", ReportOptions(plot=False))
     text = "\n".join(report.notes.messages)
     assert f"{folder / 'wvs_result_culture_aware_CHN_0.json'}: malformed JSON" in text
     assert "wvs_result_best_prompt_USA_0.json: not named like the paper's reply files" in text
@@ -223,7 +222,7 @@ def test_bad_reply_files_are_notes(tmp_path):
     assert [r.method for r in report.models] == [f"{PAPER} | Culture-aware (P1), generated"]
     renamed = tmp_path / "usa_replies.json"  # a reply file under another name
     shutil.copy(REFERENCE / "wvs_result_culture_aware_USA_0.json", renamed)
-    report = build_report([renamed, folder], tmp_path / "out2", plot=False)
+    report = build_report([renamed, folder], tmp_path / "out2", ReportOptions(plot=False))
     assert f"{renamed}: a list, not an lm-eval results file; a reply file must be named" in (
         "\n".join(report.notes.messages)
     )
@@ -301,7 +300,7 @@ def test_page_shows_provenance_of_every_row(report_dir, inputs):
 
 
 def test_a_new_run_in_the_folder_appears_after_the_next_report(inputs, tmp_path):
-    build_report([inputs], tmp_path / "before", plot=False)
+    build_report([inputs], tmp_path / "before", ReportOptions(plot=False))
     extra = tmp_path / "more"
     shutil.copytree(inputs, extra)
     write_run(
@@ -310,7 +309,7 @@ def test_a_new_run_in_the_folder_appears_after_the_next_report(inputs, tmp_path)
         {"wvs_culture_aware_usa": oracle("USA")},
         {"pretrained": "org/base", "peft": "runs/specific/usa"},
     )
-    build_report([extra], tmp_path / "after", plot=False)
+    build_report([extra], tmp_path / "after", ReportOptions(plot=False))
     before = table_rows((tmp_path / "before" / "index.html").read_text())
     after = table_rows((tmp_path / "after" / "index.html").read_text())
     assert len(after) == len(before) + 1
@@ -595,14 +594,14 @@ def every_kind(inputs, tmp_path_factory) -> Path:
             {"wvs_culture_aware_usa": farthest("USA")}, "pretrained=org/seeded", seed=seed,
         )  # fmt: skip
     out = root / "report"
-    build_report([root / "runs"], out, plot=False)
+    build_report([root / "runs"], out, ReportOptions(plot=False))
     return out
 
 
 def test_every_table_of_a_report_with_every_kind_of_row_shows_values(every_kind):
     from support.leaks import leaked_internals
 
-    from culturespa.report.tables import comparison_text
+    from culturespa.report.comparison import comparison_text
 
     for name in (
         "leaderboard.md", "comparison.md", "steerability.md", "order_consistency.md",
@@ -621,7 +620,9 @@ def test_every_table_of_a_report_with_every_kind_of_row_shows_values(every_kind)
     assert (line["n_items"], line["reference_items"]) == ("9", str(n_reference))
     silent = next(ln for ln in leaderboard.splitlines() if "org/silent" in ln)
     assert silent.startswith("| – | org/silent |")
-    report = build_report([every_kind.parent / "runs"], every_kind.parent / "again", plot=False)
+    report = build_report(
+        [every_kind.parent / "runs"], every_kind.parent / "again", ReportOptions(plot=False)
+    )
     terminal = comparison_text(report.rows)
     assert not leaked_internals(terminal)
     limited_line = next(ln for ln in terminal.splitlines() if ln.startswith("org/limited"))

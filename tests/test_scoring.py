@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from culturespa.alignment import alignment_from_arrays
 from culturespa.errors import CulturespaError
-from culturespa.scoring.alignment import alignment_from_arrays
-from culturespa.scoring.answers import ScoredItem, parse_answer
+from culturespa.scoring.answers import ScoredItem, answer_decided, parse_answer
 from culturespa.scoring.bootstrap import ItemDraw, bootstrap_interval, percentile_interval
 from culturespa.scoring.country_scores import score_countries, score_country
 from culturespa.scoring.distributions import (
@@ -94,6 +94,21 @@ def test_parse_answer(reply, expected):
 )
 def test_parse_answer_reads_a_leading_minus_as_a_sign(reply, expected):
     assert parse_answer(reply) == expected
+
+
+@pytest.mark.parametrize(
+    "reply",
+    ["Answer: 2.Rather important", "Option 4, because 1", "1-4", "A3-1", "x-10 or 9", "-11 then 3",
+     "answer: -3.", "(-2)", "I think 3, maybe 4. Option 10 is also fine", "10\n", "12 because"],
+)  # fmt: skip
+def test_a_decided_prefix_parses_as_the_whole_reply(reply):
+    """Generation may stop once `answer_decided`: from the first prefix that is decided on, every
+    prefix parses as the whole reply does (the rule: a non-digit follows the first digits)."""
+    decided = [i for i in range(len(reply) + 1) if answer_decided(reply[:i])]
+    first_digits = re.search(r"\d+", reply)
+    assert decided[0] == first_digits.end() + 1  # the first prefix holding a character after them
+    assert decided == list(range(decided[0], len(reply) + 1))  # and it stays decided
+    assert {parse_answer(reply[:i]) for i in decided} == {parse_answer(reply)}
 
 
 def test_a_boolean_is_no_answer():

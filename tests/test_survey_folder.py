@@ -139,12 +139,13 @@ def test_tasks_build_writes_every_country_of_a_survey_for_lm_eval(
     survey = build(tmp_path, "--unweighted", source=source)
     out = tmp_path / "tasks"
     assert main(["tasks", "build", "--survey", str(survey), "--out", str(out)]) == 0
-    yamls = sorted(p.name for p in out.glob("wvs_*.yaml"))
+    yamls = sorted(p.relative_to(out).as_posix() for p in out.rglob("wvs_*.yaml"))
     # 6 ways x 6 templates x 4 countries, a group per way and template (USA is the only paper
     # country), the leaderboard.
     assert len(yamls) == 6 * 6 * 4 + 6 * 6 + 1
-    assert {"wvs_culture_aware_jpn.yaml", "wvs_gen_culture_aware_arg.yaml"} <= set(yamls)
-    config = yaml.safe_load((out / "wvs_culture_aware_jpn.yaml").read_text())
+    assert {"loglik/wvs_culture_aware_jpn.yaml", "gen/wvs_gen_culture_aware_arg.yaml"} <= set(yamls)
+    assert "wvs_leaderboard.yaml" in yamls  # the ways in their subfolders, the leaderboard on top
+    config = yaml.safe_load((out / "loglik/wvs_culture_aware_jpn.yaml").read_text())
     assert config["dataset_kwargs"]["survey"] == str(survey.resolve())
     assert "with a Japanese cultural background" in config["description"]
     task = TaskManager(include_path=str(out), include_defaults=False).load(
@@ -156,10 +157,11 @@ def test_tasks_build_writes_every_country_of_a_survey_for_lm_eval(
     usa = read(SHIPPED, "proportions_group_by_country.json")["USA"]
     assert len(load_docs("culture_aware", "USA")["test"]) == sum(1 for v in usa.values() if v)
     # Built again over an older folder: the older build's tasks go, other files stay.
-    (out / "wvs_culture_aware_nic.yaml").write_text("an older build's task\n")
+    (out / "loglik/wvs_culture_aware_nic.yaml").write_text("an older build's task\n")
+    (out / "wvs_culture_aware_nic.yaml").write_text("a task of a build before the subfolders\n")
     (out / "notes.txt").write_text("mine\n")
     assert main(["tasks", "build", "--survey", str(survey), "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.glob("wvs_*.yaml")) == yamls
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("wvs_*.yaml")) == yamls
     assert (out / "notes.txt").read_text() == "mine\n"
     capsys.readouterr()
     assert main(["tasks", "build", "--survey", str(survey)]) == 2

@@ -85,15 +85,17 @@ def stated_server():
 
 
 def test_generation_task_through_local_chat_completions(chat_server):
-    from culturespa.evaluation.run import run_evaluation
+    from culturespa.evaluation.run import EvalOptions, run_evaluation
 
     url, seen = chat_server
     results = run_evaluation(
         "stub-model",
         ["wvs_gen_culture_aware_nga"],
-        backend="local-chat-completions",
-        model_args={"base_url": url, "num_concurrent": 1, "max_retries": 1},
-        limit=2,
+        options=EvalOptions(
+            backend="local-chat-completions",
+            model_args={"base_url": url, "num_concurrent": 1, "max_retries": 1},
+            limit=2,
+        ),
     )
     row = results["results"]["wvs_gen_culture_aware_nga"]
     assert row["coverage,none"] == 1.0
@@ -108,16 +110,18 @@ def test_generation_task_through_local_chat_completions(chat_server):
 
 
 def test_stated_distribution_through_local_chat_completions(stated_server):
-    from culturespa.evaluation.run import run_evaluation
+    from culturespa.evaluation.run import EvalOptions, run_evaluation
 
     url, seen = stated_server
     results = run_evaluation(
         "stub-model",
         ["wvs_dist_culture_aware_nga"],
-        backend="local-chat-completions",
-        model_args={"base_url": url, "num_concurrent": 1, "max_retries": 1},
-        limit=2,
-        log_samples=True,
+        options=EvalOptions(
+            backend="local-chat-completions",
+            model_args={"base_url": url, "num_concurrent": 1, "max_retries": 1},
+            limit=2,
+            log_samples=True,
+        ),
     )
     row = results["results"]["wvs_dist_culture_aware_nga"]
     assert row["coverage,none"] == 1.0 and row["unparsed,none"] == 0.0
@@ -200,23 +204,25 @@ def test_reversed_options_through_local_completions(completions_server, tiny_mod
     """The reversed-order tasks need log-likelihoods, so on an API they run through
     `local-completions` (chat APIs have none). A server whose model always prefers the option
     numbered 1, the first one listed, gives every item its last survey code."""
-    from culturespa.evaluation.run import run_evaluation
+    from culturespa.evaluation.run import EvalOptions, run_evaluation
 
     url, seen = completions_server
     task = "wvs_rev_culture_aware_usa"
     results = run_evaluation(
         "stub-model",
         [task],
-        backend="local-completions",
-        model_args={
-            "base_url": url,
-            "tokenizer": str(tiny_model_dir),
-            "tokenizer_backend": "huggingface",
-            "num_concurrent": 1,
-            "max_retries": 1,
-        },
-        limit=3,
-        log_samples=True,
+        options=EvalOptions(
+            backend="local-completions",
+            model_args={
+                "base_url": url,
+                "tokenizer": str(tiny_model_dir),
+                "tokenizer_backend": "huggingface",
+                "num_concurrent": 1,
+                "max_retries": 1,
+            },
+            limit=3,
+            log_samples=True,
+        ),
     )
     samples = results["samples"][task]
     assert len(samples) == 3 and seen and all(body["echo"] for body in seen)
@@ -239,22 +245,24 @@ def test_debiased_ways_through_local_completions(completions_server, tiny_model_
     """The same server, whose model only likes the number 1: under the permuted way every option
     is numbered 1 once, and the calibration prompt is numbered as the item, so the number's
     pull cancels and every item gets the uniform distribution and no answer (a tie)."""
-    from culturespa.evaluation.run import run_evaluation
+    from culturespa.evaluation.run import EvalOptions, run_evaluation
 
     url, seen = completions_server
     results = run_evaluation(
         "stub-model",
         [task],
-        backend="local-completions",
-        model_args={
-            "base_url": url,
-            "tokenizer": str(tiny_model_dir),
-            "tokenizer_backend": "huggingface",
-            "num_concurrent": 1,
-            "max_retries": 1,
-        },
-        limit=3,
-        log_samples=True,
+        options=EvalOptions(
+            backend="local-completions",
+            model_args={
+                "base_url": url,
+                "tokenizer": str(tiny_model_dir),
+                "tokenizer_backend": "huggingface",
+                "num_concurrent": 1,
+                "max_retries": 1,
+            },
+            limit=3,
+            log_samples=True,
+        ),
     )
     samples = results["samples"][task]
     assert len(samples) == 3 and seen

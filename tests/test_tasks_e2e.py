@@ -1,4 +1,4 @@
-"""lm-eval end to end on a tiny Llama (offline): the README commands, results JSON, sample logs."""
+"""lm-eval end to end on a tiny Llama (offline): the commands of docs/lm_eval.md, results JSON, sample logs."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def _check_metrics(results: dict) -> None:
 
 @pytest.fixture(scope="module")
 def cli_run(tiny_model_dir, tmp_path_factory) -> tuple[dict, dict]:
-    """The README's lm_eval command, on the tiny model, with a limit."""
+    """The lm_eval command of docs/lm_eval.md, on the tiny model, with a limit."""
     if shutil.which("lm_eval") is None:
         pytest.skip("lm_eval command not installed")
     out = tmp_path_factory.mktemp("lm_eval_out")
@@ -94,12 +94,20 @@ def test_loglikelihood_alignment_equals_culturespa_score(cli_run, tmp_path, caps
 
 
 def test_without_chat_template_the_persona_opens_a_plain_prompt(tiny_model_dir, tmp_path):
-    from culturespa.evaluation.run import run_evaluation
+    from culturespa.evaluation.run import EvalOptions, run_evaluation
 
     results = run_evaluation(
-        str(tiny_model_dir), [LL, GEN], apply_chat_template=False, limit=2, device="cpu",
-        gen_kwargs={"max_gen_toks": 8}, output_path=tmp_path, log_samples=True,
-    )  # fmt: skip
+        str(tiny_model_dir),
+        [LL, GEN],
+        options=EvalOptions(
+            apply_chat_template=False,
+            limit=2,
+            device="cpu",
+            gen_kwargs={"max_gen_toks": 8},
+            output_path=tmp_path,
+            log_samples=True,
+        ),
+    )
     _check_metrics(results)
     expected = render("culture_aware", "Q1", "USA")
     for task in (LL, GEN):
@@ -131,7 +139,7 @@ def test_culture_unaware_over_all_countries_costs_one_country(tiny_model_dir, tm
     counts = {}
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(HFLM, "_model_call", counting)
-        # plain lm-eval (the README's lm_eval command): hf groups identical requests
+        # plain lm-eval (the lm_eval command of docs/lm_eval.md): hf groups identical requests
         for tasks in (["wvs_culture_unaware_usa"], manager.match_tasks(["wvs_culture_unaware_*"])):
             calls.clear()
             lm_eval.simple_evaluate(
@@ -160,19 +168,27 @@ def test_seeds_run_sampled_tasks_once_per_seed_and_the_report_merges_them(
     tiny_model_dir, tmp_path, capsys
 ):
     """The paper's mean of three sampled runs, from one `culturespa eval --seeds` command."""
-    from culturespa.evaluation.run import run_evaluations
-    from culturespa.report.writer import build_report
+    from culturespa.evaluation.run import EvalOptions, run_evaluations
+    from culturespa.report.writer import ReportOptions, build_report
 
     runs = run_evaluations(
-        str(tiny_model_dir), [LL, GEN], seeds=[42, 41, 40], limit=20, device="cpu",
-        gen_kwargs={"max_gen_toks": 24}, output_path=tmp_path / "eval", log_samples=True,
-    )  # fmt: skip
+        str(tiny_model_dir),
+        [LL, GEN],
+        [42, 41, 40],
+        EvalOptions(
+            limit=20,
+            device="cpu",
+            gen_kwargs={"max_gen_toks": 24},
+            output_path=tmp_path / "eval",
+            log_samples=True,
+        ),
+    )
     assert [r["config"]["random_seed"] for r in runs] == [42, 41, 40]
     assert set(runs[0]["results"]) == {LL, GEN}
     assert set(runs[1]["results"]) == set(runs[2]["results"]) == {GEN}  # loglik is deterministic
     files = sorted((tmp_path / "eval").rglob("results_*.json"))
     assert len(files) == 3 and len({f.parent for f in files}) == 1
-    report = build_report([tmp_path / "eval"], tmp_path / "report", plot=False)
+    report = build_report([tmp_path / "eval"], tmp_path / "report", ReportOptions(plot=False))
     gen_row = next(r for r in report.models if r.generation)
     ll_row = next(r for r in report.models if not r.generation)
     assert gen_row.n_runs == 3 and ll_row.n_runs == 1

@@ -23,9 +23,19 @@ def expected_name(way: str, template: str, country: str | None = None) -> str:
     return f"wvs_{INFIX[way]}{template}" + (f"_{country.lower()}" if country else "")
 
 
+def committed_yamls() -> list:
+    """Every task and group YAML of the shipped folder, the ways' subfolders included."""
+    return sorted(TASK_DIR.rglob("wvs_*.yaml"))
+
+
 def test_committed_yamls_equal_a_fresh_generation(tmp_path):
-    written = {p.name: p.read_text(encoding="utf-8") for p in generate(tmp_path)}
-    committed = {p.name: p.read_text(encoding="utf-8") for p in TASK_DIR.glob("wvs_*.yaml")}
+    written = {
+        p.relative_to(tmp_path).as_posix(): p.read_text(encoding="utf-8")
+        for p in generate(tmp_path)
+    }
+    committed = {
+        p.relative_to(TASK_DIR).as_posix(): p.read_text(encoding="utf-8") for p in committed_yamls()
+    }
     assert sorted(committed) == sorted(written), "rerun python -m culturespa_tasks.generate"
     stale = [name for name in written if committed[name] != written[name]]
     assert not stale, f"stale YAMLs, rerun python -m culturespa_tasks.generate: {stale[:5]}"
@@ -52,8 +62,8 @@ def test_the_persona_is_the_description_for_every_task():
 
 
 def test_each_template_glob_selects_exactly_its_19_tasks():
-    names = [yaml.safe_load(p.read_text()).get("task") for p in TASK_DIR.glob("wvs_*.yaml")]
-    names += [yaml.safe_load(p.read_text()).get("group") for p in TASK_DIR.glob("wvs_*.yaml")]
+    names = [yaml.safe_load(p.read_text()).get("task") for p in committed_yamls()]
+    names += [yaml.safe_load(p.read_text()).get("group") for p in committed_yamls()]
     names = [n for n in names if isinstance(n, str)]
     for template in TEMPLATES:
         for way in INFIX:
@@ -65,11 +75,11 @@ def test_each_template_glob_selects_exactly_its_19_tasks():
 def test_groups_average_the_papers_18_countries_and_the_leaderboard_all_19():
     configs = all_configs()
     for template in TEMPLATES:
-        group = configs[f"wvs_{template}.yaml"]
+        group = configs[f"loglik/wvs_{template}.yaml"]
         assert group["task"] == [expected_name("loglik", template, c) for c in PAPER_COUNTRIES]
         assert all(not m["weight_by_size"] for m in group["aggregate_metric_list"])
         for way in ("rev", "gen", "dist", "perm", "cal"):
-            assert configs[f"wvs_{INFIX[way]}{template}.yaml"]["task"] == [
+            assert configs[f"{way}/wvs_{INFIX[way]}{template}.yaml"]["task"] == [
                 expected_name(way, template, c) for c in PAPER_COUNTRIES
             ]
     assert configs["wvs_leaderboard.yaml"]["task"] == [
@@ -108,8 +118,8 @@ def test_a_forward_glob_does_not_select_the_other_ways():
 
 def test_the_new_ways_start_at_the_current_version_with_their_shared_settings():
     configs = all_configs()
-    assert configs["wvs_rev_culture_aware_usa.yaml"]["include"] == "_wvs_loglikelihood_yaml"
-    assert configs["wvs_dist_culture_aware_usa.yaml"]["include"] == "_wvs_distribution_yaml"
+    assert configs["rev/wvs_rev_culture_aware_usa.yaml"]["include"] == "../_wvs_loglikelihood_yaml"
+    assert configs["dist/wvs_dist_culture_aware_usa.yaml"]["include"] == "../_wvs_distribution_yaml"
     shared = yaml.safe_load(
         (TASK_DIR / "_wvs_distribution_yaml").read_text().replace("!function ", "")
     )
@@ -126,8 +136,8 @@ def test_the_new_ways_start_at_the_current_version_with_their_shared_settings():
 def test_the_debiased_ways_are_new_tasks_at_version_1():
     configs = all_configs()
     for way, shared_file in (("perm", "_wvs_permuted_yaml"), ("cal", "_wvs_calibrated_yaml")):
-        assert configs[f"wvs_{way}_culture_aware_usa.yaml"]["include"] == shared_file
-        assert configs[f"wvs_{way}_culture_aware.yaml"]["metadata"]["version"] == 1.0
+        assert configs[f"{way}/wvs_{way}_culture_aware_usa.yaml"]["include"] == f"../{shared_file}"
+        assert configs[f"{way}/wvs_{way}_culture_aware.yaml"]["metadata"]["version"] == 1.0
         shared = yaml.safe_load((TASK_DIR / shared_file).read_text().replace("!function ", ""))
         assert shared["metadata"]["version"] == 1.0
         assert shared["output_type"] == "multiple_choice"
@@ -137,3 +147,30 @@ def test_the_debiased_ways_are_new_tasks_at_version_1():
             "coverage", "tied",
         ]  # fmt: skip
         assert metrics[7:] == (["position_led"] if way == "cal" else [])
+
+
+def test_each_way_of_asking_has_its_subfolder_and_every_task_an_alias():
+    """As lm-eval's mmlu/ (default/, generative/, ...): a way's tasks and groups in its own folder,
+    named in tables by their alias; the leaderboard at the top."""
+    for relative, config in all_configs().items():
+        folder, _, filename = relative.rpartition("/")
+        name = config.get("task") if "group" not in config else config["group"]
+        assert filename == f"{name}.yaml"
+        if name == "wvs_leaderboard":
+            assert folder == ""
+            assert config["group_alias"] == "leaderboard, culture_aware, mean of 19 countries"
+            continue
+        parsed = parse_task_name(name)
+        assert folder == parsed.way
+        if "group" in config:
+            suffix = "" if parsed.way == "loglik" else f" ({parsed.way})"
+            assert config["group_alias"] == f"{parsed.template}{suffix}, mean of 18 countries"
+        else:
+            suffix = "" if parsed.way == "loglik" else f" ({parsed.way})"
+            assert config["task_alias"] == f"{parsed.template} {parsed.country}{suffix}"
+    assert {p.name for p in TASK_DIR.iterdir() if p.is_dir() and p.name != "__pycache__"} == set(
+        INFIX
+    )
+    configs = all_configs()
+    assert configs["gen/wvs_gen_culture_aware_usa.yaml"]["task_alias"] == "culture_aware USA (gen)"
+    assert configs["loglik/wvs_culture_aware_usa.yaml"]["task_alias"] == "culture_aware USA"

@@ -43,6 +43,22 @@ def test_every_task_loads_with_its_docs_and_version(manager):
         assert output_type == expected
 
 
+def test_tasks_in_the_ways_subfolders_take_the_shared_settings_and_their_alias(manager):
+    """A task YAML in `rev/` includes `../_wvs_loglikelihood_yaml`, whose `!function utils.*`
+    lm-eval resolves beside that shared file: the task loads with the top folder's functions."""
+    from culturespa_tasks.wvs_task import WVSTask
+
+    for way, folder in (("loglik", "loglik"), ("rev", "rev"), ("dist", "dist"), ("cal", "cal")):
+        name = task_name(way, "culture_aware", "USA")
+        assert (TASK_DIR / folder / f"{name}.yaml").is_file()
+        task = manager.load([name])["tasks"][name]
+        assert isinstance(task, WVSTask)
+        assert task.config.process_results.__module__.endswith("culturespa_tasks/utils")
+        suffix = "" if way == "loglik" else f" ({way})"
+        assert task.config.task_alias == f"culture_aware USA{suffix}"
+    assert not list(TASK_DIR.glob("wvs_*_usa.yaml"))  # no task left in the flat layout
+
+
 def test_groups_load_with_their_members(manager):
     for name, size in (
         ("wvs_culture_aware", len(PAPER_COUNTRIES)),

@@ -1,4 +1,5 @@
-"""culturespa.training and recipes/sft.py: data loading, chat templates, the loss mask, a real run."""
+"""culturespa.training and `culturespa train` (recipes/sft.py): data loading, chat templates, the
+loss mask, a real run, the merge."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from support.training_sets import sft_rows, write_set
 
 from culturespa.errors import CulturespaError
 from culturespa.inference import chat_templates as chat
+from culturespa.run_files import ADAPTER_INDEX, TRAINING_RECORD
 from culturespa.training import arguments, data, loss_mask, outputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -229,7 +231,14 @@ def test_templates_without_markers_are_refused(tmp_path):
         chat.read_training_template("nope")
 
 
-# --- a real run of recipes/sft.py on the tiny model ---------------------------------------------
+# --- a real run of `culturespa train` on the tiny model ------------------------------------------
+
+
+def culturespa_train(*argv: str) -> int:
+    """`culturespa train ...` in this process."""
+    from culturespa.cli.main import main
+
+    return main(["train", *argv])
 
 
 def recipe_script(name: str):
@@ -240,11 +249,6 @@ def recipe_script(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(scope="module")
-def sft_script():
-    return recipe_script("sft.py")
 
 
 @contextlib.contextmanager
@@ -261,8 +265,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def trained_adapter(sft_script, tiny_model_dir, data_run, tmp_path_factory) -> Path:
-    """30 steps of recipes/tiny_cpu_smoke.yaml on 24 conversations (recipes/sft.py in-process)."""
+def trained_adapter(tiny_model_dir, data_run, tmp_path_factory) -> Path:
+    """30 steps of recipes/tiny_cpu_smoke.yaml on 24 conversations (`culturespa train`)."""
     out = tmp_path_factory.mktemp("adapter") / "joint"
     argv = [
         "--config",
@@ -275,7 +279,7 @@ def trained_adapter(sft_script, tiny_model_dir, data_run, tmp_path_factory) -> P
         str(out),
     ]
     with one_thread():
-        assert sft_script.cli(argv) == 0
+        assert culturespa_train(*argv) == 0
     return out
 
 
@@ -296,7 +300,7 @@ def test_sft_lowers_the_loss_and_saves_everything(trained_adapter, tiny_model_di
         "tokenizer_config.json",
         "train_results.json",
         "README.md",
-        outputs.RUN_FILE,
+        TRAINING_RECORD,
     ):
         assert (trained_adapter / name).is_file(), name
     config = json.loads((trained_adapter / "adapter_config.json").read_text())
@@ -305,10 +309,11 @@ def test_sft_lowers_the_loss_and_saves_everything(trained_adapter, tiny_model_di
     card = (trained_adapter / "README.md").read_text()
     assert "recipes/tiny_cpu_smoke.yaml" in card and "culture_joint" in card
     assert "24 conversations" in card and "<|im_end|>" in card
-    run = json.loads((trained_adapter / outputs.RUN_FILE).read_text())
+    run = json.loads((trained_adapter / TRAINING_RECORD).read_text())
     assert run["metrics"]["train_examples"] == 24 and run["recipe"].endswith(
         "recipes/tiny_cpu_smoke.yaml"
     )
+    assert run["command"].startswith("culturespa train --config ")
 
 
 @pytest.mark.slow
@@ -345,9 +350,10 @@ def test_merged_adapter_matches_the_adapter(trained_adapter, tiny_model_dir, tmp
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    merged_dir = recipe_script("merge_adapter.py").merge_adapter(
-        trained_adapter, tmp_path / "merged", dtype="float32"
-    )
+    from culturespa.cli.main import main
+
+    merged_dir = tmp_path / "merged"
+    assert main(["merge", str(trained_adapter), str(merged_dir), "--dtype", "float32"]) == 0
     merged = AutoModelForCausalLM.from_pretrained(merged_dir)
     adapted = PeftModel.from_pretrained(
         AutoModelForCausalLM.from_pretrained(tiny_model_dir), trained_adapter
@@ -359,13 +365,11 @@ def test_merged_adapter_matches_the_adapter(trained_adapter, tiny_model_dir, tmp
 
 
 @pytest.mark.slow
-def test_culture_specific_trains_one_adapter_per_country(
-    sft_script, tiny_model_dir, data_run, tmp_path
-):
+def test_culture_specific_trains_one_adapter_per_country(tiny_model_dir, data_run, tmp_path):
     out = tmp_path / "specific"
     with one_thread():
-        code = sft_script.cli(
-            [
+        code = culturespa_train(
+            *[
                 "--config",
                 str(REPO / "recipes" / "tiny_cpu_smoke.yaml"),
                 "--model_name_or_path",
@@ -381,29 +385,35 @@ def test_culture_specific_trains_one_adapter_per_country(
             ]
         )
     assert code == 0
-    index = json.loads((out / outputs.INDEX_FILE).read_text())
+    index = json.loads((out / ADAPTER_INDEX).read_text())
     assert list(index["adapters"]) == ["USA", "CHN"]
     for code in ("USA", "CHN"):
         assert (out / code / "adapter_model.safetensors").is_file()
-        run = json.loads((out / code / outputs.RUN_FILE).read_text())
+        run = json.loads((out / code / TRAINING_RECORD).read_text())
         assert run["country"] == code and run["data"]["countries"] == [code]
         assert f"wvs_gen_culture_aware_{code.lower()}" in (out / code / "README.md").read_text()
 
-    # Each adapter is evaluated on its own country's task only (recipes/eval_specific.py).
+    # Each adapter is evaluated on its own country's task only (culturespa eval --adapters).
     base, adapters = outputs.read_adapter_index(out)
     assert base == str(tiny_model_dir) and adapters["USA"] == str(out / "USA")
-    results = recipe_script("eval_specific.py").evaluate_culture_specific(
-        out, "wvs_culture_aware", tmp_path / "eval", limit=2, device="cpu", batch_size=4
+    from culturespa.evaluation.run import EvalOptions
+    from culturespa.evaluation.specific import evaluate_culture_specific
+
+    results = evaluate_culture_specific(
+        out,
+        "wvs_culture_aware",
+        EvalOptions(output_path=tmp_path / "eval", limit=2, device="cpu", batch_size=4),
     )
     for code in ("USA", "CHN"):
-        assert list(results[code]["results"]) == [f"wvs_culture_aware_{code.lower()}"]
-        assert results[code]["config"]["model_args"]["peft"] == str(out / code)
+        (run,) = results[code]
+        assert list(run["results"]) == [f"wvs_culture_aware_{code.lower()}"]
+        assert run["config"]["model_args"]["peft"] == str(out / code)
     assert len(list((tmp_path / "eval").rglob("results_*.json"))) == 2
 
 
-def test_sft_errors_are_one_line(sft_script, tiny_model_dir, tmp_path, capsys):
-    code = sft_script.cli(
-        [
+def test_sft_errors_are_one_line(tiny_model_dir, tmp_path, capsys):
+    code = culturespa_train(
+        *[
             "--config",
             str(REPO / "recipes" / "tiny_cpu_smoke.yaml"),
             "--model_name_or_path",
@@ -416,7 +426,7 @@ def test_sft_errors_are_one_line(sft_script, tiny_model_dir, tmp_path, capsys):
     )
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("recipes/sft.py: error: ") and "none" in err[-1]
+    assert err[-1].startswith("culturespa train: error: ") and "none" in err[-1]
 
 
 def test_model_fields_reach_from_pretrained(tmp_path):

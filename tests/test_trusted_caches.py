@@ -315,11 +315,12 @@ def test_eval_writes_its_cache_where_it_says_and_reuses_it(cache, tiny_model_dir
                                                            monkeypatch):  # fmt: skip
     """One file, `$CULTURESPA_CACHE/requests/NAME/requests_rank0.db`, no `NAME_rank0.db` in the
     working folder; the second run sends nothing to the model."""
-    from culturespa.evaluation.run import run_evaluation
+    from culturespa.evaluation.run import EvalOptions, run_evaluation
 
     monkeypatch.chdir(tmp_path)
-    first = run_evaluation(str(tiny_model_dir), [LL], limit=2, device="cpu",
-                           use_cache="tiny")  # fmt: skip
+    first = run_evaluation(
+        str(tiny_model_dir), [LL], options=EvalOptions(limit=2, device="cpu", use_cache="tiny")
+    )
     folder = cache / "requests" / "tiny"
     assert sorted(p.name for p in folder.iterdir()) == [request_cache.RECORD_FILE,
                                                         "requests_rank0.db"]  # fmt: skip
@@ -328,8 +329,9 @@ def test_eval_writes_its_cache_where_it_says_and_reuses_it(cache, tiny_model_dir
     data = (folder / "requests_rank0.db").read_bytes()
     assert record["requests_rank0.db"] == {"sha256": _digest(data), "bytes": len(data)}
     assert first["culturespa"]["requests"]["sent"]["loglikelihood"] > 0
-    second = run_evaluation(str(tiny_model_dir), [LL], limit=2, device="cpu",
-                            use_cache="tiny")  # fmt: skip
+    second = run_evaluation(
+        str(tiny_model_dir), [LL], options=EvalOptions(limit=2, device="cpu", use_cache="tiny")
+    )
     assert second["culturespa"]["requests"]["sent"] == {}
     for metric in ("alignment,none", "alignment_jsd,none", "majority_match,none"):
         assert second["results"][LL][metric] == first["results"][LL][metric], metric

@@ -231,18 +231,20 @@ def assert_generation_parsed(samples: list[dict]) -> None:
 
 
 def transformers_reference(model_dir: Path, tasks: str, backend: str = "hf") -> dict:
-    from culturespa.evaluation.run import run_evaluation
+    from culturespa.evaluation.run import EvalOptions, run_evaluation
 
     return run_evaluation(
         str(model_dir),
         tasks,
-        backend=backend,
-        model_args="dtype=float32",
-        batch_size=16,
-        limit=LIMIT,
-        log_samples=True,
-        device="cpu",
-        n_resamples=10,
+        options=EvalOptions(
+            backend=backend,
+            model_args="dtype=float32",
+            batch_size=16,
+            limit=LIMIT,
+            log_samples=True,
+            device="cpu",
+            n_resamples=10,
+        ),
     )
 
 
@@ -601,7 +603,7 @@ def test_lm_eval_vllm_matches_hf_on_the_permuted_and_calibrated_ways(tmp_path, m
 def test_model_args_of_vllm_are_its_engine_arguments():
     """lm-eval's vllm model hands its extra keyword arguments to vLLM's engine: those are known
     (enforce_eager, max_model_len), anything else is one error before a model loads."""
-    from culturespa.evaluation.model_args import check_model_args
+    from culturespa.inference.model_args import check_model_args
 
     check_model_args("vllm", {"enforce_eager": True, "max_model_len": 512, "dtype": "float32"})
     with pytest.raises(CulturespaError, match="'no_such_engine_arg': not an argument"):

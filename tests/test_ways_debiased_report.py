@@ -48,8 +48,8 @@ def test_the_demo_asks_the_debiased_ways_and_reports_them_as_rows(tiny_model_dir
 def test_position_led_shares_are_averaged_per_model_template_and_country():
     from pathlib import Path
 
-    from culturespa.report.loading import RunScores, TaskResult
     from culturespa.report.position import position_led, position_led_markdown
+    from culturespa.report.run_scores import RunScores, TaskResult
 
     def run(label: str, value: float) -> RunScores:
         tasks = [

@@ -13,7 +13,7 @@ import math
 import pytest
 from test_report import write_run
 
-from culturespa.report.writer import build_report
+from culturespa.report.writer import ReportOptions, build_report
 from culturespa.scoring.agreement import consistency_countries, pooled_agreement
 from culturespa.survey.items import get_item, items_with_data, survey_majority
 
@@ -91,7 +91,9 @@ def four_ways(tmp_path):
             q: (None if i < 2 else m) for i, (q, m) in enumerate(forward.items())
         }
     write_run(tmp_path / "runs", "2025-01-01T00-00-00.0", tasks, {"pretrained": "org/m"})
-    return build_report([tmp_path / "runs"], tmp_path / "out", seed=3), tmp_path / "out"
+    return build_report(
+        [tmp_path / "runs"], tmp_path / "out", ReportOptions(seed=3)
+    ), tmp_path / "out"
 
 
 def test_the_report_has_one_row_per_way_and_says_the_way(four_ways):

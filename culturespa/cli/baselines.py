@@ -7,7 +7,8 @@ import math
 from pathlib import Path
 
 from culturespa.cli.survey import add_survey_option, use_survey_option
-from culturespa.scoring.baselines import METRICS, RULES, culture_specific_items, reference_average
+from culturespa.scoring.baselines import RULES, culture_specific_items, reference_average
+from culturespa.scoring.metric_names import REFERENCE_METRICS
 from culturespa.text_cells import csv_text as _csv_lines
 from culturespa.text_cells import json_text
 
@@ -39,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--metric",
         default="alignment",
-        choices=METRICS,
+        choices=REFERENCE_METRICS,
         help="metric of the printed table (JSON and CSV hold all; default: %(default)s)",
     )
     parser.add_argument("--json", type=Path, help="also write every score as JSON to this file")
@@ -60,10 +61,10 @@ def records(countries: tuple[str, ...]) -> list[dict]:
                 "rule": name,
                 "label": RULES[name].label,
                 "meaning": RULES[name].meaning,
-                "average": {m: _none(reference_average(by_country, m)) for m in METRICS},
+                "average": {m: _none(reference_average(by_country, m)) for m in REFERENCE_METRICS},
                 "countries": {
                     cc: {
-                        **{m: _none(s.scores[m]) for m in METRICS},
+                        **{m: _none(s.scores[m]) for m in REFERENCE_METRICS},
                         "coverage": _none(s.coverage),
                         "n_items": s.n_items,
                     }
@@ -107,10 +108,16 @@ def csv_text(rows: list[dict]) -> str:
     for row in rows:
         for cc, cell in row["countries"].items():
             lines.append(
-                [row["rule"], cc, *(cell[m] for m in METRICS), cell["coverage"], cell["n_items"]]
+                [
+                    row["rule"],
+                    cc,
+                    *(cell[m] for m in REFERENCE_METRICS),
+                    cell["coverage"],
+                    cell["n_items"],
+                ]
             )
-        lines.append([row["rule"], "AVG", *(row["average"][m] for m in METRICS), "", ""])
-    return _csv_lines(["rule", "country", *METRICS, "coverage", "n_items"], lines)
+        lines.append([row["rule"], "AVG", *(row["average"][m] for m in REFERENCE_METRICS), "", ""])
+    return _csv_lines(["rule", "country", *REFERENCE_METRICS, "coverage", "n_items"], lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,7 +138,11 @@ def run(args: argparse.Namespace) -> int:
         + ", ".join(f"{cc} {n}" for cc, n in specific.items())
     )
     if args.json:
-        payload = {"metrics": list(METRICS), "rules": rows, "culture_specific_items": specific}
+        payload = {
+            "metrics": list(REFERENCE_METRICS),
+            "rules": rows,
+            "culture_specific_items": specific,
+        }
         write_text_atomic(args.json, json_text(payload))
     if args.csv:
         write_text_atomic(args.csv, csv_text(rows))

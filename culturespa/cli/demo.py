@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import math
-import os
 import time
 
 from culturespa.atomic import check_output_dir
-from culturespa.cli.parsing import batch_size, positive_int, seed, way_list
+from culturespa.cli.parsing import way_list
 from culturespa.cli.survey import add_survey_option, use_survey_option
+from culturespa.command_line import batch_size, positive_int, seed
+from culturespa.errors import CulturespaError
+
+DEMO_CONFIG = "demo"
+"""The loop config the demo runs (`recipes/loop/demo.yaml`): its model, templates, ways,
+countries and stages (evaluate, report) are the demo's defaults; the flags override them."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from culturespa.evaluation.demo import DEMO_COUNTRIES, DEMO_TEMPLATES, DEMO_WAYS
-
     parser = subparsers.add_parser(
         "demo",
         help="evaluate a model (default: SmolLM2-135M-Instruct) per country, print the table, plot",
@@ -32,24 +34,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--templates",
-        default=",".join(DEMO_TEMPLATES),
-        help="comma-separated templates or 'all' (default: %(default)s)",
+        default=None,
+        help="comma-separated templates or 'all' (default: the demo config's, "
+        "culture_unaware,culture_aware)",
     )
     parser.add_argument(
         "--countries",
-        default=",".join(DEMO_COUNTRIES),
+        default=None,
         help="ISO-3 codes, 'paper' or 'all' (every country of the survey: 19 shipped, or "
-        "those of --survey; default: %(default)s)",
+        "those of --survey; default: the demo config's, USA,CHN,NGA,DEU,BRA)",
     )
     parser.add_argument(
         "--ways",
         type=way_list,
-        default=DEMO_WAYS,
+        default=None,
         help="comma-separated ways of asking: loglik (log-likelihood of each option number), rev "
         "(the same, options listed in reverse), gen (one sampled reply, the paper's way), dist "
         "(the model states the share choosing each option), perm (log-likelihoods pooled over every "
         "cyclic order of the options: position removed), cal (calibrated on a content-free "
-        "prompt), or 'all' (default: loglik). With "
+        "prompt), or 'all' (default: the demo config's, loglik). With "
         "loglik and rev the report adds order consistency; with two ways or more, the agreement "
         "between them. gen and dist generate up to 256 tokens per item: slow on a CPU, use "
         "--limit",
@@ -94,97 +97,89 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _cpu_times(stat: str = "/proc/stat") -> tuple[int, int] | None:
-    """(busy, total) jiffies of all CPUs since boot, from Linux's /proc/stat; None elsewhere."""
-    try:
-        with open(stat, encoding="ascii") as handle:
-            fields = [int(x) for x in handle.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    if len(fields) < 5:
-        return None
-    idle = fields[3] + fields[4]  # idle + iowait
-    return sum(fields[:8]) - idle, sum(fields[:8])
+def parse_templates(spec: str) -> tuple[str, ...]:
+    """'culture_unaware,culture_aware' or 'all' -> template names (validated)."""
+    from culturespa.prompts.templates import TEMPLATES, get_template
+
+    if spec.strip() == "all":
+        return tuple(TEMPLATES)
+    names = tuple(dict.fromkeys(get_template(n.strip()).name for n in spec.split(",") if n.strip()))
+    if not names:
+        raise CulturespaError("no template given; e.g. --templates culture_unaware,culture_aware")
+    return names
 
 
-def busy_cores(interval: float = 0.5, stat: str = "/proc/stat") -> float | None:
-    """Cores in use over the next `interval` seconds (Linux), or None where unknown."""
-    before = _cpu_times(stat)
-    if before is None:
-        return None
-    time.sleep(interval)
-    after = _cpu_times(stat)
-    if after is None or after[1] <= before[1]:
-        return None
-    cores = os.cpu_count() or 1
-    return cores * (after[0] - before[0]) / (after[1] - before[1])
+def task_groups(templates: tuple[str, ...], ways: tuple[str, ...]) -> list[str]:
+    """The task groups of every way of asking and template, ways first (wvs_culture_aware)."""
+    from culturespa.prompts.task_names import group_name
+
+    return [group_name(w, t) for w in ways for t in templates]
 
 
-def free_cores() -> int:
-    """CPU cores not busy right now, at least 1.
+def _ways_and_templates(groups: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    from culturespa.prompts.task_names import parse_task_name
 
-    Measured over half a second from /proc/stat where there is one: the 1-minute load average
-    still counts work that has just ended (the pip install before `make demo`), and picked one
-    thread on an idle 2-core machine. Elsewhere, the load average. A core counts as free unless
-    more than 70% of it is in use.
-    """
-    cores = os.cpu_count() or 1
-    busy = busy_cores()
-    if busy is None:
-        try:
-            busy = os.getloadavg()[0]
-        except (AttributeError, OSError):  # Windows
-            return cores
-    # A core counts as taken when more than 70% of it is in use: a short job that ran during
-    # the measurement (a shell command, the end of an install) leaves the demo both threads.
-    return max(1, min(cores, cores - math.floor(busy + 0.3)))
+    parsed = [parse_task_name(g) for g in groups]
+    ways = tuple(dict.fromkeys(p.way for p in parsed))
+    return ways, tuple(dict.fromkeys(p.template for p in parsed))
+
+
+def demo_config(args: argparse.Namespace, output: str, threads: int):
+    """The demo loop config with the flags applied."""
+    import dataclasses
+
+    from culturespa.loop.config import load_loop_config
+
+    overrides = {
+        "output_dir": output, "model": args.model, "countries": args.countries,
+        "eval_batch_size": args.batch_size, "eval_limit": args.limit, "seed": args.seed,
+        "eval_backend": args.backend, "threads": threads,
+        "survey": str(args.survey) if args.survey else None,
+    }  # fmt: skip
+    config = load_loop_config(DEMO_CONFIG, overrides)
+    ways, templates = _ways_and_templates(config.eval_groups)
+    groups = task_groups(
+        parse_templates(args.templates) if args.templates else templates, args.ways or ways
+    )
+    return config if groups == config.eval_groups else dataclasses.replace(config, eval_task=groups)
 
 
 def run(args: argparse.Namespace) -> int:
-    from culturespa.evaluation.demo import parse_templates, run_demo
+    from culturespa.loop.main import run_loop
+    from culturespa.output_folder import OVERWRITE_HINT
     from culturespa.survey.countries import parse_countries
     from culturespa.text_cells import terminal_text
 
     use_survey_option(args)
-    templates = parse_templates(args.templates)
-    countries = parse_countries(args.countries)
+    if args.templates:
+        parse_templates(args.templates)
+    if args.countries:
+        parse_countries(args.countries)
     output = args.output or time.strftime("runs/demo-%Y%m%d-%H%M%S")
     check_output_dir(output, "output folder")
-    batch = args.batch_size
-    import torch
+    from culturespa.loop.commands import free_cores
 
     threads = args.threads or free_cores()
-    torch.set_num_threads(threads)
+    config = demo_config(args, output, threads)
+    ways, templates = _ways_and_templates(config.eval_groups)
     print(
         terminal_text(
-            f"culturespa demo: model {args.model}, templates {', '.join(templates)}, countries "
-            f"{', '.join(countries)}, ways {', '.join(args.ways)}, {threads} CPU thread(s)"
-            + (f", first {args.limit} items" if args.limit else "")
+            f"culturespa demo: model {config.model}, templates {', '.join(templates)}, countries "
+            f"{', '.join(config.countries)}, ways {', '.join(ways)}, {threads} CPU thread(s)"
+            + (f", first {config.eval_limit} items" if config.eval_limit else "")
         )
     )
-    result = run_demo(
-        output,
-        model=args.model,
-        templates=templates,
-        countries=countries,
-        batch_size=batch,
-        limit=args.limit,
-        seed=args.seed,
-        backend=args.backend,
-        ways=args.ways,
-        overwrite=args.overwrite,
-        survey=args.survey,
-    )
-    print_demo_summary(result)
+    loop = run_loop(config, overwrite=args.overwrite, hint=OVERWRITE_HINT, what="output folder")
+    print_demo_summary(loop)
     return 0
 
 
-def print_demo_summary(result) -> None:
+def print_demo_summary(loop) -> None:
     """The demo's terminal summary: the paper's table, then what the report found."""
-    from culturespa.report.tables import comparison_text
+    from culturespa.report.comparison import comparison_text
     from culturespa.text_cells import terminal_text
 
-    report = result.report
+    report = loop.report_built
     print(
         "\nCultural alignment (the paper's score x100; coverage = items answered with one of "
         "their options; the Reference rows are answer rules scored from the survey alone, on "
@@ -226,8 +221,9 @@ def print_demo_summary(result) -> None:
         )
     if report.notes:
         print("\nnotes:\n" + "\n".join(f"  - {terminal_text(m)}" for m in report.notes.messages))
-    timings = ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items())
+    timings = ", ".join(f"{k} {v['seconds']:.0f} s" for k, v in loop.timings.records.items())
     print(f"\ntook: {timings}")
-    page = (result.output / "index.html").resolve()
-    print(terminal_text(f"results, tables and plots: {result.output.resolve()}"))
+    output = loop.layout.report
+    page = (output / "index.html").resolve()
+    print(terminal_text(f"results, tables and plots: {output.resolve()}"))
     print(terminal_text(f"leaderboard page (open it in a browser): {page}"))

@@ -8,11 +8,13 @@ import logging
 import sys
 
 from culturespa import __version__
-from culturespa.cli.parsing import ArgumentParser
+from culturespa.command_line import ArgumentParser
 from culturespa.errors import CulturespaError
 from culturespa.text_cells import terminal_text
 
-# Each module defines `register(subparsers)`, which adds its parser and sets `func`.
+# Each module defines `register(subparsers)`, which adds its parser and sets `func`. A subcommand
+# that parses its own arguments (`train`: TRL's parser, built when it runs) sets
+# `forwards_arguments` and finds them in `forwarded_arguments`.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "culturespa.cli.score",
     "culturespa.cli.baselines",
@@ -20,8 +22,11 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "culturespa.cli.model",
     "culturespa.cli.report",
     "culturespa.cli.demo",
+    "culturespa.loop.main",
     "culturespa.cli.tasks",
     "culturespa.cli.survey",
+    "culturespa.cli.train",
+    "culturespa.cli.merge",
 )
 
 
@@ -40,7 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if getattr(args, "forwards_arguments", False):
+        args.forwarded_arguments = rest
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from culturespa.cli.parsing import seed, way_list
+from culturespa.cli.parsing import way_list
 from culturespa.cli.survey import add_survey_option, use_survey_option
-from culturespa.report.loading import RANKABLE_METRICS
+from culturespa.command_line import seed
 from culturespa.report.replies_input import DEFAULT_REPLIES_LABEL
+from culturespa.run_files import RESULTS_GLOB
+from culturespa.scoring.metric_names import SCORE_METRICS
 
 EPILOG = """examples:
   culturespa report runs/eval -o runs/report
@@ -22,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "report",
         help="leaderboard, comparison table and plots from lm-eval results files",
         description=(
-            "Read lm-eval results files (results_*.json, found recursively in folders) and their "
+            f"Read lm-eval results files ({RESULTS_GLOB}, found recursively in folders) and their "
             "sample logs, from any number of runs and models, and reply files in the paper's "
             "release format (wvs_result_*.json), and write a ranked leaderboard (a web page, "
             "index.html, and Markdown, CSV, JSON), the paper's comparison table and PNG plots."
@@ -33,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "results",
         nargs="+",
-        help="results_*.json files, reply files (wvs_result_*.json) or folders holding them",
+        help=f"{RESULTS_GLOB} files, reply files (wvs_result_*.json) or folders holding them",
     )
     parser.add_argument(
         "-o", "--output", default="runs/report", help="output folder (default: %(default)s)"
@@ -41,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--metric",
         default="alignment",
-        choices=RANKABLE_METRICS,
+        choices=SCORE_METRICS,
         help="score to rank by (default: the paper's %(default)s)",
     )
     parser.add_argument(
@@ -91,17 +93,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from culturespa.report.comparison import comparison_text
     from culturespa.report.survey_of_run import survey_of_report
-    from culturespa.report.tables import comparison_text
-    from culturespa.report.writer import build_report
+    from culturespa.report.writer import ReportOptions, build_report
     from culturespa.survey.countries import parse_countries
     from culturespa.text_cells import terminal_text
 
     use_survey_option(args)
     with survey_of_report(args.results):  # --countries are of the survey the results name
-        report = build_report(
-            args.results,
-            args.output,
+        options = ReportOptions(
             metric=args.metric,
             compare=tuple(args.compare) if args.compare else None,
             seed=args.seed,
@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
             ways=args.ways,
             overwrite=args.overwrite,
         )
+        report = build_report(args.results, args.output, options)
     print(comparison_text(report.rows))
     for method, r in report.correlations.items():
         print(terminal_text(f"culture relations, model vs survey similarity: r = {r} ({method})"))

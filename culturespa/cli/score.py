@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from culturespa.atomic import check_output_file, write_text_atomic
-from culturespa.cli.parsing import nonnegative_int, seed
 from culturespa.cli.survey import add_survey_option, use_survey_option
+from culturespa.command_line import nonnegative_int, seed
 from culturespa.errors import CulturespaError
 from culturespa.scoring.bootstrap import percentile_interval
 from culturespa.scoring.country_scores import score_countries

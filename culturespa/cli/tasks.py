@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from culturespa.atomic import check_output_dir
-from culturespa.cli.parsing import batch_size, item_limit, seed, seed_list
+from culturespa.cli.parsing import seed_list
 from culturespa.cli.survey import add_survey_option
-from culturespa.evaluation.model_args import BACKENDS
+from culturespa.command_line import batch_size, item_limit, seed
+from culturespa.inference.model_args import BACKENDS
 from culturespa.text_cells import terminal_text
 
 
@@ -49,7 +49,12 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
             "meta-llama/Meta-Llama-3-8B-Instruct --tasks 'wvs_culture_aware_*' --output-path runs/eval"
         ),
     )
-    ev.add_argument("--model", required=True, help="HF id, local dir, 'default', or API model name")
+    ev.add_argument(
+        "--model",
+        default=None,
+        help="HF id, local dir, 'default', or API model name (with --adapters: adapters.json's "
+        "base model unless given)",
+    )
     ev.add_argument("--tasks", required=True, help="task/group names or globs, comma-separated")
     ev.add_argument("--backend", default="hf", choices=BACKENDS, help="lm-eval model type")
     ev.add_argument(
@@ -61,6 +66,7 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument(
         "--peft", default=None, help="LoRA adapter dir (hf: peft=, vllm: lora_local_path=)"
     )
+    add_adapter_options(ev)
     ev.add_argument(
         "--no-chat-template",
         dest="apply_chat_template",
@@ -83,6 +89,20 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="items per task, or a fraction of them below 1 (testing only)",
     )
+    add_output_options(ev)
+    ev.add_argument("--device", default=None, help="cpu, cuda, cuda:0 (default: cuda if present)")
+    ev.add_argument(
+        "--no-dedup",
+        dest="deduplicate",
+        action="store_false",
+        help="send identical requests of different tasks to the model each time",
+    )
+    add_survey_option(ev, "a survey folder from `culturespa survey build`: its tasks are run")
+    ev.set_defaults(func=run_eval)
+
+
+def add_output_options(ev: argparse.ArgumentParser) -> None:
+    """`culturespa eval`'s output flags: where results go, sample logs, the request cache."""
     ev.add_argument(
         "--output-path",
         type=Path,
@@ -104,15 +124,24 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
         "A cache file is code (lm-eval unpickles it): culturespa records each file's SHA-256 "
         "after a run and refuses a file it did not write or that changed",
     )
-    ev.add_argument("--device", default=None, help="cpu, cuda, cuda:0 (default: cuda if present)")
+
+
+def add_adapter_options(ev: argparse.ArgumentParser) -> None:
+    """`culturespa eval --adapters DIR [--countries ...]`: the culture-specific adapters."""
     ev.add_argument(
-        "--no-dedup",
-        dest="deduplicate",
-        action="store_false",
-        help="send identical requests of different tasks to the model each time",
+        "--adapters",
+        default=None,
+        metavar="DIR",
+        help="culture-specific adapters: a training output folder holding adapters.json; each "
+        "country's adapter runs on its own country's task of each group in --tasks "
+        "(wvs_culture_aware), one results file each; `culturespa report` shows them as one row",
     )
-    add_survey_option(ev, "a survey folder from `culturespa survey build`: its tasks are run")
-    ev.set_defaults(func=run_eval)
+    ev.add_argument(
+        "--countries",
+        default=None,
+        help="with --adapters: only these countries' adapters, ISO-3 codes (USA,CHN); default: "
+        "every adapter of adapters.json",
+    )
 
 
 def run_tasks_path(args: argparse.Namespace) -> int:
@@ -181,24 +210,42 @@ def _survey_tasks(survey: Path | None) -> Iterator[Path | None]:
         yield folder
 
 
-def run_eval(args: argparse.Namespace) -> int:
-    from culturespa.evaluation.model_args import check_extra_model_args, parse_model_args
-    from culturespa.evaluation.run import run_evaluations
+def _check_eval_args(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """Refuse a bad combination before tasks or models load; the --countries of --adapters."""
+    from culturespa.errors import CulturespaError
+    from culturespa.inference.model_args import check_extra_model_args, parse_model_args
     from culturespa.inference.models import check_device
+    from culturespa.survey.countries import parse_countries
 
+    if args.model is None and args.adapters is None:
+        raise CulturespaError(
+            "--model is required (or --adapters DIR of culture-specific adapters)"
+        )
+    if args.adapters is not None and args.peft is not None:
+        raise CulturespaError(
+            "--peft and --adapters exclude each other: one adapter or one per country"
+        )
+    if args.countries is not None and args.adapters is None:
+        raise CulturespaError("--countries selects adapters: it goes with --adapters")
     if args.output_path is not None:
         check_output_dir(args.output_path, "--output-path")
     # A bad value, a second model or an unknown key fails here, before tasks or models load.
     check_extra_model_args(args.backend, parse_model_args(args.model_args), args.peft)
     check_device(args.device, "--device")
+    return parse_countries(args.countries) if args.countries else None
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from culturespa.evaluation.run import EvalOptions, run_evaluations
+    from culturespa.evaluation.specific import evaluate_culture_specific
+
+    countries = _check_eval_args(args)
+    seeds = args.seeds or [args.seed]
     with _survey_tasks(args.survey) as task_folder:
-        runs = run_evaluations(
-            model=args.model,
-            tasks=args.tasks,
-            seeds=args.seeds or [args.seed],
+        options = EvalOptions(
             backend=args.backend,
             model_args=args.model_args,
-            peft=args.peft,
+            peft=args.peft,  # None with --adapters: each country's adapter instead
             apply_chat_template=args.apply_chat_template,
             batch_size=args.batch_size,
             limit=args.limit,
@@ -210,18 +257,35 @@ def run_eval(args: argparse.Namespace) -> int:
             deduplicate=args.deduplicate,
             task_folder=task_folder,
         )
+        if args.adapters is not None:
+            by_country = evaluate_culture_specific(
+                args.adapters, args.tasks, options, args.model, countries, seeds
+            )
+            runs = [results for country_runs in by_country.values() for results in country_runs]
+        else:
+            runs = run_evaluations(args.model, args.tasks, seeds, options)
+    print_runs(runs)
+    if args.output_path:
+        print(f"results written under {args.output_path}")
+    return 0
+
+
+def print_runs(runs: list[dict]) -> None:
+    """Each run's summary table and request counts (with its seed when there are several)."""
+    seeds = {results["config"].get("random_seed") for results in runs if results}
     for results in runs:
         if not results:
             continue
-        if len(runs) > 1:
+        if len(seeds) > 1:
             print(f"\nseed {results['config'].get('random_seed')}:")
         print(format_summary(results))
         requests = results["culturespa"]["requests"]
         if requests["received"]:
-            print("model requests (received -> sent):", json.dumps(requests))
-    if args.output_path:
-        print(f"results written under {args.output_path}")
-    return 0
+            sent = requests.get("sent", {})
+            counts = ", ".join(
+                f"{kind} {n} -> {sent.get(kind, 0)}" for kind, n in requests["received"].items()
+            )
+            print(f"model requests (received -> sent): {counts}")
 
 
 __all__ = ["format_summary", "register", "run_eval", "run_tasks", "run_tasks_path"]

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from culturespa.alignment import alignment_from_arrays
 from culturespa.errors import CulturespaError
-from culturespa.scoring.alignment import alignment_from_arrays
 from culturespa.scoring.bootstrap import bootstrap_interval
 
 

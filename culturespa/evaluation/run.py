@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,12 @@ from culturespa.atomic import check_output_dir
 from culturespa.errors import CulturespaError
 from culturespa.evaluation.dedup import DeduplicatingLM
 from culturespa.evaluation.intervals import alignment_intervals
-from culturespa.evaluation.model_args import WEIGHTS_BACKENDS, build_model_args, check_model_source
 from culturespa.evaluation.request_cache import check_request_cache, open_request_cache
 from culturespa.evaluation.tasks import drop_covered, expand_tasks, sampled_tasks, task_manager
-from culturespa.inference.models import check_device, pick_device
+from culturespa.inference.model_args import WEIGHTS_BACKENDS, build_model_args, check_model_source
+from culturespa.inference.models import check_device, pick_device, resolve_model
 from culturespa.output_folder import claim_folder, write_errors
+from culturespa.run_files import RESULTS_GLOB, RESULTS_PREFIX, SAMPLES_GLOB, samples_file_name
 
 logger = logging.getLogger(__name__)
 
@@ -60,18 +62,18 @@ def save_results(
         if samples is not None:
             for task in results["configs"]:
                 tracker.save_results_samples(task_name=task, samples=samples[task])
-        written = list(stage.rglob("results_*.json"))
+        written = list(stage.rglob(RESULTS_GLOB))
         if samples is not None:
-            written += list(stage.rglob("samples_*.jsonl"))
+            written += list(stage.rglob(SAMPLES_GLOB))
         expected = 1 + (len(results["configs"]) if samples is not None else 0)
         if len(written) < expected:
             raise CulturespaError(
                 f"lm-eval wrote {len(written)} of {expected} result files (see its warning "
                 f"above); nothing was written to {output_path}"
             )
-        logs = {f"samples_{t}_{tracker.date_id}.jsonl": n for t, n in expected_lines.items()}
+        logs = {samples_file_name(t, tracker.date_id): n for t, n in expected_lines.items()}
         check_written_whole(stage, logs)
-        return folder.commit(stage, replace=False, last=("results_*.json",))
+        return folder.commit(stage, replace=False, last=(RESULTS_GLOB,))
 
 
 def check_written_whole(stage: Path, expected_lines: Mapping[str, int]) -> None:
@@ -82,7 +84,7 @@ def check_written_whole(stage: Path, expected_lines: Mapping[str, int]) -> None:
 
     for path in sorted(p for p in stage.rglob("*") if p.is_file()):
         data = path.read_bytes()
-        if path.name.startswith("results_"):
+        if path.name.startswith(RESULTS_PREFIX):
             try:
                 json.loads(data)
             except ValueError:
@@ -96,10 +98,6 @@ def check_written_whole(stage: Path, expected_lines: Mapping[str, int]) -> None:
                 f"lm-eval wrote {lines} of {expected_lines[path.name]} lines of "
                 f"{path.name} (see its warning above); nothing was written"
             )
-
-
-PAPER_SEEDS: tuple[int, ...] = (42, 41, 40)
-"""The paper samples every reply three times, with these seeds, and reports the mean."""
 
 
 def _name_outputs_after_the_model(tracker: Any, model_args: Mapping[str, Any]) -> None:
@@ -135,54 +133,69 @@ def check_model_folder(output_path: str | Path, model_args: Mapping[str, Any]) -
         )
 
 
-def run_evaluation(model: str, tasks: str | Sequence[str], seed: int = 42, **kwargs: Any) -> dict:
+@dataclass(frozen=True)
+class EvalOptions:
+    """How `culturespa eval` runs lm-eval (the defaults are its own), the same for every seed.
+
+    `output_path`: where results JSON (and with `log_samples` the sample logs) are written;
+    `overwrite`: write into a non-empty folder culturespa did not make (its files stay);
+    `use_cache`: the name of an lm-eval request cache (`culturespa.evaluation.request_cache`);
+    `gen_kwargs`: lm-eval's generation arguments; `deduplicate`: send identical requests of
+    different tasks once; `n_resamples`: bootstrap draws of each task's alignment interval;
+    `task_folder`: a folder from `culturespa tasks build` instead of the shipped tasks.
+    """
+
+    backend: str = "hf"
+    model_args: Mapping[str, Any] | str | None = None
+    peft: str | None = None
+    apply_chat_template: bool = True
+    batch_size: int | str = 1
+    limit: int | float | None = None
+    output_path: str | Path | None = None
+    overwrite: bool = False
+    log_samples: bool = False
+    use_cache: str | None = None
+    device: str | None = None
+    gen_kwargs: Mapping[str, Any] | None = None
+    deduplicate: bool = True
+    n_resamples: int = 1000
+    task_folder: str | Path | None = None
+
+
+def run_evaluation(
+    model: str, tasks: str | Sequence[str], seed: int = 42, options: EvalOptions = EvalOptions()
+) -> dict:
     """Evaluate a model on WVS tasks (names or globs) with lm-eval; return lm-eval's results dict.
 
     Adds `culturespa`: bootstrap intervals of each task's alignment and request counts. With
-    `output_path` the results JSON (and with `log_samples` the sample logs) are written there.
-    Keyword arguments are those of `run_evaluations`.
+    `options.output_path` the results JSON (and with `log_samples` the sample logs) are written
+    there.
     """
-    return run_evaluations(model, tasks, seeds=(seed,), **kwargs)[0]
+    return run_evaluations(model, tasks, (seed,), options)[0]
 
 
 def run_evaluations(
     model: str,
     tasks: str | Sequence[str],
     seeds: Sequence[int] = (42,),
-    output_path: str | Path | None = None,
-    overwrite: bool = False,
-    **kwargs: Any,
+    options: EvalOptions = EvalOptions(),
 ) -> list[dict[str, Any]]:
     """`evaluate_seeds` with the output folder claimed (`culturespa.output_folder`) before the
     model loads and held to the end: one writer, never a folder of other files unless
-    `overwrite`."""
-    if output_path is None:
-        return evaluate_seeds(model, tasks, seeds, **kwargs)
-    with claim_folder(output_path, "output path", overwrite, kind="eval"):
-        return evaluate_seeds(model, tasks, seeds, output_path=output_path, **kwargs)
+    `options.overwrite`."""
+    if options.output_path is None:
+        return evaluate_seeds(model, tasks, seeds, options)
+    with claim_folder(options.output_path, "output path", options.overwrite, kind="eval"):
+        return evaluate_seeds(model, tasks, seeds, options)
 
 
 def evaluate_seeds(
     model: str,
     tasks: str | Sequence[str],
     seeds: Sequence[int] = (42,),
-    backend: str = "hf",
-    model_args: Mapping[str, Any] | str | None = None,
-    peft: str | None = None,
-    apply_chat_template: bool = True,
-    batch_size: int | str = 1,
-    limit: int | float | None = None,
-    output_path: str | Path | None = None,
-    log_samples: bool = False,
-    use_cache: str | None = None,
-    device: str | None = None,
-    gen_kwargs: Mapping[str, Any] | None = None,
-    deduplicate: bool = True,
-    n_resamples: int = 1000,
-    task_folder: str | Path | None = None,
+    options: EvalOptions = EvalOptions(),
 ) -> list[dict[str, Any]]:
     """One lm-eval run per seed (the model loaded once); one results dict (and file) per run.
-    `task_folder`: a folder from `culturespa tasks build` instead of the shipped tasks.
 
     The first seed runs every selected task; later seeds rerun only the tasks that sample their
     replies (log-likelihood tasks are deterministic: a rerun would only repeat them). `culturespa
@@ -190,19 +203,23 @@ def evaluate_seeds(
     """
     if not seeds:
         raise CulturespaError("no seed given")
-    check_device(device, "device")
+    backend, output_path = options.backend, options.output_path
+    check_device(options.device, "device")
     seeds = list(dict.fromkeys(seeds))
     if output_path is not None:
         check_output_dir(output_path, "output path")
-    if use_cache is not None:
-        check_request_cache(use_cache)  # a cache file is code: checked before anything loads
-    manager, names, resampled = _select_tasks(tasks, seeds, task_folder)
-    first_args = build_model_args(model, backend, model_args, peft, seeds[0])
+    if options.use_cache is not None:
+        check_request_cache(options.use_cache)  # a cache file is code: checked before it loads
+    manager, names, resampled = _select_tasks(tasks, seeds, options.task_folder)
+    first_args = build_model_args(model, backend, options.model_args, options.peft, seeds[0])
+    weights = model
+    if backend in WEIGHTS_BACKENDS:  # the name resolved once, here (the default model fetched)
+        weights = first_args["pretrained"] = resolve_model(model)
     if output_path is not None:
         check_model_folder(output_path, first_args)
     if backend in WEIGHTS_BACKENDS:
         check_model_source(first_args["pretrained"], first_args)
-    device = device or (pick_device() if backend in WEIGHTS_BACKENDS else None)
+    device = options.device or (pick_device() if backend in WEIGHTS_BACKENDS else None)
     if backend == "culturespa-hf":
         import culturespa.inference.lm_eval_model  # noqa: F401  (registers the backend with lm-eval)
     lm = None
@@ -211,33 +228,14 @@ def evaluate_seeds(
         run_names = names if i == 0 else resampled
         if not run_names:
             break
-        args = build_model_args(model, backend, model_args, peft, seed)
+        args = build_model_args(weights, backend, options.model_args, options.peft, seed)
         # vLLM seeds its engine at start-up: a new seed needs a new engine.
         if lm is None or backend == "vllm":
             logger.info(
                 "evaluating %s (%s) on %d tasks", args.get("pretrained", model), backend, len(names)
             )
-            lm = _load_model(model, backend, args, batch_size, device)
-        runs.append(
-            _evaluate_once(
-                lm,
-                run_names,
-                manager,
-                args,
-                backend=backend,
-                seed=seed,
-                apply_chat_template=apply_chat_template,
-                batch_size=batch_size,
-                limit=limit,
-                output_path=output_path,
-                log_samples=log_samples,
-                use_cache=use_cache,
-                device=device,
-                gen_kwargs=gen_kwargs,
-                deduplicate=deduplicate,
-                n_resamples=n_resamples,
-            )
-        )
+            lm = _load_model(model, backend, args, options.batch_size, device)
+        runs.append(_evaluate_once(lm, run_names, manager, args, seed, options, device))
     return runs
 
 
@@ -274,33 +272,26 @@ def _evaluate_once(
     names: list[str],
     manager: Any,
     args: dict[str, Any],
-    backend: str,
     seed: int,
-    apply_chat_template: bool,
-    batch_size: int | str,
-    limit: int | float | None,
-    output_path: str | Path | None,
-    log_samples: bool,
-    use_cache: str | None,
+    options: EvalOptions,
     device: str | None,
-    gen_kwargs: Mapping[str, Any] | None,
-    deduplicate: bool,
-    n_resamples: int,
 ) -> dict[str, Any]:
+    """One lm-eval run of `names` with `seed` (`device`: the one the model was loaded on)."""
     import lm_eval
 
-    wrapped = DeduplicatingLM(lm) if deduplicate else lm
-    cache = open_request_cache(use_cache)
+    wrapped = DeduplicatingLM(lm) if options.deduplicate else lm
+    cache = open_request_cache(options.use_cache)
+    gen_kwargs = options.gen_kwargs
     results = lm_eval.simple_evaluate(
         model=wrapped,
         tasks=names,
         task_manager=manager,
-        batch_size=batch_size,
+        batch_size=options.batch_size,
         device=device,
         use_cache=cache.lm_eval_prefix if cache else None,
-        limit=limit,
+        limit=options.limit,
         log_samples=True,
-        apply_chat_template=apply_chat_template,
+        apply_chat_template=options.apply_chat_template,
         gen_kwargs=dict(gen_kwargs) if gen_kwargs else None,
         random_seed=seed,
         numpy_random_seed=seed,
@@ -312,24 +303,24 @@ def _evaluate_once(
     if results is None:  # not rank 0
         return {}
     samples = results.pop("samples", {})
-    results["config"]["model"] = backend
+    results["config"]["model"] = options.backend
     results["config"]["model_args"] = args
     results["culturespa"] = {
-        "alignment_ci95": alignment_intervals(samples, n_resamples=n_resamples, seed=seed),
+        "alignment_ci95": alignment_intervals(samples, n_resamples=options.n_resamples, seed=seed),
         "requests": {
             "received": dict(getattr(wrapped, "received", {})),
             "sent": dict(getattr(wrapped, "sent", {})),
         },
     }
-    if output_path is not None:
+    if options.output_path is not None:
         save_results(
             results,
-            copy.deepcopy(samples) if log_samples else None,  # the tracker edits them
-            output_path,
-            backend,
+            copy.deepcopy(samples) if options.log_samples else None,  # the tracker edits them
+            options.output_path,
+            options.backend,
             wrapped,
-            apply_chat_template,
+            options.apply_chat_template,
         )
-    if log_samples:
+    if options.log_samples:
         results["samples"] = samples
     return results

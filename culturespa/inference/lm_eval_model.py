@@ -28,7 +28,6 @@ Used through `culturespa.evaluation` as backend `culturespa-hf`, or from Python 
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from lm_eval.api.registry import register_model
@@ -37,21 +36,15 @@ from lm_eval.models.huggingface import HFLM
 from culturespa.inference.generation_prefix import generate_with_shared_prefix
 from culturespa.inference.option_scoring import score_prompts
 from culturespa.prompts.task_names import parse_task_name
+from culturespa.scoring.answers import answer_decided
 
 logger = logging.getLogger(__name__)
-
-_ANSWER_DECIDED = re.compile(r"\d+\D")
 
 
 def _as_bool(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes")
     return bool(value)
-
-
-def answer_decided(text: str) -> bool:
-    """Whether a reply's first integer is complete, so the paper's parser can no longer change."""
-    return _ANSWER_DECIDED.search(text) is not None
 
 
 def reads_first_integer_only(request: Any) -> bool:

@@ -1,5 +1,6 @@
 """CultureSPA end to end on one model: build data -> train LoRA adapters -> evaluate -> report,
-as separate commands, resumable and seeded (`make loop`, `recipes/loop.py`).
+as separate commands, resumable and seeded: `culturespa loop --config default|tiny|demo` (`make
+loop`, `make smoke`, `culturespa demo`), `recipes/loop.py`.
 
 - `config`: the loop's YAML config, the run folder's settings record, the derived build-data config
 - `layout`: where each stage writes in the run folder, and when its output is complete
@@ -8,5 +9,5 @@ as separate commands, resumable and seeded (`make loop`, `recipes/loop.py`).
 - `stages`: the four stages, each skipped when its output is complete
 - `summary`: the report, the loss curves and `summary.md` (the paper's table shape)
 - `compare`: two run folders' data and adapters, file by file (the determinism check)
-- `main`: the command line
+- `main`: `culturespa loop` and `recipes/loop.py` (one parser), and `run_loop`, the one chain
 """

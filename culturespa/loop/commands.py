@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import math
 import os
 import signal
 import subprocess
@@ -15,9 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from culturespa.errors import CulturespaError
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-"""The clone this package runs from (an editable install): its `recipes/` are the loop's scripts."""
 
 MEMORY_LIMIT_MB = 4096
 """The loop's memory budget per process (peak resident set size), checked after every stage."""
@@ -45,15 +43,30 @@ class Usage:
 
 
 def child_env() -> dict[str, str]:
+    """The loop's environment for its commands: the same Python finds the same package (an
+    installed wheel, or the PYTHONPATH of a checkout); no file of a clone is needed."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     return env
 
 
-def run_command(unit: str, argv: list[str]) -> Usage:
-    """Run a command with the loop's terminal (its progress bars show); its wall time, CPU time
-    and peak memory. A failing command stops the loop."""
+def _failed(unit: str, code: int) -> CulturespaError:
+    return CulturespaError(
+        f"{unit}: the command failed (exit code {code}); fix the cause and run the loop "
+        "again to continue"
+    )
+
+
+def run_command(unit: str, argv: list[str], in_process: bool = False) -> Usage:
+    """Run a `culturespa_command` with the loop's terminal (its progress bars show): in a child
+    process (its own wall time, CPU time and peak memory), or in this process (`in_process`:
+    one Python start, the CPU threads set here; the peak memory is this process's). A failing
+    command stops the loop."""
+    if in_process:
+        prefix = culturespa_command()
+        if argv[: len(prefix)] != prefix:
+            raise CulturespaError(f"{unit}: not a culturespa command: {' '.join(argv)}")
+        return _run_here(unit, argv[len(prefix) :])
     print("$ " + " ".join(argv), flush=True)
     start = time.perf_counter()
     proc = subprocess.Popen(argv, env=child_env(), preexec_fn=_die_with_parent)
@@ -65,10 +78,7 @@ def run_command(unit: str, argv: list[str]) -> Usage:
         raise
     proc.returncode = code = os.waitstatus_to_exitcode(status)
     if code != 0:
-        raise CulturespaError(
-            f"{unit}: the command failed (exit code {code}); fix the cause and run the loop "
-            "again to continue"
-        )
+        raise _failed(unit, code)
     return Usage(
         seconds=time.perf_counter() - start,
         cpu_seconds=usage.ru_utime + usage.ru_stime,
@@ -76,19 +86,74 @@ def run_command(unit: str, argv: list[str]) -> Usage:
     )
 
 
+def _run_here(unit: str, args: list[str]) -> Usage:
+    import resource
+
+    from culturespa.cli.main import main
+
+    print("$ culturespa " + " ".join(args), flush=True)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    code = main(args)
+    if code != 0:
+        raise _failed(unit, code)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return Usage(
+        seconds=time.perf_counter() - start,
+        cpu_seconds=after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
+        peak_rss_mb=after.ru_maxrss / 1024,
+    )
+
+
 def culturespa_command(*args: str) -> list[str]:
+    """`python -m culturespa.cli.main ARGS` with this Python: the command of an installed package."""
     return [sys.executable, "-m", "culturespa.cli.main", *args]
 
 
-def script_command(script: str, *args: str) -> list[str]:
-    """`python recipes/<script> ...` of the clone the package runs from."""
-    path = REPO_ROOT / "recipes" / script
-    if not path.is_file():
-        raise CulturespaError(
-            f"{path} does not exist: the loop runs the recipes of a clone of the repository "
-            "(pip install -e . in the clone)"
-        )
-    return [sys.executable, str(path), *args]
+def _cpu_times(stat: str = "/proc/stat") -> tuple[int, int] | None:
+    """(busy, total) jiffies of all CPUs since boot, from Linux's /proc/stat; None elsewhere."""
+    try:
+        with open(stat, encoding="ascii") as handle:
+            fields = [int(x) for x in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    if len(fields) < 5:
+        return None
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])
+
+
+def busy_cores(interval: float = 0.5, stat: str = "/proc/stat") -> float | None:
+    """Cores in use over the next `interval` seconds (Linux), or None where unknown."""
+    before = _cpu_times(stat)
+    if before is None:
+        return None
+    time.sleep(interval)
+    after = _cpu_times(stat)
+    if after is None or after[1] <= before[1]:
+        return None
+    cores = os.cpu_count() or 1
+    return cores * (after[0] - before[0]) / (after[1] - before[1])
+
+
+def free_cores() -> int:
+    """CPU cores not busy right now, at least 1.
+
+    Measured over half a second from /proc/stat where there is one: the 1-minute load average
+    still counts work that has just ended (the pip install before `make demo`), and picked one
+    thread on an idle 2-core machine. Elsewhere, the load average. A core counts as free unless
+    more than 70% of it is in use.
+    """
+    cores = os.cpu_count() or 1
+    busy = busy_cores()
+    if busy is None:
+        try:
+            busy = os.getloadavg()[0]
+        except (AttributeError, OSError):  # Windows
+            return cores
+    # A core counts as taken when more than 70% of it is in use: a short job that ran during
+    # the measurement (a shell command, the end of an install) leaves the demo both threads.
+    return max(1, min(cores, cores - math.floor(busy + 0.3)))
 
 
 def minutes(seconds: float) -> str:

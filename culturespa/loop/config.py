@@ -12,7 +12,19 @@ from typing import Any
 
 from culturespa.errors import CulturespaError
 from culturespa.fields import check_field_types, invalid, read_yaml_mapping
-from culturespa.loop.layout import Layout
+from culturespa.loop.layout import STAGES, Layout
+from culturespa.run_files import BASE_MODEL_RUN, EVAL_FOLDER
+from culturespa.survey.countries import DEMO_COUNTRIES
+
+MODEL_KINDS: tuple[str, ...] = ("base", "joint", "specific")
+"""What the loop evaluates: the model itself, its culture-joint adapter, its culture-specific
+adapters (one per country); the report's rows carry the same kinds (`Row.adapter_kind`)."""
+
+RUN_SHAPE_FIELDS: tuple[str, ...] = (
+    "output_dir", "stages", "models", "in_process", "threads", "report_folder",
+    "base_eval_folder", "summary",
+)  # fmt: skip
+"""Fields that say what runs where, not what the results are: left out of the settings record."""
 
 
 @dataclass
@@ -20,18 +32,40 @@ class LoopConfig:
     """The loop's YAML config: what to run, on what, and where."""
 
     output_dir: str = field(default="", metadata={"help": "run folder of every stage's output"})
+    stages: list[str] = field(
+        default_factory=lambda: list(STAGES),
+        metadata={"help": f"the stages to run, of {', '.join(STAGES)} (--stages picks among them)"},
+    )
+    models: list[str] = field(
+        default_factory=lambda: list(MODEL_KINDS),
+        metadata={
+            "help": "what is trained, evaluated and reported: base (the model), joint (its "
+            "culture-joint adapter), specific (one adapter per country)"
+        },
+    )
     data_config: str = field(
         default="",
         metadata={
             "help": "a `culturespa build-data` config; the loop sets its output_dir, model.name, "
-            "survey, countries, seed and filter.per_topic"
+            "survey, countries, seed and filter.per_topic (needed by the data stage)"
         },
     )
-    joint_recipe: str = field(default="", metadata={"help": "recipes/sft.py recipe, joint"})
-    specific_recipe: str = field(
-        default="", metadata={"help": "recipes/sft.py recipe, one adapter per country"}
+    joint_recipe: str = field(
+        default="", metadata={"help": "`culturespa train` recipe, joint (needed to train it)"}
     )
-    model: str = field(default="default", metadata={"help": "model folder or 'default'"})
+    specific_recipe: str = field(
+        default="",
+        metadata={
+            "help": "`culturespa train` recipe, one adapter per country (needed to train them)"
+        },
+    )
+    model: str = field(
+        default="default",
+        metadata={
+            "help": "model folder, HF id, 'default' (SmolLM2-135M-Instruct) or 'tiny' (the tiny "
+            "random test model, built into the run folder first)"
+        },
+    )
     survey: str | None = field(
         default=None,
         metadata={
@@ -41,7 +75,7 @@ class LoopConfig:
         },
     )
     countries: str | list[str] = field(
-        default_factory=lambda: ["USA", "CHN", "NGA", "DEU", "BRA"],
+        default_factory=lambda: list(DEMO_COUNTRIES),
         metadata={
             "help": "ISO-3 codes, 'paper' or 'all' (every country of the survey); data, training "
             "and evaluation"
@@ -52,60 +86,124 @@ class LoopConfig:
         default=None,
         metadata={"help": "kept questions per topic after the filter (stratified subset)"},
     )
-    eval_task: str = field(
-        default="wvs_culture_aware", metadata={"help": "task group; the country is added"}
+    eval_task: str | list[str] = field(
+        default="wvs_culture_aware",
+        metadata={
+            "help": "task group(s), each a way of asking and a template (wvs_culture_aware, "
+            "wvs_rev_culture_unaware); the country is added"
+        },
     )
     eval_backend: str = field(
         default="culturespa-hf", metadata={"help": "culturespa-hf or hf (lm-eval model type)"}
     )
-    eval_batch_size: int = field(default=16, metadata={"help": "evaluation batch size"})
+    eval_batch_size: int | str = field(
+        default=16, metadata={"help": "evaluation batch size or 'auto'"}
+    )
     eval_limit: int | None = field(
         default=None, metadata={"help": "WVS items per country (None: all, up to 259)"}
     )
-    device: str = field(default="cpu", metadata={"help": "evaluation device"})
+    device: str | None = field(
+        default="cpu", metadata={"help": "evaluation device (null: cuda when present)"}
+    )
+    in_process: bool = field(
+        default=False,
+        metadata={
+            "help": "run every stage's command in the loop's own process (one Python start, the "
+            "CPU threads set by `threads`) instead of a child process each (its own peak memory)"
+        },
+    )
+    threads: int | None = field(
+        default=None,
+        metadata={"help": "torch CPU threads of in-process stages (null: the cores not busy now)"},
+    )
+    base_eval_folder: str = field(
+        default=f"{EVAL_FOLDER}/{BASE_MODEL_RUN}",
+        metadata={"help": "the base model's lm-eval results, inside the run folder"},
+    )
+    report_folder: str = field(
+        default="report", metadata={"help": "the report, inside the run folder ('.': the folder)"}
+    )
+    summary: str = field(
+        default="loop",
+        metadata={
+            "help": "loop: summary.md and summary.json (base, joint and specific rows, training "
+            "pairs, costs) and the loss curves; report: the report's table printed (the demo)"
+        },
+    )
 
     def __post_init__(self) -> None:
         from culturespa.inference.models import check_device
-        from culturespa.prompts.task_names import parse_task_name
+        from culturespa.pluralise.config import use_config_survey
         from culturespa.survey.countries import parse_countries
 
         check_field_types(self, "config: ")
-        for key in ("output_dir", "data_config", "joint_recipe", "specific_recipe"):
-            if not getattr(self, key):
-                raise CulturespaError(f"config: {key} is missing")
-        from culturespa.packaged import recipe_file
-
-        for key, kind in (("data_config", "data"), ("joint_recipe", "train"),
-                          ("specific_recipe", "train")):  # fmt: skip
-            setattr(self, key, str(recipe_file(getattr(self, key), kind, f"config: {key}")))
+        if not self.output_dir:
+            raise CulturespaError("config: output_dir is missing")
+        self._check_choices()
+        self._resolve_recipes()
         if isinstance(self.countries, list) and not self.countries:
             raise invalid("config: countries", self.countries, "ISO-3 codes")
-        from culturespa.pluralise.config import use_config_survey
-
         self.survey = use_config_survey(self.survey)
         self.countries = list(parse_countries(self.countries))
-        for key in ("per_topic", "eval_limit"):
+        for key in ("per_topic", "eval_limit", "threads"):
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise invalid(f"config: {key}", value, "an integer >= 1 or null")
-        if self.eval_batch_size < 1:
-            raise invalid("config: eval_batch_size", self.eval_batch_size, "an integer >= 1")
+        if self.eval_batch_size != "auto" and (
+            isinstance(self.eval_batch_size, str) or self.eval_batch_size < 1
+        ):
+            raise invalid(
+                "config: eval_batch_size", self.eval_batch_size, "an integer >= 1 or auto"
+            )
         if not 0 <= self.seed < 2**32:
             raise invalid("config: seed", self.seed, "an integer 0 <= seed < 2**32")
         check_device(self.device, "config: device")
-        task = parse_task_name(self.eval_task)
-        if task is None or task.country is not None or task.generation:
-            raise invalid(
-                "config: eval_task",
-                self.eval_task,
-                "a log-likelihood task group such as wvs_culture_aware",
-            )
+        self._check_tasks()
         if self.eval_backend not in ("culturespa-hf", "hf"):
             raise invalid("config: eval_backend", self.eval_backend, "culturespa-hf or hf")
+
+    def _check_choices(self) -> None:
+        for key, known in (("stages", STAGES), ("models", MODEL_KINDS)):
+            values = getattr(self, key)
+            if not values or any(v not in known for v in values):
+                raise invalid(f"config: {key}", values, f"a list of {', '.join(known)}")
+        if self.summary not in ("loop", "report"):
+            raise invalid("config: summary", self.summary, "loop or report")
+
+    def _resolve_recipes(self) -> None:
+        """The configs the chosen stages read, by path or packaged name; missing ones are errors."""
+        from culturespa.packaged import recipe_file
+
+        needed = {
+            "data_config": "data" in self.stages,
+            "joint_recipe": "train" in self.stages and "joint" in self.models,
+            "specific_recipe": "train" in self.stages and "specific" in self.models,
+        }
+        for key, kind in (("data_config", "data"), ("joint_recipe", "train"),
+                          ("specific_recipe", "train")):  # fmt: skip
+            if not getattr(self, key):
+                if needed[key]:
+                    raise CulturespaError(f"config: {key} is missing")
+                continue
+            setattr(self, key, str(recipe_file(getattr(self, key), kind, f"config: {key}")))
+
+    def _check_tasks(self) -> None:
+        from culturespa.prompts.task_names import parse_task_name
+
+        groups = [self.eval_task] if isinstance(self.eval_task, str) else self.eval_task
+        for group in groups or [""]:
+            task = parse_task_name(group)
+            if task is None or task.country is not None:
+                raise invalid("config: eval_task", group, "a task group such as wvs_culture_aware")
 
     @property
     def out(self) -> Path:
         return Path(self.output_dir)
+
+    @property
+    def eval_groups(self) -> list[str]:
+        """The task groups to evaluate, in the config's order."""
+        return [self.eval_task] if isinstance(self.eval_task, str) else list(self.eval_task)
 
 
 def load_loop_config(path: str | Path, overrides: dict[str, Any]) -> LoopConfig:
@@ -133,9 +231,10 @@ def settings_record(config: LoopConfig) -> dict[str, Any]:
     def digest(path: str) -> str:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
-    record = {k: v for k, v in dataclasses.asdict(config).items() if k != "output_dir"}
+    record = {k: v for k, v in dataclasses.asdict(config).items() if k not in RUN_SHAPE_FIELDS}
     for key in ("data_config", "joint_recipe", "specific_recipe"):
-        record[f"{key}_sha256"] = digest(getattr(config, key))
+        if getattr(config, key):
+            record[f"{key}_sha256"] = digest(getattr(config, key))
     return record
 
 
@@ -166,7 +265,7 @@ def derived_data_config(config: LoopConfig, layout: Layout) -> dict[str, Any]:
 
     data = read_yaml_mapping(config.data_config, "config: data_config", empty_ok=True)
     model = data.get("model") if isinstance(data.get("model"), dict) else {}
-    data["model"] = {**model, "name": config.model}
+    data["model"] = {**model, "name": layout.model_path(config.model)}
     data["output_dir"] = str(layout.data)
     data["countries"] = list(config.countries)
     data["survey"] = config.survey  # the loop's survey, for the personas and prompts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from culturespa.loop.config import LoopConfig
 from culturespa.loop.layout import Layout
+from culturespa.run_files import FILTERED_QUESTIONS, QUESTIONS_FOLDER
 
 IDLE_SECONDS: dict[str, float] = {
     "answer_prompt": 0.10,
@@ -28,8 +29,8 @@ one with SmolLM2-135M-Instruct (measured: 391 of 6,500, 6.0%, with 100 questions
 def answer_prompts(config: LoopConfig, layout: Layout, data: dict) -> tuple[int, int]:
     """(prompts of the answer stage, prompts already answered), for the estimate; `data` is the
     build-data config the loop runs."""
-    questions = config.per_topic * 13 if config.per_topic else 12808
-    filtered = layout.data / "questions" / "filtered.jsonl"
+    questions = expected_questions(config, data)
+    filtered = layout.data / QUESTIONS_FOLDER / FILTERED_QUESTIONS
     if filtered.is_file():
         with filtered.open(encoding="utf-8") as f:
             questions = sum(1 for line in f if line.strip())
@@ -40,6 +41,24 @@ def answer_prompts(config: LoopConfig, layout: Layout, data: dict) -> tuple[int,
         with log.open(encoding="utf-8") as f:
             done += sum(1 for line in f if line.strip())
     return total, min(done, total)
+
+
+def expected_questions(config: LoopConfig, data: dict) -> int:
+    """Kept questions before the filter ran: the subset's size, else those of the questions file."""
+    return config.per_topic * 13 if config.per_topic else _kept_questions(data)
+
+
+def _kept_questions(data: dict) -> int:
+    """Questions the filter keeps, before it ran: 12,808 of the released 13,000; at most the
+    lines of a smaller questions file (the 42 sample questions)."""
+    from culturespa.packaged import data_file
+
+    source = data.get("questions_file")
+    path = data_file(source, "questions_file") if isinstance(source, str) else None
+    if path is None or not path.is_file():
+        return 12808
+    with path.open(encoding="utf-8") as f:
+        return min(12808, sum(1 for line in f if line.strip()))
 
 
 def eval_items(config: LoopConfig) -> int:

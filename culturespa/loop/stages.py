@@ -14,7 +14,6 @@ from culturespa.loop.commands import (
     load_average,
     minutes,
     run_command,
-    script_command,
 )
 from culturespa.loop.config import LoopConfig, derived_data_config
 from culturespa.loop.estimates import (
@@ -22,9 +21,13 @@ from culturespa.loop.estimates import (
     IDLE_SECONDS,
     answer_prompts,
     eval_items,
+    expected_questions,
 )
-from culturespa.loop.layout import STAGES, Layout
+from culturespa.loop.layout import STAGES, TINY_MODEL, Layout
 from culturespa.loop.summary import write_report
+from culturespa.run_files import BASE_MODEL_RUN, JOINT, SFT_FOLDER, SPECIFIC
+
+WHAT_IS_EVALUATED = {"base": "base", "joint": "culture-joint", "specific": "culture-specific"}
 
 
 def announce(number: int, total: int, title: str, work: str, estimate: float | None) -> None:
@@ -37,18 +40,24 @@ def announce(number: int, total: int, title: str, work: str, estimate: float | N
 
 
 class Loop:
-    def __init__(self, config: LoopConfig, dry_run: bool = False) -> None:
+    """The stages of one loop config on its run folder; `overwrite`: the evaluations may write
+    beside files culturespa did not make (the demo's --overwrite)."""
+
+    def __init__(self, config: LoopConfig, dry_run: bool = False, overwrite: bool = False) -> None:
         self.config = config
-        self.layout = Layout(config.out)
+        self.layout = Layout(config.out, config.base_eval_folder, config.report_folder)
+        self.model = self.layout.model_path(config.model)
         self.timings = Timings(self.layout.timings)
         self.dry_run = dry_run
+        self.overwrite = overwrite
         self.skipped: list[str] = []
+        self.report_built = None  # the report of the report stage (`culturespa.report.writer`)
 
     def run(self, unit: str, argv: list[str]) -> None:
         if self.dry_run:
             print("would run: " + " ".join(argv))
             return
-        usage = run_command(unit, argv)
+        usage = run_command(unit, argv, in_process=self.config.in_process)
         self.timings.add(unit, usage)
         print(
             f"-- {unit}: {minutes(usage.seconds)} wall, {minutes(usage.cpu_seconds)} CPU, "
@@ -59,6 +68,23 @@ class Loop:
     def skip(self, unit: str, why: str) -> None:
         self.skipped.append(unit)
         print(f"-- {unit}: skipped ({why})", flush=True)
+
+    # 0. the tiny model of `model: tiny`
+
+    def build_tiny_model(self) -> None:
+        """`model: tiny`: the tiny random test model, built once into the run folder."""
+        folder = self.layout.tiny_model
+        if self.config.model != TINY_MODEL or (folder / "config.json").is_file():
+            return
+        if self.dry_run:
+            print(f"would build the tiny random model -> {folder}")
+            return
+        from culturespa.inference.tiny_model import build_tiny_model
+
+        start = time.perf_counter()
+        build_tiny_model(folder)
+        self.timings.add("model", Usage(seconds=time.perf_counter() - start))
+        print(f"-- model: the tiny random model -> {folder}", flush=True)
 
     # 1. data
 
@@ -84,8 +110,8 @@ class Loop:
     # 2. training
 
     def _sft(self, recipe: str, dataset: Path, output: Path, *extra: str) -> list[str]:
-        return script_command(
-            "sft.py", "--config", recipe, "--model_name_or_path", self.config.model,
+        return culturespa_command(
+            "train", "--config", recipe, "--model_name_or_path", self.model,
             "--dataset_path", str(dataset), "--output_dir", str(output),
             "--seed", str(self.config.seed), *extra,
         )  # fmt: skip
@@ -98,7 +124,7 @@ class Loop:
     def _estimated_rows(self, country: str | None = None) -> int:
         if self.layout.data_done():
             return self.layout.training_rows(country)
-        questions = (self.config.per_topic or 985) * 13
+        questions = expected_questions(self.config, derived_data_config(self.config, self.layout))
         share = questions * EXPECTED_PAIR_SHARE
         return round(share if country else share * len(self.config.countries))
 
@@ -111,14 +137,24 @@ class Loop:
             + ("" if lay.data_done() else " (expected; no data yet)"),
             self.estimate("train"),
         )  # fmt: skip
+        if "joint" in c.models:
+            self._train_joint()
+        if "specific" in c.models:
+            self._train_specific()
+            self._write_index()
+
+    def _train_joint(self) -> None:
+        c, lay = self.config, self.layout
         if lay.adapter_done(lay.joint):
-            self.skip("train/culture_joint", "adapter complete")
-        else:
-            self._fresh(lay.joint)
-            self.run(
-                "train/culture_joint",
-                self._sft(c.joint_recipe, lay.data / "sft" / "culture_joint", lay.joint),
-            )
+            return self.skip("train/culture_joint", "adapter complete")
+        self._fresh(lay.joint)
+        self.run(
+            "train/culture_joint",
+            self._sft(c.joint_recipe, lay.data / SFT_FOLDER / JOINT, lay.joint),
+        )
+
+    def _train_specific(self) -> None:
+        c, lay = self.config, self.layout
         for cc in c.countries:
             unit, folder = f"train/culture_specific/{cc}", lay.specific / cc
             if lay.data_done() and lay.training_rows(cc) == 0:
@@ -131,15 +167,14 @@ class Loop:
                 self.run(
                     unit,
                     self._sft(
-                        c.specific_recipe, lay.data / "sft" / "culture_specific", lay.specific,
+                        c.specific_recipe, lay.data / SFT_FOLDER / SPECIFIC, lay.specific,
                         "--countries", cc,
                     ),
                 )  # fmt: skip
-        self._write_index()
 
     def _write_index(self) -> None:
         """`adapters.json` of every complete culture-specific adapter: each per-country run of
-        recipes/sft.py indexes its own country only."""
+        `culturespa train` indexes its own country only."""
         from culturespa.inference.models import resolve_model
         from culturespa.training.outputs import write_adapter_index
 
@@ -148,7 +183,7 @@ class Loop:
             cc: str(lay.specific / cc) for cc in c.countries if lay.adapter_done(lay.specific / cc)
         }
         if done and not self.dry_run:
-            write_adapter_index(lay.specific, done, resolve_model(c.model))
+            write_adapter_index(lay.specific, done, resolve_model(self.model))
 
     # 3. evaluation
 
@@ -156,65 +191,82 @@ class Loop:
         c = self.config
         args = [
             "--backend", c.eval_backend, "--batch-size", str(c.eval_batch_size),
-            "--device", c.device, "--log-samples", "--seed", str(c.seed),
+            "--log-samples", "--seed", str(c.seed),
         ]  # fmt: skip
+        args += ["--device", c.device] if c.device else []
         args += ["--survey", c.survey] if c.survey else []
+        args += ["--overwrite"] if self.overwrite else []
         return args + (["--limit", str(c.eval_limit)] if c.eval_limit else [])
+
+    def _evaluate_once(self, unit: str, folder: Path, *model_args: str) -> None:
+        """One `culturespa eval` into `folder`, skipped when it holds a results file."""
+        if self.layout.results_done(folder):
+            return self.skip(unit, f"{folder} holds a results file")
+        self.run(
+            unit,
+            culturespa_command(
+                "eval", *model_args, *self._eval_args(), "--output-path", str(folder)
+            ),
+        )
 
     def evaluate(self, number: int, total: int) -> None:
         from culturespa.prompts.task_names import task_of_group
 
         c, lay = self.config, self.layout
-        tasks = ",".join(task_of_group(c.eval_task, cc) for cc in c.countries)
-        items = eval_items(c) * len(c.countries)
-        specific = [cc for cc in c.countries if lay.adapter_done(lay.specific / cc) or self.dry_run]
-        self._write_index()
+        groups = c.eval_groups
+        tasks = ",".join(task_of_group(g, cc) for g in groups for cc in c.countries)
+        items = eval_items(c) * len(c.countries) * len(groups)
+        if "specific" in c.models:
+            self._write_index()
+        names = [WHAT_IS_EVALUATED[m] for m in c.models]
+        models = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
         announce(
             number, total, "evaluate",
-            f"base, culture-joint and culture-specific on {c.eval_task} x "
-            f"{len(c.countries)} countries, {items} items per model ({c.eval_backend})",
+            f"{models} on {', '.join(groups)} x {len(c.countries)} countries, {items} items per "
+            f"model ({c.eval_backend})",
             self.estimate("eval"),
         )  # fmt: skip
-        for which, peft in (("base", None), ("culture_joint", lay.joint)):
-            unit, folder = f"eval/{which}", lay.eval_folder(which)
-            if lay.results_done(folder):
-                self.skip(unit, f"{folder} holds a results file")
-                continue
-            argv = culturespa_command(
-                "eval", "--model", c.model, "--tasks", tasks, *self._eval_args(),
-                "--output-path", str(folder),
+        model = ("--model", self.model)
+        if "base" in c.models:
+            self._evaluate_once(
+                "eval/base", lay.eval_folder(BASE_MODEL_RUN), *model, "--tasks", tasks
+            )
+        if "joint" in c.models:
+            self._evaluate_once(
+                "eval/culture_joint", lay.eval_folder(JOINT),
+                *model, "--peft", str(lay.joint), "--tasks", tasks,
             )  # fmt: skip
-            if peft is not None:
-                argv[argv.index("--tasks") : argv.index("--tasks")] = ["--peft", str(peft)]
-            self.run(unit, argv)
-        for cc in specific:
-            unit, folder = f"eval/culture_specific/{cc}", lay.eval_folder("culture_specific", cc)
-            if lay.results_done(folder):
-                self.skip(unit, f"{folder} holds a results file")
+        if "specific" not in c.models:
+            return
+        for cc in c.countries:
+            if not (lay.adapter_done(lay.specific / cc) or self.dry_run):
                 continue
-            self.run(
-                unit,
-                script_command(
-                    "eval_specific.py", str(lay.specific), "--countries", cc,
-                    "--task", c.eval_task, "--model", c.model, *self._eval_args(),
-                    "--output-path", str(folder),
-                ),
+            self._evaluate_once(
+                f"eval/culture_specific/{cc}", lay.eval_folder(SPECIFIC, cc),
+                "--adapters", str(lay.specific), "--countries", cc, "--tasks", ",".join(groups),
+                *model,
             )  # fmt: skip
 
     # 4. report
 
     def report(self, number: int, total: int) -> None:
+        from culturespa.loop.summary import build_loop_report
+
         announce(
             number, total, "report", f"tables, plots and summary -> {self.layout.report}",
             self.estimate("report"),
         )  # fmt: skip
         if self.dry_run:
-            print("would write the report, the loss curves and summary.md")
+            print("would write the report" + (
+                ", the loss curves and summary.md" if self.config.summary == "loop" else ""))  # fmt: skip
             return
         start = time.perf_counter()
-        text = write_report(self.config, self.layout, self.timings)
+        self.report_built = build_loop_report(self.config, self.layout, self.overwrite)
+        if self.config.summary == "loop":
+            text = write_report(self.config, self.layout, self.report_built, self.timings)
         self.timings.add("report", Usage(seconds=time.perf_counter() - start))
-        print("\n" + text)
+        if self.config.summary == "loop":
+            print("\n" + text)
 
     def estimate(self, stage: str) -> float:
         """Seconds of the stage's work left on 2 idle cores (from IDLE_SECONDS)."""
@@ -226,24 +278,35 @@ class Loop:
             prompts, done = answer_prompts(c, lay, derived_data_config(c, lay))
             return (prompts - done) * IDLE_SECONDS["answer_prompt"] + start
         if stage == "train":
-            todo = [] if lay.adapter_done(lay.joint) else [self._estimated_rows()]
-            for cc in c.countries:
-                rows = self._estimated_rows(cc)
-                if rows and not lay.adapter_done(lay.specific / cc):
-                    todo.append(rows)
-            return sum(todo) * IDLE_SECONDS["train_example"] + len(todo) * start
+            return self._train_estimate()
         if stage == "eval":
-            items = eval_items(c) * len(c.countries)
-            seconds = 0.0
-            if not lay.results_done(lay.eval_folder("base")):
-                seconds += items * IDLE_SECONDS["eval_item"] + start
-            if not lay.results_done(lay.eval_folder("culture_joint")):
-                seconds += items * IDLE_SECONDS["eval_item_adapter"] + start
-            for cc in c.countries:
-                if not lay.results_done(lay.eval_folder("culture_specific", cc)):
-                    seconds += items / len(c.countries) * IDLE_SECONDS["eval_item_adapter"] + start
-            return seconds
+            return self._eval_estimate()
         return 10.0
+
+    def _train_estimate(self) -> float:
+        c, lay = self.config, self.layout
+        todo = []
+        if "joint" in c.models and not lay.adapter_done(lay.joint):
+            todo.append(self._estimated_rows())
+        for cc in c.countries if "specific" in c.models else ():
+            rows = self._estimated_rows(cc)
+            if rows and not lay.adapter_done(lay.specific / cc):
+                todo.append(rows)
+        return sum(todo) * IDLE_SECONDS["train_example"] + len(todo) * IDLE_SECONDS["process_start"]
+
+    def _eval_estimate(self) -> float:
+        c, lay = self.config, self.layout
+        start = IDLE_SECONDS["process_start"]
+        items = eval_items(c) * len(c.countries) * len(c.eval_groups)
+        seconds = 0.0
+        if "base" in c.models and not lay.results_done(lay.eval_folder(BASE_MODEL_RUN)):
+            seconds += items * IDLE_SECONDS["eval_item"] + start
+        if "joint" in c.models and not lay.results_done(lay.eval_folder(JOINT)):
+            seconds += items * IDLE_SECONDS["eval_item_adapter"] + start
+        for cc in c.countries if "specific" in c.models else ():
+            if not lay.results_done(lay.eval_folder(SPECIFIC, cc)):
+                seconds += items / len(c.countries) * IDLE_SECONDS["eval_item_adapter"] + start
+        return seconds
 
     def run_stages(self, stages: tuple[str, ...]) -> None:
         steps = {
@@ -260,5 +323,6 @@ class Loop:
             f"{load_average()}: other jobs make it slower)",
             flush=True,
         )
+        self.build_tiny_model()
         for number, stage in enumerate(selected, start=1):
             steps[stage](number, len(selected))

@@ -4,34 +4,78 @@ changes, the training pairs and each stage's cost."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from culturespa.loop.commands import Timings, Usage, minutes
 from culturespa.loop.config import LoopConfig
 from culturespa.loop.layout import STAGES, Layout
+from culturespa.run_files import FILTERED_QUESTIONS, JOINT, QUESTIONS_FOLDER, SFT_FOLDER, set_jsonl
+
+if TYPE_CHECKING:
+    from culturespa.report.rows import Row
 
 
-def row_methods(config: LoopConfig, layout: Layout) -> dict[str, str]:
-    """The report's row names ('model | template') of the base model, the joint adapter and the
-    culture-specific adapters, built as the report builds them."""
-    from culturespa.inference.models import resolve_model
+def first_group(config: LoopConfig) -> tuple[str, str]:
+    """(template, way) of the config's first task group: the rows the summary compares."""
     from culturespa.prompts.task_names import parse_task_name
-    from culturespa.prompts.templates import TEMPLATES
-    from culturespa.report.loading import model_label
 
-    base = resolve_model(config.model)
-    template = TEMPLATES[parse_task_name(config.eval_task).template].label
-    first = config.countries[0]
-    labels = {
-        "base": model_label({"model_args": {"pretrained": base}}, set())[1],
-        "joint": model_label(
-            {"model_args": {"pretrained": base, "peft": str(layout.joint)}}, set()
-        )[1],
-        "specific": model_label(
-            {"model_args": {"pretrained": base, "peft": str(layout.specific / first)}}, {first}
-        )[1],
-    }
-    return {k: f"{v} | {template}" for k, v in labels.items()}
+    parsed = parse_task_name(config.eval_groups[0])
+    return parsed.template, parsed.way
+
+
+def row_of(kind: str, template: str, way: str) -> Callable[[Row], bool]:
+    """A test of a report row's identity: a model row of this adapter kind, template and way."""
+    return lambda row: (
+        not row.is_reference
+        and row.adapter_kind == kind
+        and row.template == template
+        and row.way == way
+    )
+
+
+def compare_pair(config: LoopConfig) -> tuple[Callable[[Row], bool], ...] | None:
+    """The report's paired comparison: base model vs culture-joint adapter when both are
+    evaluated, else culture-unaware vs culture-aware prompting of the base model (the demo)."""
+    template, way = first_group(config)
+    if {"base", "joint"} <= set(config.models):
+        return row_of("base", template, way), row_of("joint", template, way)
+    from culturespa.prompts.task_names import parse_task_name
+
+    templates = {parse_task_name(g).template for g in config.eval_groups}
+    if "base" in config.models and {"culture_unaware", "culture_aware"} <= templates:
+        return row_of("base", "culture_unaware", way), row_of("base", "culture_aware", way)
+    return None
+
+
+def build_loop_report(config: LoopConfig, layout: Layout, overwrite: bool = False):
+    """`culturespa report` on the run's evaluations into its report folder (see `compare_pair`).
+    A report folder inside the run folder is the loop's own: an older version's is replaced;
+    the run folder itself (the demo) is replaced only with `overwrite`."""
+    from culturespa.report.writer import ReportOptions, build_report
+
+    if layout.base_eval.is_relative_to(layout.eval):
+        paths = [layout.eval]
+    else:
+        paths = [layout.base_eval] + ([layout.eval] if layout.eval.is_dir() else [])
+    own_folder = layout.report.resolve() != layout.out.resolve()
+    options = ReportOptions(
+        compare=compare_pair(config), seed=config.seed, overwrite=overwrite or own_folder
+    )
+    return build_report(paths, layout.report, options)
+
+
+def summary_rows(config: LoopConfig, report) -> dict[str, Row]:
+    """The report's rows of the base model, the joint adapter and the specific adapters (those
+    evaluated), found by their identity on the config's first task group."""
+    template, way = first_group(config)
+    rows = {}
+    for kind in config.models:
+        found = [r for r in report.rows if row_of(kind, template, way)(r)]
+        if found:
+            rows[kind] = found[0]
+    return rows
 
 
 ROW_NAMES = {"base": "Base model", "joint": "CultureSPA joint", "specific": "CultureSPA specific"}
@@ -51,25 +95,15 @@ def _ci(value: float, low: float, high: float) -> str:
     return f"{_x100(value)} [{_x100(low)}, {_x100(high)}]"
 
 
-def write_report(config: LoopConfig, layout: Layout, timings: Timings) -> str:
-    """`culturespa report` on the loop's results (base vs joint bars and paired change), the
-    training loss plot, and summary.md; returns the summary."""
+def write_report(config: LoopConfig, layout: Layout, report, timings: Timings) -> str:
+    """The view of the loop's report (`build_loop_report`: base vs joint bars and paired
+    change): the training loss plot, summary.md and summary.json; returns the summary."""
     from culturespa.atomic import write_json_atomic, write_text_atomic
     from culturespa.report import analysis
-    from culturespa.report.loading import read_loss_history
+    from culturespa.report.loss_history import read_loss_history
     from culturespa.report.plots import plot_training_loss
-    from culturespa.report.writer import build_report
 
-    methods = row_methods(config, layout)
-    report = build_report(  # the loop's own folder: a report of an older version is replaced
-        [layout.eval],
-        layout.report,
-        compare=(methods["base"], methods["joint"]),
-        seed=config.seed,
-        overwrite=True,
-    )
-    by_method = {r.method: r for r in report.rows}
-    rows = {k: by_method[m] for k, m in methods.items() if m in by_method}
+    rows = summary_rows(config, report)
     references = [r for r in report.rows if r.is_reference]
 
     curves = {}
@@ -122,12 +156,12 @@ def training_positions(data: Path) -> dict[int, int]:
     code), 2 for the second, ...; empty while the set does not exist."""
     from culturespa.pluralise.store import read_jsonl
 
-    sft = data / "sft" / "culture_joint.jsonl"
+    sft = set_jsonl(data / SFT_FOLDER / JOINT)
     if not sft.is_file():
         return {}
     first = {
         q["question_id"]: q["first_option"]
-        for q in read_jsonl(data / "questions" / "filtered.jsonl")
+        for q in read_jsonl(data / QUESTIONS_FOLDER / FILTERED_QUESTIONS)
     }
     counts: dict[int, int] = {}
     for row in read_jsonl(sft):
@@ -146,7 +180,7 @@ def _position_cells(counts: dict[int | None, int]) -> list[str]:
 
 def _train_facts(folder: Path) -> tuple[int, float, float] | None:
     """(optimizer steps, first logged loss, last logged loss) of an adapter."""
-    from culturespa.report.loading import read_loss_history
+    from culturespa.report.loss_history import read_loss_history
 
     if not Layout.adapter_done(folder):
         return None
@@ -157,24 +191,47 @@ def _train_facts(folder: Path) -> tuple[int, float, float] | None:
 
 
 def summary_markdown(config, layout, rows, references, changes, curves, timings) -> str:
-    from culturespa.report.analysis import listed_positions
-    from culturespa.text_cells import markdown_cell, markdown_row
+    """summary.md: the paper's table with intervals, the paired changes, the training pairs,
+    the answers' listed positions and each stage's cost."""
+    countries = list(config.countries)
+    lines = _header_lines(config, layout, rows)
+    lines += _alignment_lines(countries, rows, references)
+    lines += _change_lines(countries, changes)
+    lines += _training_lines(config, layout)
+    lines += _position_lines(layout, rows)
+    lines += _timing_lines(timings)
+    lines += [
+        "",
+        f"Files: `{layout.report}/comparison.md`, `leaderboard.md`, `index.html`, `change.md`, "
+        "`plots/bars.png` (base vs joint), `plots/training_loss.png`.",
+    ]
+    return "\n".join(lines) + "\n"
 
-    c = config
-    countries = list(c.countries)
-    head = ["", *countries, "AVG"]
+
+def _header_lines(c: LoopConfig, layout: Layout, rows: dict) -> list[str]:
+    from culturespa.text_cells import markdown_cell
+
     model = rows["base"].label if "base" in rows else c.model
-    lines = [
-        f"# CultureSPA loop: {markdown_cell(model)}, {', '.join(countries)}\n",
+    task = c.eval_task if isinstance(c.eval_task, str) else ", ".join(c.eval_task)
+    return [
+        f"# CultureSPA loop: {markdown_cell(model)}, {', '.join(c.countries)}\n",
         f"Settings: `{layout.manifest}`; data subset: "
         + (f"{c.per_topic} kept questions per topic" if c.per_topic else "every kept question")
-        + f"; seed {c.seed}; evaluation `{c.eval_task}` "
+        + f"; seed {c.seed}; evaluation `{task}` "
         + (
             f"(first {c.eval_limit} items per country)"
             if c.eval_limit
             else "(every item with survey data)"
         )
         + f", {c.eval_backend}.\n",
+    ]
+
+
+def _alignment_lines(countries: list[str], rows: dict, references: list) -> list[str]:
+    from culturespa.text_cells import markdown_row
+
+    head = ["", *countries, "AVG"]
+    lines = [
         "## Alignment (the paper's score x100, 95% bootstrap interval over items)\n",
         markdown_row(head),
         "|---" * len(head) + "|",
@@ -193,14 +250,22 @@ def summary_markdown(config, layout, rows, references, changes, curves, timings)
         cells = [_x100(row.cells[cc].value) if cc in row.cells else "" for cc in countries]
         name = f"*{row.template_label}* (survey reference)"
         lines.append(markdown_row([name, *cells, _x100(row.avg)]))
-    lines += [
+    return [
+        *lines,
         "",
         "AVG: mean over the five countries, its interval from one draw of items for all of them.",
         "",
+    ]
+
+
+def _change_lines(countries: list[str], changes: dict) -> list[str]:
+    from culturespa.text_cells import markdown_row
+
+    lines = [
         "## Change against the base model (paired: same items, one draw for both rows)\n",
         "| | " + " | ".join(countries) + " | AVG | items closer / farther |",
         "|---" * (len(countries) + 3) + "|",
-    ]  # fmt: skip
+    ]
     for key, change in changes.items():
         if change is None:
             continue
@@ -226,10 +291,13 @@ def summary_markdown(config, layout, rows, references, changes, curves, timings)
             + ("the interval holds 0, so the change is **inside the intervals** (not distinguishable from no change on these items)." if inside
                else "the interval excludes 0, so the change is **outside the intervals**.")
         )  # fmt: skip
-    lines += ["", *verdicts, ""]
+    return [*lines, "", *verdicts, ""]
 
+
+def _training_lines(c: LoopConfig, layout: Layout) -> list[str]:
+    countries = list(c.countries)
     rows_per = training_rows(c, layout)
-    lines += [
+    lines = [
         "## Training pairs (culture-aware answer differs from the culture-unaware one)\n",
         "| set | " + " | ".join(countries) + " | joint |",
         "|---" * (len(countries) + 2) + "|",
@@ -245,7 +313,13 @@ def summary_markdown(config, layout, rows, references, changes, curves, timings)
     for name, fact in facts:
         if fact:
             lines.append(f"| {name} | {fact[0]} | {fact[1]:.3f} -> {fact[2]:.3f} |")
-    lines += [
+    return lines
+
+
+def _position_lines(layout: Layout, rows: dict) -> list[str]:
+    from culturespa.report.analysis import listed_positions
+
+    lines = [
         "",
         "## Which listed option the answers are (position in the prompt's list)\n",
         "| answers | 1st | 2nd | 3rd | 4th | 5th or later | no option |",
@@ -258,7 +332,11 @@ def summary_markdown(config, layout, rows, references, changes, curves, timings)
         if row.answers:
             cells = _position_cells(listed_positions(row.answers))
             lines.append(f"| {ROW_NAMES[key]} (WVS items) | " + " | ".join(cells) + " |")
-    lines += ["", "## Wall time, CPU time and peak memory per stage\n"]
+    return lines
+
+
+def _timing_lines(timings: Timings) -> list[str]:
+    lines = ["", "## Wall time, CPU time and peak memory per stage\n"]
     lines += [
         "| stage | wall | CPU | peak RSS | load average at the end |",
         "|---|---|---|---|---|",
@@ -286,9 +364,4 @@ def summary_markdown(config, layout, rows, references, changes, curves, timings)
         f"| **total** | **{minutes(total.seconds)}** | {minutes(total.cpu_seconds)} | "
         f"{total.peak_rss_mb:.0f} MB | |"
     )
-    lines += [
-        "",
-        f"Files: `{layout.report}/comparison.md`, `leaderboard.md`, `index.html`, `change.md`, "
-        "`plots/bars.png` (base vs joint), `plots/training_loss.png`.",
-    ]
-    return "\n".join(lines) + "\n"
+    return lines

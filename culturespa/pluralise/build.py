@@ -26,14 +26,18 @@ from culturespa.errors import CulturespaError
 from culturespa.pluralise.questions import Question
 from culturespa.pluralise.store import write_jsonl_atomic
 from culturespa.prompts.templates import system_prompt
+from culturespa.run_files import (
+    CROSS_CULTURE_JOINT,
+    DATASET_CARD,
+    JOINT,
+    SPECIFIC,
+    VARIANTS,
+    country_set,
+    set_jsonl,
+)
 from culturespa.survey.items import TOPIC_NAMES
 
-VARIANTS: tuple[str, ...] = ("culture_joint", "cross_culture_thinking_joint", "culture_specific")
-_SOURCE = {
-    "culture_joint": "culture",
-    "cross_culture_thinking_joint": "cross_culture_thinking",
-    "culture_specific": "culture",
-}
+_SOURCE = {JOINT: "culture", CROSS_CULTURE_JOINT: "cross_culture_thinking", SPECIFIC: "culture"}
 _SYSTEM_KIND = {"culture": "aware", "cross_culture_thinking": "cross_culture_thinking"}
 
 
@@ -71,10 +75,10 @@ def check_build_targets(sft_dir: Path, variants: Sequence[str], countries: Seque
     """Refuse a symbolic link where the build stage replaces a folder or file (it would move the
     link and fail on every rerun), before any stage runs."""
     folders = [sft_dir] + [sft_dir / v for v in variants]
-    if "culture_specific" in variants:
-        folders += [sft_dir / "culture_specific" / cc for cc in countries]
+    if SPECIFIC in variants:
+        folders += [country_set(sft_dir, cc) for cc in countries]
     for folder in folders:
-        for path in (folder, folder.with_name(f".{folder.name}.old"), folder.with_suffix(".jsonl")):
+        for path in (folder, folder.with_name(f".{folder.name}.old"), set_jsonl(folder)):
             if path.is_symlink():
                 raise CulturespaError(
                     f"{path} is a symbolic link; build-data replaces it with its own output: "
@@ -113,29 +117,29 @@ def build_training_sets(
     for variant in variants:
         source = _SOURCE[variant]
         picked = [r for r in collected if r["variant"] == source]
-        if variant == "culture_specific":
+        if variant == SPECIFIC:
             for country in countries:
                 rows = [
                     training_row(by_id[r["question_id"]], country, r["answer"], source, variant)
                     for r in picked
                     if r["country"] == country
                 ]
-                base = out_dir / "culture_specific"
-                save_dataset(rows, base / country, base / f"{country}.jsonl")
-                counts[f"culture_specific/{country}"] = len(rows)
+                folder = country_set(out_dir, country)
+                save_dataset(rows, folder, set_jsonl(folder))
+                counts[f"{SPECIFIC}/{country}"] = len(rows)
         else:
             rows = [
                 training_row(by_id[r["question_id"]], r["country"], r["answer"], source, variant)
                 for r in picked
             ]
-            save_dataset(rows, out_dir / variant, out_dir / f"{variant}.jsonl")
+            save_dataset(rows, out_dir / variant, set_jsonl(out_dir / variant))
             counts[variant] = len(rows)
             stats[variant] = {
                 "country": dict(Counter(r["country"] for r in rows)),
                 "topic": dict(Counter(r["topic"] for r in rows)),
             }
     write_text_atomic(
-        out_dir / "README.md", dataset_card(counts, stats, countries, card_info or {})
+        out_dir / DATASET_CARD, dataset_card(counts, stats, countries, card_info or {})
     )
     return counts
 

@@ -16,6 +16,7 @@ from culturespa.errors import CulturespaError
 from culturespa.fields import check_at_least, check_field_types, invalid, read_yaml_mapping, show
 from culturespa.inference.models import check_device
 from culturespa.pluralise.ray_config import RaySection
+from culturespa.run_files import VARIANTS
 
 DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
 DEBIAS_WAYS: tuple[str, ...] = ("none", "permute", "calibrate")
@@ -263,16 +264,10 @@ class BuildSection:
 
     variants: list[str] = field(
         metadata={"help": "culture_joint, cross_culture_thinking_joint, culture_specific"},
-        default_factory=lambda: [
-            "culture_joint",
-            "cross_culture_thinking_joint",
-            "culture_specific",
-        ],
+        default_factory=lambda: list(VARIANTS),
     )
 
     def __post_init__(self) -> None:
-        from culturespa.pluralise.build import VARIANTS
-
         check_field_types(self, "config: build.")
         for variant in self.variants:
             _one_of("build.variants", variant, VARIANTS)

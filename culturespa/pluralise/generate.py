@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 from culturespa.errors import CulturespaError
@@ -27,6 +28,7 @@ from culturespa.inference.replicas import Replicas, as_replicas
 from culturespa.pluralise.config import GenerateSection
 from culturespa.pluralise.questions import topic_index
 from culturespa.pluralise.store import UnitLog, write_jsonl_atomic
+from culturespa.run_files import GENERATED_QUESTIONS
 from culturespa.survey.items import scored_items
 
 logger = logging.getLogger(__name__)
@@ -154,6 +156,96 @@ def generate_unit(backend: Backend, unit: tuple) -> list[str]:
     return backend.generate(requests, sampling)
 
 
+@dataclass
+class _GenerationState:
+    """What the log holds so far: valid questions and tries per topic, the next round."""
+
+    valid: dict[str, list[dict]]
+    tries: dict[str, int]
+    round_no: int
+    pools: dict[str, list]
+
+
+def _round_requests(
+    todo: list[str], state: _GenerationState, settings: GenerateSection, seed: int
+) -> tuple[list[list[dict]], list[tuple[str, int]]]:
+    """One round's prompts for the topics still short of questions, seeded per topic and
+    round, and the (topic, slot) of each."""
+    requests, slots = [], []
+    cap = settings.questions_per_topic * settings.max_attempts_per_question
+    for t in todo:
+        rng = random.Random(f"{seed}:{t}:{state.round_no}")
+        need = settings.questions_per_topic - len(state.valid.get(t, []))
+        for s in range(min(settings.requests_per_round, need, cap - state.tries.get(t, 0))):
+            requests.append(
+                build_request(
+                    t, state.pools.get(t, []), state.valid.get(t, []), rng, settings.n_examples,
+                    settings.max_wvs_examples, settings.response_prefix,
+                )
+            )  # fmt: skip
+            slots.append((t, s))
+    return requests, slots
+
+
+def _round_replies(
+    replicas: Replicas, requests: list, slots: list[tuple[str, int]], sampling: SamplingSettings,
+    prefix: str,
+) -> list[str]:  # fmt: skip
+    """The replies of one round, each topic's requests on the replica group of its topic."""
+    members: dict[int, list[int]] = {}
+    for i, (t, _) in enumerate(slots):
+        members.setdefault(topic_index(t) % replicas.size, []).append(i)
+    parts = [members[g] for g in sorted(members)]
+    units = [([requests[i] for i in part], sampling) for part in parts]
+    replies = [""] * len(requests)
+    for position, texts in replicas.map_unordered(generate_unit, units):
+        for i, text in zip(parts[position], texts):
+            replies[i] = prefix + text
+    return replies
+
+
+def _round_records(
+    slots: list[tuple[str, int]], replies: list[str], round_no: int, groups: int
+) -> list[dict]:
+    """The log records of one round: the parsed question, or the (cut) reply when invalid."""
+    unit = []
+    for (t, s), reply in zip(slots, replies):
+        parsed = parse_generated(reply)
+        record = {
+            "id": f"{topic_index(t):02d}:{round_no:06d}:{s:03d}",
+            "topic": t,
+            "round": round_no,
+            "slot": s,
+            "valid": parsed is not None,
+        }
+        if groups > 1:
+            record["groups"] = groups
+        if parsed:
+            record.update(parsed)
+        else:
+            record["reply"] = reply[:500]
+        unit.append(record)
+    return unit
+
+
+def _check_enough(
+    log: UnitLog, state: _GenerationState, topics: list[str], settings: GenerateSection
+) -> None:
+    """Too few usable questions for a topic after every try: one line naming one, and where
+    the valid ones are kept."""
+    per_topic = settings.questions_per_topic
+    short = [t for t in topics if len(state.valid.get(t, [])) < per_topic]
+    if not short:
+        return
+    example = next((r.get("reply", "") for r in log.records.values() if not r["valid"]), "")
+    raise CulturespaError(
+        f"the model gave too few usable JSON questions after {settings.max_attempts_per_question} "
+        f"tries per question for {len(short)} topic(s) (e.g. {short[0]!r}: "
+        f"{len(state.valid.get(short[0], []))} of {per_topic}); the valid ones are kept in "
+        f"{log.path}; a typical invalid reply: {example[:120]!r}"
+    )
+
+
 def generate_questions(
     backend: Backend | Replicas,
     out_dir: Path,
@@ -170,115 +262,52 @@ def generate_questions(
     from tqdm.auto import tqdm
 
     settings = settings or GenerateSection()
-    questions_per_topic = settings.questions_per_topic
-    requests_per_round = settings.requests_per_round
-    n_examples, max_wvs_examples = settings.n_examples, settings.max_wvs_examples
-    temperature, top_p, max_new_tokens = (
-        settings.temperature,
-        settings.top_p,
-        settings.max_new_tokens,
-    )
-    max_attempts_per_question = settings.max_attempts_per_question
-    response_prefix, stop = settings.response_prefix, tuple(settings.stop)
-
+    per_topic = settings.questions_per_topic
     replicas = as_replicas(backend)
-    groups = replicas.size
     log = UnitLog(out_dir / GENERATION_LOG)
-    records = list(log.records.values())
-    made = {r.get("groups", 1) for r in records} - {groups}
-    pools = wvs_examples_by_topic()
-    cap = questions_per_topic * max_attempts_per_question
-    valid, tries, round_no = generation_state(records)
-    target = questions_per_topic * len(topics)
-    have = sum(min(len(valid.get(t, [])), questions_per_topic) for t in topics)
-    bar = tqdm(total=target, initial=have, unit="q", desc="generate", disable=not progress)
+    made = {r.get("groups", 1) for r in log.records.values()} - {replicas.size}
+    cap = per_topic * settings.max_attempts_per_question
+    state = _GenerationState(*generation_state(list(log.records.values())), wvs_examples_by_topic())
+    have = sum(min(len(state.valid.get(t, [])), per_topic) for t in topics)
+    bar = tqdm(total=per_topic * len(topics), initial=have, unit="q", desc="generate",
+               disable=not progress)  # fmt: skip
     while True:
         todo = [
             t
             for t in topics
-            if len(valid.get(t, [])) < questions_per_topic and tries.get(t, 0) < cap
+            if len(state.valid.get(t, [])) < per_topic and state.tries.get(t, 0) < cap
         ]
         if not todo:
             break
         if made:  # more rounds to draw, in other groups than the log's: other questions
             raise CulturespaError(
                 f"{log.path} was generated in {min(made)} topic group(s) per round and this run "
-                f"has {groups} (ray.replicas; 1 without ray): resume it with ray.replicas: "
+                f"has {replicas.size} (ray.replicas; 1 without ray): resume it with ray.replicas: "
                 f"{min(made)}, or delete the log to start the questions again"
             )
-        requests, slots = [], []
-        for t in todo:
-            rng = random.Random(f"{seed}:{t}:{round_no}")
-            need = questions_per_topic - len(valid.get(t, []))
-            n = min(requests_per_round, need, cap - tries.get(t, 0))
-            for s in range(n):
-                requests.append(
-                    build_request(
-                        t,
-                        pools.get(t, []),
-                        valid.get(t, []),
-                        rng,
-                        n_examples,
-                        max_wvs_examples,
-                        response_prefix,
-                    )
-                )
-                slots.append((t, s))
+        requests, slots = _round_requests(todo, state, settings, seed)
         sampling = SamplingSettings(
-            max_new_tokens, temperature, top_p, seed * 1_000_003 + round_no, tuple(stop)
-        )
-        members: dict[int, list[int]] = {}
-        for i, (t, _) in enumerate(slots):
-            members.setdefault(topic_index(t) % groups, []).append(i)
-        parts = [members[g] for g in sorted(members)]
-        units = [([requests[i] for i in part], sampling) for part in parts]
-        replies = [""] * len(requests)
-        for position, texts in replicas.map_unordered(generate_unit, units):
-            for i, text in zip(parts[position], texts):
-                replies[i] = response_prefix + text
-        unit = []
-        for (t, s), reply in zip(slots, replies):
-            parsed = parse_generated(reply)
-            record = {
-                "id": f"{topic_index(t):02d}:{round_no:06d}:{s:03d}",
-                "topic": t,
-                "round": round_no,
-                "slot": s,
-                "valid": parsed is not None,
-            }
-            if groups > 1:
-                record["groups"] = groups
-            if parsed:
-                record.update(parsed)
-            else:
-                record["reply"] = reply[:500]
-            unit.append(record)
-        log.append_unit(round_no, unit)
+            settings.max_new_tokens, settings.temperature, settings.top_p,
+            seed * 1_000_003 + state.round_no, tuple(settings.stop),
+        )  # fmt: skip
+        replies = _round_replies(replicas, requests, slots, sampling, settings.response_prefix)
+        unit = _round_records(slots, replies, state.round_no, replicas.size)
+        log.append_unit(state.round_no, unit)
         for record in unit:
-            tries[record["topic"]] = tries.get(record["topic"], 0) + 1
+            state.tries[record["topic"]] = state.tries.get(record["topic"], 0) + 1
             if record["valid"]:
-                valid.setdefault(record["topic"], []).append(record)
-                if len(valid[record["topic"]]) <= questions_per_topic:
+                state.valid.setdefault(record["topic"], []).append(record)
+                if len(state.valid[record["topic"]]) <= per_topic:
                     bar.update(1)
-        round_no += 1
+        state.round_no += 1
     bar.close()
     summary = {
-        "requests": sum(tries.get(t, 0) for t in topics),
-        "valid": sum(len(valid.get(t, [])) for t in topics),
-        "per_topic": {t: min(len(valid.get(t, [])), questions_per_topic) for t in topics},
-        "written": finalise_generation(out_dir, topics, questions_per_topic),
+        "requests": sum(state.tries.get(t, 0) for t in topics),
+        "valid": sum(len(state.valid.get(t, [])) for t in topics),
+        "per_topic": {t: min(len(state.valid.get(t, [])), per_topic) for t in topics},
+        "written": finalise_generation(out_dir, topics, per_topic),
     }
-    short = [t for t in topics if len(valid.get(t, [])) < questions_per_topic]
-    if short:
-        example = next((r.get("reply", "") for r in log.records.values() if not r["valid"]), "")[
-            :120
-        ]
-        raise CulturespaError(
-            f"the model gave too few usable JSON questions after {max_attempts_per_question} "
-            f"tries per question for {len(short)} topic(s) (e.g. {short[0]!r}: "
-            f"{len(valid.get(short[0], []))} of {questions_per_topic}); the valid ones are kept in "
-            f"{log.path}; a typical invalid reply: {example!r}"
-        )
+    _check_enough(log, state, topics, settings)
     return summary
 
 
@@ -290,4 +319,4 @@ def finalise_generation(out_dir: Path, topics: list[str], questions_per_topic: i
     for t in topics:
         for r in valid.get(t, [])[:questions_per_topic]:
             rows.append({"topic": t, "question": r["question"], "options": r["options"]})
-    return write_jsonl_atomic(out_dir / "generated.jsonl", rows)
+    return write_jsonl_atomic(out_dir / GENERATED_QUESTIONS, rows)

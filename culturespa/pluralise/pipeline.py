@@ -26,13 +26,23 @@ from culturespa.atomic import (
     write_text_atomic,
 )
 from culturespa.errors import CulturespaError
-from culturespa.inference.backends import Backend, build_backend
-from culturespa.inference.models import check_remote_code
+from culturespa.inference.backends import LOCAL_BACKENDS, Backend, build_backend
+from culturespa.inference.models import check_remote_code, resolve_model
 from culturespa.inference.replicas import InProcess, Replicas
 from culturespa.output_folder import check_ours, claim_folder
 from culturespa.pluralise.build import check_build_targets
 from culturespa.pluralise.config import DataConfig, use_config_survey
 from culturespa.pluralise.store import read_jsonl, write_jsonl_atomic
+from culturespa.run_files import (
+    ANSWERS_FILE,
+    ANSWERS_FOLDER,
+    COLLECTED_FILE,
+    COLLECTED_FOLDER,
+    FILTERED_QUESTIONS,
+    GENERATED_QUESTIONS,
+    QUESTIONS_FOLDER,
+    SFT_FOLDER,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +89,7 @@ class Run:
         self.out = config.out
         # Everything that can be checked is checked before the first file is written.
         check_output_dir(self.out, "output_dir")
-        check_build_targets(self.out / "sft", config.build.variants, config.countries)
+        check_build_targets(self.out / SFT_FOLDER, config.build.variants, config.countries)
         if config.model.backend in ("hf", "vllm"):
             check_remote_code(config.model.name, False, "config: model.name")
         if config.questions_file:
@@ -156,7 +166,9 @@ class Run:
         if self._backend is None:
             m = self.config.model
             logger.info("loading %s with backend %s", m.name, m.backend)
-            self._backend = build_backend(m.backend, m.name, **m.backend_options())
+            # The name is resolved here, where the config's model becomes weights to load.
+            weights = resolve_model(m.name) if m.backend in LOCAL_BACKENDS else m.name
+            self._backend = build_backend(m.backend, weights, **m.backend_options())
         return self._backend
 
     @property
@@ -194,7 +206,7 @@ class Run:
             "generate",
             lambda: generate_questions(
                 self.replicas,
-                self.out / "questions",
+                self.out / QUESTIONS_FOLDER,
                 self.config.topics,
                 self.config.generate,
                 seed=self.config.seed,
@@ -216,7 +228,7 @@ class Run:
                         limited.append(r)
                 rows = limited
             return rows
-        path = self.out / "questions" / "generated.jsonl"
+        path = self.out / QUESTIONS_FOLDER / GENERATED_QUESTIONS
         if not path.exists():
             raise CulturespaError(f"{path} is missing: run the generate stage first")
         return read_raw_questions(path)
@@ -230,8 +242,8 @@ class Run:
             kept, report = filter_questions(self.raw_questions(), f.min_options, f.max_options)
             if f.per_topic is not None:
                 kept, report.subset = stratified_subset(kept, f.per_topic, self.config.seed)
-            folder = self.out / "questions"
-            write_jsonl_atomic(folder / "filtered.jsonl", (q.as_dict() for q in kept))
+            folder = self.out / QUESTIONS_FOLDER
+            write_jsonl_atomic(folder / FILTERED_QUESTIONS, (q.as_dict() for q in kept))
             write_json_atomic(folder / "filter_report.json", report.as_dict())
             write_text_atomic(folder / "filter_report.md", report.markdown())
             summary = {"input": report.total, "kept": report.kept, "dropped": dict(report.dropped)}
@@ -244,7 +256,7 @@ class Run:
     def questions(self):
         from culturespa.pluralise.questions import Question
 
-        path = self.out / "questions" / "filtered.jsonl"
+        path = self.out / QUESTIONS_FOLDER / FILTERED_QUESTIONS
         if not path.exists():
             raise CulturespaError(f"{path} is missing: run the filter stage first")
         return [Question.from_dict(r) for r in read_jsonl(path)]
@@ -259,7 +271,7 @@ class Run:
                 self.replicas,
                 self.questions(),
                 self.config.countries,
-                self.out / "answers",
+                self.out / ANSWERS_FOLDER,
                 self.config.answer,
                 seed=self.config.seed,
             ),
@@ -270,7 +282,7 @@ class Run:
         from culturespa.pluralise.collect import collect_differences, report_markdown
 
         def run() -> dict:
-            path = self.out / "answers" / "answers.jsonl"
+            path = self.out / ANSWERS_FOLDER / ANSWERS_FILE
             if not path.exists():
                 raise CulturespaError(f"{path} is missing: finish the answer stage first")
             rows, report = collect_differences(
@@ -279,8 +291,8 @@ class Run:
                 self.config.countries,
                 self.config.answer.cross_culture_thinking,
             )
-            folder = self.out / "collected"
-            write_jsonl_atomic(folder / "collected.jsonl", rows)
+            folder = self.out / COLLECTED_FOLDER
+            write_jsonl_atomic(folder / COLLECTED_FILE, rows)
             write_json_atomic(folder / "report.json", report)
             write_text_atomic(folder / "report.md", report_markdown(report))
             return {variant: parts["kept"] for variant, parts in report.items()}
@@ -292,7 +304,7 @@ class Run:
         from culturespa.pluralise.build import build_training_sets
 
         def run() -> dict:
-            path = self.out / "collected" / "collected.jsonl"
+            path = self.out / COLLECTED_FOLDER / COLLECTED_FILE
             if not path.exists():
                 raise CulturespaError(f"{path} is missing: run the collect stage first")
             questions = self.questions()
@@ -310,7 +322,7 @@ class Run:
                 questions,
                 list(read_jsonl(path)),
                 c.countries,
-                self.out / "sft",
+                self.out / SFT_FOLDER,
                 c.build.variants,
                 info,
             )

@@ -14,7 +14,7 @@ import numpy as np
 
 from culturespa.prompts.task_names import WAY_LABELS, WAYS
 from culturespa.prompts.templates import TEMPLATES
-from culturespa.report.tables import Row
+from culturespa.report.rows import Row
 from culturespa.scoring.agreement import (
     ConsistencyAverage,
     OrderConsistency,

@@ -11,16 +11,15 @@ from typing import Any
 from culturespa.errors import CulturespaError
 from culturespa.fields import show
 from culturespa.scoring.answers import MAX_VALID_ANSWER
+from culturespa.scoring.metric_names import COUNT_METRICS, PAPER_SCORE_METRICS
 
-COUNT_METRICS: tuple[str, ...] = ("out_of_range", "unparsed", "tied")
-"""Metrics that count items (>= 0); every other metric is a share or a score in 0..1, except
-the paper's score (below)."""
 _MAX_COUNT = 1e9
+"""The largest count a run can have (COUNT_METRICS are >= 0; every other metric is a share or a
+score in 0..1, except the paper's score, PAPER_SCORE_METRICS: below)."""
 
-PAPER_SCORE_METRICS: tuple[str, ...] = ("alignment", "alignment_specific")
-"""The paper's 1 - ||a - m|| / ||n - 1|| keeps out-of-range answers (0..10, the parser's range):
-one item of two options (n - 1 = 1) answered 10 against a majority of 0 gives 1 - 10 = -9, the
-lowest value any run can have."""
+# The paper's 1 - ||a - m|| / ||n - 1|| keeps out-of-range answers (0..10, the parser's range):
+# one item of two options (n - 1 = 1) answered 10 against a majority of 0 gives 1 - 10 = -9, the
+# lowest value any run can have.
 PAPER_SCORE_FLOOR = 1.0 - MAX_VALID_ANSWER
 
 

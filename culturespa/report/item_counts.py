@@ -12,11 +12,11 @@ import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from culturespa.report.loading import Notes, TaskResult
+from culturespa.report.run_scores import Notes, TaskResult
 from culturespa.survey.items import items_with_data
 
 if TYPE_CHECKING:
-    from culturespa.report.tables import Row
+    from culturespa.report.rows import Row
 
 
 def items_asked(task: TaskResult, country: str, limit: Any) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from culturespa.report.analysis import relation_matrices
-from culturespa.report.tables import Row, countries_in
+from culturespa.report.rows import Row, countries_in
 from culturespa.survey.countries import WAVE7_COUNTRIES
 
 
@@ -82,47 +82,41 @@ BAR_REFERENCES: tuple[tuple[str, str, str], ...] = (
 """Survey references drawn across the bar plot's country groups (rule, colour, line style)."""
 
 
-def plot_paired_bars(
-    first: Row, second: Row, path: Path, metric: str, references: list[Row] | None = None
-) -> Path:
-    """Per-country bars of two rows side by side, with 95% bootstrap intervals where known, and
-    the survey references' values as ticks across each country's pair of bars."""
-    plt = _pyplot()
+def _row_bars(ax, row: Row, countries: list[str], x: np.ndarray, offset: float, color: str):
+    """One row's bars (countries, then AVG) with their interval whiskers; the bars' lowest reach."""
+    values, err = [], [[], []]
+    for cc in countries:
+        cell = row.cells.get(cc)
+        value = 100 * cell.value if cell else np.nan
+        lo = 100 * cell.ci_low if cell and not math.isnan(cell.ci_low) else value
+        hi = 100 * cell.ci_high if cell and not math.isnan(cell.ci_high) else value
+        values.append(value)
+        err[0].append(value - lo)
+        err[1].append(hi - value)
+    avg = 100 * row.avg
+    values.append(avg)
+    err[0].append(avg - 100 * row.avg_low if not math.isnan(row.avg_low) else 0)
+    err[1].append(100 * row.avg_high - avg if not math.isnan(row.avg_high) else 0)
+    # A percentile interval may miss the point estimate on tiny samples: clip at zero.
+    err = np.clip(np.nan_to_num(np.array(err)), 0, None)
+    ax.bar(
+        x + offset,
+        values,
+        width=0.4,
+        color=color,
+        label=_tail(row.method, 90),
+        yerr=err,
+        capsize=3,
+        error_kw={"linewidth": 1},
+    )
+    return [v - e for v, e in zip(values, err[0]) if np.isfinite(v)]
+
+
+def _reference_ticks(ax, by_rule: dict[str, Row], countries: list[str], x: np.ndarray):
+    """The survey references' values as ticks across each pair of bars: (legend handles, values)."""
     from matplotlib.lines import Line2D
 
-    countries = [cc for cc in WAVE7_COUNTRIES if cc in first.cells or cc in second.cells]
-    x = np.arange(len(countries) + 1)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.5 + 0.75 * len(x)), 4.2))
-    lows = []
-    for offset, row, color in ((-0.2, first, "#4C72B0"), (0.2, second, "#DD8452")):
-        values, err = [], [[], []]
-        for cc in countries:
-            cell = row.cells.get(cc)
-            value = 100 * cell.value if cell else np.nan
-            lo = 100 * cell.ci_low if cell and not math.isnan(cell.ci_low) else value
-            hi = 100 * cell.ci_high if cell and not math.isnan(cell.ci_high) else value
-            values.append(value)
-            err[0].append(value - lo)
-            err[1].append(hi - value)
-        avg = 100 * row.avg
-        values.append(avg)
-        err[0].append(avg - 100 * row.avg_low if not math.isnan(row.avg_low) else 0)
-        err[1].append(100 * row.avg_high - avg if not math.isnan(row.avg_high) else 0)
-        # A percentile interval may miss the point estimate on tiny samples: clip at zero.
-        err = np.clip(np.nan_to_num(np.array(err)), 0, None)
-        ax.bar(
-            x + offset,
-            values,
-            width=0.4,
-            color=color,
-            label=_tail(row.method, 90),
-            yerr=err,
-            capsize=3,
-            error_kw={"linewidth": 1},
-        )
-        lows.extend(v - e for v, e in zip(values, err[0]) if np.isfinite(v))
-    by_rule = {r.rule: r for r in references or [] if r.is_reference}
-    reference_handles = []
+    handles, marked = [], []
     for rule, color, style in BAR_REFERENCES:
         ref = by_rule.get(rule)
         if ref is None:
@@ -138,13 +132,31 @@ def plot_paired_bars(
             linewidth=1.4,
         )
         # A line collection with gaps (countries the reference lacks) draws no legend sample.
-        reference_handles.append(
+        handles.append(
             Line2D(
                 [], [], color=color, linestyle=style, linewidth=1.4,
                 label=f"reference: {ref.template_label}",
             )
         )  # fmt: skip
-        lows.extend(v for v in marks if np.isfinite(v))
+        marked.extend(v for v in marks if np.isfinite(v))
+    return handles, marked
+
+
+def plot_paired_bars(
+    first: Row, second: Row, path: Path, metric: str, references: list[Row] | None = None
+) -> Path:
+    """Per-country bars of two rows side by side, with 95% bootstrap intervals where known, and
+    the survey references' values as ticks across each country's pair of bars."""
+    plt = _pyplot()
+    countries = [cc for cc in WAVE7_COUNTRIES if cc in first.cells or cc in second.cells]
+    x = np.arange(len(countries) + 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.5 + 0.75 * len(x)), 4.2))
+    lows = []
+    for offset, row, color in ((-0.2, first, "#4C72B0"), (0.2, second, "#DD8452")):
+        lows.extend(_row_bars(ax, row, countries, x, offset, color))
+    by_rule = {r.rule: r for r in references or [] if r.is_reference}
+    reference_handles, marked = _reference_ticks(ax, by_rule, countries, x)
+    lows.extend(marked)
     floor = max(0.0, 10 * math.floor((min(lows) - 5) / 10)) if lows else 0.0
     ax.set_ylim(bottom=floor)
     ax.set_xticks(x, [*countries, "AVG"])
@@ -258,8 +270,8 @@ def plot_steerability(analysis, path: Path) -> Path:
 
 def plot_training_loss(curves: dict[str, list], path: Path, title: str | None = None) -> Path:
     """Training loss per logged optimizer step of one or more adapters (`LossPoint`s, from
-    `culturespa.report.loading.read_loss_history`), against the share of the epoch so that runs
-    of different lengths (joint, one per country) share the x axis; the first curve is drawn
+    `culturespa.report.loss_history.read_loss_history`), against the share of the epoch so that
+    runs of different lengths (joint, one per country) share the x axis; the first curve is drawn
     bold, and the number of steps is in the legend."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.2))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from culturespa.prompts.templates import TEMPLATES
-from culturespa.report.loading import RunScores
+from culturespa.report.run_scores import RunScores
 
 METRIC = "position_led"
 

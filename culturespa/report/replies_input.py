@@ -17,7 +17,9 @@ import numpy as np
 
 from culturespa.errors import CulturespaError
 from culturespa.prompts.templates import TEMPLATES
-from culturespa.report.loading import Notes, RunScores, TaskResult, load_runs
+from culturespa.report.results_files import load_runs
+from culturespa.report.run_scores import Notes, RunScores, TaskResult
+from culturespa.run_files import RESULTS_GLOB
 from culturespa.scoring.country_scores import score_country
 from culturespa.scoring.distributions import distribution_scores
 from culturespa.scoring.replies import parse_replies, read_reply_file
@@ -76,7 +78,7 @@ def split_inputs(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:
         if path.is_dir():
             found = sorted(p for p in path.rglob(REPLY_GLOB) if p.is_file())
             replies.extend(found)
-            if not found or any(path.rglob("results_*.json")):
+            if not found or any(path.rglob(RESULTS_GLOB)):
                 results.append(path)
         elif path.is_file() and path.name.startswith("wvs_result_"):
             replies.append(path)

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 def recorded_survey(data: dict[str, Any], path: Path) -> tuple[Path | None, set[str]]:
     """(the survey folder the WVS tasks of one results file read, None for the shipped survey;
     the countries those tasks ask about). Two folders in one file is an error naming it."""
-    from culturespa.report.loading import task_identity
+    from culturespa.report.results_files import task_identity
 
     configs = data.get("configs") if isinstance(data.get("configs"), dict) else {}
     results = data.get("results") if isinstance(data.get("results"), dict) else {}
@@ -73,8 +73,9 @@ def _read_results(path: Path) -> dict[str, Any] | None:
 
 def surveys_of_results(paths: list[str | Path]) -> RunSurveys:
     """Per lm-eval results file under `paths` (reply files left out): its survey and countries."""
-    from culturespa.report.loading import Notes, find_results_files
     from culturespa.report.replies_input import split_inputs
+    from culturespa.report.results_files import find_results_files
+    from culturespa.report.run_scores import Notes
 
     result_paths, _ = split_inputs(paths)
     found = {}

@@ -2,15 +2,15 @@
 there: a score is a finite number the paper's score can take, a share lies in [0, 1], a count
 is a finite non-negative number, a logged answer is one the paper's parser accepts (0..10).
 
-The reader (`culturespa.report.loading`) refuses damaged files; these checks keep the tables
-and the ranking sound whatever reaches them.
+The readers (`culturespa.report.results_files`, `culturespa.report.sample_logs`) refuse damaged
+files; these checks keep the tables and the ranking sound whatever reaches them.
 """
 
 from __future__ import annotations
 
 import math
 
-from culturespa.report.loading import Notes, TaskResult
+from culturespa.report.run_scores import Notes, TaskResult
 from culturespa.scoring.answers import MAX_VALID_ANSWER
 
 

@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from culturespa.errors import CulturespaError
 from culturespa.output_folder import OutputFolder, claim_folder, write_errors
 from culturespa.prompts.templates import TEMPLATES
-from culturespa.report import analysis, plots, position, tables
+from culturespa.report import analysis, plots, position
+from culturespa.report.comparison import comparison_csv, comparison_markdown
 from culturespa.report.html import render_page
 from culturespa.report.item_counts import mark_fewer_items
-from culturespa.report.loading import Notes
+from culturespa.report.leaderboard import (
+    leaderboard_csv,
+    leaderboard_markdown,
+    leaderboard_records,
+    rank_rows,
+)
 from culturespa.report.replies_input import DEFAULT_REPLIES_LABEL, load_inputs
+from culturespa.report.row_building import build_rows, reference_rows
+from culturespa.report.rows import Row
+from culturespa.report.run_scores import Notes, RunScores
 from culturespa.report.survey_of_run import survey_of_report
-from culturespa.report.tables import Row
 from culturespa.text_cells import json_text, markdown_cell
+
+RowSelector = str | Callable[[Row], bool]
+"""A row to compare: its method's text (`--compare`), or a test of its identity."""
 
 REPORT_ENTRIES: tuple[str, ...] = (
     "comparison.md",
@@ -64,10 +76,17 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:80]
 
 
-def select_row(rows: list[Row], selector: str) -> Row:
+def select_row(rows: list[Row], selector: str | Callable[[Row], bool]) -> Row:
     """The row whose method is `selector`, else the one whose method ends with it, else the one
     that contains it (case-insensitive); must be exactly one. 'Culture-aware (P1)' selects the
-    log-likelihood row next to 'Culture-aware (P1), reversed options'."""
+    log-likelihood row next to 'Culture-aware (P1), reversed options'. A callable selects the
+    one row it accepts (a row's identity: `Row.model`, `adapter_kind`, `template`, `way`)."""
+    if callable(selector):
+        found = [r for r in rows if selector(r)]
+        if len(found) != 1:
+            known = "; ".join(r.method for r in rows)
+            raise CulturespaError(f"{len(found)} rows of the kind to compare; rows are: {known}")
+        return found[0]
     wanted = selector.lower()
     hits = [r for r in rows if wanted in r.method.lower()]
     exact = [r for r in hits if r.method.lower() == wanted]
@@ -154,7 +173,7 @@ def _markdown_document(rows: list[Row], metric: str, notes: Notes) -> str:
         "are exact expectations (no interval) and never ranked among models. A model row ranked "
         "`–` has no AVG (no valid score in the paper's countries) and is not ranked either; an "
         "`items` column ('9 of 750') marks rows asked fewer items than the reference rows.\n",
-        tables.leaderboard_markdown(rows),
+        leaderboard_markdown(rows),
     ]
     if notes:
         parts.append("## Notes\n\n" + "\n".join(f"- {markdown_cell(m)}" for m in notes.messages))
@@ -162,66 +181,65 @@ def _markdown_document(rows: list[Row], metric: str, notes: Notes) -> str:
     return "\n".join(parts)
 
 
-def build_report(
-    paths: list[str | Path],
-    out_dir: str | Path,
-    metric: str = "alignment",
-    compare: tuple[str, str] | None = None,
-    seed: int = 0,
-    plot: bool = True,
-    countries: tuple[str, ...] | None = None,
-    replies_label: str = DEFAULT_REPLIES_LABEL,
-    references: bool = True,
-    overwrite: bool = False,
-    ways: tuple[str, ...] | None = None,
-) -> Report:
-    """Read every results file (and reply file) under `paths`, write the report into `out_dir`.
+@dataclass(frozen=True)
+class ReportOptions:
+    """How `build_report` reads, ranks and writes (the defaults are `culturespa report`'s).
 
     `countries`: what culture-unaware reply files are scored against (see `load_inputs`).
     `references`: add the survey reference rows (`culturespa.scoring.baselines`), unranked.
     `overwrite`: write into a folder of other files (only culturespa's own names are replaced).
     `ways`: keep only the tasks of these ways of asking (`culturespa.prompts.task_names.WAYS`).
     """
+
+    metric: str = "alignment"
+    compare: tuple[RowSelector, RowSelector] | None = None
+    seed: int = 0
+    plot: bool = True
+    countries: tuple[str, ...] | None = None
+    replies_label: str = DEFAULT_REPLIES_LABEL
+    references: bool = True
+    overwrite: bool = False
+    ways: tuple[str, ...] | None = None
+
+
+def build_report(
+    paths: list[str | Path], out_dir: str | Path, options: ReportOptions = ReportOptions()
+) -> Report:
+    """Read every results file (and reply file) under `paths`, write the report into `out_dir`."""
     # The survey the results name is read (and checked) before the folder is claimed.
     with (
         survey_of_report(paths),
-        claim_folder(out_dir, "report folder", overwrite, kind="report") as folder,
+        claim_folder(out_dir, "report folder", options.overwrite, kind="report") as folder,
     ):
-        return _build_report(
-            folder, paths, metric, compare, seed, plot, countries, replies_label, references, ways
-        )
+        return _build_report(folder, paths, options)
 
 
-def _build_report(
-    folder: OutputFolder,
-    paths: list[str | Path],
-    metric: str,
-    compare: tuple[str, str] | None,
-    seed: int,
-    plot: bool,
-    countries: tuple[str, ...] | None,
-    replies_label: str,
-    references: bool,
-    ways: tuple[str, ...] | None = None,
-) -> Report:
-    """`build_report` in its claimed folder."""
-    out_dir = folder.path
-    runs, notes = load_inputs(paths, countries=countries, replies_label=replies_label)
-    if ways is not None:
+def _load_runs(paths: list[str | Path], options: ReportOptions) -> tuple[list[RunScores], Notes]:
+    """The runs under `paths` (only the tasks of `options.ways`); none is a one-line error."""
+    runs, notes = load_inputs(
+        paths, countries=options.countries, replies_label=options.replies_label
+    )
+    if options.ways is not None:
         for run in runs:
-            run.tasks = [t for t in run.tasks if t.way in ways]
+            run.tasks = [t for t in run.tasks if t.way in options.ways]
         runs = [run for run in runs if run.tasks]
     if not runs:
         detail = "; ".join(notes.messages) or "nothing given"
         raise CulturespaError(f"no usable culturespa results found ({detail})")
-    models = tables.build_rows(runs, metric, notes, seed=seed)
+    return runs, notes
+
+
+def _build_report(folder: OutputFolder, paths: list[str | Path], options: ReportOptions) -> Report:
+    """`build_report` in its claimed folder."""
+    metric, seed, compare = options.metric, options.seed, options.compare
+    runs, notes = _load_runs(paths, options)
+    models = build_rows(runs, metric, notes, seed=seed)
     if not models:
         raise CulturespaError(f"no result carries the metric {metric!r}")
-    survey_rows = tables.reference_rows(models, metric) if references else []
+    survey_rows = reference_rows(models, metric) if options.references else []
     mark_fewer_items(models, notes)
-    rows = tables.rank_rows(models + survey_rows)
+    rows = rank_rows(models + survey_rows)
     pair = (select_row(rows, compare[0]), select_row(rows, compare[1])) if compare else None
-    out = Path(out_dir)
     report = Report(rows=rows, notes=notes)
     report.steerability = analysis.steerability(models, seed=seed)
     if pair and not any(r.is_reference for r in pair):
@@ -231,6 +249,14 @@ def _build_report(
     report.position_led = position.position_led(runs)
     relations = analysis.relation_records(models)
     report.correlations = {method: record["r"] for method, record in relations.items()}
+    _note_missing_relations(models, relations, notes)
+    payload = _leaderboard_payload(report, runs, metric, relations)
+    _write_files(folder, report, payload, options, pair)
+    return report
+
+
+def _note_missing_relations(models: list[Row], relations: dict, notes: Notes) -> None:
+    """A note for each row that could show relations between cultures but logged no answers."""
     for row in models:
         wanted = len(row.cells) >= analysis.MIN_RELATION_COUNTRIES
         if wanted and TEMPLATES[row.template].country_dependent and row.method not in relations:
@@ -239,8 +265,37 @@ def _build_report(
                 f"{len(row.answers)} of its {len(row.cells)} countries; run lm-eval with "
                 "--log_samples)"
             )
-    # Built in a staging folder and moved in as one set: a failure (e.g. a --compare row that
-    # does not exist, a full disk) leaves `out` as it was, and no file of an older report stays.
+
+
+def _leaderboard_payload(
+    report: Report, runs: list[RunScores], metric: str, relations: dict
+) -> dict:
+    """What `leaderboard.json` holds (and the page is drawn from)."""
+    return {
+        "metric": metric,
+        "rows": leaderboard_records(report.rows, metric),
+        "correlations": report.correlations,
+        "steerability": [s.as_dict() for s in report.steerability],
+        "change": report.change.as_dict() if report.change else None,
+        "order_consistency": [a.as_dict() for a in report.order_consistency],
+        "agreement": [a.as_dict() for a in report.agreement],
+        "position_led": [p.as_dict() for p in report.position_led],
+        "notes": report.notes.messages,
+        "runs": {str(run.source): run.provenance for run in runs},
+        "relations": relations,
+    }
+
+
+def _write_files(
+    folder: OutputFolder,
+    report: Report,
+    payload: dict,
+    options: ReportOptions,
+    pair: tuple[Row, Row] | None,
+) -> None:
+    """Every file of the report, built in a staging folder and moved in as one set: a failure
+    (e.g. a full disk) leaves the folder as it was, and no file of an older report stays."""
+    out, rows, metric = folder.path, report.rows, options.metric
     with folder.staging() as stage, write_errors(out):
 
         def write(name: str, text: str) -> None:
@@ -248,11 +303,11 @@ def _build_report(
             path.write_text(text, encoding="utf-8")
             report.files.append(path)
 
-        write("comparison.md", tables.comparison_markdown(rows))
-        write("comparison.csv", tables.comparison_csv(rows))
-        if plot:
+        write("comparison.md", comparison_markdown(rows))
+        write("comparison.csv", comparison_csv(rows))
+        if options.plot:
             (stage / "plots").mkdir()
-            _write_plots(report, stage / "plots", metric, pair, set(relations))
+            _write_plots(report, stage / "plots", metric, pair, set(payload["relations"]))
         if report.change:
             write("change.md", _change_document(report.change, *pair))
         if report.steerability:
@@ -266,27 +321,12 @@ def _build_report(
             write("agreement.csv", analysis.agreement_csv(report.agreement))
         if report.position_led:
             write("position_led.md", _position_document(report.position_led))
-        records = tables.leaderboard_records(rows, metric)
-        payload = {
-            "metric": metric,
-            "rows": records,
-            "correlations": report.correlations,
-            "steerability": [s.as_dict() for s in report.steerability],
-            "change": report.change.as_dict() if report.change else None,
-            "order_consistency": [a.as_dict() for a in report.order_consistency],
-            "agreement": [a.as_dict() for a in report.agreement],
-            "position_led": [p.as_dict() for p in report.position_led],
-            "notes": notes.messages,
-            "runs": {str(run.source): run.provenance for run in runs},
-            "relations": relations,
-        }
         write("leaderboard.json", json_text(payload))
-        write("leaderboard.csv", tables.leaderboard_csv(rows))
-        write("leaderboard.md", _markdown_document(rows, metric, notes))
+        write("leaderboard.csv", leaderboard_csv(rows))
+        write("leaderboard.md", _markdown_document(rows, metric, report.notes))
         write("index.html", render_page(payload, out))
         folder.commit(stage, replace=True, last=("index.html",))
         report.files = [out / p.relative_to(stage) for p in report.files]
-    return report
 
 
 def _write_plots(

@@ -6,8 +6,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from culturespa.alignment import alignment_from_arrays
 from culturespa.errors import CulturespaError
-from culturespa.scoring.alignment import alignment_from_arrays
 from culturespa.survey.items import get_item, survey_majority
 
 _FIRST_INTEGER = re.compile(r"\d+")
@@ -40,6 +40,14 @@ def parse_answer(reply: str | int | float | None) -> int | None:
     if start >= 1 and text[start - 1] == "-" and (start == 1 or not text[start - 2].isalnum()):
         value = -value
     return value if 0 <= value <= MAX_VALID_ANSWER else None
+
+
+def answer_decided(text: str) -> bool:
+    """Whether the first integer of a reply (so far) is complete: a character other than a digit
+    follows it, so no continuation of the reply can change what `parse_answer` reads (its sign,
+    if any, comes before it). Generation may stop there (`culturespa.inference.lm_eval_model`)."""
+    match = _FIRST_INTEGER.search(text)
+    return match is not None and match.end() < len(text)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import numpy as np
 
 from culturespa.errors import CulturespaError
 from culturespa.scoring.distributions import jensen_shannon_score, wasserstein_score
+from culturespa.scoring.metric_names import ALIGNMENT, ALIGNMENT_SPECIFIC, REFERENCE_METRICS
 from culturespa.survey.countries import get_country, paper_average
 from culturespa.survey.folder import survey_cached
 from culturespa.survey.items import (
@@ -32,10 +33,6 @@ from culturespa.survey.items import (
     survey_majority,
 )
 from culturespa.survey.similarity import country_similarity
-
-METRICS: tuple[str, ...] = ("alignment", "alignment_w1", "alignment_jsd", "majority_match")
-"""The per-item metrics a rule is scored on; `alignment_specific` is `alignment` on the
-culture-specific items (see `reference_value`)."""
 
 
 @dataclass(frozen=True)
@@ -233,11 +230,11 @@ def reference_value(
 ) -> tuple[float, float]:
     """(expected value of `metric`, coverage) of a rule for a country, on its items with survey
     data (or those of `qids`); `alignment_specific` takes the culture-specific items among them."""
-    if metric == "alignment_specific":
+    if metric == ALIGNMENT_SPECIFIC:
         specific = set(culture_specific_items(country))
         qids = [q for q in (qids if qids is not None else specific) if q in specific]
-        metric = "alignment"
-    if metric not in METRICS:
+        metric = ALIGNMENT
+    if metric not in REFERENCE_METRICS:
         raise CulturespaError(f"no reference value for metric {metric!r}")
     score = reference_score(rule, country, qids)
     return score.scores[metric], score.coverage

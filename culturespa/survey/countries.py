@@ -114,6 +114,10 @@ PAPER_COUNTRIES: tuple[str, ...] = tuple(code for code in COUNTRIES if code != "
 
 ALL_COUNTRIES: tuple[str, ...] = tuple(COUNTRIES)
 
+DEMO_COUNTRIES: tuple[str, ...] = ("USA", "CHN", "NGA", "DEU", "BRA")
+"""The demo's and the loop's default countries: one or more per continent (North and South
+America, Asia, Africa, Europe)."""
+
 
 def in_paper_average(countries: Iterable[str]) -> list[str]:
     """The countries among these that the paper's AVG column averages: its 18, in its order."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from culturespa.alignment import alignment_from_arrays
 from culturespa.errors import CulturespaError
-from culturespa.scoring.alignment import alignment_from_arrays
 from culturespa.survey.countries import get_country
 from culturespa.survey.folder import survey_cached, survey_label
 from culturespa.survey.items import (

@@ -1,8 +1,7 @@
-"""`recipes/sft.py`'s own arguments, its recipe checks, and what the parsed arguments imply."""
+"""`culturespa train`'s own arguments, its recipe checks, and what the parsed arguments imply."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 from collections.abc import Mapping
@@ -20,7 +19,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class CultureSPAScriptArguments:
-    """Arguments of `recipes/sft.py` that are not TRL's SFTConfig or ModelConfig fields."""
+    """Arguments of `culturespa train` (`recipes/sft.py`) that are not fields of TRL's SFTConfig
+    or ModelConfig."""
 
     dataset_path: str | None = field(
         default=None,
@@ -150,7 +150,7 @@ def check_recipe(data: dict[str, Any], dataclass_types, source: str) -> None:
     if unknown:
         raise CulturespaError(
             f"{source}: unknown key(s) {', '.join(unknown)} (not a field of the script arguments, "
-            "SFTConfig or ModelConfig; `python recipes/sft.py --help` lists them)"
+            "SFTConfig or ModelConfig; `culturespa train --help` lists them)"
         )
     if "env" in data and not isinstance(data["env"], dict):
         raise invalid(f"{source}: env", data["env"], "a mapping of environment variables")
@@ -259,34 +259,50 @@ def check_hyperparameters(training_args, model_args) -> None:
             raise invalid("lora_dropout", model_args.lora_dropout, "a number in 0..1 (1 excluded)")
 
 
-def config_path(argv: list[str]) -> str | None:
-    """The --config value in a command line, if any."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--config")
-    return parser.parse_known_args(argv)[0].config
+def split_config(argv: list[str], parser) -> tuple[str | None, list[str]]:
+    """(the --config value, the other arguments); a malformed --config is argparse's exit 2."""
+    if any(a.startswith("--config=") for a in argv):
+        parser.error("write --config PATH, as TRL's scripts take it (not --config=PATH)")
+    if argv.count("--config") > 1:
+        parser.error("--config given more than once")
+    if "--config" not in argv:
+        return None, list(argv)
+    index = argv.index("--config")
+    if index + 1 >= len(argv) or argv[index + 1].startswith("--"):
+        parser.error("--config needs a path")
+    return argv[index + 1], argv[:index] + argv[index + 2 :]
+
+
+def apply_recipe(recipe: dict[str, Any], parser) -> None:
+    """What TRL's `parse_args_and_config` does with a recipe read once: its `env` section goes
+    to the environment, its values become the parser's defaults (flags still override them)."""
+    for key, value in (recipe.get("env") or {}).items():
+        os.environ[key] = str(value)
+    parser.set_defaults_with_config(**{k: v for k, v in recipe.items() if k != "env"})
 
 
 def parse_recipe_args(argv: list[str], parser):
-    """(script args, SFTConfig, ModelConfig); every problem is a CulturespaError or, for a flag,
-    argparse's exit 2 with one line.
+    """(script args, SFTConfig, ModelConfig, the recipe file or None); every problem is a
+    CulturespaError or, for a flag, argparse's exit 2 with one line.
 
-    The recipe is read and checked first (missing or malformed file, unknown keys, values of the
-    wrong type); then TRL parses it with the flags, and its own checks (ValueError) become
-    one-line errors too.
+    The --config value is read from the command line once, resolved (a user's file, or a
+    packaged recipe by path or name: `recipes/tiny_cpu_smoke.yaml`, `tiny_cpu_smoke`), read
+    and checked (missing or malformed file, unknown keys, values of the wrong type) once; its
+    values become the parser's defaults and the flags are parsed over them. TRL's and
+    transformers' own checks (ValueError) become one-line errors too.
     """
-    if any(a.startswith("--config=") for a in argv):
-        parser.error("write --config PATH (TRL reads no --config=PATH)")
-    if argv.count("--config") > 1:
-        parser.error("--config given more than once")
-    if "--config" in argv:
-        index = argv.index("--config")
-        if index + 1 >= len(argv) or argv[index + 1].startswith("--"):
-            parser.error("--config needs a path")
-        path = argv[index + 1]
-        check_recipe(read_recipe(path), parser.dataclass_types, path)
+    from culturespa.packaged import recipe_file
+
+    spec, flags = split_config(list(argv), parser)
+    path = None
+    if spec is not None:
+        path = recipe_file(spec, "", "--config")
+        recipe = read_recipe(path)
+        check_recipe(recipe, parser.dataclass_types, spec)
+        apply_recipe(recipe, parser)
     try:
-        script_args, training_args, model_args = parser.parse_args_and_config(argv)
+        script_args, training_args, model_args = parser.parse_args_into_dataclasses(flags)
     except ValueError as exc:  # TRL and transformers check their fields with ValueError
         raise CulturespaError(" ".join(str(exc).split())) from None
     check_hyperparameters(training_args, model_args)
-    return script_args, training_args, model_args
+    return script_args, training_args, model_args, path

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from culturespa.errors import CulturespaError
+from culturespa.run_files import set_jsonl
 from culturespa.survey.countries import WAVE7_COUNTRIES, get_country
 
 logger = logging.getLogger(__name__)
@@ -42,8 +43,8 @@ def load_sft_dataset(path: str | Path, max_examples: int | None = None):
                 raise CulturespaError(f"{path}: the dataset has no 'train' split")
             loaded = loaded["train"]
         dataset = loaded
-    elif path.with_suffix(".jsonl").is_file():
-        dataset = load_dataset("json", data_files=str(path.with_suffix(".jsonl")), split="train")
+    elif set_jsonl(path).is_file():
+        dataset = load_dataset("json", data_files=str(set_jsonl(path)), split="train")
     else:
         raise CulturespaError(f"{path}: not a saved dataset folder or a .jsonl file")
     if not isinstance(dataset, Dataset) or "messages" not in dataset.column_names:
@@ -76,7 +77,7 @@ def describe_dataset(dataset, path: str | Path) -> dict[str, Any]:
 
 
 def _country_set_path(parent: Path, code: str) -> Path | None:
-    for candidate in (parent / code, parent / f"{code}.jsonl"):
+    for candidate in (parent / code, set_jsonl(parent / code)):
         if candidate.exists():
             return candidate
     return None

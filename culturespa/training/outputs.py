@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -11,29 +12,29 @@ from typing import Any
 from culturespa.atomic import write_json_atomic, write_text_atomic
 from culturespa.errors import CulturespaError
 from culturespa.prompts.task_names import group_name, task_of_group
+from culturespa.run_files import ADAPTER_INDEX, MODEL_CARD, TRAINING_RECORD
 from culturespa.survey.countries import get_country
 from culturespa.text_cells import finite_json
 
-CARD_FILE = "README.md"
-RUN_FILE = "culturespa_training.json"
-INDEX_FILE = "adapters.json"
+
+@dataclass
+class RunRecord:
+    """What one training run used and produced: what its model card and `TRAINING_RECORD` record."""
+
+    base_model: str
+    recipe: str | None  # the recipe YAML's path; None for command-line flags only
+    command: str
+    data: dict[str, Any]  # `describe_dataset` of the training set
+    hyperparameters: dict[str, Any]
+    lora: dict[str, Any]  # {} when training all weights
+    metrics: dict[str, Any]
+    chat_template: str | None  # None: the tokenizer's own
+    end_of_turn: str  # the token the loss mask covers after the answer ('' for none)
+    country: str | None = None  # ISO-3 code of a culture-specific adapter
+    distributed: dict[str, Any] | None = None  # `distributed_summary` of the run
 
 
-def write_run_files(
-    output_dir: str | Path,
-    *,
-    base_model: str,
-    recipe: str | None,
-    command: str,
-    data: dict[str, Any],
-    hyperparameters: dict[str, Any],
-    lora: dict[str, Any],
-    metrics: dict[str, Any],
-    chat_template: str | None,
-    end_of_turn: str,
-    country: str | None = None,
-    distributed: dict[str, Any] | None = None,
-) -> Path:
+def write_run_files(output_dir: str | Path, run: RunRecord) -> Path:
     """Write the model card (README.md) and a machine-readable culturespa_training.json."""
     import peft
     import torch
@@ -51,42 +52,43 @@ def write_run_files(
         "torch": torch.__version__,
     }
     record = {
-        "base_model": base_model,
-        "recipe": recipe,
-        "command": command,
-        "country": country,
-        "data": data,
-        "hyperparameters": hyperparameters,
-        "distributed": distributed or {},
-        "lora": lora,
-        "metrics": metrics,
-        "chat_template": chat_template,
-        "loss_mask": f"answer tokens + {end_of_turn or 'nothing'}",
+        "base_model": run.base_model,
+        "recipe": run.recipe,
+        "command": run.command,
+        "country": run.country,
+        "data": run.data,
+        "hyperparameters": run.hyperparameters,
+        "distributed": run.distributed or {},
+        "lora": run.lora,
+        "metrics": run.metrics,
+        "chat_template": run.chat_template,
+        "loss_mask": f"answer tokens + {run.end_of_turn or 'nothing'}",
         "versions": versions,
     }
     text = json.dumps(finite_json(record), indent=2, default=str, allow_nan=False)  # NaN: null
-    write_text_atomic(output_dir / RUN_FILE, text + "\n")
+    write_text_atomic(output_dir / TRAINING_RECORD, text + "\n")
 
-    variant = ", ".join(data.get("variants") or []) or "unknown"
+    variant = ", ".join(run.data.get("variants") or []) or "unknown"
     template = "cross_culture_thinking" if "cross_culture_thinking" in variant else "culture_aware"
     family = group_name("gen", template)
+    country = run.country
     card = render_model_card(
         title=f"CultureSPA LoRA adapter ({variant}{', ' + country if country else ''})",
-        base_model=base_model,
-        recipe=recipe,
-        command=command,
-        data=data,
+        base_model=run.base_model,
+        recipe=run.recipe,
+        command=run.command,
+        data=run.data,
         variant=variant,
-        chat_template=chat_template,
-        end_of_turn=end_of_turn,
+        chat_template=run.chat_template,
+        end_of_turn=run.end_of_turn,
         version_line=", ".join(f"{k} {v}" for k, v in versions.items()),
-        hyperparameters=hyperparameters,
-        lora=lora,
-        metrics=metrics,
+        hyperparameters=run.hyperparameters,
+        lora=run.lora,
+        metrics=run.metrics,
         output_dir=output_dir,
         tasks=task_name_for(family, country),
     )
-    return write_text_atomic(output_dir / CARD_FILE, card)
+    return write_text_atomic(output_dir / MODEL_CARD, card)
 
 
 def _fmt(value: Any) -> str:
@@ -113,7 +115,7 @@ def task_name_for(family: str, country: str | None) -> str:
 def write_adapter_index(output_dir: str | Path, adapters: dict[str, str], base_model: str) -> Path:
     """Write `adapters.json` ({"base_model", "adapters": {ISO3: path}}) for culture-specific runs."""
     return write_json_atomic(
-        Path(output_dir) / INDEX_FILE, {"base_model": base_model, "adapters": adapters}
+        Path(output_dir) / ADAPTER_INDEX, {"base_model": base_model, "adapters": adapters}
     )
 
 
@@ -180,9 +182,9 @@ def read_adapter_index(path: str | Path) -> tuple[str, dict[str, str]]:
     """(base model, {ISO3: adapter dir}) from a culture-specific run's adapters.json (or its folder)."""
     path = Path(path)
     if path.is_dir():
-        path = path / INDEX_FILE
+        path = path / ADAPTER_INDEX
     if not path.is_file():
-        raise CulturespaError(f"{path}: no {INDEX_FILE}; train with --countries first")
+        raise CulturespaError(f"{path}: no {ADAPTER_INDEX}; train with --countries first")
     from culturespa.bounded_input import read_json_file
 
     index = read_json_file(path)

@@ -1,5 +1,6 @@
 """Training one LoRA adapter (or one per country) with TRL's SFTTrainer, with the checks before it
-and the files after it. `recipes/sft.py` parses the arguments and calls `train`."""
+and the files after it. `culturespa train` (`culturespa.cli.train`) parses the arguments and
+calls `train`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from culturespa.training.arguments import prepare_arguments
 from culturespa.training.data import culture_specific_sets, describe_dataset, load_sft_dataset
 from culturespa.training.loss_mask import check_assistant_mask, check_template_matches
 from culturespa.training.outputs import (
+    RunRecord,
     distributed_summary,
     hyperparameters,
     lora_summary,
@@ -72,8 +74,7 @@ def train_adapter(
     trainer.save_model(str(output_dir))
     if trainer.accelerator.is_main_process:
         peft_config = get_peft_config(model_args)
-        write_run_files(
-            output_dir,
+        run = RunRecord(
             base_model=model_args.model_name_or_path,
             recipe=provenance.get("recipe"),
             command=provenance.get("command", ""),
@@ -86,6 +87,7 @@ def train_adapter(
             country=country,
             distributed=distributed_summary(training_args),
         )
+        write_run_files(output_dir, run)
         trainer.accelerator.print(f"adapter saved to {output_dir}")
     trainer.accelerator.wait_for_everyone()
     if finish and hasattr(trainer, "end"):  # transformers>=5.18: trackers, process group

@@ -9,9 +9,13 @@ from culturespa.errors import CulturespaError
 from culturespa.inference.backends.base import Backend, ChatTokens, Conversation, SamplingSettings
 
 BACKENDS: tuple[str, ...] = ("hf", "vllm", "openai")
+LOCAL_BACKENDS: tuple[str, ...] = ("hf", "vllm")
+"""Backends that load weights in this process: their model is a folder or hub id, resolved
+(`culturespa.inference.models.resolve_model`) by the caller; `openai` calls a server."""
 
 __all__ = [
     "BACKENDS",
+    "LOCAL_BACKENDS",
     "Backend",
     "ChatTokens",
     "Conversation",

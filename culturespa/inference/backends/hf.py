@@ -19,7 +19,8 @@ logger = logging.getLogger(__name__)
 
 
 class HFBackend:
-    """A causal LM from a local folder (or the `default` model), run with transformers.
+    """A causal LM from a local folder or a hub id (`default` resolved by the caller), run with
+    transformers.
 
     Prompts are sorted by length inside each call and cut into micro-batches of `batch_size`,
     so padding stays small; the result order is the input order.
@@ -43,9 +44,9 @@ class HFBackend:
             torch.set_num_threads(num_threads)
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from culturespa.inference.models import pick_device, resolve_model
+        from culturespa.inference.models import pick_device
 
-        path = resolve_model(model)
+        path = model  # resolved where the name entered (`resolve_model`)
         self.device = pick_device(device)
         torch_dtype = {
             "auto": torch.float32 if self.device == "cpu" else torch.bfloat16,

