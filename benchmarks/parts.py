@@ -49,7 +49,7 @@ def builder_ours(cfg: dict) -> dict:
     """The answer stage's Python API (log-likelihood, batched transformers backend)."""
     from culturespa.inference.backends import build_backend
     from culturespa.pluralise.answer import answer_questions
-    from culturespa.pluralise.config import AnswerSection
+    from culturespa.pluralise.sections import AnswerSection
 
     set_threads(cfg)
     questions, countries, _ = builder_jobs(cfg)
@@ -78,7 +78,7 @@ def builder_ours_vllm(cfg: dict) -> dict:
     """The answer stage's Python API (log-likelihood) with the vLLM backend (CPU build)."""
     from culturespa.inference.backends import build_backend
     from culturespa.pluralise.answer import answer_questions
-    from culturespa.pluralise.config import AnswerSection
+    from culturespa.pluralise.sections import AnswerSection
 
     questions, countries, _ = builder_jobs(cfg)
     start = time.perf_counter()

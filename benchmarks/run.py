@@ -166,7 +166,7 @@ def builder_default_batch_size() -> int:
     """The data builder's default `model.batch_size` (what `culturespa build-data` runs with)."""
     from dataclasses import fields
 
-    from culturespa.pluralise.config import ModelSection
+    from culturespa.pluralise.sections import ModelSection
 
     return next(f.default for f in fields(ModelSection) if f.name == "batch_size")
 

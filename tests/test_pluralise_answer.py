@@ -7,8 +7,8 @@ from support.pluralise_fakes import ScriptedBackend, ShuffledReplicas
 
 from culturespa.pluralise.answer import answer_questions, plan_jobs
 from culturespa.pluralise.collect import collect_differences
-from culturespa.pluralise.config import AnswerSection
 from culturespa.pluralise.questions import Question
+from culturespa.pluralise.sections import AnswerSection
 from culturespa.prompts.templates import SYSTEM_UNAWARE, system_prompt
 from culturespa.survey.items import TOPIC_NAMES
 

@@ -9,8 +9,8 @@ from support.pluralise_fakes import PlaceBiasedBackend, ScriptedBackend, Shuffle
 from culturespa.errors import CulturespaError
 from culturespa.pluralise.answer import answer_questions
 from culturespa.pluralise.collect import collect_differences
-from culturespa.pluralise.config import AnswerSection
 from culturespa.pluralise.questions import Question
+from culturespa.pluralise.sections import AnswerSection
 from culturespa.prompts.templates import system_prompt
 from culturespa.survey.items import TOPIC_NAMES
 

@@ -9,7 +9,6 @@ import pytest
 from support.pluralise_fakes import ScriptedBackend, ShuffledReplicas
 
 from culturespa.errors import CulturespaError
-from culturespa.pluralise.config import GenerateSection
 from culturespa.pluralise.generate import (
     RESPONSE_PREFIX,
     build_request,
@@ -17,6 +16,7 @@ from culturespa.pluralise.generate import (
     parse_generated,
     wvs_examples_by_topic,
 )
+from culturespa.pluralise.sections import GenerateSection
 from culturespa.survey.items import TOPIC_NAMES
 
 TOPICS = list(TOPIC_NAMES[:3])

@@ -84,7 +84,7 @@ def model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def engine(model_dir):
     """The data builder's vLLM backend, built from a config's model section (in-process engine)."""
-    from culturespa.pluralise.config import ModelSection
+    from culturespa.pluralise.sections import ModelSection
 
     section = ModelSection(
         name=str(model_dir), backend="vllm", dtype="float32", max_model_len=1024, enforce_eager=True
@@ -356,9 +356,9 @@ def test_builder_loglik_files_match_transformers(tmp_path, model_dir, engine, tr
 
 def test_builder_sampled_answers_are_seeded_and_parsed(engine):
     from culturespa.pluralise.answer import answer_questions
-    from culturespa.pluralise.config import AnswerSection
     from culturespa.pluralise.filter import filter_questions
     from culturespa.pluralise.questions import read_raw_questions
+    from culturespa.pluralise.sections import AnswerSection
 
     questions, _ = filter_questions(
         read_raw_questions(ROOT / "data" / "generated" / "sample_questions.jsonl")
@@ -382,8 +382,8 @@ def test_builder_sampled_answers_are_seeded_and_parsed(engine):
 def test_builder_stage1_generation_log_matches_transformers(tmp_path, engine, transformers_backend):
     """Stage 1 at temperature 0: the same replies through vLLM as through transformers (the random
     model writes no usable question, so the stage stops with its one-line error)."""
-    from culturespa.pluralise.config import GenerateSection
     from culturespa.pluralise.generate import generate_questions
+    from culturespa.pluralise.sections import GenerateSection
     from culturespa.survey.items import TOPIC_NAMES
 
     logs = {}

@@ -34,8 +34,8 @@ from pathlib import Path
 from culturespa.errors import CulturespaError
 from culturespa.inference.backends.base import Backend, SamplingSettings
 from culturespa.inference.replicas import Replicas, as_replicas
-from culturespa.pluralise.config import AnswerSection
 from culturespa.pluralise.questions import Question
+from culturespa.pluralise.sections import AnswerSection
 from culturespa.pluralise.store import UnitLog, write_jsonl_atomic
 from culturespa.prompts.debiased import content_free_plain, permuted_plain
 from culturespa.prompts.templates import system_prompt

@@ -25,8 +25,8 @@ from pathlib import Path
 from culturespa.errors import CulturespaError
 from culturespa.inference.backends.base import Backend, SamplingSettings
 from culturespa.inference.replicas import Replicas, as_replicas
-from culturespa.pluralise.config import GenerateSection
 from culturespa.pluralise.questions import topic_index
+from culturespa.pluralise.sections import GenerateSection
 from culturespa.pluralise.store import UnitLog, write_jsonl_atomic
 from culturespa.run_files import GENERATED_QUESTIONS
 from culturespa.survey.items import scored_items
