@@ -79,7 +79,6 @@ class OpenAICompatBackend:
         max_retries: int = 3,
         top_logprobs: int = 20,
         tokenizer: str | None = None,
-        batch_size: int | None = None,  # accepted for a uniform config; requests are concurrent
     ) -> None:
         self.model = model
         self.api_base = api_base.rstrip("/")

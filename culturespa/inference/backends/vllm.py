@@ -39,7 +39,6 @@ class VLLMBackend:
         gpu_memory_utilization: float = 0.9,
         max_model_len: int | None = 4096,
         seed: int = 0,
-        batch_size: int | None = None,  # vLLM schedules its own batches
         trust_remote_code: bool = False,
         enforce_eager: bool = False,
     ) -> None:
