@@ -324,7 +324,8 @@ def test_listed_positions_of_survey_answers():
 
 
 def test_listed_positions_of_training_answers_and_their_shares(tmp_path):
-    from culturespa.loop.summary import _position_cells, training_positions
+    from culturespa.loop.summary import training_positions
+    from culturespa.loop.summary_cells import position_cells
     from culturespa.pluralise.build import training_row
 
     def question(name: str, options: list[str], first: int) -> Question:
@@ -347,8 +348,8 @@ def test_listed_positions_of_training_answers_and_their_shares(tmp_path):
     counts = training_positions(tmp_path)
     assert counts == {3: 2, 1: 1, 10: 1}
     # 1st, 2nd, 3rd, 4th, 5th or later, no option
-    assert _position_cells(counts) == ["25.0%", "0.0%", "50.0%", "0.0%", "25.0%", "0.0%"]
-    assert _position_cells({2: 1, None: 1})[5] == "50.0%"  # a reply that is no option
+    assert position_cells(counts) == ["25.0%", "0.0%", "50.0%", "0.0%", "25.0%", "0.0%"]
+    assert position_cells({2: 1, None: 1})[5] == "50.0%"  # a reply that is no option
     assert training_positions(tmp_path / "nothing") == {}
 
 
@@ -364,3 +365,50 @@ def test_the_demo_and_default_loop_configs_ask_the_demo_countries():
         assert tuple(config["countries"]) == DEMO_COUNTRIES, name
     default = next(f for f in dataclasses.fields(LoopConfig) if f.name == "countries")
     assert tuple(default.default_factory()) == DEMO_COUNTRIES == ("USA", "CHN", "NGA", "DEU", "BRA")
+
+
+def test_the_summary_puts_every_way_side_by_side_with_changes_against_the_same_way(
+    loop, monkeypatch
+):
+    """The debiased loop's summary: each way's rows, each adapter's paired change against the base
+    model asked the same way (never another way's), and which listed option the answers are."""
+    from types import SimpleNamespace
+
+    from culturespa.loop.ways_summary import rows_by_way, way_changes, way_lines
+    from culturespa.report.rows import Row
+    from culturespa.survey.items import get_item, items_with_data
+
+    monkeypatch.chdir(ROOT)
+    config = loop.load_loop_config("debiased", {})
+    assert [g for g in config.eval_groups] == [
+        "wvs_culture_aware", "wvs_perm_culture_aware", "wvs_cal_culture_aware"
+    ]  # fmt: skip
+    listing = {
+        q: [o.code for o in get_item(q).listing()] for q in sorted(items_with_data("USA"))[:20]
+    }
+    first = {"USA": {q: codes[0] for q, codes in listing.items()}}  # the first listed option
+    second = {"USA": {q: codes[1] for q, codes in listing.items()}}  # the second listed option
+
+    def row(way, kind, answers):
+        return Row("m", "culture_aware", way, answers=answers, model="m", adapter_kind=kind)
+
+    rows = [
+        row("loglik", "base", first), row("loglik", "joint", second),
+        row("perm", "base", first), row("perm", "joint", first),
+        row("cal", "base", second), row("rev", "joint", first),  # rev is not evaluated here
+    ]  # fmt: skip
+    ways = rows_by_way(config, SimpleNamespace(rows=rows))
+    assert {w: list(r) for w, r in ways.items()} == {
+        "loglik": ["base", "joint"], "perm": ["base", "joint"], "cal": ["base"]
+    }  # fmt: skip
+    changes = way_changes(ways, seed=0)
+    assert changes["perm"]["joint"].average == (0.0, 0.0, 0.0)  # the same answers as its base
+    assert changes["loglik"]["joint"].average[0] != 0.0  # first -> second listed option
+    assert changes["cal"] == {}
+    text = "\n".join(way_lines(list(config.countries), ways, changes))
+    perm_joint = next(line for line in text.splitlines() if "permuted" in line and "joint" in line)
+    assert "| 0.00 [0.00, 0.00] | 100.0% | 0.0% |" in perm_joint
+    loglik_joint = next(
+        line for line in text.splitlines() if "paper's way" in line and "joint" in line
+    )
+    assert "| 0.0% | 100.0% | 0.0% |" in loglik_joint  # all second listed

@@ -20,6 +20,12 @@ in 2.4 min (base), 2.9 min (joint adapter) and 3.4 min (five specific adapters),
 start included; the time estimates printed before each stage scale these. Runs of the same
 command have taken up to 1.6 times longer (the first runs at 100 per topic: 0.17 s per prompt)."""
 
+WAY_COST: dict[str, float] = {"perm": 5.6, "cal": 1.05}
+"""Time of a way of asking against the forward log-likelihood way on the same items (measured on
+the default model, every item of the demo's five countries, 2026-12-07, docs/ways_debiased.md:
+permuted 33 min 27 s against about 6 min, 5.6 times; calibrated 7,784 option scores against
+7,436, 5 min 44 s); other ways 1."""
+
 EXPECTED_PAIR_SHARE = 0.06
 """Share of (question, country) pairs whose culture-aware answer differs from the culture-unaware
 one with SmolLM2-135M-Instruct (measured: 391 of 6,500, 6.0%, with 100 questions per topic; 795 of
@@ -68,3 +74,11 @@ def eval_items(config: LoopConfig) -> int:
     return sum(
         min(len(items_with_data(c)), config.eval_limit or 10**6) for c in config.countries
     ) // len(config.countries)
+
+
+def way_of_group(group: str) -> str:
+    """The way of asking of a task group (`wvs_perm_culture_aware` -> perm)."""
+    from culturespa.prompts.task_names import parse_task_name
+
+    parsed = parse_task_name(group)
+    return parsed.way if parsed is not None else "loglik"

@@ -19,9 +19,11 @@ from culturespa.loop.config import LoopConfig, derived_data_config
 from culturespa.loop.estimates import (
     EXPECTED_PAIR_SHARE,
     IDLE_SECONDS,
+    WAY_COST,
     answer_prompts,
     eval_items,
     expected_questions,
+    way_of_group,
 )
 from culturespa.loop.layout import STAGES, TINY_MODEL, Layout
 from culturespa.loop.summary import write_report
@@ -297,7 +299,8 @@ class Loop:
     def _eval_estimate(self) -> float:
         c, lay = self.config, self.layout
         start = IDLE_SECONDS["process_start"]
-        items = eval_items(c) * len(c.countries) * len(c.eval_groups)
+        per_group = eval_items(c) * len(c.countries)
+        items = sum(per_group * WAY_COST.get(way_of_group(g), 1.0) for g in c.eval_groups)
         seconds = 0.0
         if "base" in c.models and not lay.results_done(lay.eval_folder(BASE_MODEL_RUN)):
             seconds += items * IDLE_SECONDS["eval_item"] + start

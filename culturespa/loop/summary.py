@@ -11,28 +11,19 @@ from typing import TYPE_CHECKING
 from culturespa.loop.commands import Timings, Usage, minutes
 from culturespa.loop.config import LoopConfig
 from culturespa.loop.layout import STAGES, Layout
+from culturespa.loop.summary_cells import (
+    ROW_NAMES,
+    ci_text,
+    first_group,
+    position_cells,
+    row_of,
+    x100_text,
+)
+from culturespa.loop.ways_summary import rows_by_way, way_changes, way_lines
 from culturespa.run_files import FILTERED_QUESTIONS, JOINT, QUESTIONS_FOLDER, SFT_FOLDER, set_jsonl
 
 if TYPE_CHECKING:
     from culturespa.report.rows import Row
-
-
-def first_group(config: LoopConfig) -> tuple[str, str]:
-    """(template, way) of the config's first task group: the rows the summary compares."""
-    from culturespa.prompts.task_names import parse_task_name
-
-    parsed = parse_task_name(config.eval_groups[0])
-    return parsed.template, parsed.way
-
-
-def row_of(kind: str, template: str, way: str) -> Callable[[Row], bool]:
-    """A test of a report row's identity: a model row of this adapter kind, template and way."""
-    return lambda row: (
-        not row.is_reference
-        and row.adapter_kind == kind
-        and row.template == template
-        and row.way == way
-    )
 
 
 def compare_pair(config: LoopConfig) -> tuple[Callable[[Row], bool], ...] | None:
@@ -78,23 +69,6 @@ def summary_rows(config: LoopConfig, report) -> dict[str, Row]:
     return rows
 
 
-ROW_NAMES = {"base": "Base model", "joint": "CultureSPA joint", "specific": "CultureSPA specific"}
-
-
-def _x100(value: float) -> str:
-    import math
-
-    return "–" if math.isnan(value) else f"{100 * value:.2f}"
-
-
-def _ci(value: float, low: float, high: float) -> str:
-    import math
-
-    if math.isnan(low):
-        return _x100(value)
-    return f"{_x100(value)} [{_x100(low)}, {_x100(high)}]"
-
-
 def write_report(config: LoopConfig, layout: Layout, report, timings: Timings) -> str:
     """The view of the loop's report (`build_loop_report`: base vs joint bars and paired
     change): the training loss plot, summary.md and summary.json; returns the summary."""
@@ -125,7 +99,11 @@ def write_report(config: LoopConfig, layout: Layout, report, timings: Timings) -
         for k in ("joint", "specific")
         if "base" in rows and k in rows
     }
+    ways = rows_by_way(config, report)
+    by_way = way_changes(ways, config.seed) if len(ways) > 1 else {}
     text = summary_markdown(config, layout, rows, references, changes, curves, timings)
+    if by_way:
+        text += "\n".join(way_lines(list(config.countries), ways, by_way)) + "\n"
     write_text_atomic(layout.summary, text)
     write_json_atomic(  # NaN (no interval) is written as null
         layout.out / "summary.json",
@@ -138,6 +116,17 @@ def write_report(config: LoopConfig, layout: Layout, report, timings: Timings) -
                 for k, r in rows.items()
             },
             "changes": {k: ch.as_dict() for k, ch in changes.items() if ch},
+            "ways": {
+                way: {
+                    kind: {
+                        "avg": r.avg, "avg_ci": [r.avg_low, r.avg_high],
+                        "specific": r.specific_avg,
+                        "change": ch.as_dict() if (ch := by_way[way].get(kind)) else None,
+                    }
+                    for kind, r in rows_of_way.items()
+                }
+                for way, rows_of_way in ways.items()
+            } if by_way else {},
             "training_rows": training_rows(config, layout),
             "timings": timings.records,
         },
@@ -168,14 +157,6 @@ def training_positions(data: Path) -> dict[int, int]:
         position = int(row["messages"][-1]["content"]) - first[row["question_id"]] + 1
         counts[position] = counts.get(position, 0) + 1
     return counts
-
-
-def _position_cells(counts: dict[int | None, int]) -> list[str]:
-    """Shares of the 1st, 2nd, 3rd, 4th and later listed option, and of no option."""
-    total = max(1, sum(counts.values()))
-    later = sum(n for p, n in counts.items() if p is not None and p >= 5)
-    shares = [counts.get(p, 0) for p in (1, 2, 3, 4)] + [later, counts.get(None, 0)]
-    return [f"{100 * n / total:.1f}%" for n in shares]
 
 
 def _train_facts(folder: Path) -> tuple[int, float, float] | None:
@@ -238,18 +219,18 @@ def _alignment_lines(countries: list[str], rows: dict, references: list) -> list
     ]
     for key, row in rows.items():
         cells = [
-            _ci(row.cells[cc].value, row.cells[cc].ci_low, row.cells[cc].ci_high)
+            ci_text(row.cells[cc].value, row.cells[cc].ci_low, row.cells[cc].ci_high)
             if cc in row.cells
             else ""
             for cc in countries
         ]
         lines.append(
-            markdown_row([ROW_NAMES[key], *cells, _ci(row.avg, row.avg_low, row.avg_high)])
+            markdown_row([ROW_NAMES[key], *cells, ci_text(row.avg, row.avg_low, row.avg_high)])
         )
     for row in references:
-        cells = [_x100(row.cells[cc].value) if cc in row.cells else "" for cc in countries]
+        cells = [x100_text(row.cells[cc].value) if cc in row.cells else "" for cc in countries]
         name = f"*{row.template_label}* (survey reference)"
-        lines.append(markdown_row([name, *cells, _x100(row.avg)]))
+        lines.append(markdown_row([name, *cells, x100_text(row.avg)]))
     return [
         *lines,
         "",
@@ -271,10 +252,12 @@ def _change_lines(countries: list[str], changes: dict) -> list[str]:
             continue
         by_cc = {s.country: s for s in change.countries}
         cells = [
-            _ci(by_cc[cc].delta, by_cc[cc].delta_low, by_cc[cc].delta_high) if cc in by_cc else ""
+            ci_text(by_cc[cc].delta, by_cc[cc].delta_low, by_cc[cc].delta_high)
+            if cc in by_cc
+            else ""
             for cc in countries
         ]
-        avg = _ci(*change.average) if change.average else ""
+        avg = ci_text(*change.average) if change.average else ""
         moved = [s for s in change.countries if s.n_items]
         closer = sum(s.closer * s.n_items for s in moved) / max(1, sum(s.n_items for s in moved))
         away = sum(s.away * s.n_items for s in moved) / max(1, sum(s.n_items for s in moved))
@@ -287,7 +270,7 @@ def _change_lines(countries: list[str], changes: dict) -> list[str]:
         mean, low, high = change.average
         inside = low <= 0 <= high
         verdicts.append(
-            f"- {ROW_NAMES[key]}: AVG change {_ci(mean, low, high)}: "
+            f"- {ROW_NAMES[key]}: AVG change {ci_text(mean, low, high)}: "
             + ("the interval holds 0, so the change is **inside the intervals** (not distinguishable from no change on these items)." if inside
                else "the interval excludes 0, so the change is **outside the intervals**.")
         )  # fmt: skip
@@ -325,12 +308,12 @@ def _position_lines(layout: Layout, rows: dict) -> list[str]:
         "| answers | 1st | 2nd | 3rd | 4th | 5th or later | no option |",
         "|---|---|---|---|---|---|---|",
         "| training pairs (joint set, culture-aware answers) | "
-        + " | ".join(_position_cells(training_positions(layout.data)))
+        + " | ".join(position_cells(training_positions(layout.data)))
         + " |",
     ]
     for key, row in rows.items():
         if row.answers:
-            cells = _position_cells(listed_positions(row.answers))
+            cells = position_cells(listed_positions(row.answers))
             lines.append(f"| {ROW_NAMES[key]} (WVS items) | " + " | ".join(cells) + " |")
     return lines
 
