@@ -42,13 +42,9 @@ def survey_cached(function: F) -> F:
 def shipped_survey_file(name: str) -> Any:
     """A file of the shipped survey: of the installed package, or of the checkout when
     culturespa runs from one without being installed (PYTHONPATH=<checkout>)."""
-    from importlib import resources
+    from culturespa.packaged import data_root
 
-    try:
-        root = resources.files("culturespa.data")
-    except ModuleNotFoundError:
-        root = Path(__file__).resolve().parents[2] / "data"
-    return root.joinpath("wvs", name)
+    return data_root() / "wvs" / name
 
 
 def survey_folder() -> Path | None:
