@@ -617,7 +617,7 @@ SCRIPTS = [
         "loop-unknown-name",
         "culturespa",
         "loop --config nope --dry-run",
-        "packaged loop configs: default, demo",
+        "packaged loop configs: debiased, default, demo, smollm2-135m-instruct, tiny",
     ),
     c("loop-config-missing", "recipes/loop.py", "--config @/nope.yaml", "does not exist"),
     c("loop-unknown-key", "recipes/loop.py", "--config @/loops/unknown_key.yaml", "per_topics"),
