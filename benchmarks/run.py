@@ -120,6 +120,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"also run {', '.join(VLLM_PARTS)} (vLLM's CPU build; run with .venv-vllm/bin/python)",
     )
     parser.add_argument("--out", default="runs/bench", help="output folder")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the parts in this process, not one child each: faster to start, but a part's "
+        "peak memory is then this process's so far (for checking the script, e.g. the tests; "
+        "never for published figures)",
+    )
     return checked_args(parser, parser.parse_args(argv))
 
 
@@ -171,25 +178,34 @@ def builder_default_batch_size() -> int:
     return next(f.default for f in fields(ModelSection) if f.name == "batch_size")
 
 
-def run_part(name: str, cfg_path: Path, out: Path) -> dict[str, Any]:
-    """Run one part in a child process; its result plus wall time, load and the child's RSS."""
+def run_part(name: str, cfg_path: Path, out: Path, in_process: bool = False) -> dict[str, Any]:
+    """Run one part in a child process (or, `in_process`, in this one); its result plus wall
+    time, load and the peak RSS of the process that ran it."""
+    import resource
+
     result_path = out / "parts" / f"{name}.json"
     result_path.parent.mkdir(parents=True, exist_ok=True)
     result_path.unlink(missing_ok=True)
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "parts.py"), name, str(cfg_path), str(result_path)],
-        cwd=REPO,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    if in_process:
+        import parts as part_runner  # benchmarks/parts.py: this script's folder is on sys.path
+
+        part_runner.main([name, str(cfg_path), str(result_path)])
+        code, maxrss = 0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    else:
+        proc = subprocess.Popen(
+            [sys.executable, str(HERE / "parts.py"), name, str(cfg_path), str(result_path)],
+            cwd=REPO,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        code, maxrss = os.waitstatus_to_exitcode(status), usage.ru_maxrss
     wall = time.perf_counter() - start
-    if proc.returncode != 0 or not result_path.is_file():
-        raise SystemExit(f"benchmark part {name} failed (exit code {proc.returncode})")
+    if code != 0 or not result_path.is_file():
+        raise SystemExit(f"benchmark part {name} failed (exit code {code})")
     result = json.loads(result_path.read_text())
     result["process_wall_s"] = wall
-    result["child_maxrss_mb"] = usage.ru_maxrss / 1024
+    result["child_maxrss_mb"] = maxrss / 1024
     result["load_avg_1min"] = [load_before, os.getloadavg()[0]]
     return result
 
@@ -259,7 +275,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name in PART_ORDER + VLLM_PARTS:
         if name in wanted:
             print(f"[bench] {name} ...", file=sys.stderr, flush=True)
-            parts[name] = run_part(name, cfg_path, out)
+            parts[name] = run_part(name, cfg_path, out, args.in_process)
             print(f"[bench] {name}: {parts[name]['process_wall_s']:.0f} s", file=sys.stderr)
     info["load_avg_end"] = os.getloadavg()
     summary = summarise(parts, cfg)

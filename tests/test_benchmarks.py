@@ -27,7 +27,7 @@ def test_benchmark_script_writes_every_row(tiny_model_dir, tmp_path):
         sys.executable, str(REPO / "benchmarks" / "run.py"), "--model", str(tiny_model_dir),
         "--items", "4", "--baseline-items", "1", "--scaling-items", "1", "--growth-items", "1",
         "--builder-questions", "1", "--builder-loop-prompts", "1", "--builder-sample-tokens", "4",
-        "--batching-questions", "70", "--out", str(out),
+        "--batching-questions", "70", "--out", str(out), "--in-process",
     ]  # fmt: skip
     proc = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -74,3 +74,16 @@ def check_debiased_rows(out: Path, derived: dict) -> None:
     assert perm["option_scores"] == [sum(sizes), sum(k * k for k in sizes)]
     assert cal["option_scores"] == [sum(sizes), 2 * sum(sizes)]
     assert len(sizes) < cal["prompts"][1] <= 2 * len(sizes)
+
+
+def test_a_part_in_its_own_process_reports_that_process_peak_memory(tiny_model_dir, tmp_path):
+    """The published way: each part a child process, its peak memory the child's own."""
+    out = tmp_path / "bench"
+    command = [
+        sys.executable, str(REPO / "benchmarks" / "run.py"), "--model", str(tiny_model_dir),
+        "--builder-questions", "1", "--parts", "builder_ours", "--out", str(out),
+    ]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (row,) = json.loads((out / "bench.json").read_text())["rows"]
+    assert row["section"] == "3 data builder" and row["peak_rss_mb"] > 0 and row["seconds"] > 0
