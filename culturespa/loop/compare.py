@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from culturespa.run_files import (
+    ANSWERS_FILE,
+    ANSWERS_FOLDER,
+    COLLECTED_FILE,
+    COLLECTED_FOLDER,
+    DATA_FOLDER,
+    FILTERED_QUESTIONS,
+    QUESTIONS_FOLDER,
+    SFT_FOLDER,
+    SPECIFIC,
+)
+
 
 def compare_runs(first: Path, second: Path) -> list[tuple[str, str]]:
     """(file, verdict) for the data files and adapter weights the two run folders share: data
@@ -11,9 +23,13 @@ def compare_runs(first: Path, second: Path) -> list[tuple[str, str]]:
     out = []
     data_files = sorted(
         p.relative_to(first)
-        for pattern in ("data/questions/filtered.jsonl", "data/answers/answers.jsonl",
-                        "data/collected/collected.jsonl", "data/sft/*.jsonl",
-                        "data/sft/culture_specific/*.jsonl")
+        for pattern in (
+            f"{DATA_FOLDER}/{QUESTIONS_FOLDER}/{FILTERED_QUESTIONS}",
+            f"{DATA_FOLDER}/{ANSWERS_FOLDER}/{ANSWERS_FILE}",
+            f"{DATA_FOLDER}/{COLLECTED_FOLDER}/{COLLECTED_FILE}",
+            f"{DATA_FOLDER}/{SFT_FOLDER}/*.jsonl",
+            f"{DATA_FOLDER}/{SFT_FOLDER}/{SPECIFIC}/*.jsonl",
+        )
         for p in first.glob(pattern)
     )  # fmt: skip
     for rel in data_files:

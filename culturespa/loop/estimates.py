@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from culturespa.loop.config import LoopConfig
 from culturespa.loop.layout import Layout
-from culturespa.run_files import FILTERED_QUESTIONS, QUESTIONS_FOLDER
+from culturespa.run_files import (
+    ANSWER_LOG,
+    ANSWERS_FOLDER,
+    FILTERED_QUESTIONS,
+    QUESTIONS_FOLDER,
+)
 
 IDLE_SECONDS: dict[str, float] = {
     "answer_prompt": 0.10,
@@ -43,7 +48,7 @@ def answer_prompts(config: LoopConfig, layout: Layout, data: dict) -> tuple[int,
     cct = (data.get("answer") or {}).get("cross_culture_thinking", True)
     total = questions * (1 + len(config.countries) * (2 if cct else 1))
     done = 0
-    for log in (layout.data / "answers").glob("answers*.log.jsonl"):
+    for log in (layout.data / ANSWERS_FOLDER).glob(ANSWER_LOG.replace(".log", "*.log")):
         with log.open(encoding="utf-8") as f:
             done += sum(1 for line in f if line.strip())
     return total, min(done, total)

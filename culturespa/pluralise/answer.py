@@ -39,6 +39,7 @@ from culturespa.pluralise.sections import AnswerSection
 from culturespa.pluralise.store import UnitLog, write_jsonl_atomic
 from culturespa.prompts.debiased import content_free_plain, permuted_plain
 from culturespa.prompts.templates import system_prompt
+from culturespa.run_files import ANSWER_LOG, ANSWERS_FILE
 from culturespa.scoring.answers import parse_answer
 from culturespa.scoring.debiasing import Debiased, calibrated, pooled_over_orders
 from culturespa.scoring.distributions import softmax
@@ -318,7 +319,7 @@ def run_answer_stage(
         log_path=out_dir / ANSWER_LOG,
         progress=True,
     )
-    written = write_jsonl_atomic(out_dir / "answers.jsonl", records)
+    written = write_jsonl_atomic(out_dir / ANSWERS_FILE, records)
     return {
         "prompts": len(records),
         "method": settings.method,
@@ -326,6 +327,3 @@ def run_answer_stage(
         "invalid": sum(r["answer"] is None for r in records),
         "written": written,
     }
-
-
-ANSWER_LOG = "answers.log.jsonl"
