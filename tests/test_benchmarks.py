@@ -21,6 +21,7 @@ ROWS = {
 }
 
 
+@pytest.mark.long
 def test_benchmark_script_writes_every_row(tiny_model_dir, tmp_path):
     out = tmp_path / "bench"
     command = [

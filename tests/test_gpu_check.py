@@ -39,6 +39,7 @@ def gpu_check(*args: str, wheels: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_every_check_passes_in_cpu_mode(tmp_path):
     done = gpu_check("--cpu", "--out", str(tmp_path / "work"), wheels=tmp_path / "no_wheels")
     lines = [x for x in done.stdout.splitlines() if x.startswith(("PASS", "FAIL"))]

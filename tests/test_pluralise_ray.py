@@ -74,6 +74,7 @@ def torch_threads():
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_answer_stage_on_ray_resumes_after_sigkill_and_equals_one_process(tmp_path, tiny_model_dir):
     reference = tmp_path / "reference"
     run_pipeline(load_config(config_file(tmp_path, tiny_model_dir, reference, None)))

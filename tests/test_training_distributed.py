@@ -67,6 +67,7 @@ def losses(out: Path) -> list[float]:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_two_processes_train_the_same_adapter_as_one(tiny_model_dir, tmp_path):
     from safetensors.torch import load_file
 
