@@ -200,30 +200,26 @@ def completions_server(tiny_model_dir):
     yield from _serve_completions(tiny_model_dir)
 
 
+def evaluate_on_completions_server(url: str, tokenizer_dir, task: str) -> dict:
+    """The first 3 items of `task` through lm-eval's `local-completions` model on `url`."""
+    from culturespa.evaluation.run import EvalOptions, run_evaluation
+
+    model_args = {
+        "base_url": url, "tokenizer": str(tokenizer_dir), "tokenizer_backend": "huggingface",
+        "num_concurrent": 1, "max_retries": 1,
+    }  # fmt: skip
+    options = EvalOptions(backend="local-completions", model_args=model_args, limit=3,
+                          log_samples=True)  # fmt: skip
+    return run_evaluation("stub-model", [task], options=options)
+
+
 def test_reversed_options_through_local_completions(completions_server, tiny_model_dir):
     """The reversed-order tasks need log-likelihoods, so on an API they run through
     `local-completions` (chat APIs have none). A server whose model always prefers the option
     numbered 1, the first one listed, gives every item its last survey code."""
-    from culturespa.evaluation.run import EvalOptions, run_evaluation
-
     url, seen = completions_server
     task = "wvs_rev_culture_aware_usa"
-    results = run_evaluation(
-        "stub-model",
-        [task],
-        options=EvalOptions(
-            backend="local-completions",
-            model_args={
-                "base_url": url,
-                "tokenizer": str(tiny_model_dir),
-                "tokenizer_backend": "huggingface",
-                "num_concurrent": 1,
-                "max_retries": 1,
-            },
-            limit=3,
-            log_samples=True,
-        ),
-    )
+    results = evaluate_on_completions_server(url, tiny_model_dir, task)
     samples = results["samples"][task]
     assert len(samples) == 3 and seen and all(body["echo"] for body in seen)
     for sample in samples:
@@ -245,25 +241,8 @@ def test_debiased_ways_through_local_completions(completions_server, tiny_model_
     """The same server, whose model only likes the number 1: under the permuted way every option
     is numbered 1 once, and the calibration prompt is numbered as the item, so the number's
     pull cancels and every item gets the uniform distribution and no answer (a tie)."""
-    from culturespa.evaluation.run import EvalOptions, run_evaluation
-
     url, seen = completions_server
-    results = run_evaluation(
-        "stub-model",
-        [task],
-        options=EvalOptions(
-            backend="local-completions",
-            model_args={
-                "base_url": url,
-                "tokenizer": str(tiny_model_dir),
-                "tokenizer_backend": "huggingface",
-                "num_concurrent": 1,
-                "max_retries": 1,
-            },
-            limit=3,
-            log_samples=True,
-        ),
-    )
+    results = evaluate_on_completions_server(url, tiny_model_dir, task)
     samples = results["samples"][task]
     assert len(samples) == 3 and seen
     for sample in samples:

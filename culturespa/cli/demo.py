@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import time
 
-from culturespa.atomic import check_output_dir
 from culturespa.cli.parsing import way_list
 from culturespa.cli.survey import add_survey_option, use_survey_option
 from culturespa.command_line import batch_size, positive_int, seed
@@ -156,7 +155,6 @@ def run(args: argparse.Namespace) -> int:
     if args.countries:
         parse_countries(args.countries)
     output = args.output or time.strftime("runs/demo-%Y%m%d-%H%M%S")
-    check_output_dir(output, "output folder")
     from culturespa.loop.commands import free_cores
 
     threads = args.threads or free_cores()

@@ -66,12 +66,11 @@ def opening_prefixes(prompts: Sequence[Sequence[int]]) -> list[int]:
 def plan_batches(
     prompts: Sequence[Sequence[int]],
     batch_size: int,
-    orderings: Sequence[str] | None = None,
     split: Sequence[int] | None = None,
 ) -> list[list[int]]:
-    """Prompt indices cut into batches of `batch_size`, in the order of `orderings` (default
-    `ORDERINGS`) whose batches compute the fewest rest tokens, padding included (each prefix runs
-    once whatever the order). `split`: the prompts' `opening_prefixes`, computed when not given.
+    """Prompt indices cut into batches of `batch_size`, in the order of `ORDERINGS` whose batches
+    compute the fewest rest tokens, padding included (each prefix runs once whatever the order).
+    `split`: the prompts' `opening_prefixes`, computed when not given.
 
     By opening suits many prompts per system prompt; by rest length suits few prompts per system
     prompt and the same questions under each (a batch then holds one question under many system
@@ -85,7 +84,7 @@ def plan_batches(
         "rest": lambda i: (rest[i], opening[i], i),
     }
     best: tuple[int, list[list[int]]] | None = None
-    for name in orderings or ORDERINGS:
+    for name in ORDERINGS:
         order = sorted(range(len(prompts)), key=keys[name])
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         cost = sum(len(b) * max(rest[i] for i in b) for b in batches)
@@ -193,8 +192,8 @@ def score_prompts(
                 keys,
                 [[list(a) for a in unique[k]] for k in keys],
                 pad_id,
-                device,
                 (prefixes, [split[b] for b in batch]),
+                device,
             )
             for key, row in zip(keys, rows):
                 unique[key] = dict(zip(unique[key], row))
@@ -208,18 +207,14 @@ def score_options(
     prompts: Sequence[Sequence[int]],
     answers: Sequence[Sequence[Sequence[int]]],
     pad_id: int,
+    prefixes: tuple[PrefixCache, Sequence[int]],
     device: Any = "cpu",
-    prefixes: tuple[PrefixCache, Sequence[int]] | None = None,
 ) -> list[list[tuple[float, bool]]]:
-    """(log p(answer | prompt), answer is greedy) for every answer of every prompt of one batch.
-    `prefixes`: the call's `PrefixCache` and the batch's prompts' prefix lengths; None: the
-    batch's common prefix runs once (if at least `MIN_SHARED_PREFIX` long)."""
+    """(log p(answer | prompt), answer is greedy) for every answer of every prompt of one batch
+    of `score_prompts`. `prefixes`: the call's `PrefixCache` and the batch's prompts' prefix
+    lengths."""
     import torch
 
-    if prefixes is None:
-        shared = min(common_prefix_length(prompts), min(len(p) for p in prompts) - 1)
-        split = [shared if shared >= MIN_SHARED_PREFIX else 0] * len(prompts)
-        prefixes = (PrefixCache(model, prompts, split), split)
     store, split = prefixes
     cache, prefix_mask = store.for_batch(prompts, split, device)
     rests = [list(p[n:]) for p, n in zip(prompts, split)]

@@ -60,24 +60,20 @@ def build_loop_report(config: LoopConfig, layout: Layout, overwrite: bool = Fals
 def summary_rows(config: LoopConfig, report) -> dict[str, Row]:
     """The report's rows of the base model, the joint adapter and the specific adapters (those
     evaluated), found by their identity on the config's first task group."""
-    template, way = first_group(config)
-    rows = {}
-    for kind in config.models:
-        found = [r for r in report.rows if row_of(kind, template, way)(r)]
-        if found:
-            rows[kind] = found[0]
-    return rows
+    _, way = first_group(config)
+    return rows_by_way(config, report).get(way, {})
 
 
 def write_report(config: LoopConfig, layout: Layout, report, timings: Timings) -> str:
     """The view of the loop's report (`build_loop_report`: base vs joint bars and paired
     change): the training loss plot, summary.md and summary.json; returns the summary."""
     from culturespa.atomic import write_json_atomic, write_text_atomic
-    from culturespa.report import analysis
     from culturespa.report.loss_history import read_loss_history
     from culturespa.report.plots import plot_training_loss
 
-    rows = summary_rows(config, report)
+    _, first_way = first_group(config)
+    ways = rows_by_way(config, report)
+    rows = ways.get(first_way, {})
     references = [r for r in report.rows if r.is_reference]
 
     curves = {}
@@ -94,15 +90,10 @@ def write_report(config: LoopConfig, layout: Layout, report, timings: Timings) -
             f"LoRA training loss, {ROW_NAMES['joint']} and {ROW_NAMES['specific']}",
         )
 
-    changes = {
-        k: analysis.paired_change(rows["base"], rows[k], seed=config.seed)
-        for k in ("joint", "specific")
-        if "base" in rows and k in rows
-    }
-    ways = rows_by_way(config, report)
-    by_way = way_changes(ways, config.seed) if len(ways) > 1 else {}
+    by_way = way_changes(ways, config.seed)  # paired against the base model asked the same way
+    changes = by_way.get(first_way, {})
     text = summary_markdown(config, layout, rows, references, changes, curves, timings)
-    if by_way:
+    if len(ways) > 1:
         text += "\n".join(way_lines(list(config.countries), ways, by_way)) + "\n"
     write_text_atomic(layout.summary, text)
     write_json_atomic(  # NaN (no interval) is written as null
@@ -126,7 +117,7 @@ def write_report(config: LoopConfig, layout: Layout, report, timings: Timings) -
                     for kind, r in rows_of_way.items()
                 }
                 for way, rows_of_way in ways.items()
-            } if by_way else {},
+            } if len(ways) > 1 else {},
             "training_rows": training_rows(config, layout),
             "timings": timings.records,
         },

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Sequence
 
@@ -74,8 +73,6 @@ class HFBackend:
         self.pad_id = self.tokenizer.pad_token_id
         self.batch_size = batch_size
         self.chat = ChatTokens(self.tokenizer)
-        params = inspect.signature(self.model.forward).parameters
-        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
         self.model_path = str(path)
 
     # -- helpers ------------------------------------------------------------------------------
