@@ -28,6 +28,9 @@ class _Stub(BaseHTTPRequestHandler):
     echo_prompt = True  # False: /completions returns no prompt log-probabilities
     reject_extensions = False  # True: HTTP 400 for continue_final_message
     logprob: typing.ClassVar[typing.Callable[[int, int], float] | None] = None
+    prompt_logprobs: typing.ClassVar[typing.Callable[[list[int]], list[float]] | None] = None
+    """When set, the echoed log-probabilities of a whole prompt (positions 1..n-1), e.g. from a
+    real model; otherwise `logprob(previous token, token)`."""
 
     def log_message(self, *args):  # keep pytest output clean
         pass
@@ -85,7 +88,10 @@ class _Stub(BaseHTTPRequestHandler):
         ids = body["prompt"]
         if not stub.echo_prompt:
             return {"text": "x", "logprobs": {"tokens": ["x"], "token_logprobs": [-0.3]}}
-        logprobs = [None] + [stub.logprob(p, c) for p, c in pairwise(ids)]
+        if stub.prompt_logprobs is not None:
+            logprobs = [None, *stub.prompt_logprobs(ids)]
+        else:
+            logprobs = [None] + [stub.logprob(p, c) for p, c in pairwise(ids)]
         return {
             "text": "x",
             "finish_reason": "length",
@@ -107,6 +113,7 @@ def server():
     _Stub.echo_prompt = True
     _Stub.reject_extensions = False
     _Stub.logprob = None
+    _Stub.prompt_logprobs = None
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
     thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
     thread.start()
@@ -265,6 +272,67 @@ def test_exact_option_logprobs_without_echo_is_a_clear_error(server, tokenizer_d
     )
     with pytest.raises(CulturespaError, match=r"did not return prompt log-probabilities \(echo\)"):
         backend.option_logprobs([_conv("q")], [["1", "10"]])
+
+
+def _model_prompt_logprobs(model_dir):
+    """log p(token i | tokens before it) of the tiny model for a whole prompt, one plain forward
+    pass (no cache, no batching): what `vllm serve` echoes."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    lock = threading.Lock()  # the stub server answers requests on several threads
+
+    def prompt_logprobs(ids: list[int]) -> list[float]:
+        with lock, torch.inference_mode():
+            logits = model(torch.tensor([ids])).logits[0].float()
+        logp = torch.log_softmax(logits, dim=-1)
+        return [float(logp[i - 1, ids[i]]) for i in range(1, len(ids))]
+
+    return prompt_logprobs
+
+
+BUILDER_QUESTIONS = (
+    ("t00-a", "Colour?", ("Red", "Green", "Blue"), 1),
+    ("t01-b", "Pet?", ("Cat", "Dog", "Fish", "Bird"), 0),
+    ("t02-c", "Season?", ("Spring", "Summer", "Winter"), 1),  # numbered as the first
+)
+
+
+@pytest.mark.parametrize("debias", ["none", "permute", "calibrate"])
+def test_builder_answers_through_the_server_match_transformers(server, tiny_model_dir, debias):
+    """The answer stage with `answer.debias` through exact option scoring (`tokenizer`) against a
+    server that echoes the tiny model's log-probabilities: the same answers and distributions as
+    the transformers backend, and each content-free question sent once per option."""
+    from culturespa.inference.backends.hf import HFBackend
+    from culturespa.pluralise.answer import answer_questions
+    from culturespa.pluralise.questions import Question
+    from culturespa.pluralise.sections import AnswerSection
+    from culturespa.survey.items import TOPIC_NAMES
+
+    _Stub.prompt_logprobs = _model_prompt_logprobs(tiny_model_dir)
+    questions = [
+        Question(qid, TOPIC_NAMES[i], text, options, first_option=first)
+        for i, (qid, text, options, first) in enumerate(BUILDER_QUESTIONS)
+    ]
+    section = AnswerSection(debias=debias, cross_culture_thinking=False, chunk_size=8)
+    client = OpenAICompatBackend(
+        "stub", api_base=server, timeout_s=30, tokenizer=str(tiny_model_dir), concurrency=4
+    )
+    got = answer_questions(client, questions, ["USA", "CHN"], section)
+    local = HFBackend(str(tiny_model_dir), device="cpu", dtype="float32", batch_size=8)
+    want = answer_questions(local, questions, ["USA", "CHN"], section)
+    assert [r["id"] for r in got] == [r["id"] for r in want] and len(got) == 3 * 3
+    assert [r["answer"] for r in got] == [r["answer"] for r in want]
+    for mine, theirs in zip(got, want):
+        assert mine["probs"] == pytest.approx(theirs["probs"], abs=1e-5)
+    assert set(_Stub.paths) == {"/v1/completions"}
+    # one request per prompt and option, for each system prompt (unaware, USA, CHN); calibration
+    # adds one content-free question per system prompt and numbering (1..3 and 0..3), not per
+    # question
+    per_system = {"none": 3 + 4 + 3, "permute": 3 * 3 + 4 * 4 + 3 * 3, "calibrate": 10 + 3 + 4}
+    assert len(_Stub.requests) == 3 * per_system[debias]
+    assert len({tuple(r["prompt"]) for r in _Stub.requests}) == len(_Stub.requests)
 
 
 def test_retries_are_bounded(server):

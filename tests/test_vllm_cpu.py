@@ -379,6 +379,72 @@ def test_builder_sampled_answers_are_seeded_and_parsed(engine):
         assert record["answer"] is None or record["answer"] in options
 
 
+class RecordingBackend:
+    """A backend that keeps every option-scoring call it passes on (conversations, labels and
+    the scores), to compare what two engines were asked and what they answered."""
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+        self.name = backend.name
+        self.calls: list[tuple[list, list, list]] = []
+
+    def generate(self, conversations, settings):
+        return self.backend.generate(conversations, settings)
+
+    def option_logprobs(self, conversations, labels):
+        scores = self.backend.option_logprobs(conversations, labels)
+        self.calls.append((list(conversations), [list(x) for x in labels], scores))
+        return scores
+
+    def close(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("debias", ["none", "permute", "calibrate"])
+def test_builder_debiased_answers_match_transformers(engine, transformers_backend, debias):
+    """The answer stage with `answer.debias` on vLLM: the same prompts scored (every cyclic order;
+    each content-free question once), every option within TOLERANCE, the same answers, and the
+    same debiased distributions as on the transformers backend."""
+    from culturespa.pluralise.answer import answer_questions
+    from culturespa.pluralise.filter import filter_questions
+    from culturespa.pluralise.questions import read_raw_questions
+    from culturespa.pluralise.sections import AnswerSection
+
+    questions, _ = filter_questions(
+        read_raw_questions(ROOT / "data" / "generated" / "sample_questions.jsonl")
+    )
+    questions = questions[:4]
+    section = AnswerSection(debias=debias, cross_culture_thinking=False, chunk_size=16)
+    runs = {}
+    for name, backend in (("hf", transformers_backend), ("vllm", engine)):
+        recording = RecordingBackend(backend)
+        records = answer_questions(recording, questions, ["USA", "NGA"], section)
+        runs[name] = (records, recording.calls)
+    (want, want_calls), (got, got_calls) = runs["hf"], runs["vllm"]
+    asked = [(c, lab) for convs, labs, _ in got_calls for c, lab in zip(convs, labs)]
+    assert asked == [(c, lab) for convs, labs, _ in want_calls for c, lab in zip(convs, labs)]
+    assert_close_rows(
+        [row for *_, rows in got_calls for row in rows],
+        [row for *_, rows in want_calls for row in rows],
+    )
+    users = [c[-1]["content"] for c, _ in asked]
+    jobs = len(questions) * 3  # culture-unaware, USA, NGA
+    if debias == "permute":  # every question in each of its k cyclic orders, per system prompt
+        assert len(users) == 3 * sum(len(q.options) for q in questions)
+    elif debias == "calibrate":  # one content-free question per system prompt and numbering
+        free = [repr(c) for c, _ in asked if "#Question: N/A" in c[-1]["content"]]
+        numberings = {q.option_numbers for q in questions}
+        assert len(set(free)) == len(free) == 3 * len(numberings)
+        assert len(users) == jobs + len(free)
+    else:
+        assert len(users) == jobs
+    assert [r["id"] for r in got] == [r["id"] for r in want] and len(got) == jobs
+    assert [r["answer"] for r in got] == [r["answer"] for r in want]
+    for mine, theirs in zip(got, want):
+        assert mine["probs"] == pytest.approx(theirs["probs"], abs=1e-5)
+        assert sum(mine["probs"]) == pytest.approx(1, abs=1e-4)
+
+
 def test_builder_stage1_generation_log_matches_transformers(tmp_path, engine, transformers_backend):
     """Stage 1 at temperature 0: the same replies through vLLM as through transformers (the random
     model writes no usable question, so the stage stops with its one-line error)."""
