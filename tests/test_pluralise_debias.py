@@ -132,6 +132,19 @@ def test_bad_debias_values_are_one_line_errors(values, message):
         AnswerSection(**values)
 
 
+@pytest.mark.parametrize("backend", ["hf", "vllm", "openai"])
+def test_every_backend_with_exact_option_scores_takes_debias(tmp_path, backend):
+    from culturespa.pluralise.config import config_from_dict
+
+    model = {"name": "m", "backend": backend}
+    if backend == "openai":
+        model["tokenizer"] = "m"  # exact scores; without it, the config is refused
+    config = config_from_dict(
+        {"model": model, "output_dir": str(tmp_path), "answer": {"debias": "permute"}}
+    )
+    assert config.answer.debias == "permute"
+
+
 def _naive_probs(backend, conversation, labels) -> list[float]:
     """softmax over options of log p(label, end of turn | prompt), one full forward per option."""
     import torch

@@ -185,6 +185,10 @@ def test_a_folder_without_results_takes_the_fixed_settings(tmp_path):
             "model: {name: x}\noutput_dir: o\nanswer: {debias: shuffle}\n",
             'answer.debias = "shuffle": expected one of none, permute, calibrate',
         ),
+        (
+            "model: {name: x, backend: openai}\noutput_dir: o\nanswer: {debias: calibrate}\n",
+            "answer.debias: calibrate with model.backend openai needs model.tokenizer",
+        ),
     ],
 )
 def test_bad_config_is_a_one_line_error(tmp_path, capsys, text, message):

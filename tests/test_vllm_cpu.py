@@ -400,11 +400,24 @@ class RecordingBackend:
         return None
 
 
-@pytest.mark.parametrize("debias", ["none", "permute", "calibrate"])
-def test_builder_debiased_answers_match_transformers(engine, transformers_backend, debias):
-    """The answer stage with `answer.debias` on vLLM: the same prompts scored (every cyclic order;
-    each content-free question once), every option within TOLERANCE, the same answers, and the
-    same debiased distributions as on the transformers backend."""
+@pytest.mark.parametrize(
+    ("backend", "debias"),
+    [
+        ("vllm", "none"),
+        ("vllm", "permute"),
+        ("vllm", "calibrate"),
+        ("openai", "permute"),
+        ("openai", "calibrate"),
+    ],
+)
+def test_builder_debiased_answers_match_transformers(
+    request, model_dir, transformers_backend, backend, debias
+):
+    """The answer stage with `answer.debias` on vLLM (the offline engine, or `vllm serve` through
+    the `openai` backend's exact scoring): the same prompts scored (every cyclic order; each
+    content-free question once), every option within TOLERANCE, the same answers, and the same
+    debiased distributions as on the transformers backend."""
+    from culturespa.inference.backends.openai import OpenAICompatBackend
     from culturespa.pluralise.answer import answer_questions
     from culturespa.pluralise.filter import filter_questions
     from culturespa.pluralise.questions import read_raw_questions
@@ -416,11 +429,16 @@ def test_builder_debiased_answers_match_transformers(engine, transformers_backen
     questions = questions[:4]
     section = AnswerSection(debias=debias, cross_culture_thinking=False, chunk_size=16)
     runs = {}
-    for name, backend in (("hf", transformers_backend), ("vllm", engine)):
-        recording = RecordingBackend(backend)
+    if backend == "vllm":
+        tested = request.getfixturevalue("engine")
+    else:
+        base = request.getfixturevalue("server")
+        tested = OpenAICompatBackend("tiny", api_base=base, tokenizer=str(model_dir), concurrency=4)
+    for name, scorer in (("hf", transformers_backend), (backend, tested)):
+        recording = RecordingBackend(scorer)
         records = answer_questions(recording, questions, ["USA", "NGA"], section)
         runs[name] = (records, recording.calls)
-    (want, want_calls), (got, got_calls) = runs["hf"], runs["vllm"]
+    (want, want_calls), (got, got_calls) = runs["hf"], runs[backend]
     asked = [(c, lab) for convs, labs, _ in got_calls for c, lab in zip(convs, labs)]
     assert asked == [(c, lab) for convs, labs, _ in want_calls for c, lab in zip(convs, labs)]
     assert_close_rows(

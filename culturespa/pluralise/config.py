@@ -123,6 +123,13 @@ class DataConfig:
             raise CulturespaError(
                 "config: build variant cross_culture_thinking_joint needs answer.cross_culture_thinking: true"
             )
+        openai_first_token = self.model.backend == "openai" and not self.model.tokenizer
+        if self.answer.debias != "none" and openai_first_token:
+            raise CulturespaError(
+                f"config: answer.debias: {self.answer.debias} with model.backend openai needs "
+                "model.tokenizer (exact option scores); the first reply token's top "
+                "log-probabilities miss options, which permuted orders and calibration cannot take"
+            )
 
     @property
     def questions_path(self) -> Path | None:

@@ -81,7 +81,8 @@ class ModelSection:
         metadata={
             "help": "openai: folder or hub id of the served model's tokenizer; when set, options "
             "are scored exactly (prompt log-probabilities echoed by /completions, as vllm serve "
-            "does) instead of from the first reply token's top log-probabilities"
+            "does) instead of from the first reply token's top log-probabilities; answer.debias "
+            "needs it"
         },
         default="",
     )
@@ -221,7 +222,8 @@ class AnswerSection:
             "help": "loglik: none (the paper's rule: the answer as listed), permute (every "
             "option in every listed place: the k cyclic orders numbered 1..k by place, pooled "
             "by geometric mean; k x the prompts) or calibrate (divided by the distribution of "
-            "a content-free question with the same numbers, scored once per system prompt)"
+            "a content-free question with the same numbers, scored once per system prompt); "
+            "backends hf, vllm, and openai with model.tokenizer"
         },
         default="none",
     )

@@ -32,7 +32,8 @@ Option scoring (`option_logprobs`) has two modes:
   tokens including the end of turn) with `echo: true, logprobs: 1, max_tokens: 1`; the option's
   score is the sum of the echoed prompt log-probabilities over its answer tokens. Needs a server
   that returns prompt log-probabilities with `echo` (vLLM does; a server that does not is
-  reported with a clear error).
+  reported with a clear error). The data builder's debiased answers (`answer.debias`) need this
+  mode: permuted orders and calibration use every option's score.
 """
 
 from __future__ import annotations
