@@ -317,7 +317,7 @@ def test_builder_answers_through_the_server_match_transformers(server, tiny_mode
     ]
     section = AnswerSection(debias=debias, cross_culture_thinking=False, chunk_size=8)
     client = OpenAICompatBackend(
-        "stub", api_base=server, timeout_s=30, tokenizer=str(tiny_model_dir), concurrency=4
+        "stub", api_base=server, timeout_s=300, tokenizer=str(tiny_model_dir), concurrency=4
     )
     got = answer_questions(client, questions, ["USA", "CHN"], section)
     local = HFBackend(str(tiny_model_dir), device="cpu", dtype="float32", batch_size=8)
