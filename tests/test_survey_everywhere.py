@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.survey_folders import write_survey_folder
 
 from culturespa.cli.main import main
 from culturespa.errors import CulturespaError
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ROOT / "data" / "wvs"
 DATE = "2024-01-01T00-00-00"
 FIVE = ("USA", "CHN", "ARG", "JPN", "KOR")
 """'all' of the folder below: the paper's 19 first (USA, CHN), then by code."""
@@ -42,16 +42,7 @@ PAIRS = {
 @pytest.fixture
 def survey(tmp_path):
     """The five-country survey folder; the shipped survey is in use again after the test."""
-    folder = tmp_path / "survey"
-    folder.mkdir()
-    for name in ("wvs_questions.json", "self_alignment_examples.json"):
-        (folder / name).write_bytes((SHIPPED / name).read_bytes())
-    similarity: dict[str, dict[str, float]] = {code: {} for code in SHARES}
-    for (a, b), value in PAIRS.items():
-        similarity[a][b] = similarity[b][a] = value
-    (folder / "proportions_group_by_country.json").write_text(json.dumps(SHARES))
-    (folder / "country_similarity.json").write_text(json.dumps(similarity))
-    yield folder
+    yield write_survey_folder(tmp_path / "survey", SHARES, PAIRS)
     from culturespa.survey.folder import use_survey_folder
 
     use_survey_folder(None)
