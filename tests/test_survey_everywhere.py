@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.survey_folders import write_survey_folder
+from support.survey_folders import five_country_survey
 
 from culturespa.cli.main import main
 from culturespa.errors import CulturespaError
@@ -25,25 +25,14 @@ from culturespa.errors import CulturespaError
 ROOT = Path(__file__).resolve().parents[1]
 DATE = "2024-01-01T00-00-00"
 FIVE = ("USA", "CHN", "ARG", "JPN", "KOR")
-"""'all' of the folder below: the paper's 19 first (USA, CHN), then by code."""
-SHARES = {
-    "USA": {"Q1": {"1": 0.6, "2": 0.4}, "Q2": {"2": 0.7, "1": 0.3}},
-    "CHN": {"Q1": {"2": 0.8, "1": 0.2}, "Q2": {"2": 1.0}},
-    "JPN": {"Q1": {"4": 0.5, "3": 0.3, "1": 0.2}, "Q2": {"3": 0.9, "1": 0.1}},
-    "KOR": {"Q1": {"3": 1.0}, "Q2": {"1": 1.0}},
-    "ARG": {"Q1": {"1": 1.0}, "Q2": {"4": 1.0}},
-}
-PAIRS = {
-    ("JPN", "USA"): 90.0, ("JPN", "KOR"): 80.0, ("JPN", "CHN"): 70.0, ("JPN", "ARG"): 10.0,
-    ("USA", "CHN"): 50.0, ("USA", "KOR"): 60.0, ("USA", "ARG"): 40.0,
-    ("CHN", "KOR"): 75.0, ("CHN", "ARG"): 20.0, ("KOR", "ARG"): 30.0,
-}  # fmt: skip
+"""'all' of the five-country folder (support.survey_folders): the paper's 19 first (USA, CHN),
+then by code."""
 
 
 @pytest.fixture
 def survey(tmp_path):
     """The five-country survey folder; the shipped survey is in use again after the test."""
-    yield write_survey_folder(tmp_path / "survey", SHARES, PAIRS)
+    yield five_country_survey(tmp_path / "survey")
     from culturespa.survey.folder import use_survey_folder
 
     use_survey_folder(None)

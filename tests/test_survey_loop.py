@@ -14,28 +14,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.survey_folders import write_survey_folder
+from support.survey_folders import five_country_survey
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARES = {
-    "USA": {"Q1": {"1": 0.6, "2": 0.4}, "Q2": {"2": 0.7, "1": 0.3}},
-    "CHN": {"Q1": {"2": 0.8, "1": 0.2}, "Q2": {"2": 1.0}},
-    "JPN": {"Q1": {"4": 0.5, "3": 0.3, "1": 0.2}, "Q2": {"3": 0.9, "1": 0.1}},
-    "KOR": {"Q1": {"3": 1.0}, "Q2": {"1": 1.0}},
-    "ARG": {"Q1": {"1": 1.0}, "Q2": {"4": 1.0}},
-}
-"""Two items only: an evaluation of this survey asks Q1 and Q2 and nothing else."""
-PAIRS = {
-    ("JPN", "USA"): 90.0, ("JPN", "KOR"): 80.0, ("JPN", "CHN"): 70.0, ("JPN", "ARG"): 10.0,
-    ("USA", "CHN"): 50.0, ("USA", "KOR"): 60.0, ("USA", "ARG"): 40.0,
-    ("CHN", "KOR"): 75.0, ("CHN", "ARG"): 20.0, ("KOR", "ARG"): 30.0,
-}  # fmt: skip
 
 
 @pytest.fixture
 def survey(tmp_path):
     """The five-country survey folder; the shipped survey is in use again after the test."""
-    yield write_survey_folder(tmp_path / "survey", SHARES, PAIRS)
+    yield five_country_survey(tmp_path / "survey")  # JPN asks Q1 and Q2 only
     from culturespa.survey.folder import use_survey_folder
 
     use_survey_folder(None)
