@@ -56,17 +56,21 @@ def group_alias(way: str, template: str, members: int) -> str:
     return f"{template}{suffix}, mean of {members} countries"
 
 
-def task_config(way: str, template: str, country: str, survey: str | None = None) -> dict:
+def task_config(
+    way: str, template: str, country: str, survey: str | None = None, survey_sha256: str = ""
+) -> dict:
     """One task: the shared settings of its way, the persona as description, and what the task
-    is (way, template, country; the survey folder, for a built task folder) for its docs and for
-    whoever reads its results."""
+    is (way, template, country; for a built task folder the survey folder and the SHA-256 of its
+    content) for its docs and for whoever reads its results."""
     kwargs = {"way": way, "template": template, "country": country}
+    if survey:
+        kwargs.update(survey=survey, survey_sha256=survey_sha256)
     return {
         "include": f"../{SHARED_YAML[way]}",
         "task": task_name(way, template, country),
         "task_alias": task_alias(way, template, country),
         "description": system_prompt(get_template(template).system, country),
-        "dataset_kwargs": {**kwargs, "survey": survey} if survey else kwargs,
+        "dataset_kwargs": kwargs,
     }
 
 
@@ -85,12 +89,12 @@ def group_config(name: str, tasks: list[str], way: str, alias: str) -> dict:
 
 
 def all_configs(
-    countries: tuple[str, ...] = ALL_COUNTRIES, survey: str | None = None
+    countries: tuple[str, ...] = ALL_COUNTRIES, survey: str | None = None, survey_sha256: str = ""
 ) -> dict[str, dict]:
     """Path in the folder ('loglik/wvs_culture_aware_usa.yaml') -> config for every generated YAML:
     every country's tasks, a group per way and template over the paper's 18 among them (in the
     way's subfolder), the leaderboard over all of them (at the top). `survey`: the survey folder
-    the tasks read (None: the shipped one, this folder's YAMLs)."""
+    the tasks read (None: the shipped one, this folder's YAMLs), `survey_sha256` its content's."""
     configs: dict[str, dict] = {}
     paper = [c for c in PAPER_COUNTRIES if c in countries]
     for way in SHARED_YAML:
@@ -98,7 +102,7 @@ def all_configs(
         for template in TEMPLATES:
             for country in countries:
                 configs[f"{folder}/{task_name(way, template, country)}.yaml"] = task_config(
-                    way, template, country, survey
+                    way, template, country, survey, survey_sha256
                 )
             name = group_name(way, template)
             if paper:
@@ -141,7 +145,12 @@ def build_task_folder(survey: str | Path, out: str | Path) -> list[Path]:
     """Write a task folder for every country of a survey folder (all or nothing): the task and
     group YAMLs, the shared YAMLs, a utils.py that imports the installed one, a README."""
     from culturespa.atomic import replace_entries, staging_dir
-    from culturespa.survey.folder import survey_folder, surveyed_countries, use_survey_folder
+    from culturespa.survey.folder import (
+        survey_content_sha256,
+        survey_folder,
+        surveyed_countries,
+        use_survey_folder,
+    )
 
     out = check_output_dir(out, "task folder")
     if out.resolve() == Path(__file__).resolve().parent:
@@ -151,7 +160,7 @@ def build_task_folder(survey: str | Path, out: str | Path) -> list[Path]:
     try:
         folder = str(Path(survey).resolve())
         countries = surveyed_countries()
-        configs = all_configs(countries, folder)
+        configs = all_configs(countries, folder, survey_content_sha256(folder))
     finally:
         use_survey_folder(previous)
     here = Path(__file__).resolve().parent

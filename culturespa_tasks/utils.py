@@ -97,15 +97,23 @@ def _debiased_doc(
 
 
 def load_docs(
-    template: str, country: str, way: str = "loglik", survey: str | None = None, **_: Any
+    template: str,
+    country: str,
+    way: str = "loglik",
+    survey: str | None = None,
+    survey_sha256: str | None = None,
+    **_: Any,
 ):
     """The task's dataset (`custom_dataset`): the items that have survey data for the country,
-    in the survey folder the task names (`culturespa tasks build`) or the shipped survey."""
+    in the survey folder the task names (`culturespa tasks build`, which records the folder's
+    content SHA-256: a folder changed since is refused) or the shipped survey."""
     import datasets
 
-    from culturespa.survey.folder import use_survey_folder
+    from culturespa.survey.folder import check_survey_content, use_survey_folder
 
     use_survey_folder(survey)
+    if survey and survey_sha256:
+        check_survey_content(survey, survey_sha256)
     get_template(template)
     if way not in WAYS:
         raise ValueError(f"unknown way of asking {way!r}; known: {', '.join(WAYS)}")

@@ -77,6 +77,29 @@ def test_countries():
         parse_countries("USA,XX")
 
 
+WAVE7_V5_CODES = (
+    "AND", "ARG", "ARM", "AUS", "BGD", "BOL", "BRA", "CAN", "CHL", "CHN", "COL", "CYP",
+    "CZE", "DEU", "ECU", "EGY", "ETH", "GBR", "GRC", "GTM", "HKG", "IDN", "IRN", "IRQ",
+    "JOR", "JPN", "KAZ", "KEN", "KGZ", "KOR", "LBN", "LBY", "MAC", "MAR", "MDV", "MEX",
+    "MMR", "MNG", "MYS", "NGA", "NIC", "NIR", "NLD", "NZL", "PAK", "PER", "PHL", "PRI",
+    "ROU", "RUS", "SGP", "SRB", "SVK", "THA", "TJK", "TUN", "TUR", "TWN", "UKR", "URY",
+    "USA", "VEN", "VNM", "ZWE",
+)  # fmt: skip
+"""The 64 `B_COUNTRY_ALPHA` codes of the wave-7 file v5.0 (sources: the docstring of
+culturespa/survey/countries.py); v6.0 adds IND and UZB."""
+
+
+def test_the_country_table_is_the_wave7_file_s_countries():
+    from culturespa.survey.countries import WAVE7_COUNTRIES
+
+    assert len(WAVE7_V5_CODES) == 64
+    assert sorted(WAVE7_COUNTRIES) == sorted([*WAVE7_V5_CODES, "IND", "UZB"])
+    assert list(WAVE7_COUNTRIES)[:19] == list(ALL_COUNTRIES)  # the shipped 19 first
+    assert get_country("GBR").name == "Great Britain"  # Northern Ireland is NIR
+    assert get_country("NIR").persona == "a Northern Irish"
+    assert get_country("MAR").name == "Morocco"  # the file's code, not the codebook's MOR
+
+
 def test_majority_and_distribution():
     shares = survey_shares("USA", "Q1")
     assert survey_majority("USA", "Q1") == max(shares, key=shares.get)

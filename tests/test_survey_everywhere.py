@@ -12,54 +12,41 @@ line, exit 2, nothing written.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
+from support.survey_folders import five_country_survey
 
 from culturespa.cli.main import main
 from culturespa.errors import CulturespaError
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ROOT / "data" / "wvs"
 DATE = "2024-01-01T00-00-00"
 FIVE = ("USA", "CHN", "ARG", "JPN", "KOR")
-"""'all' of the folder below: the paper's 19 first (USA, CHN), then by code."""
-SHARES = {
-    "USA": {"Q1": {"1": 0.6, "2": 0.4}, "Q2": {"2": 0.7, "1": 0.3}},
-    "CHN": {"Q1": {"2": 0.8, "1": 0.2}, "Q2": {"2": 1.0}},
-    "JPN": {"Q1": {"4": 0.5, "3": 0.3, "1": 0.2}, "Q2": {"3": 0.9, "1": 0.1}},
-    "KOR": {"Q1": {"3": 1.0}, "Q2": {"1": 1.0}},
-    "ARG": {"Q1": {"1": 1.0}, "Q2": {"4": 1.0}},
-}
-PAIRS = {
-    ("JPN", "USA"): 90.0, ("JPN", "KOR"): 80.0, ("JPN", "CHN"): 70.0, ("JPN", "ARG"): 10.0,
-    ("USA", "CHN"): 50.0, ("USA", "KOR"): 60.0, ("USA", "ARG"): 40.0,
-    ("CHN", "KOR"): 75.0, ("CHN", "ARG"): 20.0, ("KOR", "ARG"): 30.0,
-}  # fmt: skip
+"""'all' of the five-country folder (support.survey_folders): the paper's 19 first (USA, CHN),
+then by code."""
 
 
 @pytest.fixture
 def survey(tmp_path):
     """The five-country survey folder; the shipped survey is in use again after the test."""
-    folder = tmp_path / "survey"
-    folder.mkdir()
-    for name in ("wvs_questions.json", "self_alignment_examples.json"):
-        (folder / name).write_bytes((SHIPPED / name).read_bytes())
-    similarity: dict[str, dict[str, float]] = {code: {} for code in SHARES}
-    for (a, b), value in PAIRS.items():
-        similarity[a][b] = similarity[b][a] = value
-    (folder / "proportions_group_by_country.json").write_text(json.dumps(SHARES))
-    (folder / "country_similarity.json").write_text(json.dumps(similarity))
-    yield folder
+    yield five_country_survey(tmp_path / "survey")
     from culturespa.survey.folder import use_survey_folder
 
     use_survey_folder(None)
 
 
-def write_results(folder: Path, survey: Path | None, answers: dict[str, dict[str, int]]) -> Path:
+def write_results(
+    folder: Path,
+    survey: Path | None,
+    answers: dict[str, dict[str, int]],
+    sha256: str | None = None,
+) -> Path:
     """An lm-eval results file of culture-aware log-likelihood tasks (one per country) whose
-    configs name `survey` as `culturespa tasks build` writes it, with sample logs of `answers`."""
+    configs name `survey` (and its content's `sha256`, as `culturespa tasks build` records it;
+    None: a file from before that record), with sample logs of `answers`."""
     out = folder / "org__model"
     out.mkdir(parents=True)
     results, configs = {}, {}
@@ -67,7 +54,9 @@ def write_results(folder: Path, survey: Path | None, answers: dict[str, dict[str
         name = f"wvs_culture_aware_{code.lower()}"
         results[name] = {"alignment,none": 1.0}  # every answer below is the majority
         kwargs = {"way": "loglik", "template": "culture_aware", "country": code}
-        configs[name] = {"dataset_kwargs": {**kwargs, "survey": str(survey)} if survey else kwargs}
+        kwargs.update({"survey": str(survey)} if survey else {})
+        kwargs.update({"survey_sha256": sha256} if sha256 else {})
+        configs[name] = {"dataset_kwargs": kwargs}
         lines = [
             json.dumps({"doc_id": i, "doc": {"qid": qid}, "alignment": {"answer": answer}})
             for i, (qid, answer) in enumerate(by_item.items())
@@ -137,6 +126,72 @@ def test_report_of_a_moved_survey_folder_needs_survey(tmp_path, survey, capsys):
     assert main([*argv, "--survey", str(survey)]) == 0  # the moved folder stands in
     assert cells(out, "Own majority")["JPN"]["score"] == pytest.approx(1.0)
     assert not [n for n in notes(out) if "differs" in n], notes(out)
+
+
+def built_task_sha256(survey: Path, out: Path) -> str:
+    """The content SHA-256 `culturespa tasks build` records in the tasks of `survey`."""
+    assert main(["tasks", "build", "--survey", str(survey), "--out", str(out)]) == 0
+    kwargs = yaml.safe_load((out / "loglik" / "wvs_culture_aware_jpn.yaml").read_text())[
+        "dataset_kwargs"
+    ]
+    assert kwargs["survey"] == str(survey.resolve())
+    return kwargs["survey_sha256"]
+
+
+def rebuilt(folder: Path) -> None:
+    """The same folder with other answers: JPN's Q1 majority is 3, not 4."""
+    shares = json.loads((folder / "proportions_group_by_country.json").read_text())
+    shares["JPN"]["Q1"] = {"3": 0.6, "4": 0.4}
+    (folder / "proportions_group_by_country.json").write_text(json.dumps(shares))
+
+
+def test_report_recognises_a_survey_folder_by_content(tmp_path, survey, capsys):
+    sha256 = built_task_sha256(survey, tmp_path / "tasks")
+    copy = tmp_path / "copy"
+    shutil.copytree(survey, copy)
+    (copy / "manifest.json").write_text("{}")  # provenance, not content: still the same survey
+    assert built_task_sha256(copy, tmp_path / "copy_tasks") == sha256
+    write_results(tmp_path / "runs", survey, {"JPN": {"Q1": 4, "Q2": 3}}, sha256)
+    write_results(tmp_path / "runs_of_copy", copy, {"JPN": {"Q1": 4}}, sha256)
+    out = tmp_path / "report"
+    argv = ["report", str(tmp_path / "runs"), "-o", str(out), "--no-plots"]
+    assert main([*argv, "--survey", str(copy)]) == 0  # the recorded folder still exists
+    assert cells(out, "Own majority")["JPN"]["score"] == pytest.approx(1.0)
+    shutil.rmtree(out)
+    assert main([*argv[:2], str(tmp_path / "runs_of_copy"), *argv[2:]]) == 0  # one survey
+    other = tmp_path / "other"
+    shutil.copytree(survey, other)
+    rebuilt(other)
+    one_line_exit_2([*argv, "--survey", str(other)], capsys, "holds another survey; pass that")
+    rebuilt(survey)  # a different survey at the recorded path
+    one_line_exit_2(argv, capsys, f"{survey.resolve()}, which holds another survey now")
+    one_line_exit_2([*argv, "--survey", str(survey)], capsys, "holds another survey; pass that")
+    shutil.rmtree(out)
+    assert main([*argv, "--survey", str(copy)]) == 0
+    assert cells(out, "Own majority")["JPN"]["score"] == pytest.approx(1.0)  # the copy's Q1: 4
+    # A results file from before the record is matched by path, as before.
+    write_results(tmp_path / "old", survey, {"JPN": {"Q1": 3}})
+    assert main(["report", str(tmp_path / "old"), "-o", str(tmp_path / "old_report")]) == 0
+    one_line_exit_2(
+        ["report", str(tmp_path / "old"), "--survey", str(copy), "-o", str(tmp_path / "r")],
+        capsys, "not from --survey",
+    )  # fmt: skip
+
+
+def test_tasks_of_a_changed_survey_folder_and_a_damaged_record_are_one_line(
+    tmp_path, survey, capsys
+):
+    from culturespa_tasks.utils import load_docs
+
+    sha256 = built_task_sha256(survey, tmp_path / "tasks")
+    docs = load_docs("culture_aware", "JPN", survey=str(survey), survey_sha256=sha256)
+    assert sorted(docs["test"]["qid"]) == ["Q1", "Q2"]
+    rebuilt(survey)
+    with pytest.raises(CulturespaError, match="changed since its tasks were built"):
+        load_docs("culture_aware", "JPN", survey=str(survey), survey_sha256=sha256)
+    write_results(tmp_path / "runs", survey, {"JPN": {"Q1": 4}}, "not a hash")
+    argv = ["report", str(tmp_path / "runs"), "-o", str(tmp_path / "report")]
+    one_line_exit_2(argv, capsys, 'dataset_kwargs.survey_sha256 is "not a hash", not a SHA-256')
 
 
 def test_report_of_a_country_the_survey_lacks_is_one_line(tmp_path, survey, capsys):

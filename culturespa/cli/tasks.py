@@ -10,7 +10,7 @@ from pathlib import Path
 
 from culturespa.atomic import check_output_dir
 from culturespa.cli.parsing import seed_list
-from culturespa.cli.survey import add_survey_option
+from culturespa.cli.survey import add_survey_option, use_survey_option
 from culturespa.command_line import batch_size, item_limit, seed
 from culturespa.inference.model_args import BACKENDS
 from culturespa.text_cells import terminal_text
@@ -239,6 +239,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from culturespa.evaluation.run import EvalOptions, run_evaluations
     from culturespa.evaluation.specific import evaluate_culture_specific
 
+    use_survey_option(args)  # before --countries, which are of that survey
     countries = _check_eval_args(args)
     seeds = args.seeds or [args.seed]
     with _survey_tasks(args.survey) as task_folder:

@@ -51,6 +51,26 @@ def select_adapters(
     return base, adapters
 
 
+def check_adapters_surveyed(index_path: str | Path, adapters: dict[str, str]) -> None:
+    """Every adapter's country is in the survey in use (its task exists); else one line."""
+    from culturespa.survey.countries import get_country
+    from culturespa.survey.folder import survey_folder, survey_label, surveyed_countries
+
+    outside = [code for code in adapters if code not in surveyed_countries()]
+    if outside:
+        code = outside[0]
+        hint = (
+            "pass --survey DIR with a survey folder that has it"
+            if survey_folder() is None
+            else "evaluate it with the survey folder it was trained on, or leave it out "
+            "with --countries"
+        )
+        raise CulturespaError(
+            f"{index_path}: the adapter of {code} ({get_country(code).name}) has no task: "
+            f"{survey_label()} lacks {code}; {hint}"
+        )
+
+
 def evaluate_culture_specific(
     index_path: str | Path,
     task: str,
@@ -65,6 +85,7 @@ def evaluate_culture_specific(
     from culturespa.evaluation.run import run_evaluations
 
     index_base, adapters = select_adapters(index_path, countries)
+    check_adapters_surveyed(index_path, adapters)
     base = model or index_base
     if not base:
         raise CulturespaError(f"{index_path}: no base_model; pass the base model (--model)")

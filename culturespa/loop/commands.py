@@ -90,11 +90,17 @@ def _run_here(unit: str, args: list[str]) -> Usage:
     import resource
 
     from culturespa.cli.main import main
+    from culturespa.survey.folder import survey_folder, use_survey_folder
 
     print("$ culturespa " + " ".join(args), flush=True)
     before = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
-    code = main(args)
+    previous = survey_folder()
+    use_survey_folder(None)  # each command starts with the shipped survey, as a child process
+    try:
+        code = main(args)
+    finally:
+        use_survey_folder(previous)
     if code != 0:
         raise _failed(unit, code)
     after = resource.getrusage(resource.RUSAGE_SELF)

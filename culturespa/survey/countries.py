@@ -3,6 +3,22 @@
 One table for every country of World Values Survey wave 7: the 19 of the shipped survey (the
 paper's 18 and MEX, with the paper's wording) and the others a survey folder built from the
 official data file (`culturespa survey build`) may hold.
+
+The 66 codes are the `B_COUNTRY_ALPHA` values of the cross-national file v6.0 (66 countries and
+territories, 97,220 respondents), checked on 2026-12-07 against public sources:
+- 64 of them are those of v5.0 (2022-12-14, doi:10.14281/18241.20), as listed by the v5.0
+  codebook that WorldValuesBench ships (github.com/Demon702/WorldValuesBench,
+  `dataset_construction/codebook.json`, `B_COUNTRY_ALPHA`; it also lists the EVS countries of
+  the joint EVS/WVS file, which are not in this file), less two slips of that list: it omits
+  HKG (its numeric `B_COUNTRY` list has 344, Hong Kong SAR) and spells Morocco MOR, where the
+  data file holds MAR (public code that reads the file finds MAR and prints 64 codes, with
+  the samples of the shipped shares: USA 2,596, CHN 3,036, NGA 1,237);
+- IND and UZB came with v6.0: on 2022-01-29 the WVS wrote that Morocco, Libya, Maldives, India,
+  Uzbekistan and Uruguay were still in the field and that the final wave-7 release would hold
+  64 countries (worldvaluessurvey.org/WVSEventsShow.jsp?ID=443); the first three and Uruguay
+  are in v5.0, India and Uzbekistan are the two that v6.0 adds.
+The file's GBR is Great Britain: Northern Ireland is surveyed on its own (NIR). The other names
+are short common names (the file's labels add "SAR" to HKG and MAC, "ROC" to TWN).
 """
 
 from __future__ import annotations
@@ -35,7 +51,7 @@ _TABLE = [
     ("CAN", "Canada", "Canadian", "a", "North America"),
     ("BOL", "Bolivia", "Bolivian", "a", "South America"),
     ("BRA", "Brazil", "Brazilian", "a", "South America"),
-    ("GBR", "United Kingdom", "British", "a", "Europe"),
+    ("GBR", "Great Britain", "British", "a", "Europe"),
     ("NLD", "Netherlands", "Dutch", "a", "Europe"),
     ("DEU", "Germany", "German", "a", "Europe"),
     ("UKR", "Ukraine", "Ukrainian", "a", "Europe"),
@@ -52,7 +68,8 @@ _TABLE = [
     ("MEX", "Mexico", "Mexican", "a", "North America"),
 ]
 
-# The other countries and territories of wave 7 (B_COUNTRY_ALPHA codes of the cross-national file).
+# The other countries and territories of wave 7 (B_COUNTRY_ALPHA codes of the cross-national
+# file v6.0; sources in the module docstring).
 _MORE_WAVE7 = [
     ("AND", "Andorra", "Andorran", "an", "Europe"),
     ("ARG", "Argentina", "Argentine", "an", "South America"),

@@ -12,6 +12,7 @@ cached from survey data are cached with `survey_cached`, so switching folders cl
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -60,6 +61,42 @@ def survey_file(name: str) -> Any:
 def survey_label() -> str:
     """How messages name the survey in use."""
     return f"survey folder {_active}" if _active is not None else "the shipped survey"
+
+
+def survey_content_sha256(folder: str | Path) -> str:
+    """SHA-256 of what a survey folder holds: its survey files, by name, in `SURVEY_FILES`'
+    order (not the manifest, nor where the folder is). A task built for the folder records it, so
+    a report recognises the survey by content: a copy matches, a rebuilt folder does not."""
+    signature = []
+    for name in SURVEY_FILES:
+        try:
+            stat = (Path(folder) / name).stat()
+        except OSError:
+            raise CulturespaError(f"survey folder {folder} lacks {name}") from None
+        signature.append((stat.st_size, stat.st_mtime_ns, stat.st_ino))
+    return _content_sha256(str(Path(folder).resolve()), tuple(signature))
+
+
+@functools.lru_cache(maxsize=16)
+def _content_sha256(folder: str, signature: tuple) -> str:
+    """`survey_content_sha256` of a folder whose files are as `signature` says (read once)."""
+    digest = hashlib.sha256()
+    for name in SURVEY_FILES:
+        data = (Path(folder) / name).read_bytes()
+        digest.update(f"{name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def check_survey_content(folder: str | Path, recorded: str) -> None:
+    """The survey folder still holds the survey whose content SHA-256 a task recorded."""
+    actual = survey_content_sha256(folder)
+    if actual != recorded:
+        raise CulturespaError(
+            f"survey folder {folder} changed since its tasks were built (content SHA-256 "
+            f"{actual[:12]}, the tasks name {recorded[:12]}); build them again with "
+            "`culturespa tasks build --survey DIR --out TASKDIR`"
+        )
 
 
 @survey_cached
