@@ -112,10 +112,13 @@ class Loop:
     # 2. training
 
     def _sft(self, recipe: str, dataset: Path, output: Path, *extra: str) -> list[str]:
+        """`culturespa train` into a folder of the loop's: the loop claimed its run folder (it
+        adopts none without its loop.json), so `--overwrite` lets the training folders that
+        older versions made, without a manifest, be trained on."""
         return culturespa_command(
             "train", "--config", recipe, "--model_name_or_path", self.model,
             "--dataset_path", str(dataset), "--output_dir", str(output),
-            "--seed", str(self.config.seed), *extra,
+            "--seed", str(self.config.seed), "--overwrite", *extra,
         )  # fmt: skip
 
     def _fresh(self, folder: Path) -> None:
