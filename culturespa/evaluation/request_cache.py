@@ -107,7 +107,12 @@ def remove_stale_work(folder: Path) -> int:
     removed = 0
     for work in folder.glob(f"{WORK_PREFIX}*"):
         pid = work.name[len(WORK_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not pid_is_running(int(pid)) and work.is_dir() and not work.is_symlink():
+        if (
+            pid.isdigit()
+            and not pid_is_running(int(pid))
+            and work.is_dir()
+            and not work.is_symlink()
+        ):
             shutil.rmtree(work, ignore_errors=True)
             removed += 1
     return removed
