@@ -27,6 +27,7 @@ from culturespa.loop.estimates import (
 )
 from culturespa.loop.layout import STAGES, TINY_MODEL, Layout
 from culturespa.loop.summary import write_report
+from culturespa.output_folder import MANIFEST_NAME
 from culturespa.run_files import BASE_MODEL_RUN, JOINT, SFT_FOLDER, SPECIFIC
 
 WHAT_IS_EVALUATED = {"base": "base", "joint": "culture-joint", "specific": "culture-specific"}
@@ -122,8 +123,10 @@ class Loop:
         )  # fmt: skip
 
     def _fresh(self, folder: Path) -> None:
-        """An adapter folder without its last file is a killed run's: it is trained again."""
-        if folder.exists() and not self.dry_run:
+        """An adapter folder without its last file is a killed run's: it is trained again, from
+        an empty folder when culturespa's training made it (its manifest says so); in a folder
+        of other files (a loop adopted with --overwrite) training writes only its own names."""
+        if (folder / MANIFEST_NAME).is_file() and not self.dry_run:
             shutil.rmtree(folder)
 
     def _estimated_rows(self, country: str | None = None) -> int:
