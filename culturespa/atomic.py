@@ -120,12 +120,24 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 _TEMP_FILE = re.compile(r"^\..+\.(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
 
 
-def _alive(pid: int) -> bool:
+def pid_is_running(pid: int) -> bool:
+    """Whether a process `pid` runs on this machine (one we may not signal counts as running)."""
+    if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C_EVENT there
+        import ctypes
+
+        kernel32 = ctypes.windll.kernel32
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return kernel32.GetLastError() == 5  # ERROR_ACCESS_DENIED: it runs
+        code = ctypes.c_ulong()
+        kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        kernel32.CloseHandle(handle)
+        return code.value == 259  # STILL_ACTIVE
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process
+    except PermissionError:
         return True
     return True
 
@@ -136,7 +148,7 @@ def remove_leftovers(folder: str | Path) -> int:
     removed = 0
     for path in Path(folder).rglob(".*.tmp"):
         match = _TEMP_FILE.match(path.name)
-        if match and path.is_file() and not _alive(int(match["pid"])):
+        if match and path.is_file() and not pid_is_running(int(match["pid"])):
             path.unlink(missing_ok=True)
             removed += 1
     return removed

@@ -12,7 +12,6 @@ file would replace is refused unless `overwrite`.
 
 from __future__ import annotations
 
-import errno
 import fnmatch
 import json
 import os
@@ -26,16 +25,10 @@ from typing import Any
 
 from culturespa.atomic import check_output_dir, remove_leftovers, write_json_atomic
 from culturespa.errors import CulturespaError
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks, one writer is then the user's care
-    fcntl = None
+from culturespa.folder_lock import LOCK_NAME, FolderLock, lock_folder, unlock_folder
 
 MANIFEST_NAME = ".culturespa-manifest.json"
 """What culturespa wrote in a folder: relative file paths, and a commit in progress."""
-LOCK_NAME = ".culturespa.lock"
-"""The advisory lock of a folder's one writer; it holds the writer's PID."""
 STAGING_PREFIX = ".culturespa-staging-"
 TRASH_PREFIX = ".culturespa-replaced-"
 OVERWRITE_HINT = ", or pass --overwrite to write culturespa's files beside these"
@@ -171,44 +164,8 @@ def _finish_or_undo(folder: Path, manifest: dict) -> None:
         _roll_back(folder, pending, manifest["files"])
 
 
-_HELD: dict[Path, int] = {}
+_HELD: dict[Path, FolderLock] = {}
 """Folders this process holds: a command that claims a folder its caller holds nests."""
-
-
-def _lock(folder: Path) -> int:
-    """Take the folder's lock (not waiting); refused with the holder's PID."""
-    path = folder / LOCK_NAME
-    while True:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise CulturespaError(f"{path}: cannot write ({exc.strerror or exc})") from exc
-        try:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
-            os.close(fd)
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise CulturespaError(f"{path}: cannot lock ({exc.strerror or exc})") from exc
-            raise CulturespaError(
-                f"{folder} is in use by PID {holder} (another culturespa command writes there); "
-                "wait for it to end or choose another folder"
-            ) from None
-        try:
-            same = os.fstat(fd).st_ino == os.stat(path).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:  # not a lock file its last holder removed while we opened it
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
-            return fd
-        os.close(fd)
-
-
-def _unlock(folder: Path, fd: int) -> None:
-    (folder / LOCK_NAME).unlink(missing_ok=True)
-    os.close(fd)
 
 
 def _foreign_entries(folder: Path) -> list[str]:
@@ -277,6 +234,16 @@ class OutputFolder:
                     f"{target} was not written by culturespa; move it away or pass --overwrite "
                     "(which replaces only the files culturespa writes)"
                 )
+
+    def record_written(self, names: Iterable[str]) -> None:
+        """Add files written in place, not staged (a trainer's checkpoints and adapter), to the
+        manifest, which marks the folder as culturespa's from its first call on; entries whose
+        file is gone (a checkpoint the trainer rotated out) leave it."""
+        manifest = read_manifest(self.path) or {"files": []}
+        check_kind(self.path, manifest, self.kind, "output folder")
+        kept = [n for n in manifest["files"] if (self.path / n).is_file()]
+        with write_errors(self.path):
+            _write_manifest(self.path, [*kept, *names], self.kind)
 
     def commit(self, stage: Path, replace: bool, last: Iterable[str] = ()) -> list[Path]:
         """Move every file under `stage` to the same place in the folder, files matching a glob
@@ -381,16 +348,16 @@ def claim_folder(
     check_output_dir(path, what)
     created = _make_folder(path)
     try:
-        fd = _lock(path)
+        lock = lock_folder(path)
     except CulturespaError:
         _remove_if_empty(created)
         raise
-    _HELD[key] = fd
+    _HELD[key] = lock
     try:
         folder = OutputFolder(path, overwrite, kind)
         _prepare(folder, what, record, hint)
         yield folder
     finally:
         del _HELD[key]
-        _unlock(path, fd)
+        unlock_folder(path, lock)
         _remove_if_empty(created)

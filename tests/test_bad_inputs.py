@@ -264,6 +264,7 @@ def hostile_inputs(root: Path) -> None:
     )
     text("configs/duplicate_key.yaml", CONFIGS["valid"] + "countries: [CHN]\n")
     text("configs/device_cpux.yaml", build_config(**{"model.device": "cpux"}))
+    text("configs/device_cuda99.yaml", build_config(**{"model.device": "cuda:99"}))
     text("configs/seed_negative.yaml", build_config(seed=-1))
     text(
         "questions_nested.jsonl", '{"topic": ["Corruption"], "question": "q", "options": [["a"]]}\n'
@@ -287,6 +288,7 @@ def hostile_inputs(root: Path) -> None:
     )
     text("loops/seed_negative.yaml", loop_config(seed=-1))
     text("loops/device_cpux.yaml", loop_config(device="cpux"))
+    text("loops/device_cuda99.yaml", loop_config(device="cuda:99"))
 
 
 def c(id: str, command: str, argv: str | list[str], message: str) -> Case:
@@ -444,6 +446,12 @@ EVAL = [
         "--device 'cpux'",
     ),
     c(
+        "device-cuda-absent",  # no CUDA here, or fewer than 100 GPUs
+        "culturespa",
+        "eval --tasks wvs_culture_aware_usa --model @/empty --device cuda:99",
+        "--device 'cuda:99': torch sees",
+    ),
+    c(
         "model-args-pretrained-and-model",
         "culturespa",
         f"{EVAL_BASE} --model @/empty --model-args pretrained=@/other",
@@ -516,6 +524,7 @@ BUILD = [
             "alias_stop": "YAML aliases (*a0) are not allowed",
             "duplicate_key": "key 'countries' appears twice",
             "device_cpux": "model.device 'cpux'",
+            "device_cuda99": "model.device 'cuda:99': torch sees",
             "seed_negative": "seed = -1",
             "questions_nested": "questions_nested.jsonl:1: unknown topic",
             "remote_code": "loads only with its own Python code",
@@ -526,6 +535,46 @@ BUILD = [
 OTHERS = [
     c("train-config-missing", "culturespa", "train --config @/nope.yaml", "does not exist"),
     c("train-unknown-key", "culturespa", "train --config @/recipes/unknown.yaml", "lora_rank"),
+    c(
+        "train-output-of-user-files",
+        "culturespa",
+        [
+            "train",
+            "--config",
+            str(TINY_RECIPE),
+            "--model_name_or_path",
+            "@/empty",
+            "--dataset_path",
+            "@/empty",
+            "--output_dir",
+            "@/results",
+        ],
+        "results is not empty and has no .culturespa-manifest.json",
+    ),
+    c(
+        "train-specific-output-of-user-files",
+        "culturespa",
+        [
+            "train",
+            "--config",
+            str(TINY_RECIPE),
+            "--model_name_or_path",
+            "@/empty",
+            "--dataset_path",
+            "@/empty",
+            "--countries",
+            "USA",
+            "--output_dir",
+            "@/results",
+        ],
+        "is not empty and has no .culturespa-manifest.json",
+    ),
+    c(
+        "train-output-a-file",
+        "culturespa",
+        ["train", "--config", str(TINY_RECIPE), "--output_dir", "@/file.txt"],
+        "file.txt is a file, not a folder",
+    ),
     c("merge-not-an-adapter", "culturespa", "merge @/empty @/merged", "adapter_config"),
     c("demo-limit-negative", "culturespa", "demo --limit -1", "--limit"),
     c("demo-threads-zero", "culturespa", "demo --threads 0", "--threads"),
@@ -697,6 +746,21 @@ SCRIPTS = [
             ),
         }.items()
     ),
+    c(
+        "sft-output-of-user-files",
+        "recipes/sft.py",
+        [
+            "--config",
+            str(TINY_RECIPE),
+            "--model_name_or_path",
+            "@/empty",
+            "--dataset_path",
+            "@/empty",
+            "--output_dir",
+            "@/results",
+        ],
+        "is not empty and has no .culturespa-manifest.json",
+    ),
     c("sft-alias-bomb", "recipes/sft.py", "--config @/recipes/alias_targets.yaml", "aliases"),
     c(
         "sft-duplicate-key",
@@ -707,6 +771,12 @@ SCRIPTS = [
     c("loop-seed-flag", "recipes/loop.py", "--config @/loops/valid.yaml --seed -1", "--seed"),
     c("loop-seed-config", "recipes/loop.py", "--config @/loops/seed_negative.yaml", "seed = -1"),
     c("loop-device", "recipes/loop.py", "--config @/loops/device_cpux.yaml", "device 'cpux'"),
+    c(
+        "loop-device-cuda-absent",
+        "recipes/loop.py",
+        "--config @/loops/device_cuda99.yaml",
+        "device 'cuda:99': torch sees",
+    ),
     c("loop-alias-bomb", "recipes/loop.py", "--config @/loops/alias_countries.yaml", "aliases"),
     c(
         "eval-specific-seed",

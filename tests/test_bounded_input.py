@@ -304,6 +304,51 @@ def test_devices_torch_knows_pass_and_others_are_one_line():
             check_device(device, "--device")
 
 
+def test_a_cuda_device_must_be_one_torch_sees(monkeypatch):
+    """`cuda:N` is checked against the GPUs torch reports (faked here: two, then none); other
+    devices pass as they are."""
+    import torch
+
+    from culturespa.inference.models import check_device_present, pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    for device in ("cuda", "cuda:0", "cuda:1", "cpu", "mps", "auto", None):
+        check_device_present(device, "--device")
+    assert pick_device("cuda:1") == "cuda:1"
+    for device in ("cuda:2", "cuda:12"):
+        with pytest.raises(CulturespaError, match=r"torch sees 2 CUDA GPUs \(cuda:0 to cuda:1;"):
+            check_device_present(device, "--device")
+    with pytest.raises(CulturespaError, match=r"model\.device 'cuda:3': torch sees 2 "):
+        pick_device("cuda:3", "model.device")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    for device in ("cuda", "cuda:0"):
+        with pytest.raises(CulturespaError, match=f"--device '{device}': torch sees no CUDA GPU"):
+            check_device_present(device, "--device")
+    check_device_present("cpu", "--device")
+
+
+def test_eval_and_the_loop_check_the_cuda_index_before_anything_loads(
+    monkeypatch, tmp_path, capsys
+):
+    import torch
+
+    from culturespa.cli.main import main
+    from culturespa.loop.config import load_loop_config
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    argv = ["eval", "--tasks", "wvs_culture_aware_usa", "--model", str(tmp_path / "none")]
+    assert main([*argv, "--device", "cuda:3", "--output-path", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--device 'cuda:3': torch sees 1 CUDA GPU (cuda:0;" in err
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(CulturespaError, match="config: device 'cuda:1': torch sees 1 CUDA GPU"):
+        load_loop_config("tiny", {"device": "cuda:1"})
+
+
 def test_model_arguments_are_those_of_the_lm_eval_class():
     from culturespa.inference.model_args import accepted_model_args, check_extra_model_args
 

@@ -412,3 +412,26 @@ def test_the_summary_puts_every_way_side_by_side_with_changes_against_the_same_w
         line for line in text.splitlines() if "paper's way" in line and "joint" in line
     )
     assert "| 0.0% | 100.0% | 0.0% |" in loglik_joint  # all second listed
+
+
+def test_a_killed_adapter_is_trained_again_from_empty_only_in_culturespas_folder(
+    loop, tmp_path, monkeypatch
+):
+    """A killed training's folder (no run record yet) is emptied before it is trained again when
+    culturespa's training made it; the user's files of a folder the loop adopted with
+    --overwrite stay (training then writes only its own names beside them)."""
+    from culturespa.loop.stages import Loop
+    from culturespa.output_folder import MANIFEST_NAME
+
+    monkeypatch.chdir(ROOT)
+    config = loop.load_loop_config(CONFIG, {"output_dir": str(tmp_path / "run")})
+    ours, mine = tmp_path / "ours", tmp_path / "mine"
+    write(ours / MANIFEST_NAME, '{"written_by": "culturespa", "files": []}')
+    write(ours / "checkpoint-1" / "adapter_model.safetensors")
+    write(mine / "notes.txt", "the user's notes\n")
+    Loop(config, dry_run=True)._fresh(ours)
+    assert (ours / "checkpoint-1").is_dir()  # a dry run changes nothing
+    stages = Loop(config, overwrite=True)
+    stages._fresh(ours)
+    stages._fresh(mine)
+    assert not ours.exists() and (mine / "notes.txt").read_text() == "the user's notes\n"

@@ -214,7 +214,7 @@ def _check_eval_args(args: argparse.Namespace) -> tuple[str, ...] | None:
     """Refuse a bad combination before tasks or models load; the --countries of --adapters."""
     from culturespa.errors import CulturespaError
     from culturespa.inference.model_args import check_extra_model_args, parse_model_args
-    from culturespa.inference.models import check_device
+    from culturespa.inference.models import check_device, check_device_present
     from culturespa.survey.countries import parse_countries
 
     if args.model is None and args.adapters is None:
@@ -231,7 +231,7 @@ def _check_eval_args(args: argparse.Namespace) -> tuple[str, ...] | None:
         check_output_dir(args.output_path, "--output-path")
     # A bad value, a second model or an unknown key fails here, before tasks or models load.
     check_extra_model_args(args.backend, parse_model_args(args.model_args), args.peft)
-    check_device(args.device, "--device")
+    check_device_present(check_device(args.device, "--device"), "--device")
     return parse_countries(args.countries) if args.countries else None
 
 

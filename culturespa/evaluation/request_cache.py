@@ -102,12 +102,17 @@ def check_request_cache(name: str) -> Path:
 
 def remove_stale_work(folder: Path) -> int:
     """Delete the working copies of runs whose process is gone; return how many."""
-    from culturespa.atomic import _alive
+    from culturespa.atomic import pid_is_running
 
     removed = 0
     for work in folder.glob(f"{WORK_PREFIX}*"):
         pid = work.name[len(WORK_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)) and work.is_dir() and not work.is_symlink():
+        if (
+            pid.isdigit()
+            and not pid_is_running(int(pid))
+            and work.is_dir()
+            and not work.is_symlink()
+        ):
             shutil.rmtree(work, ignore_errors=True)
             removed += 1
     return removed

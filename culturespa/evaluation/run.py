@@ -16,7 +16,12 @@ from culturespa.evaluation.intervals import alignment_intervals
 from culturespa.evaluation.request_cache import check_request_cache, open_request_cache
 from culturespa.evaluation.tasks import drop_covered, expand_tasks, sampled_tasks, task_manager
 from culturespa.inference.model_args import WEIGHTS_BACKENDS, build_model_args, check_model_source
-from culturespa.inference.models import check_device, pick_device, resolve_model
+from culturespa.inference.models import (
+    check_device,
+    check_device_present,
+    pick_device,
+    resolve_model,
+)
 from culturespa.output_folder import claim_folder, write_errors
 from culturespa.run_files import RESULTS_GLOB, RESULTS_PREFIX, SAMPLES_GLOB, samples_file_name
 
@@ -204,7 +209,7 @@ def evaluate_seeds(
     if not seeds:
         raise CulturespaError("no seed given")
     backend, output_path = options.backend, options.output_path
-    check_device(options.device, "device")
+    check_device_present(check_device(options.device, "device"), "device")
     seeds = list(dict.fromkeys(seeds))
     if output_path is not None:
         check_output_dir(output_path, "output path")

@@ -265,14 +265,14 @@ def verify_checkpoint(folder: Path) -> bool:
 
 def remove_stale_conversions(models_dir: Path) -> int:
     """Delete the `.convert-*` folders of conversions whose process is gone; return how many."""
-    from culturespa.atomic import _alive
+    from culturespa.atomic import pid_is_running
 
     removed = 0
     for folder in models_dir.glob(f"{CONVERT_PREFIX}*"):
         pid_text = folder.name[len(CONVERT_PREFIX) :].split("-", 1)[0]
         try:
             if pid_text.isdigit():
-                stale = not _alive(int(pid_text))
+                stale = not pid_is_running(int(pid_text))
             else:  # named by a culturespa that did not record its process id
                 stale = time.time() - folder.stat().st_mtime > STALE_UNOWNED_S
         except OSError:

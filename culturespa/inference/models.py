@@ -9,6 +9,7 @@ pass the resolved value on.
 
 from __future__ import annotations
 
+import os
 import re
 
 from culturespa.errors import CulturespaError
@@ -47,11 +48,36 @@ def check_device(device: str | None, where: str) -> str | None:
     return device.strip()
 
 
-def pick_device(device: str | None = "auto") -> str:
-    """'auto' (or None): cuda when torch sees a GPU, then Apple's mps, else cpu; else as given."""
+def check_device_present(device: str | None, where: str) -> None:
+    """A CUDA device (`cuda`, `cuda:N`) that this machine's torch sees, checked where the model
+    will load and before it does: no CUDA, or no GPU of that index, is one error naming `where`."""
+    if device is None or not device.startswith("cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise CulturespaError(
+            f"{where} {device!r}: torch sees no CUDA GPU on this machine (torch "
+            f"{torch.__version__}); use cpu or auto"
+        )
+    count = torch.cuda.device_count()
+    index = int(device.partition(":")[2] or 0)
+    if index >= count:
+        seen = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+        raise CulturespaError(
+            f"{where} {device!r}: torch sees {count} CUDA GPU{'s' if count > 1 else ''} "
+            f"({seen}; CUDA_VISIBLE_DEVICES {visible})"
+        )
+
+
+def pick_device(device: str | None = "auto", where: str = "device") -> str:
+    """'auto' (or None): cuda when torch sees a GPU, then Apple's mps, else cpu; else as given,
+    a CUDA device checked to exist (`check_device_present`)."""
     import torch
 
     if device not in (None, "auto"):
+        check_device_present(device, where)
         return device
     if torch.cuda.is_available():
         return "cuda"

@@ -132,7 +132,7 @@ class LoopConfig:
     )
 
     def __post_init__(self) -> None:
-        from culturespa.inference.models import check_device
+        from culturespa.inference.models import check_device, check_device_present
         from culturespa.pluralise.config import use_config_survey
         from culturespa.survey.countries import parse_countries
 
@@ -157,7 +157,8 @@ class LoopConfig:
             )
         if not 0 <= self.seed < 2**32:
             raise invalid("config: seed", self.seed, "an integer 0 <= seed < 2**32")
-        check_device(self.device, "config: device")
+        # The loop evaluates on this machine: a CUDA device must be one its torch sees.
+        check_device_present(check_device(self.device, "config: device"), "config: device")
         self._check_tasks()
         if self.eval_backend not in ("culturespa-hf", "hf"):
             raise invalid("config: eval_backend", self.eval_backend, "culturespa-hf or hf")

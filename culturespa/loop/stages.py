@@ -27,6 +27,7 @@ from culturespa.loop.estimates import (
 )
 from culturespa.loop.layout import STAGES, TINY_MODEL, Layout
 from culturespa.loop.summary import write_report
+from culturespa.output_folder import MANIFEST_NAME
 from culturespa.run_files import BASE_MODEL_RUN, JOINT, SFT_FOLDER, SPECIFIC
 
 WHAT_IS_EVALUATED = {"base": "base", "joint": "culture-joint", "specific": "culture-specific"}
@@ -112,15 +113,20 @@ class Loop:
     # 2. training
 
     def _sft(self, recipe: str, dataset: Path, output: Path, *extra: str) -> list[str]:
+        """`culturespa train` into a folder of the loop's: the loop claimed its run folder (it
+        adopts none without its loop.json), so `--overwrite` lets the training folders that
+        older versions made, without a manifest, be trained on."""
         return culturespa_command(
             "train", "--config", recipe, "--model_name_or_path", self.model,
             "--dataset_path", str(dataset), "--output_dir", str(output),
-            "--seed", str(self.config.seed), *extra,
+            "--seed", str(self.config.seed), "--overwrite", *extra,
         )  # fmt: skip
 
     def _fresh(self, folder: Path) -> None:
-        """An adapter folder without its last file is a killed run's: it is trained again."""
-        if folder.exists() and not self.dry_run:
+        """An adapter folder without its last file is a killed run's: it is trained again, from
+        an empty folder when culturespa's training made it (its manifest says so); in a folder
+        of other files (a loop adopted with --overwrite) training writes only its own names."""
+        if (folder / MANIFEST_NAME).is_file() and not self.dry_run:
             shutil.rmtree(folder)
 
     def _estimated_rows(self, country: str | None = None) -> int:

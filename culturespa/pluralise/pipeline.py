@@ -27,7 +27,7 @@ from culturespa.atomic import (
 )
 from culturespa.errors import CulturespaError
 from culturespa.inference.backends import LOCAL_BACKENDS, Backend, build_backend
-from culturespa.inference.models import check_remote_code, resolve_model
+from culturespa.inference.models import check_device_present, check_remote_code, resolve_model
 from culturespa.inference.replicas import InProcess, Replicas
 from culturespa.output_folder import check_ours, claim_folder
 from culturespa.pluralise.build import check_build_targets
@@ -92,6 +92,9 @@ class Run:
         check_build_targets(self.out / SFT_FOLDER, config.build.variants, config.countries)
         if config.model.backend in ("hf", "vllm"):
             check_remote_code(config.model.name, False, "config: model.name")
+        if backend is None and config.ray is None and config.model.backend == "hf":
+            # The model loads in this process (on Ray, where each replica runs: checked there).
+            check_device_present(config.model.device, "config: model.device")
         if config.questions_file:
             from culturespa.pluralise.questions import read_raw_questions
 

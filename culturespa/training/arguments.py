@@ -69,6 +69,14 @@ class CultureSPAScriptArguments:
             "number of processes), so the same recipe keeps the paper's batch on 1 or 8 GPUs."
         },
     )
+    overwrite: bool = field(
+        default=False,
+        metadata={
+            "help": "Train into an output_dir that culturespa did not make (a non-empty folder "
+            "without its .culturespa-manifest.json). Only the files a trainer and culturespa "
+            "write are replaced there; the others are left as they are."
+        },
+    )
     max_train_examples: int | None = field(
         default=None,
         metadata={"help": "Train on the first N examples only (smoke runs and tests)."},

@@ -46,7 +46,7 @@ class HFBackend:
         from culturespa.inference.models import pick_device
 
         path = model  # resolved where the name entered (`resolve_model`)
-        self.device = pick_device(device)
+        self.device = pick_device(device, "model.device")
         torch_dtype = {
             "auto": torch.float32 if self.device == "cpu" else torch.bfloat16,
             "float32": torch.float32,
