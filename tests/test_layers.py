@@ -2,9 +2,10 @@
 
 Bottom: `survey`, `scoring`, `prompts` (the WVS, the paper's score, the prompts); then `inference`
 (models, chat templates, backends); then `evaluation`, `pluralise` (the data builder), `training`,
-`report`; the CLI and the end-to-end loop on top. `errors`, `atomic`, `output_folder`, `fields`,
-`bounded_input`, `text_cells`, `alignment` (the paper's formula), `command_line` (one-line flag
-errors), `packaged` and `run_files` (the names of what runs write) are utilities every layer may
+`report`; the CLI and the end-to-end loop on top. `errors`, `atomic`, `output_folder`,
+`folder_lock`, `fields`, `bounded_input`, `text_cells`, `alignment` (the paper's formula),
+`command_line` (one-line flag errors), `packaged` and `run_files` (the names of what runs write)
+are utilities every layer may
 use. Folders of one layer may use each other, but never both ways round (a cycle), except the
 entry points on top (the CLI and the loop run each other). The lm-eval task folder
 `culturespa_tasks/` sits beside layer 3: it may use the library up to there, never the CLI.
@@ -25,6 +26,7 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "atomic": 0,
     "output_folder": 0,
+    "folder_lock": 0,
     "fields": 0,
     "bounded_input": 0,
     "text_cells": 0,
