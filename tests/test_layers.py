@@ -5,8 +5,9 @@ Bottom: `survey`, `scoring`, `prompts` (the WVS, the paper's score, the prompts)
 `report`; the CLI and the end-to-end loop on top. `errors`, `atomic`, `output_folder`,
 `folder_lock`, `fields`, `bounded_input`, `text_cells`, `alignment` (the paper's formula),
 `command_line` (one-line flag errors), `packaged` and `run_files` (the names of what runs write)
-are utilities every layer may use. Folders of one layer may use each other, but never both ways round (a cycle), except the
-entry points on top (the CLI and the loop run each other). The lm-eval task folder
+are utilities every layer may use. Folders of one layer may use
+each other, but never both ways round (a cycle), except the entry points on top (the CLI and the
+loop run each other). The lm-eval task folder
 `culturespa_tasks/` sits beside layer 3: it may use the library up to there, never the CLI.
 Read from the source with `ast`, including imports inside functions.
 """
