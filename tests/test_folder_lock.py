@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.folder_holder import folder_held_by_another_process
 
 from culturespa import folder_lock
 from culturespa.cli.main import main
@@ -18,14 +19,6 @@ from culturespa.folder_lock import LOCK_NAME
 from culturespa.output_folder import claim_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-HOLDER = """import sys
-from culturespa import folder_lock
-from culturespa.output_folder import claim_folder
-folder_lock.fcntl = None  # as on Windows
-with claim_folder(sys.argv[1]):
-    print('held', flush=True)
-    sys.stdin.read()
-"""
 
 
 @pytest.fixture
@@ -42,19 +35,11 @@ def finished_pid() -> int:
 
 def test_a_second_writer_is_refused_with_the_first_ones_pid(no_fcntl, tmp_path, capsys):
     out = tmp_path / "report"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(out)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with folder_held_by_another_process(out, without_fcntl=True) as holder:
         assert (out / LOCK_NAME).read_text().strip() == str(holder.pid)
         assert main(["report", str(tmp_path / "none"), "-o", str(out), "--no-plots"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"is in use by PID {holder.pid}" in err, err
-    finally:
-        holder.communicate("", timeout=30)
     assert holder.returncode == 0 and not (out / LOCK_NAME).exists()  # its own lock, removed
 
 

@@ -14,12 +14,11 @@ from __future__ import annotations
 import errno
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from support.folder_holder import folder_held_by_another_process
 from test_report import answers_for, write_run
 
 from culturespa.cli.main import main
@@ -354,20 +353,10 @@ def test_a_report_never_writes_into_an_eval_folder(tmp_path, capsys):
 
 def test_a_second_writer_is_refused_with_the_first_ones_pid(runs, tmp_path, capsys):
     out = tmp_path / "report"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from culturespa.output_folder import claim_folder\n"
-         "with claim_folder(sys.argv[1]):\n    print('held', flush=True); sys.stdin.read()",
-         str(out)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with folder_held_by_another_process(out) as holder:
         assert main(["report", str(runs["both"]), "-o", str(out), "--no-plots"]) == 2
         one_line(capsys.readouterr().err, f"is in use by PID {holder.pid}")
         assert visible(out) == set()
-    finally:
-        holder.communicate("", timeout=30)
     assert main(["report", str(runs["both"]), "-o", str(out), "--no-plots"]) == 0
     assert not (out / ".culturespa.lock").exists()
 

@@ -7,9 +7,6 @@ training claims its root and one folder per country."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +14,7 @@ import pytest
 pytest.importorskip("trl")
 pytest.importorskip("peft")
 
+from support.folder_holder import folder_held_by_another_process
 from support.training_sets import sft_rows, write_set
 
 from culturespa.cli.main import main
@@ -134,19 +132,9 @@ def test_a_second_writer_is_refused_with_the_first_ones_pid(
     tiny_model_dir, sets, tmp_path, capsys, no_model
 ):
     out = tmp_path / "adapter"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from culturespa.output_folder import claim_folder\n"
-         "with claim_folder(sys.argv[1]):\n    print('held', flush=True); sys.stdin.read()",
-         str(out)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with folder_held_by_another_process(out) as holder:
         assert train(tiny_model_dir, sets / "culture_joint", out) == 2
         one_line(capsys.readouterr().err, f"is in use by PID {holder.pid}")
-    finally:
-        holder.communicate("", timeout=30)
     assert no_model == []
 
 
