@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from support.folder_holder import folder_held_by_another_process
@@ -17,8 +16,6 @@ from culturespa.cli.main import main
 from culturespa.errors import CulturespaError
 from culturespa.folder_lock import LOCK_NAME
 from culturespa.output_folder import claim_folder
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
