@@ -297,6 +297,33 @@ def test_loop_config_passes_its_survey_to_every_stage(tmp_path, survey, capsys):
     assert err.count("\n") == 1 and "config: survey: survey folder" in err, err
 
 
+def test_a_loop_folder_refuses_a_survey_folder_whose_content_changed(tmp_path, survey):
+    """The loop's record holds the survey folder's content hash: results made with one survey
+    are never resumed with another at the same path; a copy at the same path is the same survey."""
+    from culturespa.loop.config import check_manifest, load_loop_config
+    from culturespa.loop.stages import Loop
+
+    config = load_loop_config(loop_yaml(tmp_path, survey=str(survey), countries=["JPN"]), {})
+    layout = Loop(config, dry_run=True).layout
+    check_manifest(layout, config)
+    layout.data.mkdir(parents=True)  # the folder now holds results of this survey
+    recorded = json.loads(layout.manifest.read_text())["survey_sha256"]
+    assert len(recorded) == 16
+    copy = shutil.copytree(survey, tmp_path / "copy")
+    shutil.rmtree(survey)
+    shutil.copytree(copy, survey)  # the same files again: the same survey
+    check_manifest(
+        layout, load_loop_config(loop_yaml(tmp_path, survey=str(survey), countries=["JPN"]), {})
+    )
+    shares = json.loads((survey / "proportions_group_by_country.json").read_text())
+    shares["JPN"]["Q1"] = {"1": 1.0}
+    (survey / "proportions_group_by_country.json").write_text(json.dumps(shares))
+    with pytest.raises(CulturespaError, match=r"other settings \(survey_sha256\)"):
+        check_manifest(
+            layout, load_loop_config(loop_yaml(tmp_path, survey=str(survey), countries=["JPN"]), {})
+        )
+
+
 @pytest.mark.slow
 def test_build_data_runs_for_a_country_outside_the_shipped_19(tmp_path, tiny_model_dir, survey):
     """The whole builder on the tiny model for JPN and KOR of the survey folder: every stage

@@ -236,6 +236,10 @@ def settings_record(config: LoopConfig) -> dict[str, Any]:
     for key in ("data_config", "joint_recipe", "specific_recipe"):
         if getattr(config, key):
             record[f"{key}_sha256"] = digest(getattr(config, key))
+    if config.survey:  # recorded only for a survey folder: the shipped survey's runs resume
+        from culturespa.survey.folder import survey_content_sha256
+
+        record["survey_sha256"] = survey_content_sha256(config.survey)[:16]
     return record
 
 
