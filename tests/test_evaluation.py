@@ -255,3 +255,25 @@ def test_remote_code_runs_only_with_a_real_true(tmp_path, capsys):
     assert main([*base, "--model-args", "trust_remote_code=true"]) == 2  # no real model in it
     assert marker.read_text() == "the model folder ran its code"
     assert not (tmp_path / "out").exists()
+
+
+def test_eval_summary_shows_scores_x100_and_item_counts_as_counts():
+    from culturespa.cli.tasks import format_summary
+
+    results = {
+        "results": {
+            "wvs_dist_culture_aware_chn": {
+                "alignment,none": 0.3476,
+                "coverage,none": 0.8423,
+                "unparsed,none": 35.0,
+                "alignment_stderr,none": "N/A",
+            },
+            "wvs_gen_culture_aware_usa": {"alignment,none": 0.5, "out_of_range,none": 2},
+        },
+        "culturespa": {"alignment_ci95": {"wvs_dist_culture_aware_chn": [0.2735, 0.4383]}},
+    }
+    text = format_summary(results)
+    chn, usa = text.splitlines()[1:]
+    assert "34.76" in chn and "[27.35, 43.83]" in chn
+    assert "coverage 84.23" in chn and "unparsed 35" in chn and "3500" not in chn
+    assert "out_of_range 2" in usa and "200" not in usa

@@ -13,6 +13,7 @@ from culturespa.cli.parsing import seed_list
 from culturespa.cli.survey import add_survey_option, use_survey_option
 from culturespa.command_line import batch_size, item_limit, seed
 from culturespa.inference.model_args import BACKENDS
+from culturespa.scoring.metric_names import COUNT_METRICS
 from culturespa.text_cells import terminal_text
 
 
@@ -182,15 +183,24 @@ def _fmt(value: object) -> str:
     return f"{100 * value:.2f}"
 
 
+def _fmt_metric(name: str, value: object) -> str:
+    """A share or score x100; a count of items (`COUNT_METRICS`) as the count itself."""
+    if name in COUNT_METRICS and isinstance(value, (int, float)) and math.isfinite(value):
+        return f"{value:g}"
+    return _fmt(value)
+
+
 def format_summary(results: dict) -> str:
-    """One line per task and group: alignment x100 with its bootstrap interval, then the others."""
+    """One line per task and group: alignment x100 with its bootstrap interval, then the others
+    (shares and scores x100, counts of items as counts)."""
     intervals = results.get("culturespa", {}).get("alignment_ci95", {})
-    lines = [f"{'task':<40} {'alignment':>9} {'95% CI':>16}  other metrics (x100)"]
+    header = f"other metrics (x100; {', '.join(COUNT_METRICS)}: items)"
+    lines = [f"{'task':<40} {'alignment':>9} {'95% CI':>16}  {header}"]
     for name, metrics in results["results"].items():
         ci = intervals.get(name)
         ci_text = f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else ""
         others = ", ".join(
-            f"{key.split(',')[0]} {_fmt(value)}"
+            f"{key.split(',')[0]} {_fmt_metric(key.split(',')[0], value)}"
             for key, value in metrics.items()
             if key.endswith(",none") and "stderr" not in key and not key.startswith("alignment,")
         )
