@@ -723,6 +723,13 @@ SCRIPTS = [
     c("bench-part-unknown", "benchmarks/parts.py", "everything @/c.json @/r.json", "everything"),
     c("bench-part-config", "benchmarks/parts.py", "eval_loglik @/c.json @/r.json", "c.json"),
     c("bench-default-items", "benchmarks/default_model.py", "--items -2", "--items"),
+    c("bench-profile-dtype", "benchmarks/answer_stage_profile.py", "--dtypes int4", "--dtypes"),
+    c(
+        "bench-profile-questions",
+        "benchmarks/answer_stage_profile.py",
+        "--questions 0",
+        "--questions",
+    ),
     c("tasks-generate-into-file", "culturespa_tasks/generate.py", "@/file.txt", "is a file"),
     c("tiny-model-into-file", "tests/support/tiny_model.py", "@/file.txt", "is a file"),
     c("tiny-model-module", "culturespa/inference/tiny_model.py", "@/file.txt", "is a file"),
