@@ -8,8 +8,11 @@ pytest.importorskip("lm_eval")
 pytest.importorskip("torch")
 
 from culturespa.inference.option_scoring import (
+    MIN_SHARED_PREFIX,
+    PREFIX_CALL_COST,
     SORT_PREFIX,
     common_prefix_length,
+    item_prefixes,
     opening_prefixes,
     plan_batches,
 )
@@ -29,6 +32,70 @@ def test_opening_prefixes_are_what_an_opening_shares():
     assert opening_prefixes(prompts) == [SORT_PREFIX + 1] * 3 + [SORT_PREFIX] * 2
     alone = [[*a, 5, 6], [9] * SORT_PREFIX + [1, 2]]  # nothing shared: nothing split off
     assert opening_prefixes(alone) == [0, 0]
+
+
+def _orders(opening, question, options):
+    """One prompt per cyclic order of `options` after `opening` + `question` (a permuted item)."""
+    k = len(options)
+    return [[*opening, *question, *(options[(s + j) % k] for j in range(k))] for s in range(k)]
+
+
+def test_item_prefixes_share_each_items_question():
+    """Two permuted items under one system prompt: the orders of each share the opening and the
+    question (12 tokens), so the question becomes a second prefix; what one pair shares that is
+    shorter than MIN_SHARED_PREFIX, or too short to pay for its call, stays in the rest."""
+    opening = [1] * SORT_PREFIX
+    x = _orders(opening, list(range(100, 112)), [20, 21, 22])
+    y = _orders(opening, list(range(200, 212)), [30, 31, 32, 33])
+    prompts = x + y
+    openings = opening_prefixes(prompts)
+    assert openings == [SORT_PREFIX] * 7
+    assert item_prefixes(prompts, openings) == [SORT_PREFIX + 12] * 7
+    short = MIN_SHARED_PREFIX - 1
+    pair = [[*opening, *range(300, 300 + short), 40], [*opening, *range(300, 300 + short), 41]]
+    alone = [[*opening, 9, 9]]
+    assert item_prefixes(pair + alone, opening_prefixes(pair + alone)) == [SORT_PREFIX] * 3
+    # two orders sharing 12 tokens save 12, less than a call costs: not worth a second prefix
+    assert PREFIX_CALL_COST > 12
+    two = _orders(opening, list(range(400, 412)), [20, 21])
+    assert item_prefixes(two + alone, opening_prefixes(two + alone)) == [SORT_PREFIX] * 3
+
+
+def test_item_prefixes_keep_a_token_of_each_prompts_own():
+    """An order that ends where the others' shared part does keeps its last token out."""
+    opening = [1] * SORT_PREFIX
+    question = list(range(100, 120))
+    prompts = [[*opening, *question], [*opening, *question, 5], [*opening, *question, 6]]
+    assert item_prefixes(prompts, opening_prefixes(prompts)) == [SORT_PREFIX + 19] * 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("batch_size", [2, 16])
+def test_second_prefixes_give_each_prompts_own_log_likelihoods(tiny_model_dir, batch_size):
+    """score_prompts with second prefixes (three permuted items, batches that split an item's
+    orders or hold them all) against each prompt and answer run whole, with no cache."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from culturespa.inference.option_scoring import score_prompts
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)).eval()
+    opening = [7, 8, 9] * 12
+    prompts, answers = [], []
+    for item, k in enumerate((3, 4, 5)):
+        question = [50 + 3 * item + t % 5 for t in range(15 + item)]
+        prompts += _orders(opening, question, [60 + j for j in range(k)])
+        answers += [[[30 + j, 2] for j in range(k)]] * k
+    openings = opening_prefixes(prompts)
+    assert any(a > b for a, b in zip(item_prefixes(prompts, openings), openings))
+    got = score_prompts(model, prompts, answers, pad_id=0, batch_size=batch_size)
+    for prompt, options, row in zip(prompts, answers, got, strict=True):
+        for answer, (logp, _) in zip(options, row, strict=True):
+            ids = torch.tensor([prompt + answer])
+            with torch.inference_mode():
+                logits = model(input_ids=ids).logits[0].float().log_softmax(-1)
+            whole = sum(float(logits[len(prompt) - 1 + q, a]) for q, a in enumerate(answer))
+            assert logp == pytest.approx(whole, abs=1e-4)
 
 
 def test_batches_follow_the_order_that_pads_least():

@@ -9,6 +9,9 @@ and the data builder (the transformers backend, `culturespa.inference.backends.h
 - the prefix the prompts of one opening share (chat header, system prompt, instruction) runs
   once per call: its key/value states are kept (`PrefixCache`) and laid into every batch that
   needs them, then dropped after the last;
+- prompts of one opening that share more after it (the orders of one permuted item share the
+  system prompt and the question) share that too: a second prefix, run once from the first's
+  states (`item_prefixes`);
 - prompts are cut into batches whose rests (the prompt after its prefix) have similar lengths
   (`plan_batches`); the rest of every prompt runs once, with logits only at its last position;
 - answer tokens after the first run from the prompts' key/value cache, one pass per option index
@@ -63,6 +66,63 @@ def opening_prefixes(prompts: Sequence[Sequence[int]]) -> list[int]:
     return split
 
 
+PREFIX_CALL_COST = 16
+"""Tokens a second prefix is charged for (its call's fixed work) when `item_prefixes` weighs it."""
+
+SECOND_PREFIX_WINDOW = 32
+"""The most prompts (consecutive in token order) one second prefix is looked for among."""
+
+
+def item_prefixes(prompts: Sequence[Sequence[int]], split: Sequence[int]) -> list[int]:
+    """Per prompt, the prefix it shares: its opening's (`split`), lengthened by what it shares with
+    a run of prompts of that opening that agree on at least `MIN_SHARED_PREFIX` more tokens (the
+    k orders of one permuted item: the question). Runs are chosen, in token order, to compute the
+    fewest tokens, each second prefix charged `PREFIX_CALL_COST`; every prompt keeps a token of its
+    own."""
+    full = list(split)
+    openings: dict[tuple[int, ...], list[int]] = {}
+    for i, (prompt, n) in enumerate(zip(prompts, split)):
+        if n:
+            openings.setdefault(tuple(prompt[:n]), []).append(i)
+    for members in openings.values():
+        order = sorted(members, key=lambda i: list(prompts[i][split[i] :]))
+        rests = [prompts[i][split[i] :] for i in order]
+        for start, end, shared in _runs_sharing_more(rests):
+            for i in order[start:end]:
+                full[i] += shared
+    return full
+
+
+def _runs_sharing_more(rests: Sequence[Sequence[int]]) -> list[tuple[int, int, int]]:
+    """(start, end, shared tokens) of the runs of sorted `rests` worth a second prefix: the
+    segmentation that saves the most tokens, (size - 1) x shared - PREFIX_CALL_COST per run."""
+    n = len(rests)
+    adjacent = [common_prefix_length((rests[t], rests[t + 1])) for t in range(n - 1)]
+    best = [0] * (n + 1)
+    last: list[tuple[int, int] | None] = [None] * (n + 1)  # (start, shared) of the run ending here
+    for end in range(1, n + 1):
+        best[end] = best[end - 1]
+        shared, shortest = 10**9, len(rests[end - 1])
+        for start in range(end - 2, max(-1, end - 1 - SECOND_PREFIX_WINDOW), -1):
+            shared = min(shared, adjacent[start])
+            shortest = min(shortest, len(rests[start]))
+            length = min(shared, shortest - 1)
+            if length < MIN_SHARED_PREFIX:
+                break
+            gain = best[start] + (end - start - 1) * length - PREFIX_CALL_COST
+            if gain > best[end]:
+                best[end], last[end] = gain, (start, length)
+    runs, end = [], n
+    while end > 0:
+        if last[end] is None:
+            end -= 1
+            continue
+        start, length = last[end]
+        runs.append((start, end, length))
+        end = start
+    return runs[::-1]
+
+
 def plan_batches(
     prompts: Sequence[Sequence[int]],
     batch_size: int,
@@ -108,22 +168,53 @@ def _forward(model, name: str, cache=None, **inputs: Any):
 
 class PrefixCache:
     """The key/value states of every shared prefix of one call's prompts: each prefix runs once,
-    alone (no padding), when a batch first needs it, and is dropped after its last batch."""
+    alone (no padding), when a batch first needs it, and is dropped after its last batch. A second
+    prefix (`item_prefixes`) runs from its opening's states: `split` is each prompt's whole shared
+    prefix, `openings` its opening's part (the same when it has no second prefix)."""
 
-    def __init__(self, model, prompts: Sequence[Sequence[int]], split: Sequence[int]) -> None:
+    def __init__(
+        self,
+        model,
+        prompts: Sequence[Sequence[int]],
+        split: Sequence[int],
+        openings: Sequence[int] | None = None,
+    ) -> None:
         self.model = model
         self.name = cache_kwarg(model)
         self.uses = Counter(tuple(p[:n]) for p, n in zip(prompts, split) if n)
+        self.parents: dict[tuple[int, ...], tuple[int, ...]] = {}
+        for prompt, n, base in zip(prompts, split, openings or split):
+            if 0 < base < n:
+                self.parents[tuple(prompt[:n])] = tuple(prompt[:base])
+        self.uses.update(self.parents.values())  # each second prefix runs once from its opening
         self.states: dict[tuple[int, ...], list[tuple[Any, Any]]] = {}
 
     def _states(self, prefix: tuple[int, ...], device: Any) -> list[tuple[Any, Any]]:
         import torch
 
         if prefix not in self.states:
-            ids = torch.tensor([list(prefix)], device=device)
-            _, cache = _forward(self.model, self.name, input_ids=ids, logits_to_keep=1)
+            parent = self.parents.get(prefix)
+            cache = self._cache_of(parent, device) if parent else None
+            ids = torch.tensor([list(prefix[len(parent or ()) :])], device=device)
+            _, cache = _forward(self.model, self.name, cache, input_ids=ids, logits_to_keep=1)
             self.states[prefix] = [(layer.keys, layer.values) for layer in cache.layers]
+            if parent:
+                self._used(parent)
         return self.states[prefix]
+
+    def _cache_of(self, prefix: tuple[int, ...], device: Any):
+        """A fresh cache holding `prefix`'s states (the stored tensors are not written to)."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        for layer, (keys, values) in enumerate(self._states(prefix, device)):
+            cache.update(keys, values, layer)
+        return cache
+
+    def _used(self, prefix: tuple[int, ...]) -> None:
+        self.uses[prefix] -= 1
+        if self.uses[prefix] <= 0:
+            self.states.pop(prefix, None)
 
     def for_batch(self, prompts: Sequence[Sequence[int]], split: Sequence[int], device: Any):
         """The batch's cache, one row per prompt (its prefix right-aligned after padding), and
@@ -151,9 +242,7 @@ class PrefixCache:
         for row, key in enumerate(rows):
             if key is not None:
                 mask[row, width - len(key) :] = 1
-                self.uses[key] -= 1
-                if self.uses[key] <= 0:
-                    self.states.pop(key, None)
+                self._used(key)
         return cache, mask
 
 
@@ -182,8 +271,9 @@ def score_prompts(
         for answer in options:
             slot.setdefault(tuple(answer), None)
     contexts = list(unique)
-    split = opening_prefixes(contexts)
-    prefixes = PrefixCache(model, contexts, split)
+    openings = opening_prefixes(contexts)
+    split = item_prefixes(contexts, openings)
+    prefixes = PrefixCache(model, contexts, split, openings)
     with torch.inference_mode():
         for batch in plan_batches(contexts, batch_size, split=split):
             keys = [contexts[b] for b in batch]

@@ -25,11 +25,12 @@ in 2.4 min (base), 2.9 min (joint adapter) and 3.4 min (five specific adapters),
 start included; the time estimates printed before each stage scale these. Runs of the same
 command have taken up to 1.6 times longer (the first runs at 100 per topic: 0.17 s per prompt)."""
 
-WAY_COST: dict[str, float] = {"perm": 5.6, "cal": 1.05}
-"""Time of a way of asking against the forward log-likelihood way on the same items (measured on
-the default model, every item of the demo's five countries, 2026-12-07, docs/ways_debiased.md:
-permuted 33 min 27 s against about 6 min, 5.6 times; calibrated 7,784 option scores against
-7,436, 5 min 44 s); other ways 1."""
+WAY_COST: dict[str, float] = {"perm": 4.3, "cal": 1.05}
+"""Time of a way of asking against the forward log-likelihood way on the same items, measured on
+the default model. Permuted: 4.3 times since the orders of an item share their question's states
+(`python benchmarks/run.py --parts eval_debiased` then `--parts eval_loglik`, 2026-12-08: 242.0 s
+against 56.1 s on the USA's 257 items; 5.6 times before, docs/ways_debiased.md). Calibrated: 7,784
+option scores against 7,436, 5 min 44 s for the demo's five countries (2026-12-07). Other ways 1."""
 
 EXPECTED_PAIR_SHARE = 0.06
 """Share of (question, country) pairs whose culture-aware answer differs from the culture-unaware
