@@ -16,8 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+from culturespa.pluralise.sections import DTYPES  # the builder's `model.dtype` values
+
 REPO = Path(__file__).resolve().parents[1]
-DTYPES = ("float32", "bfloat16", "float16")
 
 
 def parse_args(argv: list[str] | None = None):

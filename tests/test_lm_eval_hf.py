@@ -69,6 +69,24 @@ def test_item_prefixes_keep_a_token_of_each_prompts_own():
     assert item_prefixes(prompts, opening_prefixes(prompts)) == [SORT_PREFIX + 19] * 3
 
 
+def test_batches_keep_the_orders_of_an_item_together():
+    """Orders whose rests differ by a token (one option listed as two tokens) would interleave
+    with another item's by length; they stay together, so each question's states are dropped
+    right after its orders ran."""
+    opening = [1] * SORT_PREFIX
+    x = [[*opening, *range(100, 112), *rest] for rest in ([5], [6, 6], [7])]
+    y = [[*opening, *range(200, 212), *rest] for rest in ([5, 5], [6], [7, 7])]
+    prompts = [x[0], y[0], x[1], y[1], x[2], y[2]]
+    openings = opening_prefixes(prompts)
+    split = item_prefixes(prompts, openings)
+    assert split == [SORT_PREFIX + 12] * 6
+    order = [i for b in plan_batches(prompts, 2, split, openings) for i in b]
+    items = ["x" if i % 2 == 0 else "y" for i in order]
+    assert items in (["x"] * 3 + ["y"] * 3, ["y"] * 3 + ["x"] * 3)
+    # without the second prefixes the order is by rest length, as before
+    assert [i for b in plan_batches(prompts, 2) for i in b] != order
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("batch_size", [2, 16])
 def test_second_prefixes_give_each_prompts_own_log_likelihoods(tiny_model_dir, batch_size):

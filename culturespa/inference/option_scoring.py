@@ -127,21 +127,32 @@ def plan_batches(
     prompts: Sequence[Sequence[int]],
     batch_size: int,
     split: Sequence[int] | None = None,
+    openings: Sequence[int] | None = None,
 ) -> list[list[int]]:
     """Prompt indices cut into batches of `batch_size`, in the order of `ORDERINGS` whose batches
     compute the fewest rest tokens, padding included (each prefix runs once whatever the order).
-    `split`: the prompts' `opening_prefixes`, computed when not given.
+    `split`: the prompts' whole shared prefixes (`opening_prefixes` when not given); `openings`:
+    their openings' part, where `item_prefixes` lengthened `split`.
 
     By opening suits many prompts per system prompt; by rest length suits few prompts per system
     prompt and the same questions under each (a batch then holds one question under many system
-    prompts: no padding).
+    prompts: no padding). Either way the prompts of one second prefix stay together, ordered by
+    their longest rest, so its states are dropped within a batch or two of being made.
     """
     split = opening_prefixes(prompts) if split is None else split
     rest = [len(p) - n for p, n in zip(prompts, split)]
     opening = [tuple(p[:SORT_PREFIX]) for p in prompts]
+    lead = list(range(len(prompts)))  # the first prompt of each one's second prefix
+    firsts: dict[tuple[int, ...], int] = {}
+    for i, (p, n, base) in enumerate(zip(prompts, split, openings or split)):
+        if n > base:
+            lead[i] = firsts.setdefault(tuple(p[:n]), i)
+    longest = Counter()
+    for i, first in enumerate(lead):
+        longest[first] = max(longest[first], rest[i])
     keys = {
-        "opening": lambda i: (opening[i], rest[i], i),
-        "rest": lambda i: (rest[i], opening[i], i),
+        "opening": lambda i: (opening[i], longest[lead[i]], lead[i], rest[i], i),
+        "rest": lambda i: (longest[lead[i]], opening[i], lead[i], rest[i], i),
     }
     best: tuple[int, list[list[int]]] | None = None
     for name in ORDERINGS:
@@ -275,7 +286,7 @@ def score_prompts(
     split = item_prefixes(contexts, openings)
     prefixes = PrefixCache(model, contexts, split, openings)
     with torch.inference_mode():
-        for batch in plan_batches(contexts, batch_size, split=split):
+        for batch in plan_batches(contexts, batch_size, split, openings):
             keys = [contexts[b] for b in batch]
             rows = score_options(
                 model,
