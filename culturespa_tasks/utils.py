@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from culturespa.alignment import alignment_from_arrays
+from culturespa.inference.vllm_shutdown import install_exit_hook
 from culturespa.prompts.debiased import AskedPrompts, calibration_prompts, permuted_prompts
 from culturespa.prompts.task_names import WAYS
 from culturespa.prompts.templates import get_template, render
@@ -39,6 +40,10 @@ __all__ = [
     "process_loglikelihood_results",
     "process_permuted_results",
 ]
+
+# `lm_eval --model vllm` leaves vLLM's engine running at exit, which can abort a finished run;
+# the hook stops it first (culturespa.inference.vllm_shutdown). A no-op where vLLM is not loaded.
+install_exit_hook()
 
 DEBIASED_PROMPTS = {"perm": permuted_prompts, "cal": calibration_prompts}
 """The ways that ask one item with several prompts (one doc, every prompt's requests)."""

@@ -684,6 +684,40 @@ def test_lm_eval_vllm_matches_hf_on_the_permuted_and_calibrated_ways(tmp_path, m
             assert row[logged] == reference[logged]
 
 
+EXIT_PROBE = """
+import atexit, sys, threading
+
+
+def report():  # registered after vLLM's exit functions and before culturespa's hook
+    alive = [t for t in threading.enumerate() if t.name == "EngineCoreOutputQueueThread"]
+    print("output threads alive at exit:", sum(t.is_alive() for t in alive), flush=True)
+    llm.llm_engine.engine_core.shutdown()  # the control's clean-up (a no-op once stopped)
+
+
+if __name__ == "__main__":
+    from vllm import LLM, SamplingParams
+
+    llm = LLM(model=sys.argv[1], dtype="float32", enforce_eager=True, max_model_len=256, seed=1)
+    llm.generate(["Pick 1 or 2"], SamplingParams(max_tokens=1, prompt_logprobs=1))
+    atexit.register(report)
+    if sys.argv[2] == "with-hook":  # after the engine started, as lm-eval imports our tasks
+        import culturespa_tasks.utils
+"""
+
+
+@pytest.mark.parametrize("mode, alive", [("with-hook", 0), ("without", 1)])
+def test_exit_hook_stops_the_output_thread_of_a_real_engine(tmp_path, model_dir, mode, alive):
+    """vLLM's multi-process engine left running at exit, as `lm_eval --model vllm` leaves it.
+    Exit functions run last-registered first: culturespa's hook, then `report`, then vLLM's own.
+    With our tasks loaded, the engine's output thread has finished when `report` looks, so it
+    cannot free tensors during Python's finalisation (the abort that
+    culturespa.inference.vllm_shutdown describes). Without them it still runs: the control."""
+    probe = tmp_path / "exit_probe.py"
+    probe.write_text(EXIT_PROBE)
+    out = _run([sys.executable, str(probe), str(model_dir), mode], timeout=300)
+    assert f"output threads alive at exit: {alive}" in out
+
+
 def test_model_args_of_vllm_are_its_engine_arguments():
     """lm-eval's vllm model hands its extra keyword arguments to vLLM's engine: those are known
     (enforce_eager, max_model_len), anything else is one error before a model loads."""

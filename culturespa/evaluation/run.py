@@ -229,19 +229,35 @@ def evaluate_seeds(
         import culturespa.inference.lm_eval_model  # noqa: F401  (registers the backend with lm-eval)
     lm = None
     runs = []
-    for i, seed in enumerate(seeds):
-        run_names = names if i == 0 else resampled
-        if not run_names:
-            break
-        args = build_model_args(weights, backend, options.model_args, options.peft, seed)
-        # vLLM seeds its engine at start-up: a new seed needs a new engine.
-        if lm is None or backend == "vllm":
-            logger.info(
-                "evaluating %s (%s) on %d tasks", args.get("pretrained", model), backend, len(names)
-            )
-            lm = _load_model(model, backend, args, options.batch_size, device)
-        runs.append(_evaluate_once(lm, run_names, manager, args, seed, options, device))
+    try:
+        for i, seed in enumerate(seeds):
+            run_names = names if i == 0 else resampled
+            if not run_names:
+                break
+            args = build_model_args(weights, backend, options.model_args, options.peft, seed)
+            # vLLM seeds its engine at start-up: a new seed needs a new engine.
+            if lm is None or backend == "vllm":
+                _stop_vllm_engine(lm, backend)
+                logger.info(
+                    "evaluating %s (%s) on %d tasks",
+                    args.get("pretrained", model),
+                    backend,
+                    len(names),
+                )
+                lm = _load_model(model, backend, args, options.batch_size, device)
+            runs.append(_evaluate_once(lm, run_names, manager, args, seed, options, device))
+    finally:
+        _stop_vllm_engine(lm, backend)
     return runs
+
+
+def _stop_vllm_engine(lm: Any, backend: str) -> None:
+    """Stop lm-eval's vLLM engine before the next seed's starts (two would hold the GPU's memory
+    at once) and before Python exits (see `culturespa.inference.vllm_shutdown`)."""
+    if backend == "vllm" and lm is not None:
+        from culturespa.inference.vllm_shutdown import shutdown_engine
+
+        shutdown_engine(getattr(lm, "model", None))
 
 
 def _select_tasks(

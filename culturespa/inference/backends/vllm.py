@@ -135,4 +135,7 @@ class VLLMBackend:
         ]
 
     def close(self) -> None:
+        from culturespa.inference.vllm_shutdown import shutdown_engine
+
+        shutdown_engine(self.llm)  # before Python exits: see culturespa.inference.vllm_shutdown
         del self.llm
